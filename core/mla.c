@@ -1,0 +1,125 @@
+/* pa_mla_*: MLA decode as attention with one latent KV head (Hkv = 1,
+ * g = H), K = ckv || kpe and V = ckv, always paged. */
+#include <math.h>
+#include <string.h>
+
+#include "plan.h"
+#include "tensor.h"
+
+static pa_status check_desc(pa_context *ctx, const pa_mla_desc *d) {
+#define BAD(...) return pa_fail(ctx, PA_ERR_INVALID_ARGUMENT, __VA_ARGS__)
+  if (d->num_heads < 1 || d->num_heads > 4096) BAD("desc.num_heads=%d must be 1..4096", d->num_heads);
+  if (d->head_dim_ckv < 1 || d->head_dim_ckv > 1024)
+    BAD("desc.head_dim_ckv=%d must be 1..1024", d->head_dim_ckv);
+  if (d->head_dim_kpe < 1 || d->head_dim_kpe > 256)
+    BAD("desc.head_dim_kpe=%d must be 1..256", d->head_dim_kpe);
+  const pa_dtype ts[3] = {d->q_dtype, d->kv_dtype, d->o_dtype};
+  const char *names[3] = {"q_dtype", "kv_dtype", "o_dtype"};
+  for (int i = 0; i < 3; i++)
+    if (ts[i] != PA_F32 && ts[i] != PA_F16 && ts[i] != PA_BF16)
+      BAD("desc.%s=%d is not f32, f16 or bf16", names[i], (int)ts[i]);
+  if (d->page_size < 1 || d->page_size > 65536) BAD("desc.page_size=%d must be 1..65536", d->page_size);
+  if (d->causal != 0 && d->causal != 1) BAD("desc.causal=%d must be 0 or 1", d->causal);
+  if (!isfinite(d->scale)) BAD("desc.scale=%g is not finite", (double)d->scale);
+  if (d->num_splits < 0 || d->num_splits > 1024) BAD("desc.num_splits=%d must be 0..1024", d->num_splits);
+  if (d->kv_chunk < 0) BAD("desc.kv_chunk=%d is negative", d->kv_chunk);
+  if (d->flags & ~(unsigned)(PA_RETURN_LSE | PA_DETERMINISTIC))
+    BAD("desc.flags=0x%x: MLA takes only PA_RETURN_LSE and PA_DETERMINISTIC", d->flags);
+  return PA_OK;
+#undef BAD
+}
+
+pa_status pa_mla_plan(pa_context *ctx, const pa_mla_desc *desc, const pa_batch *batch,
+                      pa_plan **out) {
+  if (!ctx) return pa_fail(NULL, PA_ERR_INVALID_ARGUMENT, "ctx is NULL");
+  if (!desc || !out) return pa_fail(ctx, PA_ERR_INVALID_ARGUMENT, "desc or out is NULL");
+  *out = NULL;
+  pa_status st = check_desc(ctx, desc);
+  if (st != PA_OK) return st;
+  pa_plan *p;
+  if ((st = pa_plan_new(ctx, PA_OP_MLA, &p)) != PA_OK) return st;
+  p->mla = *desc;
+  pa_attention_desc *a = &p->desc;
+  memset(a, 0, sizeof *a);
+  a->num_q_heads = desc->num_heads;
+  a->num_kv_heads = 1;
+  a->head_dim_qk = desc->head_dim_ckv + desc->head_dim_kpe;
+  a->head_dim_v = desc->head_dim_ckv;
+  a->q_dtype = desc->q_dtype;
+  a->kv_dtype = desc->kv_dtype;
+  a->o_dtype = desc->o_dtype;
+  a->causal = desc->causal;
+  a->window_left = a->window_right = -1;
+  a->scale = desc->scale;
+  a->page_size = desc->page_size;
+  a->num_splits = desc->num_splits;
+  a->kv_chunk = desc->kv_chunk;
+  a->flags = desc->flags;
+  p->group = desc->num_heads;
+  p->scale = desc->scale != 0.0f ? desc->scale : 1.0f / sqrtf((float)a->head_dim_qk);
+  st = pa_plan_build(p, batch);
+  if (st != PA_OK) {
+    pa_plan_destroy(p);
+    return st;
+  }
+  *out = p;
+  return PA_OK;
+}
+
+static pa_status check_args(const pa_plan *p, const pa_mla_args *a) {
+  pa_context *ctx = p->ctx;
+  const pa_mla_desc *d = &p->mla;
+  int H = d->num_heads, Dc = d->head_dim_ckv, Dr = d->head_dim_kpe;
+  pa_status st;
+  int64_t wqn[3] = {PA_ANY, H, Dc}, wqp[3] = {PA_ANY, H, Dr};
+  int64_t wc[3] = {PA_ANY, d->page_size, Dc}, wk[3] = {PA_ANY, d->page_size, Dr};
+  int64_t wl[2] = {PA_ANY, H};
+  if ((st = pa_tensor_check(ctx, "q_nope", &a->q_nope, d->q_dtype, 3, wqn)) != PA_OK ||
+      (st = pa_tensor_check(ctx, "q_pe", &a->q_pe, d->q_dtype, 3, wqp)) != PA_OK ||
+      (st = pa_tensor_check(ctx, "out", &a->out, d->o_dtype, 3, wqn)) != PA_OK ||
+      (st = pa_tensor_check(ctx, "ckv", &a->ckv, d->kv_dtype, 3, wc)) != PA_OK ||
+      (st = pa_tensor_check(ctx, "kpe", &a->kpe, d->kv_dtype, 3, wk)) != PA_OK)
+    return st;
+  const struct { const pa_tensor *t; const char *n; } rows[] = {
+      {&a->q_nope, "q_nope"}, {&a->q_pe, "q_pe"}, {&a->out, "out"}};
+  for (int i = 0; i < 3; i++)
+    if (rows[i].t->shape[0] < p->min_q_tokens)
+      return pa_fail(ctx, PA_ERR_INVALID_ARGUMENT, "%s.shape[0]=%lld but the batch needs %lld tokens",
+                     rows[i].n, (long long)rows[i].t->shape[0], (long long)p->min_q_tokens);
+  if (a->kpe.shape[0] != a->ckv.shape[0])
+    return pa_fail(ctx, PA_ERR_INVALID_ARGUMENT, "kpe.shape[0]=%lld but ckv.shape[0]=%lld pages",
+                   (long long)a->kpe.shape[0], (long long)a->ckv.shape[0]);
+  if ((st = pa_check_block_table(p, &a->block_table, a->ckv.shape[0])) != PA_OK) return st;
+  if (d->flags & PA_RETURN_LSE) {
+    if ((st = pa_tensor_check(ctx, "lse", &a->lse, PA_F32, 2, wl)) != PA_OK) return st;
+    if (a->lse.shape[0] < p->min_q_tokens)
+      return pa_fail(ctx, PA_ERR_INVALID_ARGUMENT, "lse.shape[0]=%lld but %lld tokens needed",
+                     (long long)a->lse.shape[0], (long long)p->min_q_tokens);
+  }
+  const struct { const pa_tensor *t; const char *n; } ins[] = {
+      {&a->q_nope, "q_nope"}, {&a->q_pe, "q_pe"}, {&a->ckv, "ckv"}, {&a->kpe, "kpe"},
+      {&a->block_table, "block_table"}};
+  for (int i = 0; i < 5; i++) {
+    if (pa_tensor_overlap(&a->out, ins[i].t))
+      return pa_fail(ctx, PA_ERR_INVALID_ARGUMENT, "out overlaps %s in memory", ins[i].n);
+    if ((d->flags & PA_RETURN_LSE) && pa_tensor_overlap(&a->lse, ins[i].t))
+      return pa_fail(ctx, PA_ERR_INVALID_ARGUMENT, "lse overlaps %s in memory", ins[i].n);
+  }
+  if ((d->flags & PA_RETURN_LSE) && pa_tensor_overlap(&a->lse, &a->out))
+    return pa_fail(ctx, PA_ERR_INVALID_ARGUMENT, "lse overlaps out in memory");
+  return PA_OK;
+}
+
+pa_status pa_mla_run(pa_plan *plan, const pa_mla_args *args, pa_buffer *workspace) {
+  if (!plan) return pa_fail(NULL, PA_ERR_INVALID_ARGUMENT, "plan is NULL");
+  pa_context *ctx = plan->ctx;
+  if (plan->op != PA_OP_MLA)
+    return pa_fail(ctx, PA_ERR_INVALID_ARGUMENT, "plan was made by pa_attention_plan, not pa_mla_plan");
+  if (!args) return pa_fail(ctx, PA_ERR_INVALID_ARGUMENT, "args is NULL");
+  pa_buffer *ws;
+  pa_status st = pa_plan_workspace(plan, workspace, &ws);
+  if (st == PA_OK) st = check_args(plan, args);
+  if (st != PA_OK) return st;
+  if (!ctx->ops->mla) return pa_fail(ctx, PA_ERR_UNSUPPORTED, "backend %s has no MLA", ctx->ops->name);
+  return ctx->ops->mla(ctx, plan, args, ws);
+}

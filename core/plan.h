@@ -1,0 +1,22 @@
+/* Planning shared by attention and MLA: batch -> requests, split selection,
+ * work list, combine list, workspace layout, schedule upload. */
+#ifndef PA_CORE_PLAN_H
+#define PA_CORE_PLAN_H
+#include "backend.h"
+
+/* Validates the batch and builds everything in p from p->desc (already
+ * validated), p->op and p->group. On failure p is left for pa_plan_destroy. */
+pa_status pa_plan_build(pa_plan *p, const pa_batch *batch);
+
+/* The workspace run will use: the caller's (checked) or the plan's own. */
+pa_status pa_plan_workspace(pa_plan *p, pa_buffer *user, pa_buffer **ws);
+
+/* Checks the used entries of a host-visible block table (CPU backend) against
+ * num_pages; a no-op where the table lives on a device. */
+/* Core-internal helpers used by attention.c and mla.c. */
+pa_status pa_plan_new(pa_context *ctx, pa_op op, pa_plan **out);
+pa_status pa_check_block_table(const pa_plan *p, const pa_tensor *bt, int64_t num_pages);
+
+pa_status pa_plan_check_pages(const pa_plan *p, const pa_tensor *block_table, int64_t num_pages,
+                              const char *name);
+#endif
