@@ -85,7 +85,7 @@ void pa_log(int level, const char *fmt, ...) {
 }
 
 pa_status pa_fail(pa_context *ctx, pa_status s, const char *fmt, ...) {
-  char msg[PA_ERR_MSG_LEN];
+  char msg[PA_ERR_MSG_LEN - 64]; /* room for the status name in ctx->err */
   va_list ap;
   va_start(ap, fmt);
   vsnprintf(msg, sizeof msg, fmt, ap);
