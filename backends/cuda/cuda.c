@@ -1,0 +1,412 @@
+/* The CUDA backend's host glue: devices, contexts on an owned or borrowed
+ * stream, buffers, kernel selection and dispatch of a plan. Kernels live in
+ * the .cu files, one operation each, behind the launchers of launch.h. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "launch.h"
+#include "state.h"
+
+pa_status pa_cuda_fail(pa_context *ctx, cudaError_t e, const char *what) {
+  (void)cudaGetLastError(); /* clear a non-sticky error so the next call starts clean */
+  pa_status s = e == cudaErrorMemoryAllocation ? PA_ERR_OUT_OF_MEMORY
+                : (e == cudaErrorNoDevice || e == cudaErrorInsufficientDriver)
+                    ? PA_ERR_NO_DEVICE
+                    : PA_ERR_BACKEND;
+  return pa_fail(ctx, s, "%s: %s (%s)", what, cudaGetErrorName(e), cudaGetErrorString(e));
+}
+
+#define CU_TRY(ctx, call)                                                                      \
+  do {                                                                                         \
+    cudaError_t e_ = (call);                                                                   \
+    if (e_ != cudaSuccess) return pa_cuda_fail((ctx), e_, #call);                              \
+  } while (0)
+
+static pa_status cu_device_count(int *count) {
+  int n = 0;
+  cudaError_t e = cudaGetDeviceCount(&n);
+  if (e != cudaSuccess) {
+    (void)cudaGetLastError();
+    *count = 0;
+    return PA_OK; /* no driver or no device: zero devices, not an error */
+  }
+  *count = n;
+  return PA_OK;
+}
+
+static pa_status cu_device_info(int device, pa_device_info *info) {
+  struct cudaDeviceProp p;
+  cudaError_t e = cudaGetDeviceProperties(&p, device);
+  if (e != cudaSuccess) return pa_cuda_fail(NULL, e, "cudaGetDeviceProperties");
+  snprintf(info->name, sizeof info->name, "%.127s", p.name);
+  info->backend = PA_BACKEND_CUDA;
+  info->compute_units = p.multiProcessorCount;
+  info->global_mem = (int64_t)p.totalGlobalMem;
+  info->shared_mem = (int64_t)p.sharedMemPerBlockOptin;
+  snprintf(info->features, sizeof info->features, "sm_%d%d gpu l2=%dKB", p.major, p.minor,
+           p.l2CacheSize / 1024);
+  return PA_OK;
+}
+
+static pa_status cu_create(pa_context *ctx, int device, const pa_context_desc *desc,
+                           void **state) {
+  int n = 0;
+  cu_device_count(&n);
+  if (device < 0) {
+    const char *env = getenv("PA_CUDA_DEVICE");
+    device = env && *env ? atoi(env) : 0;
+  }
+  if (n == 0) return pa_fail(ctx, PA_ERR_NO_DEVICE, "cuda: no CUDA device (cudaGetDeviceCount=0)");
+  if (device >= n)
+    return pa_fail(ctx, PA_ERR_NO_DEVICE, "cuda: device=%d but %d device(s)", device, n);
+  CU_TRY(ctx, cudaSetDevice(device));
+  pa_status st = cu_device_info(device, &ctx->info);
+  if (st != PA_OK) return pa_fail(ctx, st, "cuda: cudaGetDeviceProperties failed on %d", device);
+
+  pa_cuda_state *s = calloc(1, sizeof *s);
+  if (!s) return pa_fail(ctx, PA_ERR_OUT_OF_MEMORY, "cuda: context state");
+  s->device = device;
+  cudaError_t e = cudaDeviceGetAttribute(&s->sm_major, cudaDevAttrComputeCapabilityMajor, device);
+  if (e == cudaSuccess)
+    e = cudaDeviceGetAttribute(&s->sm_minor, cudaDevAttrComputeCapabilityMinor, device);
+  if (e == cudaSuccess && desc && desc->native_queue) {
+    s->stream = (cudaStream_t)desc->native_queue;
+  } else if (e == cudaSuccess) {
+    e = cudaStreamCreateWithFlags(&s->stream, cudaStreamNonBlocking);
+    s->own_stream = e == cudaSuccess;
+  }
+  /* Raise the kernels' shared-memory limits once, here, not in run. */
+  if (e == cudaSuccess) e = pa_cu_generic_init();
+  if (e == cudaSuccess && s->sm_major >= 8) e = pa_cu_decode_init();
+  if (e == cudaSuccess && s->sm_major >= 8) e = pa_cu_prefill_init();
+  if (e == cudaSuccess && s->sm_major >= 8) e = pa_cu_mla_init();
+  if (e != cudaSuccess) {
+    if (s->own_stream) cudaStreamDestroy(s->stream);
+    free(s);
+    return pa_cuda_fail(ctx, e, "cuda: context setup");
+  }
+  cublasStatus_t bs = cublasCreate(&s->blas);
+  if (bs == CUBLAS_STATUS_SUCCESS) bs = cublasSetStream(s->blas, s->stream);
+  if (bs != CUBLAS_STATUS_SUCCESS) {
+    if (s->blas) cublasDestroy(s->blas);
+    if (s->own_stream) cudaStreamDestroy(s->stream);
+    free(s);
+    return pa_fail(ctx, PA_ERR_BACKEND, "cuda: cublasCreate: status %d", (int)bs);
+  }
+  ctx->device = device;
+  ctx->props.compute_units = ctx->info.compute_units;
+  ctx->props.slots_per_unit = 4; /* decode blocks resident per SM */
+  ctx->props.min_kv_per_split = 256;
+  ctx->props.max_splits = 64;
+  *state = s;
+  return PA_OK;
+}
+
+static void cu_destroy(pa_context *ctx) {
+  pa_cuda_state *s = pa_cuda_st(ctx);
+  if (!s) return;
+  cudaSetDevice(s->device);
+  if (s->blas) cublasDestroy(s->blas);
+  if (s->own_stream) {
+    cudaStreamSynchronize(s->stream);
+    cudaStreamDestroy(s->stream);
+  }
+  free(s);
+  ctx->state = NULL;
+}
+
+static pa_status cu_buf_alloc(pa_context *ctx, size_t bytes, void **handle) {
+  pa_cuda_state *s = pa_cuda_st(ctx);
+  CU_TRY(ctx, cudaSetDevice(s->device));
+  void *p = NULL;
+  cudaError_t e = cudaMalloc(&p, bytes ? bytes : 1);
+  if (e != cudaSuccess) {
+    char what[96];
+    snprintf(what, sizeof what, "cudaMalloc(%zu bytes)", bytes);
+    return pa_cuda_fail(ctx, e, what);
+  }
+  *handle = p;
+  return PA_OK;
+}
+
+static void cu_buf_free(pa_context *ctx, void *handle) {
+  cudaSetDevice(pa_cuda_st(ctx)->device);
+  cudaFree(handle);
+}
+
+/* Blocking copies, ordered after the work queued on the context's stream. */
+static pa_status cu_copy(pa_context *ctx, void *dst, const void *src, size_t n,
+                         enum cudaMemcpyKind kind) {
+  pa_cuda_state *s = pa_cuda_st(ctx);
+  if (n == 0) return PA_OK;
+  CU_TRY(ctx, cudaSetDevice(s->device));
+  CU_TRY(ctx, cudaMemcpyAsync(dst, src, n, kind, s->stream));
+  CU_TRY(ctx, cudaStreamSynchronize(s->stream));
+  return PA_OK;
+}
+
+static pa_status cu_buf_write(pa_context *ctx, void *handle, size_t off, const void *src,
+                              size_t n) {
+  return cu_copy(ctx, (char *)handle + off, src, n, cudaMemcpyHostToDevice);
+}
+
+static pa_status cu_buf_read(pa_context *ctx, void *handle, size_t off, void *dst, size_t n) {
+  return cu_copy(ctx, dst, (const char *)handle + off, n, cudaMemcpyDeviceToHost);
+}
+
+/* ------------------------------------------------------------------------ */
+/* Selection                                                                 */
+
+static int tc_dtype(pa_dtype q, pa_dtype kv, pa_dtype o) {
+  return q == kv && kv == o && (q == PA_F16 || q == PA_BF16);
+}
+
+static pa_status cu_select(pa_context *ctx, const pa_plan *plan, pa_kernel_choice *c) {
+  const pa_cuda_state *s = pa_cuda_st(ctx);
+  const int tc_ok = s->sm_major >= 8;
+  if (plan->op == PA_OP_MLA) {
+    const pa_mla_desc *m = &plan->mla;
+    if (tc_ok && m->q_dtype == m->kv_dtype && m->kv_dtype == m->o_dtype &&
+        pa_cu_mla_supported(m->head_dim_ckv, m->head_dim_kpe, m->q_dtype)) {
+      *c = (pa_kernel_choice){PA_CU_MLA, 64, 64, "cuda.mla_decode"};
+      return PA_OK;
+    }
+    *c = (pa_kernel_choice){PA_CU_GENERIC, PA_CU_GENERIC_ROWS, 32, "cuda.generic"};
+    if (m->head_dim_ckv > 512 || m->head_dim_ckv + m->head_dim_kpe > 576)
+      return pa_fail(ctx, PA_ERR_UNSUPPORTED, "cuda: MLA head_dim_ckv=%d head_dim_kpe=%d (at most 512 and 576 together)",
+                     m->head_dim_ckv, m->head_dim_kpe);
+    pa_log(2, "cuda: MLA Dc=%d Dr=%d %s takes the generic kernel", m->head_dim_ckv,
+           m->head_dim_kpe, pa_dtype_name(m->q_dtype));
+    return PA_OK;
+  }
+  const pa_attention_desc *d = &plan->desc;
+  const int64_t rows = (int64_t)plan->max_len_q * plan->group;
+  if (tc_ok && tc_dtype(d->q_dtype, d->kv_dtype, d->o_dtype)) {
+    if (rows <= 16 && pa_cu_decode_supported(d->head_dim_qk, d->head_dim_v, d->q_dtype)) {
+      *c = (pa_kernel_choice){PA_CU_DECODE, 16, 64, "cuda.decode"};
+      return PA_OK;
+    }
+    if (pa_cu_prefill_supported(d->head_dim_qk, d->head_dim_v, d->q_dtype)) {
+      *c = (pa_kernel_choice){PA_CU_PREFILL, 64, 64, "cuda.prefill"};
+      return PA_OK;
+    }
+  }
+  *c = (pa_kernel_choice){PA_CU_GENERIC, PA_CU_GENERIC_ROWS, 32, "cuda.generic"};
+  pa_log(2, "cuda: attention Dqk=%d Dv=%d q/kv/o=%s/%s/%s takes the generic kernel",
+         d->head_dim_qk, d->head_dim_v, pa_dtype_name(d->q_dtype), pa_dtype_name(d->kv_dtype),
+         pa_dtype_name(d->o_dtype));
+  return PA_OK;
+}
+
+/* ------------------------------------------------------------------------ */
+/* Views and dispatch                                                        */
+
+static char *tptr(const pa_tensor *t) {
+  return t->buf ? (char *)t->buf->handle + t->offset : NULL;
+}
+
+/* q/out/k/v ([T, H, D] or [B, S, H, D]) and paged k/v ([P, page, H, D] or,
+ * for MLA, [P, page, D]). */
+static pa_cu_view row_view(const pa_tensor *t, int paged) {
+  pa_cu_view v = {tptr(t), 0, 0, 0, 0, (int)t->dtype};
+  if (paged) {
+    v.padded = 1;
+    v.sb = t->stride[0];
+    v.st = t->stride[1];
+    v.sh = t->ndim == 4 ? t->stride[2] : 0;
+  } else if (t->ndim == 4) {
+    v.padded = 1;
+    v.sb = t->stride[0];
+    v.st = t->stride[1];
+    v.sh = t->stride[2];
+  } else {
+    v.st = t->stride[0];
+    v.sh = t->stride[1];
+  }
+  return v;
+}
+
+/* lse ([T, H] or [B, S, H]). */
+static pa_cu_view lse_view(const pa_tensor *t) {
+  pa_cu_view v = {tptr(t), 0, 0, 0, 0, PA_F32};
+  if (!t->buf) return v;
+  if (t->ndim == 3) {
+    v.padded = 1;
+    v.sb = t->stride[0];
+    v.st = t->stride[1];
+    v.sh = t->stride[2];
+  } else {
+    v.st = t->stride[0];
+    v.sh = t->stride[1];
+  }
+  return v;
+}
+
+static void fill_schedule(const pa_plan *plan, pa_buffer *ws, pa_cu_attn *a) {
+  char *sched = (char *)plan->schedule->handle;
+  a->reqs = (const pa_req *)(sched + plan->sched_req_off);
+  a->work = (const pa_work *)(sched + plan->sched_work_off);
+  a->comb = (const pa_combine *)(sched + plan->sched_combine_off);
+  a->num_work = plan->num_work;
+  a->num_combine = plan->num_combine;
+  if (ws && plan->ws_size > 0) {
+    a->ws_o = (float *)((char *)ws->handle + plan->ws_o_offset);
+    a->ws_lse = (float *)((char *)ws->handle + plan->ws_lse_offset);
+  }
+}
+
+static pa_status dispatch(pa_context *ctx, const pa_plan *plan, const pa_cu_attn *a) {
+  pa_cuda_state *s = pa_cuda_st(ctx);
+  CU_TRY(ctx, cudaSetDevice(s->device));
+  cudaError_t e = cudaSuccess;
+  switch (plan->choice.kernel) {
+  case PA_CU_DECODE: e = pa_cu_decode_attention(a, s->stream); break;
+  case PA_CU_PREFILL: e = pa_cu_prefill_attention(a, s->stream); break;
+  case PA_CU_MLA: e = pa_cu_mla_decode(a, s->stream); break;
+  default: e = pa_cu_generic_attention(a, s->stream); break;
+  }
+  if (e != cudaSuccess) return pa_cuda_fail(ctx, e, plan->choice.name);
+  e = pa_cu_combine(a, s->stream);
+  if (e != cudaSuccess) return pa_cuda_fail(ctx, e, "cuda.combine");
+  return PA_OK;
+}
+
+static pa_status cu_attention(pa_context *ctx, const pa_plan *plan,
+                              const pa_attention_args *args, pa_buffer *ws) {
+  const pa_attention_desc *d = &plan->desc;
+  const int paged = d->page_size > 0;
+  pa_cu_attn a;
+  memset(&a, 0, sizeof a);
+  a.q = row_view(&args->q, 0);
+  a.k = row_view(&args->k, paged);
+  a.v = row_view(&args->v, paged);
+  a.o = row_view(&args->out, 0);
+  a.q2 = a.q;
+  a.k2 = a.k;
+  a.return_lse = (d->flags & PA_RETURN_LSE) != 0 && args->lse.buf;
+  if (a.return_lse) a.lse = lse_view(&args->lse);
+  if (paged) {
+    a.bt = row_view(&args->block_table, 0);
+    a.bt.sb = args->block_table.stride[0];
+    a.bt.st = args->block_table.stride[1];
+  }
+  a.has_sinks = (d->flags & PA_HAS_SINKS) != 0;
+  if (a.has_sinks) a.sinks = (const float *)tptr(&args->sinks);
+  a.has_alibi = (d->flags & PA_HAS_ALIBI) != 0;
+  if (a.has_alibi) a.alibi = (const float *)tptr(&args->alibi_slopes);
+  a.has_mask = (d->flags & PA_HAS_MASK) != 0;
+  if (a.has_mask) {
+    const pa_tensor *m = &args->mask;
+    a.mask = (pa_cu_view){tptr(m), m->stride[0], m->stride[2], m->shape[1] == 1 ? 0 : m->stride[1],
+                          0, PA_F32};
+  }
+  a.hq = d->num_q_heads;
+  a.hkv = d->num_kv_heads;
+  a.group = plan->group;
+  a.dqk = a.dqk1 = d->head_dim_qk;
+  a.dv = d->head_dim_v;
+  a.page_size = d->page_size;
+  a.causal = d->causal;
+  a.window_left = d->window_left;
+  a.window_right = d->window_right;
+  a.sink_tokens = d->sink_tokens;
+  a.scale = plan->scale;
+  a.softcap = d->softcap;
+  fill_schedule(plan, ws, &a);
+  return dispatch(ctx, plan, &a);
+}
+
+static pa_status cu_mla(pa_context *ctx, const pa_plan *plan, const pa_mla_args *args,
+                        pa_buffer *ws) {
+  const pa_mla_desc *m = &plan->mla;
+  pa_cu_attn a;
+  memset(&a, 0, sizeof a);
+  a.q = row_view(&args->q_nope, 0);
+  a.q2 = row_view(&args->q_pe, 0);
+  a.k = row_view(&args->ckv, 1);
+  a.k2 = row_view(&args->kpe, 1);
+  a.v = a.k;
+  a.o = row_view(&args->out, 0);
+  a.return_lse = (m->flags & PA_RETURN_LSE) != 0 && args->lse.buf;
+  if (a.return_lse) a.lse = lse_view(&args->lse);
+  a.bt = row_view(&args->block_table, 0);
+  a.bt.sb = args->block_table.stride[0];
+  a.bt.st = args->block_table.stride[1];
+  a.hq = m->num_heads;
+  a.hkv = 1;
+  a.group = m->num_heads;
+  a.dqk1 = m->head_dim_ckv;
+  a.dqk = m->head_dim_ckv + m->head_dim_kpe;
+  a.dv = m->head_dim_ckv;
+  a.page_size = m->page_size;
+  a.causal = m->causal;
+  a.window_left = a.window_right = -1;
+  a.scale = plan->scale;
+  fill_schedule(plan, ws, &a);
+  return dispatch(ctx, plan, &a);
+}
+
+static pa_cu_nd nd_view(const pa_tensor *t) {
+  pa_cu_nd v;
+  memset(&v, 0, sizeof v);
+  if (!t || !t->buf) return v;
+  v.ptr = tptr(t);
+  v.dtype = (int)t->dtype;
+  for (int i = 0; i < t->ndim && i < 4; ++i) v.s[i] = t->stride[i];
+  return v;
+}
+
+static pa_status cu_merge(pa_context *ctx, const pa_merge_launch *ml) {
+  pa_cuda_state *s = pa_cuda_st(ctx);
+  pa_cu_merge m;
+  memset(&m, 0, sizeof m);
+  m.mode = (int)ml->mode;
+  m.rows = ml->rows;
+  m.heads = ml->heads;
+  m.dim = ml->dim;
+  m.states = ml->states;
+  m.a = nd_view(ml->a);
+  m.lse_a = nd_view(ml->lse_a);
+  m.b = nd_view(ml->b);
+  m.lse_b = nd_view(ml->lse_b);
+  m.v = nd_view(ml->v);
+  m.s = nd_view(ml->s);
+  m.out = nd_view(ml->out);
+  m.lse_out = nd_view(ml->lse_out);
+  if (ml->mode == PA_MERGE_VARLEN) m.indptr = (const int32_t *)tptr(ml->indptr);
+  CU_TRY(ctx, cudaSetDevice(s->device));
+  cudaError_t e = pa_cu_merge_states(&m, s->stream);
+  if (e != cudaSuccess) return pa_cuda_fail(ctx, e, "cuda.merge_states");
+  return PA_OK;
+}
+
+static pa_status cu_synchronize(pa_context *ctx) {
+  pa_cuda_state *s = pa_cuda_st(ctx);
+  CU_TRY(ctx, cudaSetDevice(s->device));
+  CU_TRY(ctx, cudaStreamSynchronize(s->stream));
+  return PA_OK;
+}
+
+const pa_backend_ops pa_cuda_backend = {
+    .abi_version = PA_BACKEND_ABI,
+    .kind = PA_BACKEND_CUDA,
+    .name = "cuda",
+    .device_count = cu_device_count,
+    .device_info = cu_device_info,
+    .create = cu_create,
+    .destroy = cu_destroy,
+    .buf_alloc = cu_buf_alloc,
+    .buf_free = cu_buf_free,
+    .buf_wrap = NULL,
+    .buf_unwrap = NULL,
+    .buf_write = cu_buf_write,
+    .buf_read = cu_buf_read,
+    .select = cu_select,
+    .plan_ready = NULL,
+    .attention = cu_attention,
+    .mla = cu_mla,
+    .merge = cu_merge,
+    .head_gemm = pa_cuda_head_gemm,
+    .synchronize = cu_synchronize,
+};

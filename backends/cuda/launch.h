@@ -1,0 +1,87 @@
+/* What the C host glue (cuda.c) hands the .cu launchers: flat views of the
+ * tensors and the plan's device schedule. Plain C, so both sides include it. */
+#ifndef PA_CUDA_LAUNCH_H
+#define PA_CUDA_LAUNCH_H
+
+#include <cuda_runtime.h>
+#include <stdint.h>
+
+#include "backend.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* A tensor as kernels index it (strides in elements, the last dim contiguous):
+ *   row tensors (q, out, contiguous k/v): padded ? b*sb + i*st : (start+i)*st, + h*sh
+ *   paged k/v: page*sb + (j % page_size)*st + h*sh
+ *   lse: like a row tensor without the last dim; mask: b*sb + h*sh + i*st + j;
+ *   block_table: b*sb + p*st. */
+typedef struct pa_cu_view {
+  char *ptr; /* buffer + offset */
+  int64_t sb, st, sh;
+  int padded;
+  int dtype; /* pa_dtype */
+} pa_cu_view;
+
+/* Everything an attention (or MLA) kernel needs, passed by value. For MLA the
+ * key is two segments: dims [0, dqk1) from q/k, the rest from q2/k2. */
+typedef struct pa_cu_attn {
+  pa_cu_view q, k, v, o, lse, mask, bt, q2, k2;
+  const float *sinks, *alibi;
+  const pa_req *reqs;
+  const pa_work *work;
+  const pa_combine *comb;
+  float *ws_o, *ws_lse;
+  int num_work, num_combine;
+  int hq, hkv, group, dqk, dqk1, dv;
+  int page_size, causal, window_left, window_right, sink_tokens;
+  float scale, softcap;
+  int return_lse, has_sinks, has_alibi, has_mask;
+} pa_cu_attn;
+
+/* A merge-states operand: up to 4-d strided view. */
+typedef struct pa_cu_nd {
+  char *ptr;
+  int64_t s[4];
+  int dtype;
+} pa_cu_nd;
+
+typedef struct pa_cu_merge {
+  int mode; /* pa_merge_mode */
+  int64_t rows, heads, dim, states;
+  pa_cu_nd a, lse_a, b, lse_b, v, s, out, lse_out; /* lse_out.ptr may be NULL */
+  const int32_t *indptr;
+} pa_cu_merge;
+
+/* Kernel ids of pa_kernel_choice.kernel. */
+enum {
+  PA_CU_GENERIC = 0, /* SIMT, any head dim up to 512, any dtype */
+  PA_CU_DECODE = 1,  /* tensor cores, KV split across warps: few packed rows */
+  PA_CU_PREFILL = 2, /* tensor cores, FA2-style: many packed rows */
+  PA_CU_MLA = 3,     /* MLA decode, heads blocked 64 per tile */
+};
+
+#define PA_CU_GENERIC_ROWS 16
+
+/* Launchers return the launch's cudaError_t (never synchronise). */
+cudaError_t pa_cu_generic_init(void);
+cudaError_t pa_cu_generic_attention(const pa_cu_attn *a, cudaStream_t s);
+cudaError_t pa_cu_combine(const pa_cu_attn *a, cudaStream_t s);
+cudaError_t pa_cu_merge_states(const pa_cu_merge *m, cudaStream_t s);
+
+/* Tensor-core kernels: *ok = 0 when no instantiation fits (dims, dtype). */
+int pa_cu_decode_supported(int dqk, int dv, int dtype);
+cudaError_t pa_cu_decode_init(void);
+cudaError_t pa_cu_decode_attention(const pa_cu_attn *a, cudaStream_t s);
+int pa_cu_prefill_supported(int dqk, int dv, int dtype);
+cudaError_t pa_cu_prefill_init(void);
+cudaError_t pa_cu_prefill_attention(const pa_cu_attn *a, cudaStream_t s);
+int pa_cu_mla_supported(int dc, int dr, int dtype);
+cudaError_t pa_cu_mla_init(void);
+cudaError_t pa_cu_mla_decode(const pa_cu_attn *a, cudaStream_t s);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

@@ -1,0 +1,26 @@
+/* The CUDA backend's per-context state, shared by cuda.c and gemm.c. */
+#ifndef PA_CUDA_STATE_H
+#define PA_CUDA_STATE_H
+
+#include <cublas_v2.h>
+#include <cuda_runtime.h>
+
+#include "backend.h"
+
+typedef struct pa_cuda_state {
+  int device;
+  cudaStream_t stream;
+  int own_stream;
+  cublasHandle_t blas;
+  int sm_major, sm_minor;
+} pa_cuda_state;
+
+static inline pa_cuda_state *pa_cuda_st(pa_context *ctx) { return (pa_cuda_state *)ctx->state; }
+
+/* pa_fail with the CUDA error's name and text; e != cudaSuccess. */
+pa_status pa_cuda_fail(pa_context *ctx, cudaError_t e, const char *what);
+
+pa_status pa_cuda_head_gemm(pa_context *ctx, const pa_tensor *x, const pa_tensor *w,
+                            pa_tensor *y);
+
+#endif
