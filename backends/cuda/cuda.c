@@ -96,7 +96,7 @@ static pa_status cu_create(pa_context *ctx, int device, const pa_context_desc *d
   }
   ctx->device = device;
   ctx->props.compute_units = ctx->info.compute_units;
-  ctx->props.slots_per_unit = 4; /* decode blocks resident per SM */
+  ctx->props.slots_per_unit = 2; /* decode blocks resident per SM (100 KB smem each) */
   ctx->props.min_kv_per_split = 256;
   ctx->props.max_splits = 64;
   *state = s;
@@ -256,11 +256,26 @@ static void fill_schedule(const pa_plan *plan, pa_buffer *ws, pa_cu_attn *a) {
   }
 }
 
+/* The tensor-core kernels move 16-byte chunks of rows: base and strides of
+ * q, k, v (and k2 for MLA) must keep every row 16-byte aligned. */
+static int aligned16(const pa_cu_view *v) {
+  const int64_t e = v->dtype == PA_F32 ? 4 : 8; /* elements per 16 bytes */
+  return ((uintptr_t)v->ptr % 16) == 0 && v->sb % e == 0 && v->st % e == 0 && v->sh % e == 0;
+}
+
 static pa_status dispatch(pa_context *ctx, const pa_plan *plan, const pa_cu_attn *a) {
   pa_cuda_state *s = pa_cuda_st(ctx);
   CU_TRY(ctx, cudaSetDevice(s->device));
   cudaError_t e = cudaSuccess;
-  switch (plan->choice.kernel) {
+  int kernel = plan->choice.kernel;
+  if (kernel != PA_CU_GENERIC &&
+      !(aligned16(&a->q) && aligned16(&a->k) && aligned16(&a->v) && aligned16(&a->q2) &&
+        aligned16(&a->k2))) {
+    pa_log(2, "cuda: %s needs 16-byte aligned rows; this run takes the generic kernel",
+           plan->choice.name);
+    kernel = PA_CU_GENERIC;
+  }
+  switch (kernel) {
   case PA_CU_DECODE: e = pa_cu_decode_attention(a, s->stream); break;
   case PA_CU_PREFILL: e = pa_cu_prefill_attention(a, s->stream); break;
   case PA_CU_MLA: e = pa_cu_mla_decode(a, s->stream); break;

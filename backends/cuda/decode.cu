@@ -1,9 +1,280 @@
-/* Tensor-core decode (placeholder): supports no
- * shape, so the selector sends every plan elsewhere. */
-#include "launch.h"
+/* Decode attention on tensor cores (f16/bf16, D = 64, 128, 256).
+ *
+ * One block per work item = all packed rows of (request, KV head, split):
+ * the whole GQA group (up to 16 rows: g heads x a few speculative tokens) is
+ * one m16 tile, so each K/V byte is read once. Decode is bound by memory, so
+ * the 4 warps split the KV range instead of the rows: warp w takes the
+ * 16-key tiles w, w+4, ... into its own STAGES-deep cp.async ring (16-byte
+ * loads, STAGES-1 tiles in flight per warp, no block barrier in the loop),
+ * keeps its own online-softmax state, and the 4 states merge in shared
+ * memory at the end. Tiles: K/V [16 keys][D], swizzled for ldmatrix.
+ * Shared memory: D=64: 66 KB (4 stages), 128: 100 KB (3), 256: 136 KB (2). */
+#include "mma.cuh"
 
-extern "C" int pa_cu_decode_supported(int, int, int) { return 0; }
-extern "C" cudaError_t pa_cu_decode_init(void) { return cudaSuccess; }
-extern "C" cudaError_t pa_cu_decode_attention(const pa_cu_attn *, cudaStream_t) {
-  return cudaErrorNotSupported;
+namespace {
+
+constexpr int kWarps = 4;
+constexpr int BN = 16; /* keys per warp tile */
+
+template <int D> struct cfg {
+  static constexpr int CH = D / 8; /* 16-byte chunks per row */
+  static constexpr int STAGES = D <= 64 ? 4 : D <= 128 ? 3 : 2;
+  static constexpr int TILE = BN * D * 2;                   /* bytes of one K (or V) tile */
+  static constexpr int Q_BYTES = 16 * D * 2;
+  static constexpr int STAGE_BYTES = kWarps * STAGES * 2 * TILE;
+  static constexpr int MERGE_BYTES = kWarps * 16 * (D + 2) * 4;
+  static constexpr int SMEM = Q_BYTES + (STAGE_BYTES > MERGE_BYTES ? STAGE_BYTES : MERGE_BYTES);
+};
+
+template <typename T, int D>
+__global__ void __launch_bounds__(kWarps * 32) decode_attention(const pa_cu_attn a) {
+  using C = cfg<D>;
+  constexpr int CH = C::CH, STAGES = C::STAGES;
+  constexpr bool kQInRegs = D <= 128;
+  extern __shared__ __align__(16) unsigned char smem[];
+  uint4 *qs = reinterpret_cast<uint4 *>(smem);
+  unsigned char *ring = smem + C::Q_BYTES;
+
+  const pa_work w = a.work[blockIdx.x];
+  const pa_req rq = a.reqs[w.b];
+  const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5;
+  const int g = a.group, off = rq.len_k - rq.len_q;
+
+  for (int c = tid; c < 16 * CH; c += kWarps * 32) {
+    const int r = c / CH, ch = c % CH;
+    uint4 val = make_uint4(0, 0, 0, 0);
+    if (r < w.rows) {
+      const int pr = w.row0 + r, i = pr / g, h = w.hk * g + pr % g;
+      val = *reinterpret_cast<const uint4 *>(
+          reinterpret_cast<const T *>(a.q.ptr) + pa::row_off(a.q, w.b, rq.q_start, i, h) + ch * 8);
+    }
+    qs[pa::swz<CH>(r, ch)] = val;
+  }
+  __syncthreads();
+
+  /* ldmatrix lane roles: A (Q) rows lane%16, chunk +lane/16; B from K rows
+   * (lane&7)+8*(lane>>4), chunk +(lane>>3)&1; B from V^T rows (lane&7)+8*((lane>>3)&1),
+   * chunk +lane>>4. */
+  const int a_row = lane & 15, a_ch = lane >> 4;
+  const int k_row = (lane & 7) + ((lane >> 4) << 3), k_ch = (lane >> 3) & 1;
+  const int v_row = (lane & 7) + (((lane >> 3) & 1) << 3), v_ch = lane >> 4;
+  const uint32_t qs_addr = pa::smem_addr(qs);
+
+  uint32_t qf[kQInRegs ? D / 16 : 1][4];
+  if (kQInRegs) {
+#pragma unroll
+    for (int kk = 0; kk < D / 16; ++kk)
+      pa::ldsm_x4(qs_addr + 16 * pa::swz<CH>(a_row, 2 * kk + a_ch), qf[kk][0], qf[kk][1],
+                  qf[kk][2], qf[kk][3]);
+  }
+
+  const int nkeys = w.kv_end - w.kv_begin;
+  const int ntiles = (nkeys + BN - 1) / BN;
+  const int my_tiles = ntiles > warp ? (ntiles - warp + kWarps - 1) / kWarps : 0;
+  unsigned char *my_ring = ring + warp * STAGES * 2 * C::TILE;
+  const bool simple = a.softcap <= 0.f && !a.has_alibi && !a.has_mask && a.window_left < 0 &&
+                      a.window_right < 0;
+  const int diag_min = w.row0 / g + off; /* every row sees keys <= this under causal */
+
+  auto load_tile = [&](int it) {
+    const int j0 = w.kv_begin + (warp + kWarps * it) * BN;
+    unsigned char *kt = my_ring + (it % STAGES) * 2 * C::TILE, *vt = kt + C::TILE;
+    int64_t ko = 0, vo = 0;
+    bool ok = false;
+    if (lane < BN) {
+      const int j = j0 + lane;
+      ok = j < w.kv_end;
+      if (ok) {
+        ko = pa::key_off(a, a.k, w.b, rq.k_start, j, w.hk);
+        vo = pa::key_off(a, a.v, w.b, rq.k_start, j, w.hk);
+      }
+    }
+#pragma unroll
+    for (int c = lane; c < BN * CH; c += 32) {
+      const int r = c / CH, ch = c % CH;
+      const int64_t kr = __shfl_sync(0xffffffffu, ko, r), vr = __shfl_sync(0xffffffffu, vo, r);
+      const bool okr = __shfl_sync(0xffffffffu, ok, r);
+      const T *kp = reinterpret_cast<const T *>(a.k.ptr) + (okr ? kr + ch * 8 : 0);
+      const T *vp = reinterpret_cast<const T *>(a.v.ptr) + (okr ? vr + ch * 8 : 0);
+      pa::cp_async16(pa::smem_addr(kt + 16 * pa::swz<CH>(r, ch)), kp, okr);
+      pa::cp_async16(pa::smem_addr(vt + 16 * pa::swz<CH>(r, ch)), vp, okr);
+    }
+  };
+
+  float o[D / 8][4];
+#pragma unroll
+  for (int n = 0; n < D / 8; ++n) o[n][0] = o[n][1] = o[n][2] = o[n][3] = 0.f;
+  float m[2] = {-CUDART_INF_F, -CUDART_INF_F}, l[2] = {0.f, 0.f};
+  const int r0 = lane >> 2, tq = lane & 3;
+  int ri[2], rh[2];
+#pragma unroll
+  for (int x = 0; x < 2; ++x) {
+    const int pr = w.row0 + r0 + 8 * x;
+    ri[x] = pr / g;
+    rh[x] = w.hk * g + pr % g;
+  }
+
+#pragma unroll
+  for (int s = 0; s < STAGES - 1; ++s) {
+    if (s < my_tiles) load_tile(s);
+    pa::cp_commit();
+  }
+
+  for (int it = 0; it < my_tiles; ++it) {
+    if (it + STAGES - 1 < my_tiles) load_tile(it + STAGES - 1);
+    pa::cp_commit();
+    pa::cp_wait<STAGES - 1>();
+    __syncwarp();
+    const unsigned char *kt = my_ring + (it % STAGES) * 2 * C::TILE, *vt = kt + C::TILE;
+    const uint32_t k_addr = pa::smem_addr(kt), v_addr = pa::smem_addr(vt);
+
+    float s[2][4] = {{0.f, 0.f, 0.f, 0.f}, {0.f, 0.f, 0.f, 0.f}};
+#pragma unroll
+    for (int kk = 0; kk < D / 16; ++kk) {
+      uint32_t b0, b1, b2, b3;
+      pa::ldsm_x4(k_addr + 16 * pa::swz<CH>(k_row, 2 * kk + k_ch), b0, b1, b2, b3);
+      if (kQInRegs) {
+        pa::mma16816<T>(s[0], qf[kk], b0, b1);
+        pa::mma16816<T>(s[1], qf[kk], b2, b3);
+      } else {
+        uint32_t qa[4];
+        pa::ldsm_x4(qs_addr + 16 * pa::swz<CH>(a_row, 2 * kk + a_ch), qa[0], qa[1], qa[2], qa[3]);
+        pa::mma16816<T>(s[0], qa, b0, b1);
+        pa::mma16816<T>(s[1], qa, b2, b3);
+      }
+    }
+
+    const int j0 = w.kv_begin + (warp + kWarps * it) * BN;
+    const bool fast = simple && j0 + BN <= w.kv_end && (!a.causal || j0 + BN - 1 <= diag_min);
+#pragma unroll
+    for (int n = 0; n < 2; ++n)
+#pragma unroll
+      for (int e = 0; e < 4; ++e) {
+        const int x = e >> 1, j = j0 + n * 8 + 2 * tq + (e & 1);
+        if (fast) s[n][e] *= a.scale;
+        else if (r0 + 8 * x < w.rows && j < w.kv_end)
+          s[n][e] = pa::logit(a, s[n][e], w.b, ri[x], j, off, rh[x]);
+        else s[n][e] = -CUDART_INF_F;
+      }
+
+    float c[2];
+#pragma unroll
+    for (int x = 0; x < 2; ++x) {
+      float mx = fmaxf(fmaxf(s[0][2 * x], s[0][2 * x + 1]), fmaxf(s[1][2 * x], s[1][2 * x + 1]));
+      mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, 1));
+      mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, 2));
+      const float mn = fmaxf(m[x], mx);
+      c[x] = pa::exp_diff(m[x], mn);
+      float sum = 0.f;
+#pragma unroll
+      for (int n = 0; n < 2; ++n)
+#pragma unroll
+        for (int e = 2 * x; e < 2 * x + 2; ++e) {
+          s[n][e] = mn == -CUDART_INF_F ? 0.f : pa::exp_diff(s[n][e], mn);
+          sum += s[n][e];
+        }
+      l[x] = l[x] * c[x] + sum; /* per-thread partial; the quad sums at the end */
+      m[x] = mn;
+    }
+#pragma unroll
+    for (int n = 0; n < D / 8; ++n) {
+      o[n][0] *= c[0];
+      o[n][1] *= c[0];
+      o[n][2] *= c[1];
+      o[n][3] *= c[1];
+    }
+    uint32_t p[4] = {pa::pack2<T>(s[0][0], s[0][1]), pa::pack2<T>(s[0][2], s[0][3]),
+                     pa::pack2<T>(s[1][0], s[1][1]), pa::pack2<T>(s[1][2], s[1][3])};
+#pragma unroll
+    for (int dn = 0; dn < D / 16; ++dn) {
+      uint32_t b0, b1, b2, b3;
+      pa::ldsm_x4_t(v_addr + 16 * pa::swz<CH>(v_row, 2 * dn + v_ch), b0, b1, b2, b3);
+      pa::mma16816<T>(o[2 * dn], p, b0, b1);
+      pa::mma16816<T>(o[2 * dn + 1], p, b2, b3);
+    }
+    __syncwarp();
+  }
+  pa::cp_wait<0>();
+  __syncthreads(); /* every warp is done with its ring: reuse it for the merge */
+
+  float *om = reinterpret_cast<float *>(ring); /* [warp][16][D] */
+  float *mm = om + kWarps * 16 * D, *ll = mm + kWarps * 16;
+#pragma unroll
+  for (int x = 0; x < 2; ++x) {
+    l[x] += __shfl_xor_sync(0xffffffffu, l[x], 1);
+    l[x] += __shfl_xor_sync(0xffffffffu, l[x], 2);
+    const int r = r0 + 8 * x;
+#pragma unroll
+    for (int n = 0; n < D / 8; ++n)
+      *reinterpret_cast<float2 *>(om + (warp * 16 + r) * D + n * 8 + 2 * tq) =
+          make_float2(o[n][2 * x], o[n][2 * x + 1]);
+    if (tq == 0) {
+      mm[warp * 16 + r] = m[x];
+      ll[warp * 16 + r] = l[x];
+    }
+  }
+  __syncthreads();
+
+  for (int idx = tid; idx < w.rows * D; idx += kWarps * 32) {
+    const int r = idx / D, d = idx % D;
+    float M = -CUDART_INF_F;
+#pragma unroll
+    for (int v = 0; v < kWarps; ++v) M = fmaxf(M, mm[v * 16 + r]);
+    float L = 0.f, acc = 0.f;
+#pragma unroll
+    for (int v = 0; v < kWarps; ++v) {
+      const float f = pa::exp_diff(mm[v * 16 + r], M);
+      L += f * ll[v * 16 + r];
+      acc += f * om[(v * 16 + r) * D + d];
+    }
+    const int pr = w.row0 + r, i = pr / g, h = w.hk * g + pr % g;
+    const pa::row_dest dst = pa::dest_of(a, rq, w.b, w.split, i, h);
+    const float cs = pa::fold_sink(a, dst, h, M, L);
+    const float out = L > 0.f ? acc * cs / L : 0.f;
+    if (dst.split) a.ws_o[dst.o_off + d] = out;
+    else reinterpret_cast<T *>(a.o.ptr)[dst.o_off + d] = static_cast<T>(out);
+    if (d == 0 && dst.lse_off >= 0) {
+      const float lse = pa::final_lse(M, L);
+      if (dst.split) a.ws_lse[dst.lse_off] = lse;
+      else reinterpret_cast<float *>(a.lse.ptr)[dst.lse_off] = lse;
+    }
+  }
+}
+
+template <typename T, int D> cudaError_t set_smem() {
+  return cudaFuncSetAttribute(decode_attention<T, D>, cudaFuncAttributeMaxDynamicSharedMemorySize,
+                              cfg<D>::SMEM);
+}
+
+template <typename T> cudaError_t launch(const pa_cu_attn *a, cudaStream_t s) {
+  switch (a->dqk) {
+  case 64: decode_attention<T, 64><<<a->num_work, kWarps * 32, cfg<64>::SMEM, s>>>(*a); break;
+  case 128: decode_attention<T, 128><<<a->num_work, kWarps * 32, cfg<128>::SMEM, s>>>(*a); break;
+  case 256: decode_attention<T, 256><<<a->num_work, kWarps * 32, cfg<256>::SMEM, s>>>(*a); break;
+  default: return cudaErrorInvalidValue;
+  }
+  return cudaGetLastError();
+}
+
+} // namespace
+
+extern "C" int pa_cu_decode_supported(int dqk, int dv, int dtype) {
+  return dqk == dv && (dqk == 64 || dqk == 128 || dqk == 256) &&
+         (dtype == PA_F16 || dtype == PA_BF16);
+}
+
+extern "C" cudaError_t pa_cu_decode_init(void) {
+  cudaError_t e = cudaSuccess;
+  if (e == cudaSuccess) e = set_smem<__half, 64>();
+  if (e == cudaSuccess) e = set_smem<__half, 128>();
+  if (e == cudaSuccess) e = set_smem<__half, 256>();
+  if (e == cudaSuccess) e = set_smem<__nv_bfloat16, 64>();
+  if (e == cudaSuccess) e = set_smem<__nv_bfloat16, 128>();
+  if (e == cudaSuccess) e = set_smem<__nv_bfloat16, 256>();
+  return e;
+}
+
+extern "C" cudaError_t pa_cu_decode_attention(const pa_cu_attn *a, cudaStream_t s) {
+  if (a->num_work == 0) return cudaSuccess;
+  return a->q.dtype == PA_F16 ? launch<__half>(a, s) : launch<__nv_bfloat16>(a, s);
 }

@@ -31,12 +31,10 @@ __device__ inline float ld_q(const pa_cu_attn &a, int b, const pa_req &rq, int i
 }
 
 /* DVC: accumulator chunks of 32 dims per lane (Dv <= 32 * DVC). */
+/* Rows [row0, row0 + rows) of work item w (rows <= 16). */
 template <int DVC>
-__global__ void __launch_bounds__(kWarps * 32)
-    generic_attention(const pa_cu_attn a, const int bk) {
-  extern __shared__ float smem[];
-  const pa_work w = a.work[blockIdx.x];
-  const pa_req rq = a.reqs[w.b];
+__device__ void rows_attention(const pa_cu_attn &a, const pa_work &w, const pa_req &rq,
+                               const int row0, const int rows, const int bk, float *smem) {
   const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5;
   const int dqk = a.dqk, dv = a.dv, ks = kstride(dqk);
   const int off = rq.len_k - rq.len_q;
@@ -45,9 +43,9 @@ __global__ void __launch_bounds__(kWarps * 32)
   float *vt = kt + bk * ks;
 
   for (int r = warp; r < PA_CU_GENERIC_ROWS; r += kWarps) {
-    int pr = w.row0 + r, i = pr / a.group, h = w.hk * a.group + pr % a.group;
+    int pr = row0 + r, i = pr / a.group, h = w.hk * a.group + pr % a.group;
     for (int d = lane; d < dqk; d += 32)
-      qs[r * dqk + d] = r < w.rows ? ld_q(a, w.b, rq, i, h, d) : 0.f;
+      qs[r * dqk + d] = r < rows ? ld_q(a, w.b, rq, i, h, d) : 0.f;
   }
 
   float m[kRowsPerWarp], l[kRowsPerWarp], acc[kRowsPerWarp][DVC];
@@ -77,8 +75,8 @@ __global__ void __launch_bounds__(kWarps * 32)
 #pragma unroll
     for (int r = 0; r < kRowsPerWarp; ++r) {
       const int row = warp * kRowsPerWarp + r;
-      if (row >= w.rows) break; /* uniform across the warp */
-      const int pr = w.row0 + row, i = pr / a.group, h = w.hk * a.group + pr % a.group;
+      if (row >= rows) break; /* uniform across the warp */
+      const int pr = row0 + row, i = pr / a.group, h = w.hk * a.group + pr % a.group;
       float s = -CUDART_INF_F;
       if (lane < nk) {
         const float *qr = qs + row * dqk, *kr = kt + lane * ks;
@@ -107,8 +105,8 @@ __global__ void __launch_bounds__(kWarps * 32)
 #pragma unroll
   for (int r = 0; r < kRowsPerWarp; ++r) {
     const int row = warp * kRowsPerWarp + r;
-    if (row >= w.rows) break;
-    const int pr = w.row0 + row, i = pr / a.group, h = w.hk * a.group + pr % a.group;
+    if (row >= rows) break;
+    const int pr = row0 + row, i = pr / a.group, h = w.hk * a.group + pr % a.group;
     const pa::row_dest dst = pa::dest_of(a, rq, w.b, w.split, i, h);
     float mm = m[r], ll = l[r];
     const float c = pa::fold_sink(a, dst, h, mm, ll);
@@ -125,6 +123,20 @@ __global__ void __launch_bounds__(kWarps * 32)
       if (dst.split) a.ws_lse[dst.lse_off] = lse;
       else reinterpret_cast<float *>(a.lse.ptr)[dst.lse_off] = lse;
     }
+  }
+}
+
+/* Items have up to 16 packed rows when the plan was made for this kernel;
+ * more when a tensor-core plan falls back here (misaligned tensors). */
+template <int DVC>
+__global__ void __launch_bounds__(kWarps * 32)
+    generic_attention(const pa_cu_attn a, const int bk) {
+  extern __shared__ float smem[];
+  const pa_work w = a.work[blockIdx.x];
+  const pa_req rq = a.reqs[w.b];
+  for (int rb = 0; rb < w.rows; rb += PA_CU_GENERIC_ROWS) {
+    if (rb > 0) __syncthreads(); /* shared q/k/v of the previous rows consumed */
+    rows_attention<DVC>(a, w, rq, w.row0 + rb, min(PA_CU_GENERIC_ROWS, w.rows - rb), bk, smem);
   }
 }
 
