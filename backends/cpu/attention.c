@@ -1,0 +1,295 @@
+/* The attention driver shared by attention and MLA: runs the plan's work
+ * list (one item per thread at a time, a fixed order inside each item) and
+ * then its combine list.
+ *
+ * One work item: R packed rows (R <= PA_CPU_Q_TILE) of (b, hk) against keys
+ * [kv_begin, kv_end) in blocks of PA_CPU_BLOCK_KV keys. Q rows are converted
+ * once to f32 (pre-scaled); per block, S = Q K^T, the score terms, an
+ * online-softmax step and O = alpha O + P V, all in f32 scratch. */
+#include <math.h>
+#include <string.h>
+
+#include "cpu.h"
+
+#define BK PA_CPU_BLOCK_KV
+
+static size_t up64(size_t n) { return (n + 63) & ~(size_t)63; }
+
+/* Scratch layout of one thread, in this order. */
+typedef struct att_scratch {
+  float *q, *o, *s, *m, *l, *alpha;
+  int32_t *tok, *head;
+  const char **kp[2], **vp;
+} att_scratch;
+
+static size_t carve(void *base, int R, int dqk, int dv, att_scratch *sc) {
+  size_t off = 0;
+  char *p = base;
+#define TAKE(field, type, count)                                                                   \
+  do {                                                                                             \
+    if (sc) sc->field = (type)(void *)(p + off);                                                   \
+    off += up64((size_t)(count) * sizeof(*sc->field));                                             \
+  } while (0)
+  TAKE(q, float *, (size_t)R * dqk);
+  TAKE(o, float *, (size_t)R * dv);
+  TAKE(s, float *, (size_t)R * BK);
+  TAKE(m, float *, R);
+  TAKE(l, float *, R);
+  TAKE(alpha, float *, R);
+  TAKE(tok, int32_t *, R);
+  TAKE(head, int32_t *, R);
+  TAKE(kp[0], const char **, BK);
+  TAKE(kp[1], const char **, BK);
+  TAKE(vp, const char **, BK);
+#undef TAKE
+  return off;
+}
+
+size_t pa_cpu_attention_scratch(const pa_plan *plan) {
+  int R = plan->choice.q_tile_rows > 0 ? plan->choice.q_tile_rows : PA_CPU_Q_TILE;
+  return carve(NULL, R, plan->desc.head_dim_qk, plan->desc.head_dim_v, NULL);
+}
+
+typedef struct att_job {
+  const pa_plan *plan;
+  const pa_cpu_kernels *kern;
+  const pa_cpu_state *st;
+  const pa_cpu_att_io *io;
+  int dq[2];
+  const int32_t *bt;
+  int64_t bt_s0, bt_s1;
+  const float *sinks, *alibi, *mask;
+  int64_t sinks_s, alibi_s, mask_s[4];
+  int mask_heads;
+  float *ws_o, *ws_lse;
+} att_job;
+
+static const char *row_ptr(const pa_tensor *t, const pa_req *rq, int32_t b, int64_t i, int h) {
+  int64_t e = pa_row_offset(t, b, rq->q_start, i) + (int64_t)h * pa_head_stride(t);
+  return pa_tensor_ptr_host(t) + e * (int64_t)pa_cpu_esize(t->dtype);
+}
+
+static const char *key_ptr(const att_job *jb, const pa_tensor *t, const pa_req *rq, int32_t b,
+                           int64_t j, int hk) {
+  int64_t e = pa_key_offset(t, jb->bt, jb->bt_s0, jb->bt_s1, jb->plan->desc.page_size, b,
+                            rq->k_start, j);
+  if (hk) e += (int64_t)hk * pa_head_stride(t);
+  return pa_tensor_ptr_host(t) + e * (int64_t)pa_cpu_esize(t->dtype);
+}
+
+/* 0: no key of the block is visible to any row; 1: some; 2: all (no
+ * per-element test needed). Rows cover tokens [imin, imax]. */
+static int block_visibility(const pa_attention_desc *d, int64_t imin, int64_t imax, int64_t j0,
+                            int64_t j1, int64_t off) {
+  int64_t jl = j1 - 1;
+  if (d->causal && j0 > imax + off) return 0;
+  int windowed = d->window_left >= 0 || d->window_right >= 0;
+  if (windowed && j0 >= d->sink_tokens) {
+    if (d->window_left >= 0 && jl < imin + off - d->window_left) return 0;
+    if (d->window_right >= 0 && j0 > imax + off + d->window_right) return 0;
+  }
+  if (d->causal && jl > imin + off) return 1;
+  if (windowed && jl >= d->sink_tokens) {
+    if (d->window_left >= 0 && j0 < imax + off - d->window_left) return 1;
+    if (d->window_right >= 0 && jl > imin + off + d->window_right) return 1;
+  }
+  return 2;
+}
+
+/* The score terms after scale * q.k, in the order of polyattn.h. */
+static void score_terms(const att_job *jb, int32_t b, int R, const int32_t *tok, const int32_t *head,
+                        int64_t j0, int n, int64_t off, int check_visible, float *s) {
+  const pa_attention_desc *d = &jb->plan->desc;
+  float cap = d->softcap;
+  for (int r = 0; r < R; r++) {
+    int64_t i = tok[r];
+    int h = head[r];
+    float slope = jb->alibi ? jb->alibi[h * jb->alibi_s] : 0.0f;
+    const float *mrow = NULL;
+    if (jb->mask)
+      mrow = jb->mask + b * jb->mask_s[0] + (jb->mask_heads == 1 ? 0 : h) * jb->mask_s[1] +
+             i * jb->mask_s[2];
+    float *row = s + (int64_t)r * BK;
+    for (int jj = 0; jj < n; jj++) {
+      int64_t j = j0 + jj;
+      if (check_visible && !pa_visible(d, i, j, off)) {
+        row[jj] = -INFINITY;
+        continue;
+      }
+      float x = row[jj];
+      if (cap != 0.0f) x = cap * tanhf(x / cap);
+      if (jb->alibi) x -= slope * fabsf((float)(i + off - j));
+      if (mrow) x += mrow[j * jb->mask_s[3]];
+      row[jj] = x;
+    }
+  }
+}
+
+static void run_item(void *arg, int64_t item, int tid) {
+  const att_job *jb = arg;
+  const pa_plan *pl = jb->plan;
+  const pa_attention_desc *d = &pl->desc;
+  const pa_cpu_kernels *kern = jb->kern;
+  const pa_cpu_att_io *io = jb->io;
+  const pa_work *w = &pl->work[item];
+  const pa_req *rq = &pl->reqs[w->b];
+  const int R = w->rows, g = pl->group, dqk = d->head_dim_qk, dv = d->head_dim_v;
+  const int64_t off = (int64_t)rq->len_k - rq->len_q;
+  if (R <= 0) return;
+  att_scratch sc;
+  carve(pa_cpu_scratch(jb->st, tid), R, dqk, dv, &sc);
+
+  for (int r = 0; r < R; r++) {
+    int pr = w->row0 + r;
+    sc.tok[r] = pr / g;
+    sc.head[r] = w->hk * g + pr % g;
+    int col = 0;
+    for (int sg = 0; sg < io->nseg; sg++) {
+      kern->load(io->q[sg]->dtype, row_ptr(io->q[sg], rq, w->b, sc.tok[r], sc.head[r]),
+                 sc.q + (int64_t)r * dqk + col, jb->dq[sg], pl->scale);
+      col += jb->dq[sg];
+    }
+    sc.m[r] = -INFINITY;
+    sc.l[r] = 0.0f;
+  }
+  memset(sc.o, 0, (size_t)R * dv * sizeof(float));
+
+  const int64_t imin = sc.tok[0], imax = sc.tok[R - 1];
+  const int terms = d->softcap != 0.0f || jb->alibi || jb->mask;
+  for (int64_t j0 = w->kv_begin; j0 < w->kv_end; j0 += BK) {
+    int n = (int)(w->kv_end - j0 < BK ? w->kv_end - j0 : BK);
+    int vis = block_visibility(d, imin, imax, j0, j0 + n, off);
+    if (vis == 0) continue; /* all -inf: the softmax step would change nothing */
+    for (int jj = 0; jj < n; jj++) {
+      for (int sg = 0; sg < io->nseg; sg++)
+        sc.kp[sg][jj] = key_ptr(jb, io->k[sg], rq, w->b, j0 + jj, w->hk);
+      sc.vp[jj] = key_ptr(jb, io->v, rq, w->b, j0 + jj, w->hk);
+    }
+    int col = 0;
+    for (int sg = 0; sg < io->nseg; sg++) {
+      kern->qk(R, n, jb->dq[sg], sc.q + col, dqk, sc.kp[sg], io->k[sg]->dtype, sc.s, BK, sg > 0);
+      col += jb->dq[sg];
+    }
+    if (vis == 1 || terms) score_terms(jb, w->b, R, sc.tok, sc.head, j0, n, off, vis == 1, sc.s);
+    kern->softmax(R, n, sc.s, BK, sc.m, sc.l, sc.alpha);
+    kern->pv(R, n, dv, sc.s, BK, sc.vp, io->v->dtype, sc.alpha, sc.o, dv);
+  }
+
+  const int Hq = d->num_q_heads;
+  for (int r = 0; r < R; r++) {
+    float m = sc.m[r], l = sc.l[r];
+    float *orow = sc.o + (int64_t)r * dv;
+    int64_t i = sc.tok[r];
+    int h = sc.head[r];
+    if (rq->num_splits > 1) { /* partial state; the sink joins in the combine */
+      int64_t p = (int64_t)rq->part_row + ((int64_t)w->split * rq->len_q + i) * Hq + h;
+      float lse = l > 0.0f ? m + logf(l) : -INFINITY;
+      kern->load(PA_F32, orow, jb->ws_o + p * dv, dv, l > 0.0f ? 1.0f / l : 0.0f);
+      jb->ws_lse[p] = lse;
+      continue;
+    }
+    float sink = jb->sinks ? jb->sinks[h * jb->sinks_s] : -INFINITY;
+    float mm = m > sink ? m : sink, lse = -INFINITY, scale = 0.0f;
+    if (mm != -INFINITY) {
+      float a = m == -INFINITY ? 0.0f : expf(m - mm);
+      float den = l * a + (sink == -INFINITY ? 0.0f : expf(sink - mm));
+      lse = mm + logf(den);
+      scale = a / den;
+    }
+    kern->store(d->o_dtype, orow, (void *)row_ptr(io->out, rq, w->b, i, h), dv, scale);
+    if (io->lse)
+      ((float *)pa_tensor_ptr_host(io->lse))[pa_lse_offset(io->lse, w->b, rq->q_start, i, h)] = lse;
+  }
+}
+
+typedef struct split_states {
+  const att_job *jb;
+  int64_t p0, step; /* partial row of split 0, rows between splits */
+} split_states;
+
+static void get_split(const void *ctx, int k, const void **o, pa_dtype *t, float *lse) {
+  const split_states *ss = ctx;
+  int64_t p = ss->p0 + (int64_t)k * ss->step;
+  *o = ss->jb->ws_o + p * ss->jb->plan->desc.head_dim_v;
+  *t = PA_F32;
+  *lse = ss->jb->ws_lse[p];
+}
+
+static void run_combine(void *arg, int64_t item, int tid) {
+  const att_job *jb = arg;
+  const pa_plan *pl = jb->plan;
+  const pa_combine *c = &pl->combine[item];
+  const pa_req *rq = &pl->reqs[c->b];
+  const int Hq = pl->desc.num_q_heads;
+  (void)tid;
+  for (int h = 0; h < Hq; h++) {
+    split_states ss = {jb, (int64_t)rq->part_row + (int64_t)c->i * Hq + h, (int64_t)rq->len_q * Hq};
+    float sink = jb->sinks ? jb->sinks[h * jb->sinks_s] : -INFINITY;
+    float lse;
+    pa_cpu_merge_rule(jb->kern, rq->num_splits, get_split, &ss, sink, pl->desc.head_dim_v,
+                      (void *)row_ptr(jb->io->out, rq, c->b, c->i, h), pl->desc.o_dtype, &lse);
+    if (jb->io->lse)
+      ((float *)pa_tensor_ptr_host(jb->io->lse))[pa_lse_offset(jb->io->lse, c->b, rq->q_start,
+                                                                c->i, h)] = lse;
+  }
+}
+
+pa_status pa_cpu_run_attention(pa_context *ctx, const pa_plan *plan, const pa_cpu_att_io *io,
+                               pa_buffer *ws) {
+  pa_cpu_state *st = pa_cpu(ctx);
+  /* normally reserved by plan_ready; this only allocates for a plan that skipped it */
+  pa_status s = pa_cpu_reserve(ctx, pa_cpu_attention_scratch(plan));
+  if (s != PA_OK) return s;
+
+  att_job jb;
+  memset(&jb, 0, sizeof jb);
+  jb.plan = plan;
+  jb.kern = st->kern;
+  jb.st = st;
+  jb.io = io;
+  for (int sg = 0; sg < io->nseg; sg++) jb.dq[sg] = (int)io->q[sg]->shape[io->q[sg]->ndim - 1];
+  if (io->nseg == 1) jb.dq[0] = plan->desc.head_dim_qk;
+  if (io->block_table && io->block_table->buf) {
+    jb.bt = (const int32_t *)(void *)pa_tensor_ptr_host(io->block_table);
+    jb.bt_s0 = io->block_table->stride[0];
+    jb.bt_s1 = io->block_table->stride[1];
+  }
+  if (io->sinks) {
+    jb.sinks = (const float *)(void *)pa_tensor_ptr_host(io->sinks);
+    jb.sinks_s = io->sinks->stride[0];
+  }
+  if (io->alibi) {
+    jb.alibi = (const float *)(void *)pa_tensor_ptr_host(io->alibi);
+    jb.alibi_s = io->alibi->stride[0];
+  }
+  if (io->mask) {
+    jb.mask = (const float *)(void *)pa_tensor_ptr_host(io->mask);
+    for (int k = 0; k < 4; k++) jb.mask_s[k] = io->mask->stride[k];
+    jb.mask_heads = (int)io->mask->shape[1];
+  }
+  if (plan->part_rows > 0 && ws) {
+    jb.ws_o = (float *)(void *)((char *)ws->handle + plan->ws_o_offset);
+    jb.ws_lse = (float *)(void *)((char *)ws->handle + plan->ws_lse_offset);
+  }
+  pa_pool_run(st->pool, plan->num_work, run_item, &jb);
+  pa_pool_run(st->pool, plan->num_combine, run_combine, &jb);
+  return PA_OK;
+}
+
+pa_status pa_cpu_attention(pa_context *ctx, const pa_plan *plan, const pa_attention_args *a,
+                           pa_buffer *ws) {
+  const pa_attention_desc *d = &plan->desc;
+  pa_cpu_att_io io;
+  memset(&io, 0, sizeof io);
+  io.nseg = 1;
+  io.q[0] = &a->q;
+  io.k[0] = &a->k;
+  io.v = &a->v;
+  io.out = &a->out;
+  io.lse = (d->flags & PA_RETURN_LSE) ? &a->lse : NULL;
+  io.block_table = d->page_size > 0 ? &a->block_table : NULL;
+  io.sinks = (d->flags & PA_HAS_SINKS) ? &a->sinks : NULL;
+  io.alibi = (d->flags & PA_HAS_ALIBI) ? &a->alibi_slopes : NULL;
+  io.mask = (d->flags & PA_HAS_MASK) ? &a->mask : NULL;
+  return pa_cpu_run_attention(ctx, plan, &io, ws);
+}

@@ -1,0 +1,211 @@
+/* The CPU backend's vtable: context (ISA choice, thread pool, scratch),
+ * host buffers, the kernel selector. The operations live in attention.c,
+ * mla.c, merge.c and gemm.c. */
+#include "cpu.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+static int online_cores(void) {
+  long n = sysconf(_SC_NPROCESSORS_ONLN);
+  return n > 0 ? (int)n : 1;
+}
+
+static int64_t host_memory(void) {
+  long pages = sysconf(_SC_PHYS_PAGES), page = sysconf(_SC_PAGESIZE);
+  return pages > 0 && page > 0 ? (int64_t)pages * page : 0;
+}
+
+/* "model name" from /proc/cpuinfo where there is one, else "cpu". */
+static void cpu_model(char *dst, size_t n) {
+  snprintf(dst, n, "cpu");
+  FILE *f = fopen("/proc/cpuinfo", "r");
+  if (!f) return;
+  char line[256];
+  while (fgets(line, sizeof line, f)) {
+    if (strncmp(line, "model name", 10) != 0) continue;
+    char *v = strchr(line, ':');
+    if (!v) break;
+    v++;
+    while (*v == ' ' || *v == '\t') v++;
+    v[strcspn(v, "\n")] = 0;
+    if (*v) snprintf(dst, n, "%s", v);
+    break;
+  }
+  fclose(f);
+}
+
+static void fill_info(pa_device_info *info, int threads, pa_cpu_isa isa) {
+  memset(info, 0, sizeof *info);
+  cpu_model(info->name, sizeof info->name);
+  info->backend = PA_BACKEND_CPU;
+  info->compute_units = threads;
+  info->global_mem = host_memory();
+#ifdef _SC_LEVEL2_CACHE_SIZE
+  long l2 = sysconf(_SC_LEVEL2_CACHE_SIZE);
+  info->shared_mem = l2 > 0 ? l2 : 0;
+#endif
+  snprintf(info->features, sizeof info->features, "isa=%s", pa_cpu_isa_name(isa));
+}
+
+static pa_status cpu_device_count(int *count) {
+  *count = 1;
+  return PA_OK;
+}
+
+static pa_status cpu_device_info(int device, pa_device_info *info) {
+  if (device != 0 && device != -1)
+    return pa_fail(NULL, PA_ERR_NO_DEVICE, "cpu: device=%d but there is only device 0", device);
+  fill_info(info, online_cores(), pa_cpu_isa_best());
+  return PA_OK;
+}
+
+/* PA_CPU_ISA (read here, per context) forces an ISA; otherwise the best the
+ * host runs. */
+static pa_status choose_isa(pa_context *ctx, pa_cpu_isa *isa) {
+  const char *env = getenv("PA_CPU_ISA");
+  if (!env || !*env) {
+    *isa = pa_cpu_isa_best();
+    return PA_OK;
+  }
+  int want = pa_cpu_isa_parse(env);
+  if (want < 0)
+    return pa_fail(ctx, PA_ERR_UNSUPPORTED,
+                   "PA_CPU_ISA=%s is not one of scalar, avx2, avx512, neon", env);
+  if (!pa_cpu_isa_kernels((pa_cpu_isa)want))
+    return pa_fail(ctx, PA_ERR_UNSUPPORTED, "PA_CPU_ISA=%s: not built into this library", env);
+  if (!pa_cpu_isa_host((pa_cpu_isa)want))
+    return pa_fail(ctx, PA_ERR_UNSUPPORTED, "PA_CPU_ISA=%s: this CPU (or OS) does not support it",
+                   env);
+  *isa = (pa_cpu_isa)want;
+  return PA_OK;
+}
+
+static pa_status cpu_create(pa_context *ctx, int device, const pa_context_desc *desc,
+                            void **state) {
+  if (device != 0 && device != -1)
+    return pa_fail(ctx, PA_ERR_NO_DEVICE, "cpu: device=%d but there is only device 0", device);
+  int threads = desc ? desc->num_threads : 0;
+  if (threads < 0)
+    return pa_fail(ctx, PA_ERR_INVALID_ARGUMENT, "num_threads=%d must be >= 0", threads);
+  if (threads == 0) threads = online_cores();
+  pa_cpu_isa isa = PA_ISA_SCALAR;
+  pa_status s = choose_isa(ctx, &isa);
+  if (s != PA_OK) return s;
+
+  pa_cpu_state *st = calloc(1, sizeof *st);
+  if (!st) return pa_fail(ctx, PA_ERR_OUT_OF_MEMORY, "cpu: context state");
+  if (pa_pool_create(threads, &st->pool) != PA_OK) {
+    free(st);
+    return pa_fail(ctx, PA_ERR_OUT_OF_MEMORY, "cpu: thread pool of %d", threads);
+  }
+  st->threads = pa_pool_threads(st->pool);
+  st->isa = isa;
+  st->kern = pa_cpu_isa_kernels(isa);
+
+  fill_info(&ctx->info, st->threads, isa);
+  ctx->props.compute_units = st->threads;
+  ctx->props.slots_per_unit = 1;
+  ctx->props.min_kv_per_split = 256;
+  ctx->props.max_splits = 64;
+  *state = st;
+  pa_log(2, "cpu: %d threads, isa=%s", st->threads, pa_cpu_isa_name(isa));
+  return PA_OK;
+}
+
+static void cpu_destroy(pa_context *ctx) {
+  pa_cpu_state *st = pa_cpu(ctx);
+  if (!st) return;
+  pa_pool_destroy(st->pool);
+  free(st->scratch);
+  free(st);
+  ctx->state = NULL;
+}
+
+pa_status pa_cpu_reserve(pa_context *ctx, size_t bytes) {
+  pa_cpu_state *st = pa_cpu(ctx);
+  bytes = (bytes + 63) & ~(size_t)63;
+  if (bytes <= st->scratch_bytes) return PA_OK;
+  if (bytes > SIZE_MAX / (size_t)st->threads)
+    return pa_fail(ctx, PA_ERR_OUT_OF_MEMORY, "cpu: scratch of %zu bytes per thread", bytes);
+  void *p = NULL;
+  if (posix_memalign(&p, 64, bytes * (size_t)st->threads) != 0)
+    return pa_fail(ctx, PA_ERR_OUT_OF_MEMORY, "cpu: scratch of %zu bytes x %d threads", bytes,
+                   st->threads);
+  free(st->scratch);
+  st->scratch = p;
+  st->scratch_bytes = bytes;
+  return PA_OK;
+}
+
+static pa_status cpu_buf_alloc(pa_context *ctx, size_t bytes, void **handle) {
+  void *p = NULL;
+  if (posix_memalign(&p, 64, bytes ? bytes : 64) != 0)
+    return pa_fail(ctx, PA_ERR_OUT_OF_MEMORY, "cpu: buffer of %zu bytes", bytes);
+  *handle = p;
+  return PA_OK;
+}
+
+static void cpu_buf_free(pa_context *ctx, void *handle) {
+  (void)ctx;
+  free(handle);
+}
+
+static pa_status cpu_buf_write(pa_context *ctx, void *handle, size_t off, const void *src,
+                               size_t n) {
+  (void)ctx;
+  if (n) memcpy((char *)handle + off, src, n);
+  return PA_OK;
+}
+
+static pa_status cpu_buf_read(pa_context *ctx, void *handle, size_t off, void *dst, size_t n) {
+  (void)ctx;
+  if (n) memcpy(dst, (const char *)handle + off, n);
+  return PA_OK;
+}
+
+/* One kernel family per ISA handles every head dim, dtype and mask; there is
+ * nothing to refuse. */
+static pa_status cpu_select(pa_context *ctx, const pa_plan *plan, pa_kernel_choice *choice) {
+  const pa_cpu_state *st = pa_cpu(ctx);
+  (void)plan;
+  choice->kernel = (int)st->isa;
+  choice->q_tile_rows = PA_CPU_Q_TILE;
+  choice->kv_align = PA_CPU_BLOCK_KV;
+  choice->name = st->kern->name;
+  return PA_OK;
+}
+
+static pa_status cpu_plan_ready(pa_context *ctx, pa_plan *plan) {
+  return pa_cpu_reserve(ctx, pa_cpu_attention_scratch(plan));
+}
+
+static pa_status cpu_synchronize(pa_context *ctx) {
+  (void)ctx; /* work runs to completion inside each call */
+  return PA_OK;
+}
+
+const pa_backend_ops pa_cpu_backend = {
+    .abi_version = PA_BACKEND_ABI,
+    .kind = PA_BACKEND_CPU,
+    .name = "cpu",
+    .device_count = cpu_device_count,
+    .device_info = cpu_device_info,
+    .create = cpu_create,
+    .destroy = cpu_destroy,
+    .buf_alloc = cpu_buf_alloc,
+    .buf_free = cpu_buf_free,
+    .buf_wrap = NULL,
+    .buf_unwrap = NULL,
+    .buf_write = cpu_buf_write,
+    .buf_read = cpu_buf_read,
+    .select = cpu_select,
+    .plan_ready = cpu_plan_ready,
+    .attention = pa_cpu_attention,
+    .mla = pa_cpu_mla,
+    .merge = pa_cpu_merge,
+    .head_gemm = pa_cpu_head_gemm,
+    .synchronize = cpu_synchronize,
+};

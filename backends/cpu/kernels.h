@@ -1,0 +1,48 @@
+/* The micro-kernels behind the CPU backend: one table per ISA, filled by
+ * kernels_<isa>.c (each compiled with its own flags). Everything is f32
+ * inside; K/V/O rows of any dtype are converted on load and store.
+ *
+ * Row pointers (kp, vp) let one kernel serve contiguous, padded and paged
+ * K/V alike: the driver resolves each key's address once per KV block.
+ * Every element's summation order is fixed by the kernel alone (never by
+ * where a row or key sits in a tile), so results do not depend on tiling. */
+#ifndef PA_CPU_KERNELS_H
+#define PA_CPU_KERNELS_H
+
+#include <stdint.h>
+
+#include "polyattn.h"
+
+typedef struct pa_cpu_kernels {
+  const char *name;
+  /* s[r*lds + j] (+)= sum_d q[r*ldq + d] * k_j[d] for r < R, j < N, d < D;
+   * k_j at kp[j] in dtype kt; accumulate: add to s instead of storing. */
+  void (*qk)(int R, int N, int D, const float *q, int64_t ldq, const char *const *kp, pa_dtype kt,
+             float *s, int64_t lds, int accumulate);
+  /* o[r*ldo + d] = o[r*ldo + d] * alpha[r] + sum_j p[r*ldp + j] * v_j[d];
+   * alpha NULL: no rescale. */
+  void (*pv)(int R, int N, int D, const float *p, int64_t ldp, const char *const *vp, pa_dtype vt,
+             const float *alpha, float *o, int64_t ldo);
+  /* Online-softmax step over R rows of N scores, in place: with
+   * m' = max(m, max_j s), s <- exp(s - m'), alpha = exp(m - m'),
+   * l <- l * alpha + sum_j s, m <- m'. A row still at -inf gives s = 0,
+   * alpha = 1. */
+  void (*softmax)(int R, int N, float *s, int64_t lds, float *m, float *l, float *alpha);
+  /* dst[i] = scale * src[i], src in dtype t. */
+  void (*load)(pa_dtype t, const void *src, float *dst, int64_t n, float scale);
+  /* dst[i] = scale * src[i] rounded to dtype t (nearest even). */
+  void (*store)(pa_dtype t, const float *src, void *dst, int64_t n, float scale);
+} pa_cpu_kernels;
+
+extern const pa_cpu_kernels pa_cpu_kernels_scalar;
+#ifdef PA_CPU_HAVE_AVX2
+extern const pa_cpu_kernels pa_cpu_kernels_avx2;
+#endif
+#ifdef PA_CPU_HAVE_AVX512
+extern const pa_cpu_kernels pa_cpu_kernels_avx512;
+#endif
+#ifdef PA_CPU_HAVE_NEON
+extern const pa_cpu_kernels pa_cpu_kernels_neon;
+#endif
+
+#endif

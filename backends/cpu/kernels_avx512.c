@@ -1,0 +1,339 @@
+/* AVX-512 (F, BW, VL, DQ) kernels. Built with its own -mavx512* flags and
+ * only called after isa.c saw the CPU and OS support it.
+ *
+ * QK: a 4-row x 4-key tile of dot products, 16 zmm accumulators over d,
+ * then one transposing reduction tree (45 shuffles/adds for 16 sums) whose
+ * per-sum order equals red1()'s, so tails and full tiles round alike.
+ * PV: a 4-row x 64-dim tile of O in 16 zmm, one V row (4 vectors) and
+ * 4 broadcast P values per key. Tails of d use masked loads. */
+#include <immintrin.h>
+#include <math.h>
+
+#include "convert.h"
+#include "kernels.h"
+
+#define INLINE static inline __attribute__((always_inline))
+
+INLINE __mmask16 tmask(int n) { return (__mmask16)((1u << n) - 1u); }
+
+INLINE __m512 ldv(const char *p, int64_t i, pa_dtype t) {
+  if (t == PA_F16) return _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(const void *)(p + 2 * i)));
+  if (t == PA_BF16)
+    return _mm512_castsi512_ps(_mm512_slli_epi32(
+        _mm512_cvtepu16_epi32(_mm256_loadu_si256((const __m256i *)(const void *)(p + 2 * i))), 16));
+  return _mm512_loadu_ps((const float *)(const void *)p + i);
+}
+
+INLINE __m512 ldvm(const char *p, int64_t i, pa_dtype t, __mmask16 k) {
+  if (t == PA_F16) return _mm512_cvtph_ps(_mm256_maskz_loadu_epi16(k, p + 2 * i));
+  if (t == PA_BF16)
+    return _mm512_castsi512_ps(
+        _mm512_slli_epi32(_mm512_cvtepu16_epi32(_mm256_maskz_loadu_epi16(k, p + 2 * i)), 16));
+  return _mm512_maskz_loadu_ps(k, (const float *)(const void *)p + i);
+}
+
+INLINE float red1(__m512 v) {
+  __m256 t = _mm256_add_ps(_mm512_castps512_ps256(v), _mm512_extractf32x8_ps(v, 1));
+  __m128 c = _mm_add_ps(_mm256_castps256_ps128(t), _mm256_extractf128_ps(t, 1));
+  __m128 e = _mm_add_ps(c, _mm_movehl_ps(c, c));
+  return _mm_cvtss_f32(_mm_add_ss(e, _mm_shuffle_ps(e, e, 1)));
+}
+
+INLINE __m512 red_l1(__m512 u, __m512 v) {
+  return _mm512_add_ps(_mm512_shuffle_f32x4(u, v, 0x44), _mm512_shuffle_f32x4(u, v, 0xEE));
+}
+INLINE __m512 red_l2(__m512 u, __m512 v) {
+  return _mm512_add_ps(_mm512_shuffle_f32x4(u, v, 0x88), _mm512_shuffle_f32x4(u, v, 0xDD));
+}
+INLINE __m512 red_l3(__m512 u, __m512 v) {
+  return _mm512_add_ps(_mm512_shuffle_ps(u, v, 0x44), _mm512_shuffle_ps(u, v, 0xEE));
+}
+INLINE __m512 red_l4(__m512 u, __m512 v) {
+  return _mm512_add_ps(_mm512_shuffle_ps(u, v, 0x88), _mm512_shuffle_ps(u, v, 0xDD));
+}
+
+/* acc a<c><r>: key c, row r. The tree leaves S[r][c] in lane 4r + c. */
+#define QK_FMA4(y, r, x0, x1, x2, x3)                                                              \
+  a0##r = _mm512_fmadd_ps(y, x0, a0##r);                                                           \
+  a1##r = _mm512_fmadd_ps(y, x1, a1##r);                                                           \
+  a2##r = _mm512_fmadd_ps(y, x2, a2##r);                                                           \
+  a3##r = _mm512_fmadd_ps(y, x3, a3##r)
+
+#define QK_STEP(LDK, LDQ)                                                                          \
+  do {                                                                                             \
+    __m512 x0 = LDK(k0), x1 = LDK(k1), x2 = LDK(k2), x3 = LDK(k3), y;                              \
+    y = LDQ(q0);                                                                                   \
+    QK_FMA4(y, 0, x0, x1, x2, x3);                                                                 \
+    y = LDQ(q1);                                                                                   \
+    QK_FMA4(y, 1, x0, x1, x2, x3);                                                                 \
+    y = LDQ(q2);                                                                                   \
+    QK_FMA4(y, 2, x0, x1, x2, x3);                                                                 \
+    y = LDQ(q3);                                                                                   \
+    QK_FMA4(y, 3, x0, x1, x2, x3);                                                                 \
+  } while (0)
+
+INLINE void qk_4x4(int D, const float *q, int64_t ldq, const char *const *kp, pa_dtype t, float *s,
+                   int64_t lds, int accumulate) {
+  const float *q0 = q, *q1 = q + ldq, *q2 = q + 2 * ldq, *q3 = q + 3 * ldq;
+  const char *k0 = kp[0], *k1 = kp[1], *k2 = kp[2], *k3 = kp[3];
+  __m512 a00 = _mm512_setzero_ps(), a01 = a00, a02 = a00, a03 = a00, a10 = a00, a11 = a00,
+         a12 = a00, a13 = a00, a20 = a00, a21 = a00, a22 = a00, a23 = a00, a30 = a00, a31 = a00,
+         a32 = a00, a33 = a00;
+  int d = 0;
+#define LDK(k) ldv(k, d, t)
+#define LDQ(qr) _mm512_loadu_ps(qr + d)
+  for (; d + 16 <= D; d += 16) QK_STEP(LDK, LDQ);
+#undef LDK
+#undef LDQ
+  if (d < D) {
+    const __mmask16 m = tmask(D - d);
+#define LDK(k) ldvm(k, d, t, m)
+#define LDQ(qr) _mm512_maskz_loadu_ps(m, qr + d)
+    QK_STEP(LDK, LDQ);
+#undef LDK
+#undef LDQ
+  }
+  __m512 w0 = red_l1(a00, a01), w1 = red_l1(a02, a03), w2 = red_l1(a10, a11),
+         w3 = red_l1(a12, a13), w4 = red_l1(a20, a21), w5 = red_l1(a22, a23),
+         w6 = red_l1(a30, a31), w7 = red_l1(a32, a33);
+  __m512 z0 = red_l2(w0, w1), z1 = red_l2(w2, w3), z2 = red_l2(w4, w5), z3 = red_l2(w6, w7);
+  __m512 f = red_l4(red_l3(z0, z1), red_l3(z2, z3));
+  __m128 r0 = _mm512_castps512_ps128(f), r1 = _mm512_extractf32x4_ps(f, 1),
+         r2 = _mm512_extractf32x4_ps(f, 2), r3 = _mm512_extractf32x4_ps(f, 3);
+  if (accumulate) {
+    r0 = _mm_add_ps(r0, _mm_loadu_ps(s));
+    r1 = _mm_add_ps(r1, _mm_loadu_ps(s + lds));
+    r2 = _mm_add_ps(r2, _mm_loadu_ps(s + 2 * lds));
+    r3 = _mm_add_ps(r3, _mm_loadu_ps(s + 3 * lds));
+  }
+  _mm_storeu_ps(s, r0);
+  _mm_storeu_ps(s + lds, r1);
+  _mm_storeu_ps(s + 2 * lds, r2);
+  _mm_storeu_ps(s + 3 * lds, r3);
+}
+
+/* One dot product: the order red1() fixes, same as a lane of the tree. */
+INLINE float dot1(int D, const float *q, const char *k, pa_dtype t) {
+  __m512 a = _mm512_setzero_ps();
+  int d = 0;
+  for (; d + 16 <= D; d += 16) a = _mm512_fmadd_ps(_mm512_loadu_ps(q + d), ldv(k, d, t), a);
+  if (d < D) {
+    const __mmask16 m = tmask(D - d);
+    a = _mm512_fmadd_ps(_mm512_maskz_loadu_ps(m, q + d), ldvm(k, d, t, m), a);
+  }
+  return red1(a);
+}
+
+INLINE void qk_body(int R, int N, int D, const float *q, int64_t ldq, const char *const *kp,
+                    pa_dtype t, float *s, int64_t lds, int accumulate) {
+  int r = 0;
+  for (; r + 4 <= R; r += 4) {
+    int j = 0;
+    for (; j + 4 <= N; j += 4) qk_4x4(D, q + r * ldq, ldq, kp + j, t, s + r * lds + j, lds, accumulate);
+    for (; j < N; j++)
+      for (int rr = r; rr < r + 4; rr++) {
+        float v = dot1(D, q + rr * ldq, kp[j], t);
+        s[rr * lds + j] = accumulate ? s[rr * lds + j] + v : v;
+      }
+  }
+  for (; r < R; r++)
+    for (int j = 0; j < N; j++) {
+      float v = dot1(D, q + r * ldq, kp[j], t);
+      s[r * lds + j] = accumulate ? s[r * lds + j] + v : v;
+    }
+}
+
+static void qk(int R, int N, int D, const float *q, int64_t ldq, const char *const *kp, pa_dtype kt,
+               float *s, int64_t lds, int accumulate) {
+  if (kt == PA_F16)
+    qk_body(R, N, D, q, ldq, kp, PA_F16, s, lds, accumulate);
+  else if (kt == PA_BF16)
+    qk_body(R, N, D, q, ldq, kp, PA_BF16, s, lds, accumulate);
+  else
+    qk_body(R, N, D, q, ldq, kp, PA_F32, s, lds, accumulate);
+}
+
+/* O tile of 4 rows x 64 dims: o<r><v>. */
+#define PV_ROW(r)                                                                                  \
+  do {                                                                                             \
+    __m512 b = _mm512_set1_ps(p##r[j]);                                                            \
+    o##r##0 = _mm512_fmadd_ps(b, x0, o##r##0);                                                     \
+    o##r##1 = _mm512_fmadd_ps(b, x1, o##r##1);                                                     \
+    o##r##2 = _mm512_fmadd_ps(b, x2, o##r##2);                                                     \
+    o##r##3 = _mm512_fmadd_ps(b, x3, o##r##3);                                                     \
+  } while (0)
+#define PV_LOAD(r)                                                                                 \
+  __m512 o##r##0 = _mm512_mul_ps(_mm512_loadu_ps(or##r + d), al##r),                               \
+         o##r##1 = _mm512_mul_ps(_mm512_loadu_ps(or##r + d + 16), al##r),                          \
+         o##r##2 = _mm512_mul_ps(_mm512_loadu_ps(or##r + d + 32), al##r),                          \
+         o##r##3 = _mm512_mul_ps(_mm512_loadu_ps(or##r + d + 48), al##r)
+#define PV_STORE(r)                                                                                \
+  _mm512_storeu_ps(or##r + d, o##r##0);                                                            \
+  _mm512_storeu_ps(or##r + d + 16, o##r##1);                                                       \
+  _mm512_storeu_ps(or##r + d + 32, o##r##2);                                                       \
+  _mm512_storeu_ps(or##r + d + 48, o##r##3)
+
+INLINE void pv_body(int R, int N, int D, const float *p, int64_t ldp, const char *const *vp,
+                    pa_dtype t, const float *alpha, float *o, int64_t ldo) {
+  int r = 0;
+  for (; r + 4 <= R; r += 4) {
+    const float *p0 = p + r * ldp, *p1 = p0 + ldp, *p2 = p1 + ldp, *p3 = p2 + ldp;
+    float *or0 = o + r * ldo, *or1 = or0 + ldo, *or2 = or1 + ldo, *or3 = or2 + ldo;
+    const __m512 al0 = _mm512_set1_ps(alpha ? alpha[r] : 1.0f),
+                 al1 = _mm512_set1_ps(alpha ? alpha[r + 1] : 1.0f),
+                 al2 = _mm512_set1_ps(alpha ? alpha[r + 2] : 1.0f),
+                 al3 = _mm512_set1_ps(alpha ? alpha[r + 3] : 1.0f);
+    int d = 0;
+    for (; d + 64 <= D; d += 64) {
+      PV_LOAD(0);
+      PV_LOAD(1);
+      PV_LOAD(2);
+      PV_LOAD(3);
+      for (int j = 0; j < N; j++) {
+        const char *v = vp[j];
+        __m512 x0 = ldv(v, d, t), x1 = ldv(v, d + 16, t), x2 = ldv(v, d + 32, t),
+               x3 = ldv(v, d + 48, t);
+        PV_ROW(0);
+        PV_ROW(1);
+        PV_ROW(2);
+        PV_ROW(3);
+      }
+      PV_STORE(0);
+      PV_STORE(1);
+      PV_STORE(2);
+      PV_STORE(3);
+    }
+    for (; d < D; d += 16) {
+      const __mmask16 m = tmask(D - d < 16 ? D - d : 16);
+      __m512 c0 = _mm512_mul_ps(_mm512_maskz_loadu_ps(m, or0 + d), al0),
+             c1 = _mm512_mul_ps(_mm512_maskz_loadu_ps(m, or1 + d), al1),
+             c2 = _mm512_mul_ps(_mm512_maskz_loadu_ps(m, or2 + d), al2),
+             c3 = _mm512_mul_ps(_mm512_maskz_loadu_ps(m, or3 + d), al3);
+      for (int j = 0; j < N; j++) {
+        __m512 x = ldvm(vp[j], d, t, m);
+        c0 = _mm512_fmadd_ps(_mm512_set1_ps(p0[j]), x, c0);
+        c1 = _mm512_fmadd_ps(_mm512_set1_ps(p1[j]), x, c1);
+        c2 = _mm512_fmadd_ps(_mm512_set1_ps(p2[j]), x, c2);
+        c3 = _mm512_fmadd_ps(_mm512_set1_ps(p3[j]), x, c3);
+      }
+      _mm512_mask_storeu_ps(or0 + d, m, c0);
+      _mm512_mask_storeu_ps(or1 + d, m, c1);
+      _mm512_mask_storeu_ps(or2 + d, m, c2);
+      _mm512_mask_storeu_ps(or3 + d, m, c3);
+    }
+  }
+  for (; r < R; r++) {
+    const float *p0 = p + r * ldp;
+    float *or0 = o + r * ldo;
+    const __m512 al0 = _mm512_set1_ps(alpha ? alpha[r] : 1.0f);
+    for (int d = 0; d < D; d += 16) {
+      const __mmask16 m = tmask(D - d < 16 ? D - d : 16);
+      __m512 c0 = _mm512_mul_ps(_mm512_maskz_loadu_ps(m, or0 + d), al0);
+      for (int j = 0; j < N; j++) c0 = _mm512_fmadd_ps(_mm512_set1_ps(p0[j]), ldvm(vp[j], d, t, m), c0);
+      _mm512_mask_storeu_ps(or0 + d, m, c0);
+    }
+  }
+}
+
+static void pv(int R, int N, int D, const float *p, int64_t ldp, const char *const *vp, pa_dtype vt,
+               const float *alpha, float *o, int64_t ldo) {
+  if (vt == PA_F16)
+    pv_body(R, N, D, p, ldp, vp, PA_F16, alpha, o, ldo);
+  else if (vt == PA_BF16)
+    pv_body(R, N, D, p, ldp, vp, PA_BF16, alpha, o, ldo);
+  else
+    pv_body(R, N, D, p, ldp, vp, PA_F32, alpha, o, ldo);
+}
+
+/* exp for x <= 0 (cephes expf polynomial; 2^n by scalef); below -87.3
+ * (and -inf) gives 0. */
+INLINE __m512 exp512(__m512 x) {
+  const __mmask16 under = _mm512_cmp_ps_mask(x, _mm512_set1_ps(-87.3f), _CMP_LT_OQ);
+  x = _mm512_min_ps(_mm512_max_ps(x, _mm512_set1_ps(-87.3f)), _mm512_set1_ps(88.3f));
+  __m512 n = _mm512_roundscale_ps(_mm512_mul_ps(x, _mm512_set1_ps(1.44269504088896341f)),
+                                  _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+  __m512 r = _mm512_fnmadd_ps(n, _mm512_set1_ps(0.693359375f), x);
+  r = _mm512_fnmadd_ps(n, _mm512_set1_ps(-2.12194440e-4f), r);
+  __m512 y = _mm512_set1_ps(1.9875691500e-4f);
+  y = _mm512_fmadd_ps(y, r, _mm512_set1_ps(1.3981999507e-3f));
+  y = _mm512_fmadd_ps(y, r, _mm512_set1_ps(8.3334519073e-3f));
+  y = _mm512_fmadd_ps(y, r, _mm512_set1_ps(4.1665795894e-2f));
+  y = _mm512_fmadd_ps(y, r, _mm512_set1_ps(1.6666665459e-1f));
+  y = _mm512_fmadd_ps(y, r, _mm512_set1_ps(5.0000001201e-1f));
+  y = _mm512_fmadd_ps(y, _mm512_mul_ps(r, r), r);
+  y = _mm512_add_ps(y, _mm512_set1_ps(1.0f));
+  return _mm512_maskz_mov_ps((__mmask16)~under, _mm512_scalef_ps(y, n));
+}
+
+static void softmax(int R, int N, float *s, int64_t lds, float *m, float *l, float *alpha) {
+  const __m512 ninf = _mm512_set1_ps(-INFINITY);
+  for (int r = 0; r < R; r++) {
+    float *row = s + r * lds;
+    __m512 vm = ninf;
+    int j = 0;
+    for (; j + 16 <= N; j += 16) vm = _mm512_max_ps(vm, _mm512_loadu_ps(row + j));
+    if (j < N) vm = _mm512_max_ps(vm, _mm512_mask_loadu_ps(ninf, tmask(N - j), row + j));
+    float mx = _mm512_reduce_max_ps(vm);
+    if (m[r] > mx) mx = m[r];
+    if (mx == -INFINITY) {
+      for (j = 0; j < N; j++) row[j] = 0.0f;
+      alpha[r] = 1.0f;
+      continue;
+    }
+    const __m512 vmx = _mm512_set1_ps(mx);
+    __m512 vs = _mm512_setzero_ps();
+    for (j = 0; j + 16 <= N; j += 16) {
+      __m512 e = exp512(_mm512_sub_ps(_mm512_loadu_ps(row + j), vmx));
+      _mm512_storeu_ps(row + j, e);
+      vs = _mm512_add_ps(vs, e);
+    }
+    if (j < N) {
+      const __mmask16 k = tmask(N - j);
+      __m512 e = exp512(_mm512_sub_ps(_mm512_mask_loadu_ps(ninf, k, row + j), vmx));
+      _mm512_mask_storeu_ps(row + j, k, e);
+      vs = _mm512_add_ps(vs, e);
+    }
+    alpha[r] = m[r] == -INFINITY ? 0.0f : expf(m[r] - mx);
+    l[r] = l[r] * alpha[r] + _mm512_reduce_add_ps(vs);
+    m[r] = mx;
+  }
+}
+
+static void load(pa_dtype t, const void *src, float *dst, int64_t n, float scale) {
+  const __m512 sc = _mm512_set1_ps(scale);
+  const char *p = src;
+  int64_t i = 0;
+  for (; i + 16 <= n; i += 16) _mm512_storeu_ps(dst + i, _mm512_mul_ps(sc, ldv(p, i, t)));
+  if (i < n) {
+    const __mmask16 k = tmask((int)(n - i));
+    _mm512_mask_storeu_ps(dst + i, k, _mm512_mul_ps(sc, ldvm(p, i, t, k)));
+  }
+}
+
+/* f32 -> bf16, nearest even; NaN stays a quiet NaN (as convert.h). */
+INLINE __m256i to_bf16(__m512 v) {
+  __m512i u = _mm512_castps_si512(v);
+  __m512i hi = _mm512_srli_epi32(u, 16);
+  __m512i lsb = _mm512_and_si512(hi, _mm512_set1_epi32(1));
+  __m512i r = _mm512_srli_epi32(_mm512_add_epi32(u, _mm512_add_epi32(lsb, _mm512_set1_epi32(0x7fff))), 16);
+  const __mmask16 nan = _mm512_cmp_ps_mask(v, v, _CMP_UNORD_Q);
+  r = _mm512_mask_mov_epi32(r, nan, _mm512_or_si512(hi, _mm512_set1_epi32(0x40)));
+  return _mm512_cvtepi32_epi16(r);
+}
+
+static void store(pa_dtype t, const float *src, void *dst, int64_t n, float scale) {
+  const __m512 sc = _mm512_set1_ps(scale);
+  for (int64_t i = 0; i < n; i += 16) {
+    const __mmask16 k = tmask(n - i < 16 ? (int)(n - i) : 16);
+    __m512 v = _mm512_mul_ps(sc, _mm512_maskz_loadu_ps(k, src + i));
+    if (t == PA_F16)
+      _mm256_mask_storeu_epi16((uint16_t *)dst + i, k,
+                               _mm512_cvtps_ph(v, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC));
+    else if (t == PA_BF16)
+      _mm256_mask_storeu_epi16((uint16_t *)dst + i, k, to_bf16(v));
+    else
+      _mm512_mask_storeu_ps((float *)dst + i, k, v);
+  }
+}
+
+const pa_cpu_kernels pa_cpu_kernels_avx512 = {"avx512", qk, pv, softmax, load, store};
