@@ -1,0 +1,79 @@
+#!/usr/bin/env bash
+# The one script a GPU-machine call runs: build, pa-bench on CUDA (and on the
+# NVIDIA OpenCL driver, tensor-core probe on and off), the peers (PyTorch SDPA
+# flash + cuDNN) on the same shapes, and the ratio table, printed last.
+#
+#   device call: carry [".device"], command: bash bench/run_gpu.sh
+#
+# Environment: OUT (logs, JSON, plot; the device tool's $OUT), PA_BUILD (build
+# folder, default /tmp/b-gpu), PA_BENCH_CASES (default "all"), PA_BENCH_ARGS
+# (extra pa-bench flags), PA_OPENCL (auto|enabled|disabled, default auto),
+# PA_RUN_TESTS=1 (also run meson test before the bench).
+set -uo pipefail
+cd "$(dirname "$0")/.."
+OUT=${OUT:-/tmp/pa-gpu-out}
+B=${PA_BUILD:-/tmp/b-gpu}
+CASES=${PA_BENCH_CASES:-all}
+ARGS=${PA_BENCH_ARGS:-}
+mkdir -p "$OUT"
+# shellcheck disable=SC1091
+[ -f .device/remote-setup.sh ] && source .device/remote-setup.sh
+
+log() { printf '\n== %s\n' "$*"; }
+die() { echo "run_gpu.sh: $*" >&2; exit 1; }
+
+log "device"
+nvidia-smi --query-gpu=name,driver_version,clocks.max.sm,memory.total --format=csv | tee "$OUT/gpu.txt"
+date -u | tee -a "$OUT/gpu.txt"
+
+log "build ($B)"
+tests=disabled
+[ "${PA_RUN_TESTS:-0}" = 1 ] && tests=auto
+if [ ! -f "$B/build.ninja" ]; then
+  meson setup "$B" -Dcuda=enabled -Dopencl="${PA_OPENCL:-auto}" -Dtests=$tests \
+    --buildtype=release >"$OUT/setup.log" 2>&1 || { tail -40 "$OUT/setup.log"; die "meson setup failed"; }
+fi
+ninja -C "$B" -j"$(nproc)" >"$OUT/build.log" 2>&1 || { tail -60 "$OUT/build.log"; die "build failed"; }
+have_opencl=0
+grep -q "PA_HAVE_OPENCL" "$B/build.ninja" && have_opencl=1
+echo "built: cuda yes, opencl $([ $have_opencl = 1 ] && echo yes || echo no)"
+
+if [ "${PA_RUN_TESTS:-0}" = 1 ]; then
+  log "meson test"
+  meson test -C "$B" --print-errorlogs >"$OUT/test.log" 2>&1
+  tail -12 "$OUT/test.log"
+fi
+
+PB="$B/bench/pa-bench"
+[ -x "$PB" ] || die "no pa-bench in $B"
+jsons=()
+
+log "pa-bench --backend cuda"
+# shellcheck disable=SC2086
+"$PB" $CASES --backend cuda $ARGS --json "$OUT/pa_cuda.json" 2>&1 | tee "$OUT/pa_cuda.txt"
+[ -s "$OUT/pa_cuda.json" ] && jsons+=("$OUT/pa_cuda.json")
+
+if [ $have_opencl = 1 ]; then
+  log "pa-bench --backend opencl (NVIDIA OpenCL, tensor-core probe on)"
+  # shellcheck disable=SC2086
+  PA_OPENCL_DEVICE=${PA_OPENCL_DEVICE:-NVIDIA} "$PB" $CASES --backend opencl $ARGS \
+    --json "$OUT/pa_opencl.json" 2>&1 | tee "$OUT/pa_opencl.txt"
+  [ -s "$OUT/pa_opencl.json" ] && jsons+=("$OUT/pa_opencl.json")
+  log "pa-bench --backend opencl prefill (portable path: PA_OPENCL_NO_MMA=1)"
+  # shellcheck disable=SC2086
+  PA_OPENCL_NO_MMA=1 PA_OPENCL_DEVICE=${PA_OPENCL_DEVICE:-NVIDIA} "$PB" prefill --backend opencl \
+    $ARGS --json "$OUT/pa_opencl_portable.json" 2>&1 | tee "$OUT/pa_opencl_portable.txt"
+fi
+
+log "peers (bench/peers/sdpa.py)"
+if [ -s "$OUT/pa_cuda.json" ]; then
+  python3 bench/peers/sdpa.py --from "$OUT/pa_cuda.json" --out "$OUT/peers.json" 2>&1 |
+    tee "$OUT/peers.txt"
+else
+  python3 bench/peers/sdpa.py --out "$OUT/peers.json" 2>&1 | tee "$OUT/peers.txt"
+fi
+
+log "ratios (polyattn TFLOP/s / peer TFLOP/s; % of ceilings measured in this run)"
+[ ${#jsons[@]} -gt 0 ] || die "no pa-bench results"
+python3 bench/peers/compare.py "${jsons[@]}" --peers "$OUT/peers.json" --md "$OUT/ratios.md" \
+  --plot "$OUT/ratios.png"
