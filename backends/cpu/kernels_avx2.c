@@ -1,0 +1,318 @@
+/* AVX2 + FMA + F16C kernels. Built with its own flags and only called after
+ * isa.c saw the CPU and OS support them. 16 ymm registers set the tiles:
+ * QK 2 rows x 4 keys (8 accumulators + 4 K vectors), PV 4 rows x 16 dims
+ * (8 accumulators, 2 V vectors). Partial vectors at the end of d go
+ * through small stack buffers (AVX2 has no 16-bit masked loads). */
+#include <immintrin.h>
+#include <math.h>
+
+#include "convert.h"
+#include "kernels.h"
+
+#define INLINE static inline __attribute__((always_inline))
+
+INLINE __m256 ldv(const char *p, int64_t i, pa_dtype t) {
+  if (t == PA_F16) return _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(const void *)(p + 2 * i)));
+  if (t == PA_BF16)
+    return _mm256_castsi256_ps(_mm256_slli_epi32(
+        _mm256_cvtepu16_epi32(_mm_loadu_si128((const __m128i *)(const void *)(p + 2 * i))), 16));
+  return _mm256_loadu_ps((const float *)(const void *)p + i);
+}
+
+/* n < 8 elements from i, zero-filled. */
+static __m256 ldv_tail(const char *p, int64_t i, pa_dtype t, int n) {
+  float b[8] = {0};
+  for (int x = 0; x < n; x++) {
+    if (t == PA_F16)
+      b[x] = pa_f16_to_f32(((const uint16_t *)(const void *)p)[i + x]);
+    else if (t == PA_BF16)
+      b[x] = pa_bf16_to_f32(((const uint16_t *)(const void *)p)[i + x]);
+    else
+      b[x] = ((const float *)(const void *)p)[i + x];
+  }
+  return _mm256_loadu_ps(b);
+}
+
+INLINE __m256i lane_mask(int n) {
+  return _mm256_cmpgt_epi32(_mm256_set1_epi32(n), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
+}
+
+INLINE float red1(__m256 v) {
+  __m128 c = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+  __m128 e = _mm_add_ps(c, _mm_movehl_ps(c, c));
+  return _mm_cvtss_f32(_mm_add_ss(e, _mm_shuffle_ps(e, e, 1)));
+}
+INLINE __m256 red_a(__m256 u, __m256 v) {
+  return _mm256_add_ps(_mm256_permute2f128_ps(u, v, 0x20), _mm256_permute2f128_ps(u, v, 0x31));
+}
+INLINE __m256 red_b(__m256 u, __m256 v) {
+  return _mm256_add_ps(_mm256_shuffle_ps(u, v, 0x44), _mm256_shuffle_ps(u, v, 0xEE));
+}
+INLINE __m256 red_c(__m256 u, __m256 v) {
+  return _mm256_add_ps(_mm256_shuffle_ps(u, v, 0x88), _mm256_shuffle_ps(u, v, 0xDD));
+}
+
+/* acc a<c><r>: key c, row r; the tree leaves S[r][c] in lane 4r + c. */
+#define QK_STEP(X0, X1, X2, X3, Y0, Y1)                                                            \
+  do {                                                                                             \
+    __m256 x0 = X0, x1 = X1, x2 = X2, x3 = X3, y = Y0;                                             \
+    a00 = _mm256_fmadd_ps(y, x0, a00);                                                             \
+    a10 = _mm256_fmadd_ps(y, x1, a10);                                                             \
+    a20 = _mm256_fmadd_ps(y, x2, a20);                                                             \
+    a30 = _mm256_fmadd_ps(y, x3, a30);                                                             \
+    y = Y1;                                                                                        \
+    a01 = _mm256_fmadd_ps(y, x0, a01);                                                             \
+    a11 = _mm256_fmadd_ps(y, x1, a11);                                                             \
+    a21 = _mm256_fmadd_ps(y, x2, a21);                                                             \
+    a31 = _mm256_fmadd_ps(y, x3, a31);                                                             \
+  } while (0)
+
+INLINE void qk_2x4(int D, const float *q0, const float *q1, const char *const *kp, pa_dtype t,
+                   float *s, int64_t lds, int accumulate) {
+  const char *k0 = kp[0], *k1 = kp[1], *k2 = kp[2], *k3 = kp[3];
+  __m256 a00 = _mm256_setzero_ps(), a01 = a00, a10 = a00, a11 = a00, a20 = a00, a21 = a00,
+         a30 = a00, a31 = a00;
+  int d = 0;
+  for (; d + 8 <= D; d += 8)
+    QK_STEP(ldv(k0, d, t), ldv(k1, d, t), ldv(k2, d, t), ldv(k3, d, t), _mm256_loadu_ps(q0 + d),
+            _mm256_loadu_ps(q1 + d));
+  if (d < D) {
+    int n = D - d;
+    QK_STEP(ldv_tail(k0, d, t, n), ldv_tail(k1, d, t, n), ldv_tail(k2, d, t, n),
+            ldv_tail(k3, d, t, n), ldv_tail((const char *)q0, d, PA_F32, n),
+            ldv_tail((const char *)q1, d, PA_F32, n));
+  }
+  __m256 f = red_c(red_b(red_a(a00, a01), red_a(a10, a11)), red_b(red_a(a20, a21), red_a(a30, a31)));
+  __m128 r0 = _mm256_castps256_ps128(f), r1 = _mm256_extractf128_ps(f, 1);
+  if (accumulate) {
+    r0 = _mm_add_ps(r0, _mm_loadu_ps(s));
+    r1 = _mm_add_ps(r1, _mm_loadu_ps(s + lds));
+  }
+  _mm_storeu_ps(s, r0);
+  _mm_storeu_ps(s + lds, r1);
+}
+
+INLINE float dot1(int D, const float *q, const char *k, pa_dtype t) {
+  __m256 a = _mm256_setzero_ps();
+  int d = 0;
+  for (; d + 8 <= D; d += 8) a = _mm256_fmadd_ps(_mm256_loadu_ps(q + d), ldv(k, d, t), a);
+  if (d < D)
+    a = _mm256_fmadd_ps(ldv_tail((const char *)q, d, PA_F32, D - d), ldv_tail(k, d, t, D - d), a);
+  return red1(a);
+}
+
+INLINE void qk_body(int R, int N, int D, const float *q, int64_t ldq, const char *const *kp,
+                    pa_dtype t, float *s, int64_t lds, int accumulate) {
+  int r = 0;
+  for (; r + 2 <= R; r += 2) {
+    int j = 0;
+    for (; j + 4 <= N; j += 4)
+      qk_2x4(D, q + r * ldq, q + (r + 1) * ldq, kp + j, t, s + r * lds + j, lds, accumulate);
+    for (; j < N; j++)
+      for (int rr = r; rr < r + 2; rr++) {
+        float v = dot1(D, q + rr * ldq, kp[j], t);
+        s[rr * lds + j] = accumulate ? s[rr * lds + j] + v : v;
+      }
+  }
+  for (; r < R; r++)
+    for (int j = 0; j < N; j++) {
+      float v = dot1(D, q + r * ldq, kp[j], t);
+      s[r * lds + j] = accumulate ? s[r * lds + j] + v : v;
+    }
+}
+
+static void qk(int R, int N, int D, const float *q, int64_t ldq, const char *const *kp, pa_dtype kt,
+               float *s, int64_t lds, int accumulate) {
+  if (kt == PA_F16)
+    qk_body(R, N, D, q, ldq, kp, PA_F16, s, lds, accumulate);
+  else if (kt == PA_BF16)
+    qk_body(R, N, D, q, ldq, kp, PA_BF16, s, lds, accumulate);
+  else
+    qk_body(R, N, D, q, ldq, kp, PA_F32, s, lds, accumulate);
+}
+
+/* R rows (1..4) x one 8-wide column block of O (n valid lanes). */
+INLINE void pv_rows_x8(int R, int N, int d, int n, const float *p, int64_t ldp,
+                       const char *const *vp, pa_dtype t, const float *alpha, float *o,
+                       int64_t ldo) {
+  const __m256i m = lane_mask(n);
+  __m256 c[4];
+  for (int r = 0; r < R; r++)
+    c[r] = _mm256_mul_ps(_mm256_maskload_ps(o + r * ldo + d, m),
+                         _mm256_set1_ps(alpha ? alpha[r] : 1.0f));
+  for (int j = 0; j < N; j++) {
+    __m256 x = n == 8 ? ldv(vp[j], d, t) : ldv_tail(vp[j], d, t, n);
+    for (int r = 0; r < R; r++) c[r] = _mm256_fmadd_ps(_mm256_set1_ps(p[r * ldp + j]), x, c[r]);
+  }
+  for (int r = 0; r < R; r++) _mm256_maskstore_ps(o + r * ldo + d, m, c[r]);
+}
+
+#define PV_ROW(r)                                                                                  \
+  do {                                                                                             \
+    __m256 b = _mm256_set1_ps(p##r[j]);                                                            \
+    o##r##0 = _mm256_fmadd_ps(b, x0, o##r##0);                                                     \
+    o##r##1 = _mm256_fmadd_ps(b, x1, o##r##1);                                                     \
+  } while (0)
+#define PV_LOAD(r)                                                                                 \
+  __m256 o##r##0 = _mm256_mul_ps(_mm256_loadu_ps(or##r + d), al##r),                               \
+         o##r##1 = _mm256_mul_ps(_mm256_loadu_ps(or##r + d + 8), al##r)
+#define PV_STORE(r)                                                                                \
+  _mm256_storeu_ps(or##r + d, o##r##0);                                                            \
+  _mm256_storeu_ps(or##r + d + 8, o##r##1)
+
+INLINE void pv_body(int R, int N, int D, const float *p, int64_t ldp, const char *const *vp,
+                    pa_dtype t, const float *alpha, float *o, int64_t ldo) {
+  int r = 0;
+  for (; r + 4 <= R; r += 4) {
+    const float *p0 = p + r * ldp, *p1 = p0 + ldp, *p2 = p1 + ldp, *p3 = p2 + ldp;
+    float *or0 = o + r * ldo, *or1 = or0 + ldo, *or2 = or1 + ldo, *or3 = or2 + ldo;
+    const __m256 al0 = _mm256_set1_ps(alpha ? alpha[r] : 1.0f),
+                 al1 = _mm256_set1_ps(alpha ? alpha[r + 1] : 1.0f),
+                 al2 = _mm256_set1_ps(alpha ? alpha[r + 2] : 1.0f),
+                 al3 = _mm256_set1_ps(alpha ? alpha[r + 3] : 1.0f);
+    int d = 0;
+    for (; d + 16 <= D; d += 16) {
+      PV_LOAD(0);
+      PV_LOAD(1);
+      PV_LOAD(2);
+      PV_LOAD(3);
+      for (int j = 0; j < N; j++) {
+        __m256 x0 = ldv(vp[j], d, t), x1 = ldv(vp[j], d + 8, t);
+        PV_ROW(0);
+        PV_ROW(1);
+        PV_ROW(2);
+        PV_ROW(3);
+      }
+      PV_STORE(0);
+      PV_STORE(1);
+      PV_STORE(2);
+      PV_STORE(3);
+    }
+    for (; d < D; d += 8)
+      pv_rows_x8(4, N, d, D - d < 8 ? D - d : 8, p0, ldp, vp, t, alpha ? alpha + r : NULL, or0, ldo);
+  }
+  for (; r < R; r++)
+    for (int d = 0; d < D; d += 8)
+      pv_rows_x8(1, N, d, D - d < 8 ? D - d : 8, p + r * ldp, ldp, vp, t, alpha ? alpha + r : NULL,
+                 o + r * ldo, ldo);
+}
+
+static void pv(int R, int N, int D, const float *p, int64_t ldp, const char *const *vp, pa_dtype vt,
+               const float *alpha, float *o, int64_t ldo) {
+  if (vt == PA_F16)
+    pv_body(R, N, D, p, ldp, vp, PA_F16, alpha, o, ldo);
+  else if (vt == PA_BF16)
+    pv_body(R, N, D, p, ldp, vp, PA_BF16, alpha, o, ldo);
+  else
+    pv_body(R, N, D, p, ldp, vp, PA_F32, alpha, o, ldo);
+}
+
+/* exp for x <= 0 (cephes expf polynomial, 2^n built in the exponent
+ * field); below -87.3 (and -inf) gives 0. */
+INLINE __m256 exp256(__m256 x) {
+  const __m256 under = _mm256_cmp_ps(x, _mm256_set1_ps(-87.3f), _CMP_LT_OQ);
+  x = _mm256_min_ps(_mm256_max_ps(x, _mm256_set1_ps(-87.3f)), _mm256_set1_ps(88.3f));
+  __m256 n = _mm256_round_ps(_mm256_mul_ps(x, _mm256_set1_ps(1.44269504088896341f)),
+                             _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+  __m256 r = _mm256_fnmadd_ps(n, _mm256_set1_ps(0.693359375f), x);
+  r = _mm256_fnmadd_ps(n, _mm256_set1_ps(-2.12194440e-4f), r);
+  __m256 y = _mm256_set1_ps(1.9875691500e-4f);
+  y = _mm256_fmadd_ps(y, r, _mm256_set1_ps(1.3981999507e-3f));
+  y = _mm256_fmadd_ps(y, r, _mm256_set1_ps(8.3334519073e-3f));
+  y = _mm256_fmadd_ps(y, r, _mm256_set1_ps(4.1665795894e-2f));
+  y = _mm256_fmadd_ps(y, r, _mm256_set1_ps(1.6666665459e-1f));
+  y = _mm256_fmadd_ps(y, r, _mm256_set1_ps(5.0000001201e-1f));
+  y = _mm256_fmadd_ps(y, _mm256_mul_ps(r, r), r);
+  y = _mm256_add_ps(y, _mm256_set1_ps(1.0f));
+  __m256i e = _mm256_slli_epi32(_mm256_add_epi32(_mm256_cvtps_epi32(n), _mm256_set1_epi32(127)), 23);
+  return _mm256_andnot_ps(under, _mm256_mul_ps(y, _mm256_castsi256_ps(e)));
+}
+
+INLINE float hmax(__m256 v) {
+  __m128 c = _mm_max_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+  c = _mm_max_ps(c, _mm_movehl_ps(c, c));
+  return _mm_cvtss_f32(_mm_max_ss(c, _mm_shuffle_ps(c, c, 1)));
+}
+
+static void softmax(int R, int N, float *s, int64_t lds, float *m, float *l, float *alpha) {
+  const __m256 ninf = _mm256_set1_ps(-INFINITY);
+  for (int r = 0; r < R; r++) {
+    float *row = s + r * lds;
+    __m256 vm = ninf;
+    int j = 0;
+    for (; j + 8 <= N; j += 8) vm = _mm256_max_ps(vm, _mm256_loadu_ps(row + j));
+    float mx = hmax(vm);
+    for (int x = j; x < N; x++) mx = row[x] > mx ? row[x] : mx;
+    if (m[r] > mx) mx = m[r];
+    if (mx == -INFINITY) {
+      for (j = 0; j < N; j++) row[j] = 0.0f;
+      alpha[r] = 1.0f;
+      continue;
+    }
+    const __m256 vmx = _mm256_set1_ps(mx);
+    __m256 vs = _mm256_setzero_ps();
+    for (j = 0; j + 8 <= N; j += 8) {
+      __m256 e = exp256(_mm256_sub_ps(_mm256_loadu_ps(row + j), vmx));
+      _mm256_storeu_ps(row + j, e);
+      vs = _mm256_add_ps(vs, e);
+    }
+    if (j < N) {
+      const __m256i k = lane_mask(N - j);
+      __m256 x = _mm256_blendv_ps(ninf, _mm256_maskload_ps(row + j, k), _mm256_castsi256_ps(k));
+      __m256 e = exp256(_mm256_sub_ps(x, vmx));
+      _mm256_maskstore_ps(row + j, k, e);
+      vs = _mm256_add_ps(vs, e);
+    }
+    alpha[r] = m[r] == -INFINITY ? 0.0f : expf(m[r] - mx);
+    l[r] = l[r] * alpha[r] + red1(vs);
+    m[r] = mx;
+  }
+}
+
+static void load(pa_dtype t, const void *src, float *dst, int64_t n, float scale) {
+  const __m256 sc = _mm256_set1_ps(scale);
+  const char *p = src;
+  int64_t i = 0;
+  for (; i + 8 <= n; i += 8) _mm256_storeu_ps(dst + i, _mm256_mul_ps(sc, ldv(p, i, t)));
+  if (i < n)
+    _mm256_maskstore_ps(dst + i, lane_mask((int)(n - i)),
+                        _mm256_mul_ps(sc, ldv_tail(p, i, t, (int)(n - i))));
+}
+
+/* f32 -> bf16, nearest even; NaN stays a quiet NaN (as convert.h). */
+INLINE __m128i to_bf16(__m256 v) {
+  __m256i u = _mm256_castps_si256(v);
+  __m256i hi = _mm256_srli_epi32(u, 16);
+  __m256i lsb = _mm256_and_si256(hi, _mm256_set1_epi32(1));
+  __m256i r = _mm256_srli_epi32(_mm256_add_epi32(u, _mm256_add_epi32(lsb, _mm256_set1_epi32(0x7fff))), 16);
+  __m256i nan = _mm256_castps_si256(_mm256_cmp_ps(v, v, _CMP_UNORD_Q));
+  r = _mm256_blendv_epi8(r, _mm256_or_si256(hi, _mm256_set1_epi32(0x40)), nan);
+  r = _mm256_packus_epi32(r, r); /* per 128-bit lane; values fit in 16 bits */
+  return _mm256_castsi256_si128(_mm256_permute4x64_epi64(r, 0x08));
+}
+
+static void store(pa_dtype t, const float *src, void *dst, int64_t n, float scale) {
+  const __m256 sc = _mm256_set1_ps(scale);
+  int64_t i = 0;
+  for (; i + 8 <= n; i += 8) {
+    __m256 v = _mm256_mul_ps(sc, _mm256_loadu_ps(src + i));
+    if (t == PA_F16)
+      _mm_storeu_si128((__m128i *)(void *)((uint16_t *)dst + i),
+                       _mm256_cvtps_ph(v, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC));
+    else if (t == PA_BF16)
+      _mm_storeu_si128((__m128i *)(void *)((uint16_t *)dst + i), to_bf16(v));
+    else
+      _mm256_storeu_ps((float *)dst + i, v);
+  }
+  for (; i < n; i++) {
+    float x = scale * src[i];
+    if (t == PA_F16)
+      ((uint16_t *)dst)[i] = pa_f32_to_f16(x);
+    else if (t == PA_BF16)
+      ((uint16_t *)dst)[i] = pa_f32_to_bf16(x);
+    else
+      ((float *)dst)[i] = x;
+  }
+}
+
+const pa_cpu_kernels pa_cpu_kernels_avx2 = {"avx2", qk, pv, softmax, load, store};
