@@ -187,8 +187,9 @@ static pa_status cu_select(pa_context *ctx, const pa_plan *plan, pa_kernel_choic
       *c = (pa_kernel_choice){PA_CU_DECODE, 16, 64, "cuda.decode"};
       return PA_OK;
     }
-    if (pa_cu_prefill_supported(d->head_dim_qk, d->head_dim_v, d->q_dtype)) {
-      *c = (pa_kernel_choice){PA_CU_PREFILL, 64, 64, "cuda.prefill"};
+    const int bm = pa_cu_prefill_supported(d->head_dim_qk, d->head_dim_v, d->q_dtype);
+    if (bm > 0) {
+      *c = (pa_kernel_choice){PA_CU_PREFILL, bm, 64, "cuda.prefill"};
       return PA_OK;
     }
   }

@@ -70,7 +70,8 @@ cudaError_t pa_cu_generic_attention(const pa_cu_attn *a, cudaStream_t s);
 cudaError_t pa_cu_combine(const pa_cu_attn *a, cudaStream_t s);
 cudaError_t pa_cu_merge_states(const pa_cu_merge *m, cudaStream_t s);
 
-/* Tensor-core kernels: *ok = 0 when no instantiation fits (dims, dtype). */
+/* Tensor-core kernels; *_supported is 0 when no instantiation fits (dims,
+ * dtype); for prefill it is the packed rows per work item (BM). */
 int pa_cu_decode_supported(int dqk, int dv, int dtype);
 cudaError_t pa_cu_decode_init(void);
 cudaError_t pa_cu_decode_attention(const pa_cu_attn *a, cudaStream_t s);

@@ -1,9 +1,292 @@
-/* Tensor-core prefill (placeholder until the FA2 kernel lands): supports no
- * shape, so the selector sends every plan elsewhere. */
-#include "launch.h"
+/* Prefill attention on tensor cores, FlashAttention-2 style (f16/bf16;
+ * Dqk/Dv = 64/64, 128/128, 192/128, 256/256).
+ *
+ * One block per work item: BM packed rows (4 warps x MT m16 tiles) of one
+ * (request, KV head), KV tiles of BN keys. Q stays in shared memory and is
+ * re-read by ldmatrix per k-step (registers go to the O accumulator); with
+ * MT = 2 each K/V fragment feeds two mma, which keeps ldmatrix traffic under
+ * the tensor-core rate. One K and one V buffer, FA2's overlap: V(t) loads
+ * while S = Q K(t)^T runs, K(t+1) loads while O += P V(t) runs; two blocks
+ * per SM overlap each other's waits. Softmax in registers, base 2.
+ *   D 64/128: MT 2 (BM 128), BN 64: 48 / 64 KB shared
+ *   D 192/128: MT 1 (BM 64), BN 64: 64 KB;  D 256: MT 1 (BM 64), BN 32: 64 KB */
+#include <type_traits>
 
-extern "C" int pa_cu_prefill_supported(int, int, int) { return 0; }
-extern "C" cudaError_t pa_cu_prefill_init(void) { return cudaSuccess; }
-extern "C" cudaError_t pa_cu_prefill_attention(const pa_cu_attn *, cudaStream_t) {
-  return cudaErrorNotSupported;
+#include "mma.cuh"
+
+namespace {
+
+constexpr int kWarps = 4;
+constexpr float kLog2e = 1.4426950408889634f;
+constexpr float kLn2 = 0.6931471805599453f;
+
+template <int DQK, int DV> struct cfg {
+  static constexpr int MT = (DQK <= 128 && DV <= 128) ? 2 : 1;
+  static constexpr int BM = kWarps * 16 * MT;
+  static constexpr int BN = DQK <= 192 ? 64 : 32;
+  static constexpr int CHK = DQK / 8, CHV = DV / 8;
+  static constexpr int Q_BYTES = BM * DQK * 2, K_BYTES = BN * DQK * 2, V_BYTES = BN * DV * 2;
+  static constexpr int SMEM = Q_BYTES + K_BYTES + V_BYTES;
+};
+
+__device__ __forceinline__ float ex2(float x) {
+  float y;
+  asm("ex2.approx.ftz.f32 %0, %1;" : "=f"(y) : "f"(x));
+  return y;
+}
+
+template <typename T, int DQK, int DV>
+__global__ void __launch_bounds__(kWarps * 32, 2) prefill_attention(const pa_cu_attn a) {
+  using C = cfg<DQK, DV>;
+  constexpr int MT = C::MT, BM = C::BM, BN = C::BN, CHK = C::CHK, CHV = C::CHV;
+  constexpr int NT = BN / 8; /* n-tiles of S */
+  extern __shared__ __align__(16) unsigned char smem[];
+  unsigned char *qs = smem, *ks = smem + C::Q_BYTES, *vs = ks + C::K_BYTES;
+  const uint32_t q_addr = pa::smem_addr(qs), k_addr = pa::smem_addr(ks),
+                 v_addr = pa::smem_addr(vs);
+
+  const pa_work w = a.work[blockIdx.x];
+  const pa_req rq = a.reqs[w.b];
+  const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5;
+  const int g = a.group, off = rq.len_k - rq.len_q;
+
+  /* Q: rows past w.rows are zero (computed, never stored). */
+  for (int c = tid; c < BM * CHK; c += kWarps * 32) {
+    const int r = c / CHK, ch = c % CHK;
+    const bool ok = r < w.rows;
+    int64_t qo = 0;
+    if (ok) {
+      const int pr = w.row0 + r;
+      qo = pa::row_off(a.q, w.b, rq.q_start, pr / g, w.hk * g + pr % g) + ch * 8;
+    }
+    pa::cp_async16(q_addr + 16 * pa::swz<CHK>(r, ch), reinterpret_cast<const T *>(a.q.ptr) + qo,
+                   ok);
+  }
+
+  const int nkeys = w.kv_end - w.kv_begin;
+  const int ntiles = (nkeys + BN - 1) / BN;
+  auto load_kv = [&](const pa_cu_view &v, uint32_t base, int t, auto chn) {
+    constexpr int CH = decltype(chn)::value;
+    const int j0 = w.kv_begin + t * BN;
+    for (int c = tid; c < BN * CH; c += kWarps * 32) {
+      const int r = c / CH, ch = c % CH, j = j0 + r;
+      const bool ok = j < w.kv_end;
+      const int64_t o = ok ? pa::key_off(a, v, w.b, rq.k_start, j, w.hk) + ch * 8 : 0;
+      pa::cp_async16(base + 16 * pa::swz<CH>(r, ch), reinterpret_cast<const T *>(v.ptr) + o, ok);
+    }
+  };
+  using chk_t = std::integral_constant<int, CHK>;
+  using chv_t = std::integral_constant<int, CHV>;
+  if (ntiles > 0) load_kv(a.k, k_addr, 0, chk_t{});
+  pa::cp_commit();
+
+  const int a_row = lane & 15, a_ch = lane >> 4;
+  const int k_row = (lane & 7) + ((lane >> 4) << 3), k_ch = (lane >> 3) & 1;
+  const int v_row = (lane & 7) + (((lane >> 3) & 1) << 3), v_ch = lane >> 4;
+  const int r0 = lane >> 2, tq = lane & 3;
+  const int wrow = warp * 16 * MT; /* first row of this warp in the tile */
+
+  const bool simple = a.softcap <= 0.f && !a.has_alibi && !a.has_mask && a.window_left < 0 &&
+                      a.window_right < 0;
+  const int diag_min = w.row0 / g + off;
+  const float scale2 = a.scale * kLog2e;
+
+  float o[MT][DV / 8][4];
+  float m[MT][2], l[MT][2];
+#pragma unroll
+  for (int mt = 0; mt < MT; ++mt) {
+#pragma unroll
+    for (int n = 0; n < DV / 8; ++n) o[mt][n][0] = o[mt][n][1] = o[mt][n][2] = o[mt][n][3] = 0.f;
+    m[mt][0] = m[mt][1] = -CUDART_INF_F;
+    l[mt][0] = l[mt][1] = 0.f;
+  }
+
+  for (int t = 0; t < ntiles; ++t) {
+    pa::cp_wait<0>();
+    __syncthreads(); /* K(t) (and Q) landed; V(t-1) consumed by every warp */
+    load_kv(a.v, v_addr, t, chv_t{});
+    pa::cp_commit();
+
+    float s[MT][NT][4];
+#pragma unroll
+    for (int mt = 0; mt < MT; ++mt)
+#pragma unroll
+      for (int n = 0; n < NT; ++n) s[mt][n][0] = s[mt][n][1] = s[mt][n][2] = s[mt][n][3] = 0.f;
+#pragma unroll
+    for (int kk = 0; kk < DQK / 16; ++kk) {
+      uint32_t qa[MT][4];
+#pragma unroll
+      for (int mt = 0; mt < MT; ++mt)
+        pa::ldsm_x4(q_addr + 16 * pa::swz<CHK>(wrow + mt * 16 + a_row, 2 * kk + a_ch), qa[mt][0],
+                    qa[mt][1], qa[mt][2], qa[mt][3]);
+#pragma unroll
+      for (int np = 0; np < NT / 2; ++np) {
+        uint32_t b0, b1, b2, b3;
+        pa::ldsm_x4(k_addr + 16 * pa::swz<CHK>(np * 16 + k_row, 2 * kk + k_ch), b0, b1, b2, b3);
+#pragma unroll
+        for (int mt = 0; mt < MT; ++mt) {
+          pa::mma16816<T>(s[mt][2 * np], qa[mt], b0, b1);
+          pa::mma16816<T>(s[mt][2 * np + 1], qa[mt], b2, b3);
+        }
+      }
+    }
+
+    const int j0 = w.kv_begin + t * BN;
+    const bool fast = simple && j0 + BN <= w.kv_end && (!a.causal || j0 + BN - 1 <= diag_min);
+    uint32_t p[MT][BN / 16][4];
+#pragma unroll
+    for (int mt = 0; mt < MT; ++mt) {
+#pragma unroll
+      for (int x = 0; x < 2; ++x) {
+        const int r = wrow + mt * 16 + r0 + 8 * x;
+        if (fast) {
+#pragma unroll
+          for (int n = 0; n < NT; ++n) {
+            s[mt][n][2 * x] *= scale2;
+            s[mt][n][2 * x + 1] *= scale2;
+          }
+        } else {
+          const int pr = w.row0 + r, i = pr / g, h = w.hk * g + pr % g;
+#pragma unroll
+          for (int n = 0; n < NT; ++n)
+#pragma unroll
+            for (int e = 0; e < 2; ++e) {
+              const int j = j0 + n * 8 + 2 * tq + e;
+              float &v = s[mt][n][2 * x + e];
+              v = (r < w.rows && j < w.kv_end) ? pa::logit(a, v, w.b, i, j, off, h) * kLog2e
+                                               : -CUDART_INF_F;
+            }
+        }
+        float mx = -CUDART_INF_F;
+#pragma unroll
+        for (int n = 0; n < NT; ++n) mx = fmaxf(mx, fmaxf(s[mt][n][2 * x], s[mt][n][2 * x + 1]));
+        mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, 1));
+        mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, 2));
+        const float mn = fmaxf(m[mt][x], mx);
+        const float mu = mn == -CUDART_INF_F ? 0.f : mn; /* all masked: p = ex2(-inf) = 0 */
+        const float c = ex2(m[mt][x] - mu);
+        float sum = 0.f;
+#pragma unroll
+        for (int n = 0; n < NT; ++n) {
+          s[mt][n][2 * x] = ex2(s[mt][n][2 * x] - mu);
+          s[mt][n][2 * x + 1] = ex2(s[mt][n][2 * x + 1] - mu);
+          sum += s[mt][n][2 * x] + s[mt][n][2 * x + 1];
+        }
+        l[mt][x] = l[mt][x] * c + sum;
+        m[mt][x] = mn;
+#pragma unroll
+        for (int n = 0; n < DV / 8; ++n) {
+          o[mt][n][2 * x] *= c;
+          o[mt][n][2 * x + 1] *= c;
+        }
+      }
+#pragma unroll
+      for (int kk = 0; kk < BN / 16; ++kk) {
+        p[mt][kk][0] = pa::pack2<T>(s[mt][2 * kk][0], s[mt][2 * kk][1]);
+        p[mt][kk][1] = pa::pack2<T>(s[mt][2 * kk][2], s[mt][2 * kk][3]);
+        p[mt][kk][2] = pa::pack2<T>(s[mt][2 * kk + 1][0], s[mt][2 * kk + 1][1]);
+        p[mt][kk][3] = pa::pack2<T>(s[mt][2 * kk + 1][2], s[mt][2 * kk + 1][3]);
+      }
+    }
+
+    pa::cp_wait<0>();
+    __syncthreads(); /* V(t) landed; K(t) consumed by every warp */
+    if (t + 1 < ntiles) load_kv(a.k, k_addr, t + 1, chk_t{});
+    pa::cp_commit();
+
+#pragma unroll
+    for (int kk = 0; kk < BN / 16; ++kk)
+#pragma unroll
+      for (int dn = 0; dn < DV / 16; ++dn) {
+        uint32_t b0, b1, b2, b3;
+        pa::ldsm_x4_t(v_addr + 16 * pa::swz<CHV>(kk * 16 + v_row, 2 * dn + v_ch), b0, b1, b2, b3);
+#pragma unroll
+        for (int mt = 0; mt < MT; ++mt) {
+          pa::mma16816<T>(o[mt][2 * dn], p[mt][kk], b0, b1);
+          pa::mma16816<T>(o[mt][2 * dn + 1], p[mt][kk], b2, b3);
+        }
+      }
+  }
+  pa::cp_wait<0>(); /* Q alone when there were no tiles */
+
+#pragma unroll
+  for (int mt = 0; mt < MT; ++mt)
+#pragma unroll
+    for (int x = 0; x < 2; ++x) {
+      float ls = l[mt][x];
+      ls += __shfl_xor_sync(0xffffffffu, ls, 1);
+      ls += __shfl_xor_sync(0xffffffffu, ls, 2);
+      const int r = wrow + mt * 16 + r0 + 8 * x;
+      if (r >= w.rows) continue;
+      const int pr = w.row0 + r, i = pr / g, h = w.hk * g + pr % g;
+      const pa::row_dest dst = pa::dest_of(a, rq, w.b, w.split, i, h);
+      float mm = m[mt][x] * kLn2; /* natural log from here on */
+      const float cs = pa::fold_sink(a, dst, h, mm, ls);
+      const float inv = ls > 0.f ? cs / ls : 0.f;
+#pragma unroll
+      for (int n = 0; n < DV / 8; ++n) {
+        const int d = n * 8 + 2 * tq;
+        const float v0 = o[mt][n][2 * x] * inv, v1 = o[mt][n][2 * x + 1] * inv;
+        if (dst.split) {
+          *reinterpret_cast<float2 *>(a.ws_o + dst.o_off + d) = make_float2(v0, v1);
+        } else {
+          T *op = reinterpret_cast<T *>(a.o.ptr) + dst.o_off + d;
+          op[0] = static_cast<T>(v0);
+          op[1] = static_cast<T>(v1);
+        }
+      }
+      if (tq == 0 && dst.lse_off >= 0) {
+        const float lse = pa::final_lse(mm, ls);
+        if (dst.split) a.ws_lse[dst.lse_off] = lse;
+        else reinterpret_cast<float *>(a.lse.ptr)[dst.lse_off] = lse;
+      }
+    }
+}
+
+template <typename T, int DQK, int DV> cudaError_t set_smem() {
+  return cudaFuncSetAttribute(prefill_attention<T, DQK, DV>,
+                              cudaFuncAttributeMaxDynamicSharedMemorySize, cfg<DQK, DV>::SMEM);
+}
+
+template <typename T, int DQK, int DV> cudaError_t go(const pa_cu_attn *a, cudaStream_t s) {
+  prefill_attention<T, DQK, DV><<<a->num_work, kWarps * 32, cfg<DQK, DV>::SMEM, s>>>(*a);
+  return cudaGetLastError();
+}
+
+template <typename T> cudaError_t launch(const pa_cu_attn *a, cudaStream_t s) {
+  if (a->dqk == 64 && a->dv == 64) return go<T, 64, 64>(a, s);
+  if (a->dqk == 128 && a->dv == 128) return go<T, 128, 128>(a, s);
+  if (a->dqk == 192 && a->dv == 128) return go<T, 192, 128>(a, s);
+  if (a->dqk == 256 && a->dv == 256) return go<T, 256, 256>(a, s);
+  return cudaErrorInvalidValue;
+}
+
+template <typename T> cudaError_t init_all() {
+  cudaError_t e = set_smem<T, 64, 64>();
+  if (e == cudaSuccess) e = set_smem<T, 128, 128>();
+  if (e == cudaSuccess) e = set_smem<T, 192, 128>();
+  if (e == cudaSuccess) e = set_smem<T, 256, 256>();
+  return e;
+}
+
+} // namespace
+
+/* Packed rows per work item the plan must use (BM), 0 if unsupported. */
+extern "C" int pa_cu_prefill_supported(int dqk, int dv, int dtype) {
+  if (dtype != PA_F16 && dtype != PA_BF16) return 0;
+  if (dqk == 64 && dv == 64) return cfg<64, 64>::BM;
+  if (dqk == 128 && dv == 128) return cfg<128, 128>::BM;
+  if (dqk == 192 && dv == 128) return cfg<192, 128>::BM;
+  if (dqk == 256 && dv == 256) return cfg<256, 256>::BM;
+  return 0;
+}
+
+extern "C" cudaError_t pa_cu_prefill_init(void) {
+  cudaError_t e = init_all<__half>();
+  return e == cudaSuccess ? init_all<__nv_bfloat16>() : e;
+}
+
+extern "C" cudaError_t pa_cu_prefill_attention(const pa_cu_attn *a, cudaStream_t s) {
+  if (a->num_work == 0) return cudaSuccess;
+  return a->q.dtype == PA_F16 ? launch<__half>(a, s) : launch<__nv_bfloat16>(a, s);
 }
