@@ -1,0 +1,184 @@
+/* The shared case table, run on every compiled and available backend and on
+ * every CPU ISA (suite = target: cpu_scalar, cpu_avx2, cpu_avx512, cpu_neon,
+ * cuda, opencl; one Test per (target, case group)). A target that is not
+ * compiled, has no device or lacks the ISA is skipped with the reason.
+ *
+ * Sizes are odd on purpose (lengths 1, 7, 113, 203, 1025; groups 1, 3, 7, 8,
+ * 16; head dims from 1 to 256 incl. the generic 40, 59, 111). Every case is
+ * checked against the float64 oracle (oracle.c) on inputs rounded to the
+ * dtype, so the tolerance measures only the kernel's own error. */
+#include <criterion/criterion.h>
+#include <stdio.h>
+
+#include "attn_case.h"
+#include "mla_case.h"
+
+/* clang-format off */
+static const attn_case headdim_cases[] = {
+  {.name = "d64",      .batch = 3, .lq = {7, 1, 3}, .lk = {113, 203, 1025}, .hq = 4, .hkv = 2, .dqk = 64,  .dtype = PA_F32, .causal = 1, .opts = AO_LSE},
+  {.name = "d80",      .batch = 3, .lq = {7, 1, 3}, .lk = {113, 203, 1025}, .hq = 4, .hkv = 2, .dqk = 80,  .dtype = PA_F32, .causal = 1, .opts = AO_LSE},
+  {.name = "d96",      .batch = 3, .lq = {7, 1, 3}, .lk = {113, 203, 1025}, .hq = 4, .hkv = 2, .dqk = 96,  .dtype = PA_F32, .causal = 1, .opts = AO_LSE},
+  {.name = "d128",     .batch = 3, .lq = {7, 1, 3}, .lk = {113, 203, 1025}, .hq = 4, .hkv = 2, .dqk = 128, .dtype = PA_F32, .causal = 1, .opts = AO_LSE},
+  {.name = "d192",     .batch = 3, .lq = {7, 1, 3}, .lk = {113, 203, 1025}, .hq = 4, .hkv = 2, .dqk = 192, .dtype = PA_F32, .causal = 1, .opts = AO_LSE},
+  {.name = "d256",     .batch = 3, .lq = {7, 1, 3}, .lk = {113, 203, 1025}, .hq = 4, .hkv = 2, .dqk = 256, .dtype = PA_F32, .causal = 1, .opts = AO_LSE},
+  {.name = "d192v128", .batch = 3, .lq = {7, 1, 3}, .lk = {113, 203, 1025}, .hq = 4, .hkv = 2, .dqk = 192, .dv = 128, .dtype = PA_F32, .causal = 1, .opts = AO_LSE},
+  {.name = "d40",      .batch = 3, .lq = {7, 1, 3}, .lk = {113, 203, 1025}, .hq = 4, .hkv = 2, .dqk = 40,  .dtype = PA_F32, .causal = 1, .opts = AO_LSE},
+  {.name = "d59",      .batch = 3, .lq = {7, 1, 3}, .lk = {113, 203, 1025}, .hq = 4, .hkv = 2, .dqk = 59,  .dtype = PA_F32, .causal = 1, .opts = AO_LSE},
+  {.name = "d111",     .batch = 3, .lq = {7, 1, 3}, .lk = {113, 203, 1025}, .hq = 4, .hkv = 2, .dqk = 111, .dtype = PA_F32, .causal = 1, .opts = AO_LSE},
+  {.name = "d160",     .batch = 2, .lq = {7, 1},    .lk = {113, 203},       .hq = 4, .hkv = 2, .dqk = 160, .dtype = PA_F32, .causal = 1, .opts = AO_LSE},
+  {.name = "d224",     .batch = 2, .lq = {7, 1},    .lk = {113, 203},       .hq = 4, .hkv = 2, .dqk = 224, .dtype = PA_F32, .causal = 1, .opts = AO_LSE},
+  {.name = "d1",       .batch = 2, .lq = {7, 1},    .lk = {113, 203},       .hq = 4, .hkv = 2, .dqk = 1,   .dtype = PA_F32, .causal = 1, .opts = AO_LSE},
+  {.name = "d59_f16",  .batch = 2, .lq = {7, 1},    .lk = {113, 203},       .hq = 4, .hkv = 2, .dqk = 59,  .dtype = PA_F16, .causal = 1, .opts = AO_LSE},
+  {.name = "d111_bf16",.batch = 2, .lq = {7, 1},    .lk = {113, 203},       .hq = 4, .hkv = 2, .dqk = 111, .dtype = PA_BF16,.causal = 1, .opts = AO_LSE},
+  {.name = "d192v128_bf16", .batch = 2, .lq = {113, 1}, .lk = {113, 203},   .hq = 2, .hkv = 1, .dqk = 192, .dv = 128, .dtype = PA_BF16, .causal = 1, .opts = AO_LSE},
+};
+
+static const attn_case prefill_cases[] = {
+  {.name = "p113_causal",   .batch = 1, .lq = {113},         .lk = {113},         .hq = 4, .dqk = 64,  .dtype = PA_F32, .causal = 1, .opts = AO_LSE},
+  {.name = "p203_ragged3",  .batch = 3, .lq = {203, 7, 1},   .lk = {203, 7, 1},   .hq = 2, .hkv = 1, .dqk = 128, .dtype = PA_F32, .causal = 1, .opts = AO_LSE},
+  {.name = "p1025_f16",     .batch = 1, .lq = {1025},        .lk = {1025},        .hq = 1, .dqk = 64,  .dtype = PA_F16, .causal = 1, .opts = AO_LSE},
+  {.name = "sq_gt_skv",     .batch = 2, .lq = {113, 7},      .lk = {7, 1},        .hq = 2, .dqk = 64,  .dtype = PA_F32, .causal = 1, .opts = AO_LSE},
+  {.name = "noncausal_bf16",.batch = 1, .lq = {113},         .lk = {203},         .hq = 4, .hkv = 2, .dqk = 128, .dtype = PA_BF16, .opts = AO_LSE},
+  {.name = "chunked",       .batch = 2, .lq = {7, 113},      .lk = {203, 1025},   .hq = 2, .dqk = 128, .dtype = PA_F32, .causal = 1, .opts = AO_LSE},
+  {.name = "noncausal_sq_gt_skv", .batch = 1, .lq = {113},   .lk = {7},           .hq = 3, .hkv = 1, .dqk = 80, .dtype = PA_F16, .opts = AO_LSE},
+};
+
+static const attn_case gqa_cases[] = {
+  {.name = "g1",        .batch = 3, .lq = {1, 1, 1}, .lk = {1025, 7, 113}, .hq = 4,  .hkv = 4, .dqk = 128, .dtype = PA_F32, .opts = AO_LSE},
+  {.name = "g3",        .batch = 2, .lq = {1, 3},    .lk = {203, 1025},    .hq = 6,  .hkv = 2, .dqk = 128, .dtype = PA_F16, .causal = 1},
+  {.name = "g7",        .batch = 1, .lq = {5},       .lk = {203},          .hq = 7,  .hkv = 1, .dqk = 64,  .dtype = PA_F32, .causal = 1, .opts = AO_LSE},
+  {.name = "g8_paged",  .batch = 2, .lq = {1, 1},    .lk = {1025, 113},    .hq = 16, .hkv = 2, .dqk = 128, .dtype = PA_BF16, .page_size = 16},
+  {.name = "g16",       .batch = 2, .lq = {2, 1},    .lk = {113, 1},       .hq = 16, .hkv = 1, .dqk = 96,  .dtype = PA_F32, .causal = 1, .opts = AO_LSE},
+  {.name = "g8_prefill",.batch = 1, .lq = {113},     .lk = {113},          .hq = 8,  .hkv = 1, .dqk = 64,  .dtype = PA_F32, .causal = 1, .opts = AO_LSE},
+  {.name = "g7_f16_paged", .batch = 2, .lq = {3, 1}, .lk = {203, 7},       .hq = 14, .hkv = 2, .dqk = 128, .dtype = PA_F16, .causal = 1, .page_size = 64, .opts = AO_LSE},
+};
+
+static const attn_case paged_cases[] = {
+  {.name = "pg1",          .batch = 2, .lq = {1, 3},    .lk = {7, 113},       .hq = 4, .hkv = 2, .dqk = 64,  .dtype = PA_F32, .causal = 1, .page_size = 1,   .opts = AO_LSE},
+  {.name = "pg16",         .batch = 3, .lq = {1, 1, 1}, .lk = {203, 1, 1025}, .hq = 8, .hkv = 2, .dqk = 128, .dtype = PA_F16,               .page_size = 16},
+  {.name = "pg64_hnd",     .batch = 2, .lq = {7, 1},    .lk = {203, 64},      .hq = 4, .hkv = 1, .dqk = 128, .dtype = PA_BF16,.causal = 1, .page_size = 64,  .opts = AO_LSE | AO_HND},
+  {.name = "pg256",        .batch = 2, .lq = {1, 113},  .lk = {1025, 113},    .hq = 2, .hkv = 2, .dqk = 80,  .dtype = PA_F32, .causal = 1, .page_size = 256, .opts = AO_LSE},
+  {.name = "pg16_hnd_d59", .batch = 1, .lq = {3},       .lk = {77},           .hq = 2, .hkv = 1, .dqk = 59,  .dtype = PA_F32, .causal = 1, .page_size = 16,  .opts = AO_LSE | AO_HND},
+  {.name = "pg16_prefill", .batch = 1, .lq = {203},     .lk = {203},          .hq = 2, .hkv = 1, .dqk = 64,  .dtype = PA_F32, .causal = 1, .page_size = 16,  .opts = AO_LSE},
+  {.name = "pg64_d192v128",.batch = 1, .lq = {7},       .lk = {203},          .hq = 2, .hkv = 1, .dqk = 192, .dv = 128, .dtype = PA_F32, .causal = 1, .page_size = 64, .opts = AO_LSE},
+};
+
+static const attn_case layout_cases[] = {
+  {.name = "padded",        .batch = 3, .lq = {7, 1, 3},    .lk = {113, 7, 203},   .hq = 4, .hkv = 2, .dqk = 64,  .dtype = PA_F32, .causal = 1, .layout = AL_PADDED, .opts = AO_LSE},
+  {.name = "padded_f16",    .batch = 2, .lq = {5, 9},       .lk = {33, 2},         .hq = 2, .hkv = 2, .dqk = 128, .dtype = PA_F16,               .layout = AL_PADDED},
+  {.name = "padded_paged",  .batch = 2, .lq = {2, 1},       .lk = {40, 203},       .hq = 4, .hkv = 1, .dqk = 64,  .dtype = PA_F32, .causal = 1, .layout = AL_PADDED, .page_size = 16, .opts = AO_LSE},
+  {.name = "gaps",          .batch = 3, .lq = {7, 1, 5},    .lk = {113, 203, 1},   .hq = 4, .hkv = 1, .dqk = 128, .dtype = PA_F32, .causal = 1, .layout = AL_GAPS, .opts = AO_LSE},
+  {.name = "gaps_paged",    .batch = 2, .lq = {3, 2},       .lk = {40, 17},        .hq = 2, .hkv = 2, .dqk = 64,  .dtype = PA_BF16,.causal = 1, .layout = AL_GAPS, .page_size = 16, .opts = AO_LSE},
+  {.name = "lens_only",     .batch = 2, .lq = {3, 7},       .lk = {50, 7},         .hq = 2, .hkv = 1, .dqk = 64,  .dtype = PA_F32, .causal = 1, .layout = AL_LENS, .opts = AO_LSE},
+  {.name = "empty",         .batch = 4, .lq = {0, 7, 3, 0}, .lk = {5, 0, 113, 0},  .hq = 2, .hkv = 1, .dqk = 64,  .dtype = PA_F32, .causal = 1, .opts = AO_LSE},
+  {.name = "empty_paged",   .batch = 3, .lq = {1, 1, 0},    .lk = {0, 17, 9},      .hq = 4, .hkv = 2, .dqk = 128, .dtype = PA_F16, .page_size = 16, .opts = AO_LSE},
+  {.name = "empty_padded",  .batch = 2, .lq = {0, 4},       .lk = {3, 0},          .hq = 2, .hkv = 2, .dqk = 64,  .dtype = PA_F32, .layout = AL_PADDED, .opts = AO_LSE},
+};
+
+static const attn_case mask_cases[] = {
+  {.name = "window_causal",   .batch = 1, .lq = {113},   .lk = {203},       .hq = 2, .dqk = 64, .dtype = PA_F32, .causal = 1, .wl = 32, .wr = 0, .opts = AO_LSE | AO_WINDOW},
+  {.name = "window_bidir",    .batch = 1, .lq = {113},   .lk = {113},       .hq = 2, .dqk = 64, .dtype = PA_F32, .wl = 16, .wr = 8, .opts = AO_LSE | AO_WINDOW},
+  {.name = "window_sinktok",  .batch = 1, .lq = {203},   .lk = {203},       .hq = 2, .dqk = 64, .dtype = PA_F32, .causal = 1, .wl = 32, .sink_tokens = 4, .opts = AO_LSE | AO_WINDOW},
+  {.name = "window_decode",   .batch = 2, .lq = {1, 1},  .lk = {1025, 203}, .hq = 8, .hkv = 2, .dqk = 128, .dtype = PA_F16, .causal = 1, .wl = 127, .sink_tokens = 3, .page_size = 16, .opts = AO_LSE | AO_WINDOW},
+  {.name = "window_diag",     .batch = 1, .lq = {7},     .lk = {7},         .hq = 2, .dqk = 64, .dtype = PA_F32, .causal = 1, .wl = 0, .wr = 0, .opts = AO_LSE | AO_WINDOW},
+  {.name = "mask_bcast",      .batch = 2, .lq = {7, 1},  .lk = {113, 203},  .hq = 4, .hkv = 2, .dqk = 64, .dtype = PA_F32, .causal = 1, .opts = AO_LSE | AO_MASK},
+  {.name = "mask_heads",      .batch = 1, .lq = {5},     .lk = {33},        .hq = 3, .hkv = 1, .dqk = 80, .dtype = PA_F32, .opts = AO_LSE | AO_MASK_PER_HEAD},
+  {.name = "mask_neginf",     .batch = 2, .lq = {7, 3},  .lk = {1, 9},      .hq = 2, .dqk = 64, .dtype = PA_F32, .opts = AO_LSE | AO_MASK | AO_MASK_NEGINF},
+  {.name = "mask_bf16_paged", .batch = 2, .lq = {3, 1},  .lk = {40, 7},     .hq = 4, .hkv = 2, .dqk = 128, .dtype = PA_BF16, .causal = 1, .page_size = 16, .opts = AO_LSE | AO_MASK_PER_HEAD},
+  {.name = "alibi_causal",    .batch = 1, .lq = {113},   .lk = {113},       .hq = 4, .dqk = 64, .dtype = PA_F32, .causal = 1, .opts = AO_LSE | AO_ALIBI},
+  {.name = "alibi_decode",    .batch = 2, .lq = {1, 1},  .lk = {1025, 7},   .hq = 8, .hkv = 2, .dqk = 128, .dtype = PA_F16, .page_size = 16, .opts = AO_LSE | AO_ALIBI},
+};
+
+static const attn_case feature_cases[] = {
+  {.name = "sinks_decode",  .batch = 2, .lq = {1, 1},  .lk = {203, 1},   .hq = 4, .hkv = 2, .dqk = 128, .dtype = PA_F32, .opts = AO_LSE | AO_SINKS},
+  {.name = "sinks_prefill", .batch = 1, .lq = {113},   .lk = {113},      .hq = 2, .dqk = 64, .dtype = PA_F32, .causal = 1, .opts = AO_LSE | AO_SINKS},
+  {.name = "sinks_empty",   .batch = 2, .lq = {3, 1},  .lk = {0, 5},     .hq = 2, .dqk = 64, .dtype = PA_F32, .causal = 1, .opts = AO_LSE | AO_SINKS},
+  {.name = "softcap",       .batch = 2, .lq = {7, 1},  .lk = {113, 203}, .hq = 2, .dqk = 64, .dtype = PA_F32, .causal = 1, .scale = 0.5f, .softcap = 2.0f, .opts = AO_LSE},
+  {.name = "softcap_bf16",  .batch = 1, .lq = {113},   .lk = {113},      .hq = 4, .hkv = 2, .dqk = 128, .dtype = PA_BF16, .causal = 1, .scale = 1.0f, .softcap = 30.0f, .opts = AO_LSE},
+  {.name = "scale",         .batch = 2, .lq = {7, 1},  .lk = {113, 203}, .hq = 2, .dqk = 96, .dtype = PA_F32, .causal = 1, .scale = 0.3f, .opts = AO_LSE},
+  {.name = "combo_bf16",    .batch = 2, .lq = {3, 1},  .lk = {203, 50},  .hq = 6, .hkv = 2, .dqk = 128, .dtype = PA_BF16, .causal = 1, .wl = 64, .sink_tokens = 2, .scale = 0.25f, .softcap = 5.0f, .page_size = 16, .opts = AO_LSE | AO_WINDOW | AO_ALIBI | AO_MASK_PER_HEAD | AO_SINKS},
+  {.name = "combo_f32",     .batch = 2, .lq = {7, 1},  .lk = {113, 50},  .hq = 6, .hkv = 2, .dqk = 80, .dtype = PA_F32, .causal = 1, .wl = 40, .sink_tokens = 3, .scale = 0.25f, .softcap = 5.0f, .opts = AO_LSE | AO_WINDOW | AO_ALIBI | AO_MASK | AO_SINKS},
+  {.name = "splits3",       .batch = 2, .lq = {1, 2},  .lk = {1025, 203},.hq = 4, .hkv = 1, .dqk = 128, .dtype = PA_F32, .causal = 1, .num_splits = 3, .opts = AO_LSE},
+  {.name = "splits7_paged", .batch = 2, .lq = {1, 1},  .lk = {1025, 7},  .hq = 8, .hkv = 2, .dqk = 128, .dtype = PA_F16, .page_size = 16, .num_splits = 7, .opts = AO_LSE},
+  {.name = "deterministic", .batch = 2, .lq = {1, 7},  .lk = {1025, 203},.hq = 4, .hkv = 2, .dqk = 64, .dtype = PA_F32, .causal = 1, .kv_chunk = 64, .opts = AO_LSE | AO_DETERMINISTIC},
+};
+
+static const attn_case dtype_cases[] = {
+  {.name = "prefill_f32",  .batch = 1, .lq = {113},     .lk = {113},           .hq = 4, .hkv = 2, .dqk = 128, .dtype = PA_F32,  .causal = 1, .opts = AO_LSE},
+  {.name = "prefill_f16",  .batch = 1, .lq = {113},     .lk = {113},           .hq = 4, .hkv = 2, .dqk = 128, .dtype = PA_F16,  .causal = 1, .opts = AO_LSE},
+  {.name = "prefill_bf16", .batch = 1, .lq = {113},     .lk = {113},           .hq = 4, .hkv = 2, .dqk = 128, .dtype = PA_BF16, .causal = 1, .opts = AO_LSE},
+  {.name = "decode_f32",   .batch = 3, .lq = {1, 1, 1}, .lk = {1025, 203, 7},  .hq = 8, .hkv = 2, .dqk = 128, .dtype = PA_F32,  .page_size = 64, .opts = AO_LSE},
+  {.name = "decode_f16",   .batch = 3, .lq = {1, 1, 1}, .lk = {1025, 203, 7},  .hq = 8, .hkv = 2, .dqk = 128, .dtype = PA_F16,  .page_size = 64, .opts = AO_LSE},
+  {.name = "decode_bf16",  .batch = 3, .lq = {1, 1, 1}, .lk = {1025, 203, 7},  .hq = 8, .hkv = 2, .dqk = 128, .dtype = PA_BF16, .page_size = 64, .opts = AO_LSE},
+};
+
+static const mla_case mla_cases[] = {
+  {.name = "mla_decode_bf16",   .batch = 3, .lq = {1, 1, 1}, .lk = {203, 1025, 7}, .h = 16,  .dc = 512, .dr = 64, .dtype = PA_BF16, .page_size = 64},
+  {.name = "mla_mtp_f32",       .batch = 2, .lq = {4, 2},    .lk = {113, 203},     .h = 16,  .dc = 512, .dr = 64, .dtype = PA_F32,  .page_size = 16,  .causal = 1, .lse = 1},
+  {.name = "mla_onecache_f16",  .batch = 1, .lq = {2},       .lk = {1025},         .h = 8,   .dc = 512, .dr = 64, .dtype = PA_F16,  .page_size = 256, .causal = 1, .one_cache = 1, .lse = 1},
+  {.name = "mla_page1",         .batch = 2, .lq = {1, 3},    .lk = {7, 3},         .h = 4,   .dc = 512, .dr = 64, .dtype = PA_F32,  .page_size = 1,   .causal = 1, .lse = 1},
+  {.name = "mla_empty",         .batch = 2, .lq = {1, 1},    .lk = {0, 33},        .h = 4,   .dc = 512, .dr = 64, .dtype = PA_F32,  .page_size = 16,  .lse = 1},
+  {.name = "mla_h128",          .batch = 1, .lq = {1},       .lk = {64},           .h = 128, .dc = 512, .dr = 64, .dtype = PA_BF16, .page_size = 64,  .lse = 1},
+  {.name = "mla_splits3_bf16",  .batch = 2, .lq = {3, 1},    .lk = {203, 113},     .h = 16,  .dc = 512, .dr = 64, .dtype = PA_BF16, .page_size = 16,  .causal = 1, .one_cache = 1, .lse = 1, .num_splits = 3},
+};
+/* clang-format on */
+
+static void run_attn(const char *target, const attn_case *cases, int n) {
+  pa_context *ctx = tu_open_or_skip(target);
+  for (int i = 0; i < n; i++) {
+    attn_problem p;
+    char why[1024];
+    pa_status s = attn_setup(&p, ctx, &cases[i]);
+    if (s == PA_OK) s = attn_execute(&p, NULL, NULL);
+    if (s != PA_OK) {
+      cr_expect(0, "[%s] case %s: %s", target, cases[i].name, p.msg);
+    } else {
+      attn_reference(&p);
+      bool ok = attn_check(&p, target, why, sizeof why);
+      cr_expect(ok, "%s", why);
+      if (ok) cr_log_info("%s", why);
+    }
+    attn_free(&p);
+  }
+  pa_context_destroy(ctx);
+}
+
+static void run_mla(const char *target, const mla_case *cases, int n) {
+  pa_context *ctx = tu_open_or_skip(target);
+  for (int i = 0; i < n; i++) {
+    mla_problem p;
+    char why[1024];
+    pa_status s = mla_setup(&p, ctx, &cases[i]);
+    if (s == PA_OK) s = mla_execute(&p);
+    if (s != PA_OK) {
+      cr_expect(0, "[%s] case %s: %s", target, cases[i].name, p.msg);
+    } else {
+      mla_reference(&p);
+      bool ok = mla_check(&p, target, why, sizeof why);
+      cr_expect(ok, "%s", why);
+      if (ok) cr_log_info("%s", why);
+    }
+    mla_free(&p);
+  }
+  pa_context_destroy(ctx);
+}
+
+#define GROUP_ON(tgt, group, runner, table)                                                       \
+  Test(tgt, group, .timeout = 300) { runner(#tgt, table, TU_LEN(table)); }
+#define GROUP(group, runner, table)                                                               \
+  GROUP_ON(cpu_scalar, group, runner, table)                                                      \
+  GROUP_ON(cpu_avx2, group, runner, table)                                                        \
+  GROUP_ON(cpu_avx512, group, runner, table)                                                      \
+  GROUP_ON(cpu_neon, group, runner, table)                                                        \
+  GROUP_ON(cuda, group, runner, table)                                                            \
+  GROUP_ON(opencl, group, runner, table)
+
+GROUP(headdim, run_attn, headdim_cases)
+GROUP(prefill, run_attn, prefill_cases)
+GROUP(gqa, run_attn, gqa_cases)
+GROUP(paged, run_attn, paged_cases)
+GROUP(layout, run_attn, layout_cases)
+GROUP(mask, run_attn, mask_cases)
+GROUP(features, run_attn, feature_cases)
+GROUP(dtype, run_attn, dtype_cases)
+GROUP(mla, run_mla, mla_cases)
