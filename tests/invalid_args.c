@@ -359,12 +359,12 @@ Test(invalid_args, merge_varlen_indptr_dtype) {
 Test(invalid_args, merge_varlen_indptr_length) {
   merge_fix m;
   merge_setup(&m);
-  int64_t sh[1] = {4}; /* out has 2 rows: indptr needs 3 entries */
+  int64_t sh[1] = {4}; /* out has 2 rows: indptr needs 3 entries (or out 3 rows) */
   cr_assert(tu_tensor_alloc(m.ctx, &m.extra, PA_I32, 1, sh, NULL) == PA_OK, "alloc");
   pa_tensor out = m.out.t, lo = m.lo.t;
   out.shape[0] = 2, lo.shape[0] = 2;
   merge_verdict(&m, pa_merge_states_varlen(m.ctx, &m.a.t, &m.la.t, &m.extra.t, &out, &lo),
-                FIELDS("indptr"));
+                FIELDS("indptr", "out."));
 }
 
 /* ---- head GEMM: x [T, H, K], w [H, K, N], y [T, H, N] ---- */

@@ -344,6 +344,10 @@ pa_context *tu_open_or_skip(const char *target_name) {
     cr_skip_test("%s: ISA %s not available on this host", t->name, t->isa);
   if (s == PA_ERR_NO_DEVICE) cr_skip_test("%s: no device (context creation)", t->name);
   cr_assert(s == PA_OK && ctx, "%s: pa_context_create failed: %s", t->name, pa_status_str(s));
+  pa_device_info info;
+  if (pa_context_info(ctx, &info) == PA_OK)
+    cr_log_info("%s: device \"%s\", %d units, features \"%s\"", t->name, info.name,
+                info.compute_units, info.features);
   return ctx;
 }
 
