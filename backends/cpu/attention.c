@@ -19,7 +19,7 @@ static size_t up64(size_t n) { return (n + 63) & ~(size_t)63; }
 typedef struct att_scratch {
   float *q, *o, *s, *m, *l, *alpha;
   int32_t *tok, *head;
-  const char **kp[2], **vp;
+  const char **kp[2][2], **vp[2]; /* [buffer][segment]: this block and the next */
 } att_scratch;
 
 static size_t carve(void *base, int R, int dqk, int dv, att_scratch *sc) {
@@ -38,9 +38,12 @@ static size_t carve(void *base, int R, int dqk, int dv, att_scratch *sc) {
   TAKE(alpha, float *, R);
   TAKE(tok, int32_t *, R);
   TAKE(head, int32_t *, R);
-  TAKE(kp[0], const char **, BK);
-  TAKE(kp[1], const char **, BK);
-  TAKE(vp, const char **, BK);
+  TAKE(kp[0][0], const char **, BK);
+  TAKE(kp[0][1], const char **, BK);
+  TAKE(kp[1][0], const char **, BK);
+  TAKE(kp[1][1], const char **, BK);
+  TAKE(vp[0], const char **, BK);
+  TAKE(vp[1], const char **, BK);
 #undef TAKE
   return off;
 }
@@ -69,12 +72,35 @@ static const char *row_ptr(const pa_tensor *t, const pa_req *rq, int32_t b, int6
   return pa_tensor_ptr_host(t) + e * (int64_t)pa_cpu_esize(t->dtype);
 }
 
-static const char *key_ptr(const att_job *jb, const pa_tensor *t, const pa_req *rq, int32_t b,
-                           int64_t j, int hk) {
-  int64_t e = pa_key_offset(t, jb->bt, jb->bt_s0, jb->bt_s1, jb->plan->desc.page_size, b,
-                            rq->k_start, j);
-  if (hk) e += (int64_t)hk * pa_head_stride(t);
-  return pa_tensor_ptr_host(t) + e * (int64_t)pa_cpu_esize(t->dtype);
+/* Row addresses of keys [j0, j0 + n) of one K/V tensor: one block-table
+ * lookup per page, not per key (the division per key cost as much as the
+ * dot products in decode). */
+static void key_ptrs(const att_job *jb, const pa_tensor *t, const pa_req *rq, int32_t b, int64_t j0,
+                     int n, int hk, const char **out) {
+  const int64_t es = (int64_t)pa_cpu_esize(t->dtype);
+  const char *base = pa_tensor_ptr_host(t) + (int64_t)hk * pa_head_stride(t) * es;
+  const int ps = jb->plan->desc.page_size;
+  if (ps <= 0) {
+    const int64_t first = pa_row_offset(t, b, rq->k_start, j0);
+    const int64_t step = t->ndim == 4 ? t->stride[1] : t->stride[0];
+    for (int jj = 0; jj < n; jj++) out[jj] = base + (first + jj * step) * es;
+    return;
+  }
+  for (int64_t j = j0; j < j0 + n;) {
+    const int32_t page = jb->bt[(int64_t)b * jb->bt_s0 + (j / ps) * jb->bt_s1];
+    const int64_t in = j % ps, cnt = ps - in < j0 + n - j ? ps - in : j0 + n - j;
+    const char *p = base + ((int64_t)page * t->stride[0] + in * t->stride[1]) * es;
+    for (int64_t c = 0; c < cnt; c++) out[j - j0 + c] = p + c * t->stride[1] * es;
+    j += cnt;
+  }
+}
+
+/* Paged rows are scattered (a page per block-table entry, heads
+ * interleaved), which the hardware prefetchers do not follow: ask for the
+ * next block's rows while this one computes. */
+static void prefetch_rows(const char *const *rows, int n, int64_t bytes) {
+  for (int jj = 0; jj < n; jj++)
+    for (int64_t x = 0; x < bytes; x += 64) __builtin_prefetch(rows[jj] + x, 0, 3);
 }
 
 /* 0: no key of the block is visible to any row; 1: some; 2: all (no
@@ -96,32 +122,44 @@ static int block_visibility(const pa_attention_desc *d, int64_t imin, int64_t im
   return 2;
 }
 
+/* pa_visible() as one interval per row, so the diagonal blocks of a causal
+ * tile do not pay a call per score: key j is visible to the row's token iff
+ * j <= hi && (j >= lo || j < sink_tokens). */
+static void row_window(const pa_attention_desc *d, int64_t i, int64_t off, int64_t *lo, int64_t *hi) {
+  int64_t diag = i + off;
+  *hi = INT64_MAX;
+  if (d->causal) *hi = diag;
+  if (d->window_right >= 0 && diag + d->window_right < *hi) *hi = diag + d->window_right;
+  *lo = d->window_left >= 0 ? diag - d->window_left : INT64_MIN;
+}
+
 /* The score terms after scale * q.k, in the order of polyattn.h. */
 static void score_terms(const att_job *jb, int32_t b, int R, const int32_t *tok, const int32_t *head,
                         int64_t j0, int n, int64_t off, int check_visible, float *s) {
   const pa_attention_desc *d = &jb->plan->desc;
-  float cap = d->softcap;
+  const float cap = d->softcap;
+  const int64_t sinkt = d->sink_tokens;
   for (int r = 0; r < R; r++) {
-    int64_t i = tok[r];
+    int64_t i = tok[r], lo, hi;
     int h = head[r];
-    float slope = jb->alibi ? jb->alibi[h * jb->alibi_s] : 0.0f;
-    const float *mrow = NULL;
-    if (jb->mask)
-      mrow = jb->mask + b * jb->mask_s[0] + (jb->mask_heads == 1 ? 0 : h) * jb->mask_s[1] +
-             i * jb->mask_s[2];
     float *row = s + (int64_t)r * BK;
-    for (int jj = 0; jj < n; jj++) {
-      int64_t j = j0 + jj;
-      if (check_visible && !pa_visible(d, i, j, off)) {
-        row[jj] = -INFINITY;
-        continue;
-      }
-      float x = row[jj];
-      if (cap != 0.0f) x = cap * tanhf(x / cap);
-      if (jb->alibi) x -= slope * fabsf((float)(i + off - j));
-      if (mrow) x += mrow[j * jb->mask_s[3]];
-      row[jj] = x;
+    row_window(d, i, off, &lo, &hi);
+    if (cap != 0.0f)
+      for (int jj = 0; jj < n; jj++) row[jj] = cap * tanhf(row[jj] / cap);
+    if (jb->alibi) {
+      const float slope = jb->alibi[h * jb->alibi_s];
+      for (int jj = 0; jj < n; jj++) row[jj] -= slope * fabsf((float)(i + off - (j0 + jj)));
     }
+    if (jb->mask) {
+      const float *mrow = jb->mask + b * jb->mask_s[0] +
+                          (jb->mask_heads == 1 ? 0 : h) * jb->mask_s[1] + i * jb->mask_s[2];
+      for (int jj = 0; jj < n; jj++) row[jj] += mrow[(j0 + jj) * jb->mask_s[3]];
+    }
+    if (check_visible) /* last, so no term can turn a hidden key finite */
+      for (int jj = 0; jj < n; jj++) {
+        int64_t j = j0 + jj;
+        if (j > hi || (j < lo && j >= sinkt)) row[jj] = -INFINITY;
+      }
   }
 }
 
@@ -156,23 +194,43 @@ static void run_item(void *arg, int64_t item, int tid) {
 
   const int64_t imin = sc.tok[0], imax = sc.tok[R - 1];
   const int terms = d->softcap != 0.0f || jb->alibi || jb->mask;
+  const int64_t vbytes = (int64_t)dv * pa_cpu_esize(io->v->dtype);
+  int cur = 0, have_next = 0;
   for (int64_t j0 = w->kv_begin; j0 < w->kv_end; j0 += BK) {
     int n = (int)(w->kv_end - j0 < BK ? w->kv_end - j0 : BK);
     int vis = block_visibility(d, imin, imax, j0, j0 + n, off);
-    if (vis == 0) continue; /* all -inf: the softmax step would change nothing */
-    for (int jj = 0; jj < n; jj++) {
+    if (vis == 0) { /* all -inf: the softmax step would change nothing */
+      have_next = 0;
+      continue;
+    }
+    if (!have_next) {
       for (int sg = 0; sg < io->nseg; sg++)
-        sc.kp[sg][jj] = key_ptr(jb, io->k[sg], rq, w->b, j0 + jj, w->hk);
-      sc.vp[jj] = key_ptr(jb, io->v, rq, w->b, j0 + jj, w->hk);
+        key_ptrs(jb, io->k[sg], rq, w->b, j0, n, w->hk, sc.kp[cur][sg]);
+      key_ptrs(jb, io->v, rq, w->b, j0, n, w->hk, sc.vp[cur]);
+    }
+    /* the next block's rows, resolved and prefetched now */
+    int64_t j1 = j0 + BK;
+    int n1 = (int)(w->kv_end - j1 < BK ? w->kv_end - j1 : BK);
+    have_next = n1 > 0;
+    if (have_next) {
+      for (int sg = 0; sg < io->nseg; sg++) {
+        key_ptrs(jb, io->k[sg], rq, w->b, j1, n1, w->hk, sc.kp[cur ^ 1][sg]);
+        prefetch_rows(sc.kp[cur ^ 1][sg], n1,
+                      (int64_t)jb->dq[sg] * pa_cpu_esize(io->k[sg]->dtype));
+      }
+      key_ptrs(jb, io->v, rq, w->b, j1, n1, w->hk, sc.vp[cur ^ 1]);
+      if (io->v != io->k[0]) prefetch_rows(sc.vp[cur ^ 1], n1, vbytes);
     }
     int col = 0;
     for (int sg = 0; sg < io->nseg; sg++) {
-      kern->qk(R, n, jb->dq[sg], sc.q + col, dqk, sc.kp[sg], io->k[sg]->dtype, sc.s, BK, sg > 0);
+      kern->qk(R, n, jb->dq[sg], sc.q + col, dqk, sc.kp[cur][sg], io->k[sg]->dtype, sc.s, BK,
+               sg > 0);
       col += jb->dq[sg];
     }
     if (vis == 1 || terms) score_terms(jb, w->b, R, sc.tok, sc.head, j0, n, off, vis == 1, sc.s);
     kern->softmax(R, n, sc.s, BK, sc.m, sc.l, sc.alpha);
-    kern->pv(R, n, dv, sc.s, BK, sc.vp, io->v->dtype, sc.alpha, sc.o, dv);
+    kern->pv(R, n, dv, sc.s, BK, sc.vp[cur], io->v->dtype, sc.alpha, sc.o, dv);
+    cur ^= 1;
   }
 
   const int Hq = d->num_q_heads;
