@@ -1,0 +1,103 @@
+/* Internal declarations of the OpenCL backend (never included outside
+ * backends/opencl/ except by include/polyattn_opencl.h's implementation). */
+#ifndef PA_CL_BACKEND_H
+#define PA_CL_BACKEND_H
+
+#ifndef CL_TARGET_OPENCL_VERSION
+#define CL_TARGET_OPENCL_VERSION 120
+#endif
+#include <CL/cl.h>
+#include <pthread.h>
+
+#include "backend.h"
+
+typedef struct pa_cl_entry pa_cl_entry; /* one compiled program and its kernels */
+
+typedef struct pa_cl_state {
+  cl_platform_id platform;
+  cl_device_id device;
+  cl_context context;
+  cl_command_queue queue;
+  bool own_queue;
+  bool is_cpu;
+  bool mma_ok;             /* inline-PTX mma.sync probe passed */
+  size_t local_mem;        /* CL_DEVICE_LOCAL_MEM_SIZE */
+  size_t max_wg;           /* CL_DEVICE_MAX_WORK_GROUP_SIZE */
+  char device_key[512];    /* device, driver and platform versions: disk cache key */
+  char *cache_dir;         /* NULL: memory only */
+  pthread_mutex_t lock;    /* program cache and kernel arguments */
+  pa_cl_entry *programs;
+} pa_cl_state;
+
+static inline pa_cl_state *pa_cl(const pa_context *ctx) { return (pa_cl_state *)ctx->state; }
+static inline cl_mem pa_cl_mem(const pa_buffer *b) { return b ? (cl_mem)b->handle : NULL; }
+
+/* "CL_OUT_OF_RESOURCES" etc.; "CL_UNKNOWN_ERROR" for others. */
+const char *pa_cl_error_name(cl_int err);
+/* pa_fail(ctx, PA_ERR_BACKEND, "<what>: <name> (<code>)"). */
+pa_status pa_cl_fail(pa_context *ctx, cl_int err, const char *what);
+
+/* The text of kernels/<name>: from PA_OPENCL_KERNEL_DIR when set (development),
+ * else the copy embedded at build time. *owned is set when the caller must free it. */
+const char *pa_cl_source(const char *name, bool *owned);
+
+/* Kernel `kernel` of program common.cl + `file` built with `defines` for the
+ * context's device; compiled once per (device, source hash, options), cached
+ * in memory and, with a cache_dir, on disk. The kernel is owned by the cache;
+ * callers set its arguments and enqueue it under state->lock. */
+pa_status pa_cl_kernel(pa_context *ctx, const char *file, const char *defines, const char *kernel,
+                       cl_kernel *out);
+void pa_cl_cache_free(pa_cl_state *st);
+
+/* Argument setting: `n` counts up, the first failure is kept. */
+typedef struct pa_cl_args {
+  cl_kernel k;
+  cl_uint n;
+  cl_int err;
+  cl_uint bad; /* index of the first failing argument */
+} pa_cl_args;
+void pa_cl_arg(pa_cl_args *a, size_t size, const void *value);
+void pa_cl_arg_mem(pa_cl_args *a, const pa_buffer *b);
+void pa_cl_arg_long(pa_cl_args *a, int64_t v);
+void pa_cl_arg_int(pa_cl_args *a, int v);
+void pa_cl_arg_float(pa_cl_args *a, float v);
+
+/* Element offset of a tensor (its byte offset / element size). */
+static inline int64_t pa_cl_elem_off(const pa_tensor *t) {
+  size_t es = pa_dtype_size(t->dtype);
+  return es ? (int64_t)(t->offset / es) : 0;
+}
+
+/* Strides of a ragged [T, H (, D)] or padded [B, S, H (, D)] tensor as (per
+ * request, per token, per head); last_dims is 1 with a D dimension, else 0. */
+void pa_cl_row_strides(const pa_tensor *t, int64_t *sb, int64_t *st, int64_t *sh, int last_dims);
+
+/* Tile of the attention kernel, packed into pa_kernel_choice.kernel. */
+typedef struct pa_cl_tile {
+  int bq, bkv, rg, cg;
+} pa_cl_tile;
+static inline int pa_cl_tile_pack(pa_cl_tile t) { return t.bq | t.bkv << 8 | t.rg << 16 | t.cg << 24; }
+static inline pa_cl_tile pa_cl_tile_unpack(int k) {
+  return (pa_cl_tile){k & 255, (k >> 8) & 255, (k >> 16) & 255, (k >> 24) & 255};
+}
+
+/* Per-plan state: the kernels the plan launches (owned by the cache). */
+typedef struct pa_cl_plan {
+  cl_kernel attention;
+  cl_kernel combine; /* NULL when no request is split */
+  pa_cl_tile tile;
+} pa_cl_plan;
+
+/* Operations (one file each). */
+pa_status pa_cl_select(pa_context *ctx, const pa_plan *plan, pa_kernel_choice *choice);
+pa_status pa_cl_plan_ready(pa_context *ctx, pa_plan *plan);
+pa_status pa_cl_attention(pa_context *ctx, const pa_plan *plan, const pa_attention_args *args,
+                          pa_buffer *ws);
+pa_status pa_cl_mla(pa_context *ctx, const pa_plan *plan, const pa_mla_args *args, pa_buffer *ws);
+pa_status pa_cl_merge(pa_context *ctx, const pa_merge_launch *m);
+pa_status pa_cl_head_gemm(pa_context *ctx, const pa_tensor *x, const pa_tensor *w, pa_tensor *y);
+/* Split-KV combine shared by attention and MLA (merge.c). */
+pa_status pa_cl_combine(pa_context *ctx, const pa_plan *plan, cl_kernel k, const pa_tensor *out,
+                        const pa_tensor *lse, const pa_tensor *sinks, pa_buffer *ws);
+
+#endif

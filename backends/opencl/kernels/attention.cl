@@ -1,0 +1,275 @@
+/* attention.cl: one work item of the plan per work-group (attention and MLA).
+ *
+ * Tile shape (host picks it to fit local memory; see tiles.c):
+ *   BQ packed GQA rows x BKV keys per step, RG*CG threads. Thread (rg, cg)
+ *   owns rows rg + RG*m (m < BQ/RG) and, in the score phase, keys cg + CG*n
+ *   (n < BKV/CG), in the output phase dims cg + CG*n (n < ceil(DV/CG)).
+ *   Strided ownership keeps local reads broadcast (rows) or consecutive (keys,
+ *   dims). Q, K and V live in local memory in their input dtype (16-bit stays
+ *   16-bit: twice the tile for the same bytes); scores and probabilities in f32.
+ * Per KV tile: key offsets -> K tile -> scores -> (row softmax || V tile) ->
+ *   O update; four barriers. The row softmax runs on one thread per row while
+ *   the others stream V in.
+ * With MLA=1, K = ckv || kpe (two tensors) and V is the first DV columns of the
+ *   K tile, so V is never loaded twice.
+ *
+ * Defines: DQK DV Q_DT KV_DT O_DT BQ BKV RG CG MLA. */
+
+#define NT (RG * CG)
+#define TM (BQ / RG)
+#define TN (BKV / CG)
+#define NDV ((DV + CG - 1) / CG)
+#define PS (BKV + 1)
+#define DMAX (DQK > DV ? DQK : DV)
+
+#define PA_PAD4(d) ((d) | 1)
+#define PA_PAD2(d) (((((d) + 1) / 2) | 1) * 2)
+#define QS (Q_DT == 0 ? PA_PAD4(DQK) : PA_PAD2(DQK))
+#define KS (KV_DT == 0 ? PA_PAD4(DMAX) : PA_PAD2(DMAX))
+
+#define Q_RAW PA_CAT(PA_RAW_, Q_DT)
+#define KV_RAW PA_CAT(PA_RAW_, KV_DT)
+#define O_RAW PA_CAT(PA_RAW_, O_DT)
+#define LDQ(AS, p, i) PA_CAT(PA_LD_, Q_DT)(AS, p, i)
+#define LDKV(AS, p, i) PA_CAT(PA_LD_, KV_DT)(AS, p, i)
+#define STO(AS, p, i, v) PA_CAT(PA_ST_, O_DT)(AS, p, i, v)
+
+#define F_LSE 1    /* PA_RETURN_LSE */
+#define F_SINKS 4  /* PA_HAS_SINKS */
+#define F_ALIBI 8  /* PA_HAS_ALIBI */
+#define F_MASK 16  /* PA_HAS_MASK */
+
+__kernel __attribute__((reqd_work_group_size(NT, 1, 1))) void pa_attention(
+    __global const Q_RAW *q, long q_off, long q_sb, long q_st, long q_sh,
+    __global const Q_RAW *q2, long q2_off, long q2_st, long q2_sh, /* MLA q_pe */
+    __global const KV_RAW *k, long k_off, long k_sb, long k_st, long k_sh, long k_sp,
+    __global const KV_RAW *k2, long k2_off, long k2_st, long k2_sp, /* MLA kpe */
+    __global const KV_RAW *v, long v_off, long v_sb, long v_st, long v_sh, long v_sp,
+    __global O_RAW *out, long o_off, long o_sb, long o_st, long o_sh,
+    __global float *lse, long l_off, long l_sb, long l_st, long l_sh,
+    __global const int *bt, long bt_off, long bt_sb, long bt_sp,
+    __global const float *mask, long m_off, long m_sb, long m_sh, long m_si, long m_sj,
+    __global const float *sinks, long sk_off, long sk_s,
+    __global const float *alibi, long al_off, long al_s,
+    __global float *ws, long ws_o, long ws_l,
+    __global const int *sched, int req_off, int work_off,
+    int ragged_q, int ragged_k, int page_size, int group, int hq,
+    float scale, float softcap, int causal, int wl, int wr, int sink_tokens, int flags) {
+  __local Q_RAW q_l[BQ * QS];
+  __local KV_RAW kv_l[BKV * KS];
+  __local float p_l[BQ * PS];
+  __local float alpha_l[BQ];
+  __local long koff_l[BKV], voff_l[BKV];
+  __local long qoff_l[BQ];
+#if MLA
+  __local long k2off_l[BKV];
+  __local long q2off_l[BQ];
+#endif
+  __local int rowi_l[BQ], rowh_l[BQ];
+
+  const int t = get_local_id(0);
+  const int cg = t % CG, rg = t / CG;
+  __global const int *w = sched + work_off + get_group_id(0) * 8;
+  const int b = w[0], hk = w[1], row0 = w[2], rows = w[3], split = w[4];
+  const int kb = w[5], ke = w[6];
+  __global const int *rq = sched + req_off + b * 8;
+  const int q_start = ragged_q ? rq[0] : 0, k_start = ragged_k ? rq[1] : 0;
+  const int len_q = rq[2], len_k = rq[3], nsplit = rq[4], part_row = rq[6];
+  const int off = len_k - len_q;
+
+  for (int r = t; r < BQ; r += NT) {
+    int pr = row0 + (r < rows ? r : 0);
+    int i = pr / group, h = hk * group + pr % group;
+    rowi_l[r] = i;
+    rowh_l[r] = h;
+    qoff_l[r] = q_off + b * q_sb + (long)(q_start + i) * q_st + h * q_sh;
+#if MLA
+    q2off_l[r] = q2_off + (long)(q_start + i) * q2_st + h * q2_sh;
+#endif
+  }
+  barrier(CLK_LOCAL_MEM_FENCE);
+  for (int e = t; e < BQ * DQK; e += NT) {
+    int r = e / DQK, d = e - r * DQK;
+    Q_RAW x = 0;
+    if (r < rows) {
+#if MLA
+      x = d < DV ? q[qoff_l[r] + d] : q2[q2off_l[r] + d - DV];
+#else
+      x = q[qoff_l[r] + d];
+#endif
+    }
+    q_l[r * QS + d] = x;
+  }
+
+  float acc[TM][NDV];
+  for (int m = 0; m < TM; m++)
+    for (int n = 0; n < NDV; n++) acc[m][n] = 0.0f;
+  float m_run = -INFINITY, l_run = 0.0f; /* row t's state, for t < BQ */
+
+  for (int kt = kb; kt < ke; kt += BKV) {
+    /* A: where this tile's keys live (page lookups once per key). */
+    for (int c = t; c < BKV; c += NT) {
+      int j = kt + c < ke ? kt + c : kt;
+      long ko, vo;
+#if MLA
+      long k2o;
+#endif
+      if (page_size > 0) {
+        long page = bt[bt_off + b * bt_sb + (j / page_size) * bt_sp];
+        long in = j % page_size;
+        ko = page * k_sp + in * k_st;
+        vo = page * v_sp + in * v_st;
+#if MLA
+        k2o = k2_off + page * k2_sp + in * k2_st;
+#endif
+      } else {
+        ko = b * k_sb + (long)(k_start + j) * k_st;
+        vo = b * v_sb + (long)(k_start + j) * v_st;
+#if MLA
+        k2o = k2_off + (long)(k_start + j) * k2_st;
+#endif
+      }
+      koff_l[c] = k_off + ko + hk * k_sh;
+      voff_l[c] = v_off + vo + hk * v_sh;
+#if MLA
+      k2off_l[c] = k2o;
+#endif
+    }
+    barrier(CLK_LOCAL_MEM_FENCE);
+
+    /* B: K tile; keys past the range read as 0 (they are masked below). */
+    for (int e = t; e < BKV * DQK; e += NT) {
+      int c = e / DQK, d = e - c * DQK;
+      KV_RAW x = 0;
+      if (kt + c < ke) {
+#if MLA
+        x = d < DV ? k[koff_l[c] + d] : k2[k2off_l[c] + d - DV];
+#else
+        x = k[koff_l[c] + d];
+#endif
+      }
+      kv_l[c * KS + d] = x;
+    }
+    barrier(CLK_LOCAL_MEM_FENCE);
+
+    /* C: scores, masked to -inf where a key is invisible. */
+    {
+      float s[TM][TN];
+      for (int m = 0; m < TM; m++)
+        for (int n = 0; n < TN; n++) s[m][n] = 0.0f;
+      for (int d = 0; d < DQK; d++) {
+        float qv[TM], kv[TN];
+        for (int m = 0; m < TM; m++) qv[m] = LDQ(__local, q_l, (rg + RG * m) * QS + d);
+        for (int n = 0; n < TN; n++) kv[n] = LDKV(__local, kv_l, (cg + CG * n) * KS + d);
+        for (int m = 0; m < TM; m++)
+          for (int n = 0; n < TN; n++) s[m][n] = fma(qv[m], kv[n], s[m][n]);
+      }
+      for (int m = 0; m < TM; m++) {
+        int r = rg + RG * m, i = rowi_l[r], h = rowh_l[r], diag = i + off;
+        for (int n = 0; n < TN; n++) {
+          int c = cg + CG * n, j = kt + c;
+          float x = -INFINITY;
+          bool vis = r < rows && j < ke && !(causal && j > diag) &&
+                     (j < sink_tokens ||
+                      ((wl < 0 || j >= diag - wl) && (wr < 0 || j <= diag + wr)));
+          if (vis) {
+            x = s[m][n] * scale;
+            if (softcap > 0.0f) x = softcap * tanh(x / softcap);
+            if (flags & F_ALIBI) x -= alibi[al_off + h * al_s] * fabs((float)(diag - j));
+            if (flags & F_MASK) x += mask[m_off + b * m_sb + h * m_sh + i * m_si + j * m_sj];
+          }
+          p_l[r * PS + c] = x;
+        }
+      }
+    }
+    barrier(CLK_LOCAL_MEM_FENCE);
+
+    /* D: one thread per row runs the online softmax; the rest load V. */
+    for (int r = t; r < BQ; r += NT) {
+      float mx = -INFINITY;
+      for (int c = 0; c < BKV; c++) mx = fmax(mx, p_l[r * PS + c]);
+      float m_new = fmax(m_run, mx), mu = pa_safe_max(m_new);
+      float a = exp(m_run - mu), sum = 0.0f;
+      for (int c = 0; c < BKV; c++) {
+        float e = exp(p_l[r * PS + c] - mu);
+        p_l[r * PS + c] = e;
+        sum += e;
+      }
+      l_run = l_run * a + sum;
+      m_run = m_new;
+      alpha_l[r] = a;
+    }
+#if !MLA
+    for (int e = t; e < BKV * DV; e += NT) {
+      int c = e / DV, d = e - c * DV;
+      kv_l[c * KS + d] = kt + c < ke ? v[voff_l[c] + d] : (KV_RAW)0;
+    }
+#endif
+    barrier(CLK_LOCAL_MEM_FENCE);
+
+    /* E: O = O * alpha + P V. */
+    for (int m = 0; m < TM; m++) {
+      float a = alpha_l[rg + RG * m];
+      for (int n = 0; n < NDV; n++) acc[m][n] *= a;
+    }
+    for (int c = 0; c < BKV; c++) {
+      float pv[TM], vv[NDV];
+      for (int m = 0; m < TM; m++) pv[m] = p_l[(rg + RG * m) * PS + c];
+      for (int n = 0; n < NDV; n++) {
+        int d = cg + CG * n;
+        vv[n] = (DV % CG == 0 || d < DV) ? LDKV(__local, kv_l, c * KS + d) : 0.0f;
+      }
+      for (int m = 0; m < TM; m++)
+        for (int n = 0; n < NDV; n++) acc[m][n] = fma(pv[m], vv[n], acc[m][n]);
+    }
+    /* The next tile's step A barrier orders these reads before kv_l is reused. */
+  }
+
+  /* Final: normalise; the sink joins here only when the request is not split
+   * (otherwise the combine adds it once). */
+  for (int r = t; r < BQ; r += NT) {
+    float fac = 0.0f, lse_v = -INFINITY;
+    if (r < rows) {
+      int h = rowh_l[r];
+      float mm = m_run, ll = l_run;
+      if (nsplit == 1 && (flags & F_SINKS)) {
+        float sk = sinks[sk_off + h * sk_s], mx = fmax(mm, sk);
+        if (mx != -INFINITY) {
+          ll = ll * exp(mm - mx) + exp(sk - mx);
+          fac = exp(mm - mx) / ll;
+          lse_v = mx + log(ll);
+        }
+      } else if (ll > 0.0f) {
+        fac = 1.0f / ll;
+        lse_v = mm + log(ll);
+      }
+      int i = rowi_l[r];
+      if (nsplit == 1) {
+        if (flags & F_LSE) lse[l_off + b * l_sb + (long)(q_start + i) * l_st + h * l_sh] = lse_v;
+      } else {
+        ws[ws_l + part_row + ((long)split * len_q + i) * hq + h] = lse_v;
+      }
+    }
+    alpha_l[r] = fac;
+  }
+  barrier(CLK_LOCAL_MEM_FENCE);
+  for (int m = 0; m < TM; m++) {
+    int r = rg + RG * m;
+    if (r >= rows) continue;
+    int i = rowi_l[r], h = rowh_l[r];
+    float fac = alpha_l[r];
+    if (nsplit == 1) {
+      long o = o_off + b * o_sb + (long)(q_start + i) * o_st + h * o_sh;
+      for (int n = 0; n < NDV; n++) {
+        int d = cg + CG * n;
+        if (d < DV) STO(__global, out, o + d, acc[m][n] * fac);
+      }
+    } else {
+      long o = ws_o + (part_row + ((long)split * len_q + i) * hq + h) * (long)DV;
+      for (int n = 0; n < NDV; n++) {
+        int d = cg + CG * n;
+        if (d < DV) ws[o + d] = acc[m][n] * fac;
+      }
+    }
+  }
+}

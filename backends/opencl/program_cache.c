@@ -1,0 +1,221 @@
+/* Programs compiled per (device, source hash, options): kept in memory for the
+ * context's life and, when the context names a cache_dir, on disk as device
+ * binaries (PoCL and driver compiles take seconds; a warm cache takes ms). */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cl_backend.h"
+
+extern const char *const pa_cl_embedded_names[];
+extern const char *const pa_cl_embedded_texts[];
+extern const int pa_cl_embedded_count;
+
+#define MAX_KERNELS 8
+
+struct pa_cl_entry {
+  pa_cl_entry *next;
+  uint64_t hash; /* of device key, options and source */
+  cl_program program;
+  int num_kernels;
+  char names[MAX_KERNELS][48];
+  cl_kernel kernels[MAX_KERNELS];
+};
+
+static uint64_t fnv1a(uint64_t h, const char *s) {
+  for (; *s; s++) h = (h ^ (unsigned char)*s) * 1099511628211ull;
+  return h;
+}
+
+const char *pa_cl_source(const char *name, bool *owned) {
+  *owned = false;
+  const char *dir = getenv("PA_OPENCL_KERNEL_DIR");
+  if (dir && *dir) {
+    char path[1024];
+    snprintf(path, sizeof path, "%s/%s", dir, name);
+    FILE *f = fopen(path, "rb");
+    if (f) {
+      fseek(f, 0, SEEK_END);
+      long n = ftell(f);
+      fseek(f, 0, SEEK_SET);
+      char *text = n >= 0 ? malloc((size_t)n + 1) : NULL;
+      if (text && fread(text, 1, (size_t)n, f) == (size_t)n) {
+        text[n] = 0;
+        fclose(f);
+        *owned = true;
+        return text;
+      }
+      free(text);
+      fclose(f);
+    }
+    pa_log(1, "opencl: PA_OPENCL_KERNEL_DIR=%s has no readable %s; using the embedded copy", dir, name);
+  }
+  for (int i = 0; i < pa_cl_embedded_count; i++)
+    if (!strcmp(pa_cl_embedded_names[i], name)) return pa_cl_embedded_texts[i];
+  return NULL;
+}
+
+static void cache_path(const pa_cl_state *st, uint64_t hash, char *path, size_t n) {
+  snprintf(path, n, "%s/polyattn-%016llx.clbin", st->cache_dir, (unsigned long long)hash);
+}
+
+static cl_program load_binary(pa_cl_state *st, uint64_t hash, const char *options) {
+  char path[1200];
+  cache_path(st, hash, path, sizeof path);
+  FILE *f = fopen(path, "rb");
+  if (!f) return NULL;
+  fseek(f, 0, SEEK_END);
+  long n = ftell(f);
+  fseek(f, 0, SEEK_SET);
+  unsigned char *bin = n > 0 ? malloc((size_t)n) : NULL;
+  size_t got = bin ? fread(bin, 1, (size_t)n, f) : 0;
+  fclose(f);
+  cl_program prog = NULL;
+  if (bin && got == (size_t)n) {
+    size_t len = (size_t)n;
+    const unsigned char *bins[1] = {bin};
+    cl_int status, e;
+    prog = clCreateProgramWithBinary(st->context, 1, &st->device, &len, bins, &status, &e);
+    if (e != CL_SUCCESS || status != CL_SUCCESS) {
+      if (e == CL_SUCCESS) clReleaseProgram(prog);
+      prog = NULL;
+    } else if (clBuildProgram(prog, 1, &st->device, options, NULL, NULL) != CL_SUCCESS) {
+      clReleaseProgram(prog); /* stale or foreign binary: rebuild from source */
+      prog = NULL;
+    }
+  }
+  free(bin);
+  return prog;
+}
+
+static void store_binary(pa_cl_state *st, uint64_t hash, cl_program prog) {
+  size_t len = 0;
+  if (clGetProgramInfo(prog, CL_PROGRAM_BINARY_SIZES, sizeof len, &len, NULL) != CL_SUCCESS || !len) return;
+  unsigned char *bin = malloc(len);
+  if (!bin) return;
+  unsigned char *bins[1] = {bin};
+  if (clGetProgramInfo(prog, CL_PROGRAM_BINARIES, sizeof bins, bins, NULL) == CL_SUCCESS) {
+    char path[1200], tmp[1300];
+    cache_path(st, hash, path, sizeof path);
+    snprintf(tmp, sizeof tmp, "%s.%p.tmp", path, (void *)bin);
+    FILE *f = fopen(tmp, "wb");
+    if (f) {
+      bool ok = fwrite(bin, 1, len, f) == len;
+      ok = fclose(f) == 0 && ok;
+      /* rename is atomic: a concurrent reader sees the old file or the new one */
+      if (!ok || rename(tmp, path) != 0) remove(tmp);
+    }
+  }
+  free(bin);
+}
+
+static pa_status build(pa_context *ctx, const char *file, const char *text, const char *options,
+                       uint64_t hash, cl_program *out) {
+  pa_cl_state *st = pa_cl(ctx);
+  if (st->cache_dir && (*out = load_binary(st, hash, options))) return PA_OK;
+  cl_int e;
+  cl_program prog = clCreateProgramWithSource(st->context, 1, &text, NULL, &e);
+  if (e != CL_SUCCESS) return pa_cl_fail(ctx, e, "clCreateProgramWithSource");
+  e = clBuildProgram(prog, 1, &st->device, options, NULL, NULL);
+  if (e != CL_SUCCESS) {
+    size_t n = 0;
+    clGetProgramBuildInfo(prog, st->device, CL_PROGRAM_BUILD_LOG, 0, NULL, &n);
+    char *log = malloc(n + 1);
+    if (log) {
+      log[0] = 0;
+      clGetProgramBuildInfo(prog, st->device, CL_PROGRAM_BUILD_LOG, n, log, NULL);
+      log[n] = 0;
+    }
+    clReleaseProgram(prog);
+    pa_status s = pa_fail(ctx, PA_ERR_BACKEND, "opencl: building %s (%s): %s (%d); build log:\n%s",
+                          file, options, pa_cl_error_name(e), (int)e, log ? log : "(none)");
+    free(log);
+    return s;
+  }
+  if (st->cache_dir) store_binary(st, hash, prog);
+  *out = prog;
+  return PA_OK;
+}
+
+pa_status pa_cl_kernel(pa_context *ctx, const char *file, const char *defines, const char *kernel,
+                       cl_kernel *out) {
+  pa_cl_state *st = pa_cl(ctx);
+  bool own_common, own_file;
+  const char *common = pa_cl_source("common.cl", &own_common);
+  const char *body = pa_cl_source(file, &own_file);
+  char options[1024];
+  snprintf(options, sizeof options, "-cl-std=CL1.2 %s", defines);
+  pa_status s = PA_OK;
+  char *text = NULL;
+  if (!common || !body) {
+    s = pa_fail(ctx, PA_ERR_BACKEND, "opencl: kernel source %s not found", !body ? file : "common.cl");
+    goto done;
+  }
+  size_t n1 = strlen(common), n2 = strlen(body);
+  text = malloc(n1 + n2 + 2);
+  if (!text) {
+    s = pa_fail(ctx, PA_ERR_OUT_OF_MEMORY, "opencl: program text");
+    goto done;
+  }
+  memcpy(text, common, n1);
+  text[n1] = '\n';
+  memcpy(text + n1 + 1, body, n2 + 1);
+  uint64_t h = fnv1a(fnv1a(fnv1a(1469598103934665603ull, st->device_key), options), text);
+
+  pthread_mutex_lock(&st->lock);
+  pa_cl_entry *en = st->programs;
+  while (en && en->hash != h) en = en->next;
+  if (!en) {
+    cl_program prog;
+    s = build(ctx, file, text, options, h, &prog);
+    if (s == PA_OK) {
+      en = calloc(1, sizeof *en);
+      if (!en) {
+        clReleaseProgram(prog);
+        s = pa_fail(ctx, PA_ERR_OUT_OF_MEMORY, "opencl: program cache");
+      } else {
+        en->hash = h;
+        en->program = prog;
+        en->next = st->programs;
+        st->programs = en;
+        pa_log(3, "opencl: built %s (%s)", file, options);
+      }
+    }
+  }
+  if (s == PA_OK) {
+    int i = 0;
+    while (i < en->num_kernels && strcmp(en->names[i], kernel)) i++;
+    if (i == en->num_kernels) {
+      cl_int e;
+      cl_kernel k = i < MAX_KERNELS ? clCreateKernel(en->program, kernel, &e) : NULL;
+      if (i >= MAX_KERNELS) {
+        s = pa_fail(ctx, PA_ERR_BACKEND, "opencl: too many kernels in %s", file);
+      } else if (e != CL_SUCCESS) {
+        s = pa_cl_fail(ctx, e, kernel);
+      } else {
+        snprintf(en->names[i], sizeof en->names[i], "%s", kernel);
+        en->kernels[i] = k;
+        en->num_kernels++;
+      }
+    }
+    if (s == PA_OK) *out = en->kernels[i];
+  }
+  pthread_mutex_unlock(&st->lock);
+done:
+  free(text);
+  if (own_common) free((void *)common);
+  if (own_file) free((void *)body);
+  return s;
+}
+
+void pa_cl_cache_free(pa_cl_state *st) {
+  pa_cl_entry *en = st->programs;
+  while (en) {
+    pa_cl_entry *next = en->next;
+    for (int i = 0; i < en->num_kernels; i++) clReleaseKernel(en->kernels[i]);
+    clReleaseProgram(en->program);
+    free(en);
+    en = next;
+  }
+  st->programs = NULL;
+}

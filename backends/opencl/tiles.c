@@ -1,0 +1,110 @@
+/* Tile choice for the attention/MLA kernel (the selector that supports() and
+ * dispatch share) and the per-plan kernel build. */
+#include <stdio.h>
+#include <stdlib.h>
+
+#include "cl_backend.h"
+
+/* Local memory bytes of kernels/attention.cl for a tile (mirrors its arrays). */
+static size_t pad_elems(int d, int dt) {
+  return dt == PA_F32 ? (size_t)(d | 1) : (size_t)((((d + 1) / 2) | 1) * 2);
+}
+static size_t tile_bytes(pa_cl_tile t, int dqk, int dv, pa_dtype qdt, pa_dtype kvdt, bool mla) {
+  int dmax = dqk > dv ? dqk : dv;
+  size_t b = (size_t)t.bq * pad_elems(dqk, qdt) * pa_dtype_size(qdt);
+  b += (size_t)t.bkv * pad_elems(dmax, kvdt) * pa_dtype_size(kvdt);
+  b += (size_t)t.bq * (t.bkv + 1) * 4 + (size_t)t.bq * 4;  /* p, alpha */
+  b += (size_t)t.bkv * 16 + (size_t)t.bq * 8 + (size_t)t.bq * 8; /* offsets, row ids */
+  if (mla) b += (size_t)t.bkv * 8 + (size_t)t.bq * 8;
+  return b;
+}
+
+/* Candidate tiles, best first for the number of packed rows one (request, KV
+ * head) has: decode (g * len_q small) takes a short tile so no FMA is spent on
+ * absent rows; prefill takes the tallest tile local memory allows. */
+static bool pick_tile(const pa_cl_state *st, int rows, int dqk, int dv, pa_dtype qdt, pa_dtype kvdt,
+                      bool mla, bool deterministic, pa_cl_tile *out) {
+  static const pa_cl_tile small[] = {{4, 64, 4, 32}, {4, 32, 4, 32}, {4, 16, 4, 16}, {4, 8, 4, 8}, {4, 4, 4, 4}};
+  static const pa_cl_tile mid[] = {{16, 64, 8, 16}, {16, 32, 8, 16}, {16, 16, 8, 16},
+                                   {8, 16, 8, 16},  {8, 8, 8, 8},    {4, 8, 4, 8}, {4, 4, 4, 4}};
+  static const pa_cl_tile big[] = {{64, 64, 8, 16}, {64, 32, 8, 16}, {32, 32, 8, 16},
+                                   {32, 16, 8, 16}, {16, 16, 8, 16}, {8, 16, 8, 16},
+                                   {8, 8, 8, 8},    {4, 8, 4, 8}, {4, 4, 4, 4}};
+  const pa_cl_tile *list = rows <= 4 ? small : rows <= 16 ? mid : big;
+  int n = rows <= 4 ? 5 : rows <= 16 ? 7 : 9;
+  /* 48 KiB is what NVIDIA gives a work-group without opt-in; CPUs report more
+   * but the same tiles keep the number of compiled variants down. */
+  size_t budget = st->local_mem < 49152 ? st->local_mem : 49152;
+  budget = budget > 1024 ? budget - 1024 : budget;
+  /* A row's arithmetic depends on BKV only (dot order over d, softmax and
+   * P V order within a key tile), so deterministic plans fix BKV from the
+   * shape alone: the result cannot depend on the batch's longest request. */
+  int det_bkv = 0;
+  if (deterministic)
+    for (int b = 32; b >= 4 && !det_bkv; b /= 2)
+      if (tile_bytes((pa_cl_tile){4, b, 4, b < 32 ? b : 32}, dqk, dv, qdt, kvdt, mla) <= budget) det_bkv = b;
+  for (int i = 0; i < n; i++) {
+    pa_cl_tile t = list[i];
+    if (det_bkv) {
+      t.bkv = det_bkv;
+      if (t.cg > det_bkv) t.cg = det_bkv;
+    }
+    if ((size_t)(t.rg * t.cg) > st->max_wg) continue;
+    if (tile_bytes(t, dqk, dv, qdt, kvdt, mla) <= budget) {
+      *out = t;
+      return true;
+    }
+  }
+  return false;
+}
+
+static const char *tile_name(pa_cl_tile t, bool mla) {
+  switch (t.bq) {
+    case 4: return mla ? "opencl.mla.tile4" : "opencl.tile4";
+    case 8: return mla ? "opencl.mla.tile8" : "opencl.tile8";
+    case 16: return mla ? "opencl.mla.tile16" : "opencl.tile16";
+    case 32: return mla ? "opencl.mla.tile32" : "opencl.tile32";
+    default: return mla ? "opencl.mla.tile64" : "opencl.tile64";
+  }
+}
+
+pa_status pa_cl_select(pa_context *ctx, const pa_plan *plan, pa_kernel_choice *choice) {
+  const pa_attention_desc *d = &plan->desc;
+  bool mla = plan->op == PA_OP_MLA;
+  int64_t rows = (int64_t)plan->group * (plan->max_len_q > 0 ? plan->max_len_q : 1);
+  pa_cl_tile t;
+  if (!pick_tile(pa_cl(ctx), rows > 64 ? 64 : (int)rows, d->head_dim_qk, d->head_dim_v, d->q_dtype,
+                 d->kv_dtype, mla, (d->flags & PA_DETERMINISTIC) != 0, &t))
+    return pa_fail(ctx, PA_ERR_UNSUPPORTED,
+                   "opencl: head_dim_qk=%d head_dim_v=%d need more local memory than the device's %zu B",
+                   d->head_dim_qk, d->head_dim_v, pa_cl(ctx)->local_mem);
+  *choice = (pa_kernel_choice){
+      .kernel = pa_cl_tile_pack(t), .q_tile_rows = t.bq, .kv_align = t.bkv, .name = tile_name(t, mla)};
+  return PA_OK;
+}
+
+static void plan_free(void *p) { free(p); }
+
+pa_status pa_cl_plan_ready(pa_context *ctx, pa_plan *plan) {
+  const pa_attention_desc *d = &plan->desc;
+  bool mla = plan->op == PA_OP_MLA;
+  pa_cl_plan *cp = calloc(1, sizeof *cp);
+  if (!cp) return pa_fail(ctx, PA_ERR_OUT_OF_MEMORY, "opencl: plan state");
+  cp->tile = pa_cl_tile_unpack(plan->choice.kernel);
+  char defs[512];
+  snprintf(defs, sizeof defs, "-DDQK=%d -DDV=%d -DQ_DT=%d -DKV_DT=%d -DO_DT=%d -DBQ=%d -DBKV=%d -DRG=%d -DCG=%d -DMLA=%d",
+           d->head_dim_qk, d->head_dim_v, (int)d->q_dtype, (int)d->kv_dtype, (int)d->o_dtype,
+           cp->tile.bq, cp->tile.bkv, cp->tile.rg, cp->tile.cg, mla ? 1 : 0);
+  pa_status s = pa_cl_kernel(ctx, "attention.cl", defs, "pa_attention", &cp->attention);
+  if (s == PA_OK && plan->num_combine > 0) {
+    snprintf(defs, sizeof defs, "-DV_DT=0 -DO_DT=%d", (int)d->o_dtype);
+    s = pa_cl_kernel(ctx, "merge.cl", defs, "pa_combine", &cp->combine);
+  }
+  if (s != PA_OK) {
+    free(cp);
+    return s;
+  }
+  plan->backend_data = cp;
+  plan->backend_free = plan_free;
+  return PA_OK;
+}

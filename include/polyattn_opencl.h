@@ -1,0 +1,50 @@
+/* polyattn OpenCL interop: run polyattn on the caller's cl_command_queue and
+ * cl_mem objects, reach the context's OpenCL objects, and the unfused CLBlast
+ * baseline that pa-bench measures the fused kernels against. */
+#ifndef POLYATTN_OPENCL_H
+#define POLYATTN_OPENCL_H
+
+#ifndef CL_TARGET_OPENCL_VERSION
+#define CL_TARGET_OPENCL_VERSION 120
+#endif
+#include <CL/cl.h>
+
+#include "polyattn.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* A context on the caller's queue: pa_context_desc.backend = PA_BACKEND_OPENCL,
+ * .native_queue = queue (retained for the context's life; the queue's device
+ * and cl_context are used). A cl_mem of that cl_context becomes a buffer with
+ * pa_buffer_wrap(ctx, (void *)mem, bytes, &buf) or, sized from the cl_mem,
+ * with pa_opencl_wrap_buffer; it is retained while the buffer lives. */
+PA_API pa_status pa_opencl_wrap_buffer(pa_context *ctx, cl_mem mem, pa_buffer **out);
+
+/* The context's OpenCL objects (borrowed: valid while ctx lives); any out
+ * pointer may be NULL. PA_ERR_INVALID_ARGUMENT for a non-OpenCL context. */
+PA_API pa_status pa_opencl_context_objects(const pa_context *ctx, cl_context *context,
+                                           cl_device_id *device, cl_command_queue *queue);
+
+/* 1 when the device passed the mma.sync (inline PTX) probe at context creation. */
+PA_API int pa_opencl_has_mma(const pa_context *ctx);
+
+/* Unfused baseline: S = Q K^T (CLBlast batched SGEMM), row softmax (scale
+ * 1/sqrt(head_dim), causal bottom-right when asked), O = P V (batched SGEMM),
+ * with f16/bf16 converted to f32 around it. Dense contiguous layouts:
+ * q, out [batch, seq_q, num_q_heads, head_dim]; k, v [batch, seq_k,
+ * num_kv_heads, head_dim]; all of dtype. The workspace holds the f32 scores
+ * (and f32 copies for 16-bit dtypes): its size comes from
+ * pa_opencl_unfused_workspace_size. Enqueued on ctx's queue; no wait. */
+PA_API size_t pa_opencl_unfused_workspace_size(int batch, int num_q_heads, int num_kv_heads,
+                                               int seq_q, int seq_k, int head_dim, pa_dtype dtype);
+PA_API pa_status pa_opencl_unfused_attention(pa_context *ctx, int batch, int num_q_heads,
+                                             int num_kv_heads, int seq_q, int seq_k, int head_dim,
+                                             int causal, pa_dtype dtype, pa_buffer *q, pa_buffer *k,
+                                             pa_buffer *v, pa_buffer *out, pa_buffer *workspace);
+
+#ifdef __cplusplus
+}
+#endif
+#endif /* POLYATTN_OPENCL_H */
