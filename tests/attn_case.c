@@ -60,12 +60,13 @@ int64_t attn_lse_offset(const attn_problem *p, int b, int i, int h) {
 /* A 3-d ragged [T, H, D] or 4-d padded [B, S, H, D] q/k/v/out tensor. */
 static pa_status alloc_rows(attn_problem *p, tu_tensor *x, int64_t tokens, int64_t s, int h,
                             int d) {
+  int64_t row = (p->c->opts & AO_STRIDED) ? (int64_t)(h + 2) * d : (int64_t)h * d;
   if (p->c->layout == AL_PADDED) {
-    int64_t shape[4] = {p->B, s, h, d};
-    return tu_tensor_alloc(p->ctx, x, p->c->dtype, 4, shape, NULL);
+    int64_t shape[4] = {p->B, s, h, d}, stride[4] = {s * row, row, d, 1};
+    return tu_tensor_alloc(p->ctx, x, p->c->dtype, 4, shape, stride);
   }
-  int64_t shape[3] = {tokens, h, d};
-  return tu_tensor_alloc(p->ctx, x, p->c->dtype, 3, shape, NULL);
+  int64_t shape[3] = {tokens, h, d}, stride[3] = {row, d, 1};
+  return tu_tensor_alloc(p->ctx, x, p->c->dtype, 3, shape, stride);
 }
 
 /* Paged cache [pages, page, H, D]; HND stores [pages, H, page, D]. */
@@ -325,6 +326,9 @@ pa_status attn_execute(attn_problem *p, const pa_attention_desc *desc, pa_buffer
   TRY(pa_context_synchronize(p->ctx));
   TRY(tu_tensor_download(&p->out));
   if (p->c->opts & AO_LSE) TRY(tu_tensor_download(&p->lse));
+  TRY(tu_tensor_download(&p->q));
+  TRY(tu_tensor_download(&p->k));
+  TRY(tu_tensor_download(&p->v));
   return PA_OK;
 }
 
@@ -361,6 +365,9 @@ bool attn_check(attn_problem *p, const char *target, char *why, size_t n) {
     if (!(rb <= rel)) rel = rb, rel_b = b;
   }
   bool guards = tu_guards_intact(&p->out) && (!(c->opts & AO_LSE) || tu_guards_intact(&p->lse));
+  /* the kernels must not write their inputs (q/k/v downloaded after the run) */
+  bool inputs = tu_unchanged(&p->q) && tu_unchanged(&p->k) && tu_unchanged(&p->v);
+  guards = guards && inputs;
   bool ok = rel <= tol.rel_l2 && e.max_abs <= tol.max_abs && e.nonfinite == 0 && lse_bad == 0 &&
             guards;
   if (!ok) {
@@ -375,7 +382,7 @@ bool attn_check(attn_problem *p, const char *target, char *why, size_t n) {
              tol.max_abs, bb, (long long)(row - p->rowbase[bb]), (long long)(w % p->hq),
              (long long)(e.worst % p->dv), (long long)e.nonfinite, (long long)e.count, lse_err,
              tol.lse_abs, (long long)lse_bad, (long long)lse_where,
-             guards ? "intact" : "OVERWRITTEN");
+             !inputs ? "intact, but q/k/v were WRITTEN" : guards ? "intact" : "OVERWRITTEN");
   } else {
     snprintf(why, n, "[%s] case %s: rel_l2 %.3g max_abs %.3g lse %.3g", target, c->name, rel,
              e.max_abs, lse_err);

@@ -26,6 +26,7 @@ enum {
   AO_HND = 1u << 6,           /* paged cache stored [pages, H, page, D] */
   AO_WINDOW = 1u << 7,        /* use wl / wr (else both -1) */
   AO_DETERMINISTIC = 1u << 8,
+  AO_STRIDED = 1u << 9,       /* q/k/v/out rows (H + 2) * D apart, as in a packed QKV */
 };
 
 typedef struct attn_case {

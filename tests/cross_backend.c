@@ -40,6 +40,8 @@ static const attn_case prefill_cases[] = {
   {.name = "sq_gt_skv",     .batch = 2, .lq = {113, 7},      .lk = {7, 1},        .hq = 2, .dqk = 64,  .dtype = PA_F32, .causal = 1, .opts = AO_LSE},
   {.name = "noncausal_bf16",.batch = 1, .lq = {113},         .lk = {203},         .hq = 4, .hkv = 2, .dqk = 128, .dtype = PA_BF16, .opts = AO_LSE},
   {.name = "chunked",       .batch = 2, .lq = {7, 113},      .lk = {203, 1025},   .hq = 2, .dqk = 128, .dtype = PA_F32, .causal = 1, .opts = AO_LSE},
+  {.name = "p1025_g4_bf16",  .batch = 1, .lq = {1025},        .lk = {1025},        .hq = 4, .hkv = 1, .dqk = 128, .dtype = PA_BF16, .causal = 1, .opts = AO_LSE},
+  {.name = "p203_g16_d256", .batch = 2, .lq = {203, 1},     .lk = {203, 1025},   .hq = 16, .hkv = 1, .dqk = 256, .dtype = PA_F16, .causal = 1, .opts = AO_LSE},
   {.name = "noncausal_sq_gt_skv", .batch = 1, .lq = {113},   .lk = {7},           .hq = 3, .hkv = 1, .dqk = 80, .dtype = PA_F16, .opts = AO_LSE},
 };
 
@@ -72,6 +74,9 @@ static const attn_case layout_cases[] = {
   {.name = "lens_only",     .batch = 2, .lq = {3, 7},       .lk = {50, 7},         .hq = 2, .hkv = 1, .dqk = 64,  .dtype = PA_F32, .causal = 1, .layout = AL_LENS, .opts = AO_LSE},
   {.name = "empty",         .batch = 4, .lq = {0, 7, 3, 0}, .lk = {5, 0, 113, 0},  .hq = 2, .hkv = 1, .dqk = 64,  .dtype = PA_F32, .causal = 1, .opts = AO_LSE},
   {.name = "empty_paged",   .batch = 3, .lq = {1, 1, 0},    .lk = {0, 17, 9},      .hq = 4, .hkv = 2, .dqk = 128, .dtype = PA_F16, .page_size = 16, .opts = AO_LSE},
+  {.name = "strided_ragged",.batch = 2, .lq = {7, 1},       .lk = {113, 203},      .hq = 4, .hkv = 2, .dqk = 128, .dtype = PA_F16, .causal = 1, .opts = AO_LSE | AO_STRIDED},
+  {.name = "strided_padded",.batch = 2, .lq = {3, 5},       .lk = {20, 9},         .hq = 2, .hkv = 1, .dqk = 64,  .dtype = PA_BF16, .layout = AL_PADDED, .opts = AO_LSE | AO_STRIDED},
+  {.name = "strided_paged", .batch = 2, .lq = {4, 1},       .lk = {70, 33},        .hq = 6, .hkv = 3, .dqk = 96,  .dtype = PA_F32, .causal = 1, .page_size = 16, .opts = AO_LSE | AO_STRIDED},
   {.name = "empty_padded",  .batch = 2, .lq = {0, 4},       .lk = {3, 0},          .hq = 2, .hkv = 2, .dqk = 64,  .dtype = PA_F32, .layout = AL_PADDED, .opts = AO_LSE},
 };
 
