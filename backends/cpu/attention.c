@@ -195,6 +195,10 @@ static void run_item(void *arg, int64_t item, int tid) {
   const int64_t imin = sc.tok[0], imax = sc.tok[R - 1];
   const int terms = d->softcap != 0.0f || jb->alibi || jb->mask;
   const int64_t vbytes = (int64_t)dv * pa_cpu_esize(io->v->dtype);
+  /* Few rows per block (decode) leave its memory latency exposed; many rows
+   * (prefill) reuse a block long enough for the hardware to keep up, and
+   * there the prefetches only cost issue slots. */
+  const int prefetch = R <= 16;
   int cur = 0, have_next = 0;
   for (int64_t j0 = w->kv_begin; j0 < w->kv_end; j0 += BK) {
     int n = (int)(w->kv_end - j0 < BK ? w->kv_end - j0 : BK);
@@ -215,11 +219,12 @@ static void run_item(void *arg, int64_t item, int tid) {
     if (have_next) {
       for (int sg = 0; sg < io->nseg; sg++) {
         key_ptrs(jb, io->k[sg], rq, w->b, j1, n1, w->hk, sc.kp[cur ^ 1][sg]);
-        prefetch_rows(sc.kp[cur ^ 1][sg], n1,
-                      (int64_t)jb->dq[sg] * pa_cpu_esize(io->k[sg]->dtype));
+        if (prefetch)
+          prefetch_rows(sc.kp[cur ^ 1][sg], n1,
+                        (int64_t)jb->dq[sg] * pa_cpu_esize(io->k[sg]->dtype));
       }
       key_ptrs(jb, io->v, rq, w->b, j1, n1, w->hk, sc.vp[cur ^ 1]);
-      if (io->v != io->k[0]) prefetch_rows(sc.vp[cur ^ 1], n1, vbytes);
+      if (prefetch && io->v != io->k[0]) prefetch_rows(sc.vp[cur ^ 1], n1, vbytes);
     }
     int col = 0;
     for (int sg = 0; sg < io->nseg; sg++) {
