@@ -94,6 +94,7 @@ pa_status pa_cl_attention(pa_context *ctx, const pa_plan *plan, const pa_attenti
   pa_cl_arg_int(&g, d->page_size);
   pa_cl_arg_int(&g, plan->group);
   pa_cl_arg_int(&g, d->num_q_heads);
+  pa_cl_arg_int(&g, pa_cl_vec_ok(&a->k) && pa_cl_vec_ok(&a->v));
   pa_cl_arg_float(&g, plan->scale);
   pa_cl_arg_float(&g, d->softcap);
   pa_cl_arg_int(&g, d->causal);

@@ -72,6 +72,17 @@ static inline int64_t pa_cl_elem_off(const pa_tensor *t) {
  * request, per token, per head); last_dims is 1 with a D dimension, else 0. */
 void pa_cl_row_strides(const pa_tensor *t, int64_t *sb, int64_t *st, int64_t *sh, int last_dims);
 
+/* Whether a tensor's rows can move in 16-byte vectors: its element offset and
+ * every stride but the last are multiples of 16 bytes' worth of elements. */
+static inline bool pa_cl_vec_ok(const pa_tensor *t) {
+  size_t es = pa_dtype_size(t->dtype);
+  if (!t->buf || !es || t->offset % 16) return false;
+  int64_t w = 16 / (int64_t)es;
+  for (int i = 0; i + 1 < t->ndim; i++)
+    if (t->stride[i] % w) return false;
+  return true;
+}
+
 /* Tile of the attention kernel, packed into pa_kernel_choice.kernel. */
 typedef struct pa_cl_tile {
   int bq, bkv, rg, cg;

@@ -65,6 +65,7 @@ pa_status pa_cl_mla(pa_context *ctx, const pa_plan *plan, const pa_mla_args *a, 
   pa_cl_arg_int(&g, d->page_size);
   pa_cl_arg_int(&g, plan->group);
   pa_cl_arg_int(&g, d->num_q_heads);
+  pa_cl_arg_int(&g, pa_cl_vec_ok(&a->ckv) && pa_cl_vec_ok(&a->kpe));
   pa_cl_arg_float(&g, plan->scale);
   pa_cl_arg_float(&g, 0.0f);
   pa_cl_arg_int(&g, d->causal);

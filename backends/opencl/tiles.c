@@ -73,6 +73,15 @@ pa_status pa_cl_select(pa_context *ctx, const pa_plan *plan, pa_kernel_choice *c
   bool mla = plan->op == PA_OP_MLA;
   int64_t rows = (int64_t)plan->group * (plan->max_len_q > 0 ? plan->max_len_q : 1);
   pa_cl_tile t;
+  /* PA_OPENCL_TILE=bq,bkv,rg,cg forces a tile (tuning; must fit the device). */
+  const char *force = getenv("PA_OPENCL_TILE");
+  if (force && sscanf(force, "%d,%d,%d,%d", &t.bq, &t.bkv, &t.rg, &t.cg) == 4 && t.bq > 0 &&
+      t.bq <= 64 && t.rg > 0 && t.bq % t.rg == 0 && t.cg > 0 && t.bkv % t.cg == 0 &&
+      t.bq <= t.rg * t.cg && t.bkv <= 128) {
+    *choice = (pa_kernel_choice){.kernel = pa_cl_tile_pack(t), .q_tile_rows = t.bq,
+                                 .kv_align = t.bkv, .name = "opencl.tile.forced"};
+    return PA_OK;
+  }
   if (!pick_tile(pa_cl(ctx), rows > 64 ? 64 : (int)rows, d->head_dim_qk, d->head_dim_v, d->q_dtype,
                  d->kv_dtype, mla, (d->flags & PA_DETERMINISTIC) != 0, &t))
     return pa_fail(ctx, PA_ERR_UNSUPPORTED,

@@ -13,6 +13,9 @@
  * With MLA=1, K = ckv || kpe (two tensors) and V is the first DV columns of the
  *   K tile, so V is never loaded twice.
  *
+ * K/V tiles move global -> local in 16-byte vectors when the host says every
+ * K/V offset and stride allows it (argument kv_vec), else element by element.
+ *
  * Defines: DQK DV Q_DT KV_DT O_DT BQ BKV RG CG MLA. */
 
 #define NT (RG * CG)
@@ -34,6 +37,10 @@
 #define LDKV(AS, p, i) PA_CAT(PA_LD_, KV_DT)(AS, p, i)
 #define STO(AS, p, i, v) PA_CAT(PA_ST_, O_DT)(AS, p, i, v)
 
+/* 16-byte vectors: KVW elements each; usable when the row lengths divide. */
+#define KVW (KV_DT == 0 ? 4 : 8)
+#define KV_VEC_OK (DQK % KVW == 0 && DV % KVW == 0)
+
 #define F_LSE 1    /* PA_RETURN_LSE */
 #define F_SINKS 4  /* PA_HAS_SINKS */
 #define F_ALIBI 8  /* PA_HAS_ALIBI */
@@ -53,10 +60,13 @@ __kernel __attribute__((reqd_work_group_size(NT, 1, 1))) void pa_attention(
     __global const float *alibi, long al_off, long al_s,
     __global float *ws, long ws_o, long ws_l,
     __global const int *sched, int req_off, int work_off,
-    int ragged_q, int ragged_k, int page_size, int group, int hq,
+    int ragged_q, int ragged_k, int page_size, int group, int hq, int kv_vec,
     float scale, float softcap, int causal, int wl, int wr, int sink_tokens, int flags) {
   __local Q_RAW q_l[BQ * QS];
-  __local KV_RAW kv_l[BKV * KS];
+  /* uint storage: 4-byte aligned rows (KS is even for 16-bit types) for the
+   * vector path's 32-bit stores */
+  __local uint kv_w[(BKV * KS * sizeof(KV_RAW) + 3) / 4];
+  __local KV_RAW *kv_l = (__local KV_RAW *)kv_w;
   __local float p_l[BQ * PS];
   __local float alpha_l[BQ];
   __local long koff_l[BKV], voff_l[BKV];
@@ -138,6 +148,24 @@ __kernel __attribute__((reqd_work_group_size(NT, 1, 1))) void pa_attention(
     barrier(CLK_LOCAL_MEM_FENCE);
 
     /* B: K tile; keys past the range read as 0 (they are masked below). */
+#if KV_VEC_OK
+    if (kv_vec) {
+      for (int e = t; e < BKV * (DQK / KVW); e += NT) {
+        int c = e / (DQK / KVW), d = (e - c * (DQK / KVW)) * KVW;
+        uint4 x = (uint4)(0);
+        if (kt + c < ke) {
+#if MLA
+          x = d < DV ? *(__global const uint4 *)(k + koff_l[c] + d)
+                     : *(__global const uint4 *)(k2 + k2off_l[c] + d - DV);
+#else
+          x = *(__global const uint4 *)(k + koff_l[c] + d);
+#endif
+        }
+        __local uint *dst = kv_w + (c * KS + d) * sizeof(KV_RAW) / 4;
+        dst[0] = x.s0, dst[1] = x.s1, dst[2] = x.s2, dst[3] = x.s3;
+      }
+    } else
+#endif
     for (int e = t; e < BKV * DQK; e += NT) {
       int c = e / DQK, d = e - c * DQK;
       KV_RAW x = 0;
@@ -200,6 +228,16 @@ __kernel __attribute__((reqd_work_group_size(NT, 1, 1))) void pa_attention(
       alpha_l[r] = a;
     }
 #if !MLA
+#if KV_VEC_OK
+    if (kv_vec) {
+      for (int e = t; e < BKV * (DV / KVW); e += NT) {
+        int c = e / (DV / KVW), d = (e - c * (DV / KVW)) * KVW;
+        uint4 x = kt + c < ke ? *(__global const uint4 *)(v + voff_l[c] + d) : (uint4)(0);
+        __local uint *dst = kv_w + (c * KS + d) * sizeof(KV_RAW) / 4;
+        dst[0] = x.s0, dst[1] = x.s1, dst[2] = x.s2, dst[3] = x.s3;
+      }
+    } else
+#endif
     for (int e = t; e < BKV * DV; e += NT) {
       int c = e / DV, d = e - c * DV;
       kv_l[c * KS + d] = kt + c < ke ? v[voff_l[c] + d] : (KV_RAW)0;
