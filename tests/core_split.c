@@ -2,6 +2,7 @@
  * and dtype names, tensor descriptors, version. Expected values are worked
  * out by hand from the rule comments, not from the implementation. */
 #include <criterion/criterion.h>
+#include <stdlib.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -185,6 +186,16 @@ Test(core_units, cpu_context) {
   pa_context_destroy(NULL); /* destroy accepts NULL */
   pa_buffer_destroy(NULL);
   pa_plan_destroy(NULL);
+}
+
+/* PA_BACKEND in the environment overrides the automatic choice. */
+Test(core_units, backend_env_override) {
+  setenv("PA_BACKEND", "cpu", 1);
+  pa_context *ctx = NULL;
+  cr_assert(pa_context_create(NULL, &ctx) == PA_OK, "default context");
+  cr_expect(pa_context_backend(ctx) == PA_BACKEND_CPU, "PA_BACKEND=cpu gave %s",
+            pa_backend_name(pa_context_backend(ctx)));
+  pa_context_destroy(ctx);
 }
 
 /* Buffers round-trip bytes; wrap keeps the caller's memory. */

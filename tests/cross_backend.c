@@ -6,7 +6,12 @@
  * Sizes are odd on purpose (lengths 1, 7, 113, 203, 1025; groups 1, 3, 7, 8,
  * 16; head dims from 1 to 256 incl. the generic 40, 59, 111). Every case is
  * checked against the float64 oracle (oracle.c) on inputs rounded to the
- * dtype, so the tolerance measures only the kernel's own error. */
+ * dtype, so the tolerance measures only the kernel's own error.
+ *
+ * Tolerances (util.c): rel-L2 per request, worst request, f32 1e-5, f16 2e-3,
+ * bf16 1e-2; plus max-abs, no NaN/inf, LSE, guard bands and untouched inputs.
+ * f32 stays at 1e-5 even for 1025-key sums: the worst measured on every
+ * target here was 6.9e-7 (pg256), so no relaxation is justified. */
 #include <criterion/criterion.h>
 #include <stdio.h>
 
