@@ -8,6 +8,8 @@ pa_status pa_tensor_init(pa_tensor *t, pa_buffer *buf, size_t offset, pa_dtype d
   if (ndim < 1 || ndim > PA_MAX_DIMS || !shape)
     return pa_fail(buf ? buf->ctx : NULL, PA_ERR_INVALID_ARGUMENT,
                    "ndim=%d must be 1..%d with a shape", ndim, PA_MAX_DIMS);
+  if (pa_dtype_size(dtype) == 0)
+    return pa_fail(buf ? buf->ctx : NULL, PA_ERR_INVALID_ARGUMENT, "dtype=%d is unknown", (int)dtype);
   memset(t, 0, sizeof *t);
   t->buf = buf;
   t->offset = offset;
