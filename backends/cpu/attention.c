@@ -20,19 +20,24 @@ typedef struct att_scratch {
   float *q, *o, *s, *m, *l, *alpha;
   int32_t *tok, *head;
   const char **kp[2][2], **vp[2]; /* [buffer][segment]: this block and the next */
+  float *kf, *qrow;                /* transposed mode: K rows as f32, one Q row */
+  const float **kfp[2];            /* per segment */
 } att_scratch;
+
+static int round16(int n) { return (n + 15) & ~15; }
 
 static size_t carve(void *base, int R, int dqk, int dv, att_scratch *sc) {
   size_t off = 0;
+  const int Rc = round16(R);
   char *p = base;
 #define TAKE(field, type, count)                                                                   \
   do {                                                                                             \
     if (sc) sc->field = (type)(void *)(p + off);                                                   \
     off += up64((size_t)(count) * sizeof(*sc->field));                                             \
   } while (0)
-  TAKE(q, float *, (size_t)R * dqk);
+  TAKE(q, float *, (size_t)Rc * dqk);
   TAKE(o, float *, (size_t)R * dv);
-  TAKE(s, float *, (size_t)R * BK);
+  TAKE(s, float *, (size_t)Rc * BK);
   TAKE(m, float *, R);
   TAKE(l, float *, R);
   TAKE(alpha, float *, R);
@@ -44,6 +49,10 @@ static size_t carve(void *base, int R, int dqk, int dv, att_scratch *sc) {
   TAKE(kp[1][1], const char **, BK);
   TAKE(vp[0], const char **, BK);
   TAKE(vp[1], const char **, BK);
+  TAKE(kf, float *, (size_t)BK * dqk);
+  TAKE(qrow, float *, dqk);
+  TAKE(kfp[0], const float **, BK);
+  TAKE(kfp[1], const float **, BK);
 #undef TAKE
   return off;
 }
@@ -134,31 +143,33 @@ static void row_window(const pa_attention_desc *d, int64_t i, int64_t off, int64
 }
 
 /* The score terms after scale * q.k, in the order of polyattn.h. */
+/* Score (r, jj) sits at s[r * rs + jj * js]. */
 static void score_terms(const att_job *jb, int32_t b, int R, const int32_t *tok, const int32_t *head,
-                        int64_t j0, int n, int64_t off, int check_visible, float *s) {
+                        int64_t j0, int n, int64_t off, int check_visible, float *s, int64_t rs,
+                        int64_t js) {
   const pa_attention_desc *d = &jb->plan->desc;
   const float cap = d->softcap;
   const int64_t sinkt = d->sink_tokens;
   for (int r = 0; r < R; r++) {
     int64_t i = tok[r], lo, hi;
     int h = head[r];
-    float *row = s + (int64_t)r * BK;
+    float *row = s + (int64_t)r * rs;
     row_window(d, i, off, &lo, &hi);
     if (cap != 0.0f)
-      for (int jj = 0; jj < n; jj++) row[jj] = cap * tanhf(row[jj] / cap);
+      for (int jj = 0; jj < n; jj++) row[jj * js] = cap * tanhf(row[jj * js] / cap);
     if (jb->alibi) {
       const float slope = jb->alibi[h * jb->alibi_s];
-      for (int jj = 0; jj < n; jj++) row[jj] -= slope * fabsf((float)(i + off - (j0 + jj)));
+      for (int jj = 0; jj < n; jj++) row[jj * js] -= slope * fabsf((float)(i + off - (j0 + jj)));
     }
     if (jb->mask) {
       const float *mrow = jb->mask + b * jb->mask_s[0] +
                           (jb->mask_heads == 1 ? 0 : h) * jb->mask_s[1] + i * jb->mask_s[2];
-      for (int jj = 0; jj < n; jj++) row[jj] += mrow[(j0 + jj) * jb->mask_s[3]];
+      for (int jj = 0; jj < n; jj++) row[jj * js] += mrow[(j0 + jj) * jb->mask_s[3]];
     }
     if (check_visible) /* last, so no term can turn a hidden key finite */
       for (int jj = 0; jj < n; jj++) {
         int64_t j = j0 + jj;
-        if (j > hi || (j < lo && j >= sinkt)) row[jj] = -INFINITY;
+        if (j > hi || (j < lo && j >= sinkt)) row[jj * js] = -INFINITY;
       }
   }
 }
@@ -177,19 +188,31 @@ static void run_item(void *arg, int64_t item, int tid) {
   att_scratch sc;
   carve(pa_cpu_scratch(jb->st, tid), R, dqk, dv, &sc);
 
+  /* Tiles of many rows take the transposed path where the ISA has one:
+   * Q is stored [d][Rp] and the scores [j][Rp], Rp = R rounded up to 16. */
+  const int trans = kern->qk_t && R >= 32;
+  const int Rp = round16(R);
   for (int r = 0; r < R; r++) {
     int pr = w->row0 + r;
     sc.tok[r] = pr / g;
     sc.head[r] = w->hk * g + pr % g;
     int col = 0;
     for (int sg = 0; sg < io->nseg; sg++) {
-      kern->load(io->q[sg]->dtype, row_ptr(io->q[sg], rq, w->b, sc.tok[r], sc.head[r]),
-                 sc.q + (int64_t)r * dqk + col, jb->dq[sg], pl->scale);
+      const char *src = row_ptr(io->q[sg], rq, w->b, sc.tok[r], sc.head[r]);
+      if (!trans) {
+        kern->load(io->q[sg]->dtype, src, sc.q + (int64_t)r * dqk + col, jb->dq[sg], pl->scale);
+      } else {
+        kern->load(io->q[sg]->dtype, src, sc.qrow, jb->dq[sg], pl->scale);
+        for (int x = 0; x < jb->dq[sg]; x++) sc.q[(int64_t)(col + x) * Rp + r] = sc.qrow[x];
+      }
       col += jb->dq[sg];
     }
     sc.m[r] = -INFINITY;
     sc.l[r] = 0.0f;
   }
+  if (trans)
+    for (int x = 0; x < dqk; x++)
+      for (int r = R; r < Rp; r++) sc.q[(int64_t)x * Rp + r] = 0.0f;
   memset(sc.o, 0, (size_t)R * dv * sizeof(float));
 
   const int64_t imin = sc.tok[0], imax = sc.tok[R - 1];
@@ -227,14 +250,36 @@ static void run_item(void *arg, int64_t item, int tid) {
       if (prefetch && io->v != io->k[0]) prefetch_rows(sc.vp[cur ^ 1], n1, vbytes);
     }
     int col = 0;
-    for (int sg = 0; sg < io->nseg; sg++) {
-      kern->qk(R, n, jb->dq[sg], sc.q + col, dqk, sc.kp[cur][sg], io->k[sg]->dtype, sc.s, BK,
-               sg > 0);
-      col += jb->dq[sg];
+    if (!trans) {
+      for (int sg = 0; sg < io->nseg; sg++) {
+        kern->qk(R, n, jb->dq[sg], sc.q + col, dqk, sc.kp[cur][sg], io->k[sg]->dtype, sc.s, BK,
+                 sg > 0);
+        col += jb->dq[sg];
+      }
+      if (vis == 1 || terms)
+        score_terms(jb, w->b, R, sc.tok, sc.head, j0, n, off, vis == 1, sc.s, BK, 1);
+      kern->softmax(R, n, sc.s, BK, sc.m, sc.l, sc.alpha);
+      kern->pv(R, n, dv, sc.s, BK, 1, sc.vp[cur], io->v->dtype, sc.alpha, sc.o, dv);
+    } else {
+      for (int sg = 0; sg < io->nseg; sg++) {
+        const int dq = jb->dq[sg];
+        for (int jj = 0; jj < n; jj++) { /* f32 key rows: as they are, or converted once */
+          if (io->k[sg]->dtype == PA_F32) {
+            sc.kfp[sg][jj] = (const float *)(const void *)sc.kp[cur][sg][jj];
+          } else {
+            float *dst = sc.kf + (int64_t)BK * col + (int64_t)jj * dq;
+            kern->load(io->k[sg]->dtype, sc.kp[cur][sg][jj], dst, dq, 1.0f);
+            sc.kfp[sg][jj] = dst;
+          }
+        }
+        kern->qk_t(R, n, dq, sc.q + (int64_t)col * Rp, Rp, sc.kfp[sg], sc.s, Rp, sg > 0);
+        col += dq;
+      }
+      if (vis == 1 || terms)
+        score_terms(jb, w->b, R, sc.tok, sc.head, j0, n, off, vis == 1, sc.s, 1, Rp);
+      kern->softmax_t(R, n, sc.s, Rp, sc.m, sc.l, sc.alpha);
+      kern->pv(R, n, dv, sc.s, 1, Rp, sc.vp[cur], io->v->dtype, sc.alpha, sc.o, dv);
     }
-    if (vis == 1 || terms) score_terms(jb, w->b, R, sc.tok, sc.head, j0, n, off, vis == 1, sc.s);
-    kern->softmax(R, n, sc.s, BK, sc.m, sc.l, sc.alpha);
-    kern->pv(R, n, dv, sc.s, BK, sc.vp[cur], io->v->dtype, sc.alpha, sc.o, dv);
     cur ^= 1;
   }
 

@@ -45,7 +45,7 @@ static void gemm_item(void *arg, int64_t item, int tid) {
       if (rows_contig) {
         for (int kk = 0; kk < kc; kk++)
           ptr[kk] = at(w, h * w->stride[0] + (k0 + kk) * w->stride[1] + n0);
-        kern->pv(rows, kc, nc, xs, GK, ptr, w->dtype, NULL, ys, GN);
+        kern->pv(rows, kc, nc, xs, GK, 1, ptr, w->dtype, NULL, ys, GN);
       } else {
         for (int nn = 0; nn < nc; nn++)
           ptr[nn] = at(w, h * w->stride[0] + (n0 + nn) * w->stride[2] + k0);

@@ -19,15 +19,24 @@ typedef struct pa_cpu_kernels {
    * k_j at kp[j] in dtype kt; accumulate: add to s instead of storing. */
   void (*qk)(int R, int N, int D, const float *q, int64_t ldq, const char *const *kp, pa_dtype kt,
              float *s, int64_t lds, int accumulate);
-  /* o[r*ldo + d] = o[r*ldo + d] * alpha[r] + sum_j p[r*ldp + j] * v_j[d];
+  /* o[r*ldo + d] = o[r*ldo + d] * alpha[r] + sum_j p[r*prs + j*pjs] * v_j[d];
    * alpha NULL: no rescale. */
-  void (*pv)(int R, int N, int D, const float *p, int64_t ldp, const char *const *vp, pa_dtype vt,
-             const float *alpha, float *o, int64_t ldo);
+  void (*pv)(int R, int N, int D, const float *p, int64_t prs, int64_t pjs, const char *const *vp,
+             pa_dtype vt, const float *alpha, float *o, int64_t ldo);
   /* Online-softmax step over R rows of N scores, in place: with
    * m' = max(m, max_j s), s <- exp(s - m'), alpha = exp(m - m'),
    * l <- l * alpha + sum_j s, m <- m'. A row still at -inf gives s = 0,
    * alpha = 1. */
   void (*softmax)(int R, int N, float *s, int64_t lds, float *m, float *l, float *alpha);
+  /* Optional (NULL: not offered), for tiles of many rows: the scores
+   * transposed, st[j*ldst + r] (+)= sum_d qt[d*ldqt + r] * k_j[d], with Q
+   * transposed (qt, zero beyond R up to a multiple of 16 rows; ldqt and
+   * ldst multiples of 16) and f32 key rows; each K element is broadcast
+   * against 16 rows, so no reduction across lanes is needed. */
+  void (*qk_t)(int R, int N, int D, const float *qt, int64_t ldqt, const float *const *kp,
+               float *st, int64_t ldst, int accumulate);
+  /* The softmax step of softmax() on transposed scores st[j*ldst + r]. */
+  void (*softmax_t)(int R, int N, float *st, int64_t ldst, float *m, float *l, float *alpha);
   /* dst[i] = scale * src[i], src in dtype t. */
   void (*load)(pa_dtype t, const void *src, float *dst, int64_t n, float scale);
   /* dst[i] = scale * src[i] rounded to dtype t (nearest even). */

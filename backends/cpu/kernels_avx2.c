@@ -132,7 +132,7 @@ static void qk(int R, int N, int D, const float *q, int64_t ldq, const char *con
 }
 
 /* R rows (1..4) x one 8-wide column block of O (n valid lanes). */
-INLINE void pv_rows_x8(int R, int N, int d, int n, const float *p, int64_t ldp,
+INLINE void pv_rows_x8(int R, int N, int d, int n, const float *p, int64_t ldp, int64_t pjs,
                        const char *const *vp, pa_dtype t, const float *alpha, float *o,
                        int64_t ldo) {
   const __m256i m = lane_mask(n);
@@ -142,14 +142,14 @@ INLINE void pv_rows_x8(int R, int N, int d, int n, const float *p, int64_t ldp,
                          _mm256_set1_ps(alpha ? alpha[r] : 1.0f));
   for (int j = 0; j < N; j++) {
     __m256 x = n == 8 ? ldv(vp[j], d, t) : ldv_tail(vp[j], d, t, n);
-    for (int r = 0; r < R; r++) c[r] = _mm256_fmadd_ps(_mm256_set1_ps(p[r * ldp + j]), x, c[r]);
+    for (int r = 0; r < R; r++) c[r] = _mm256_fmadd_ps(_mm256_set1_ps(p[r * ldp + j * pjs]), x, c[r]);
   }
   for (int r = 0; r < R; r++) _mm256_maskstore_ps(o + r * ldo + d, m, c[r]);
 }
 
 #define PV_ROW(r)                                                                                  \
   do {                                                                                             \
-    __m256 b = _mm256_set1_ps(p##r[j]);                                                            \
+    __m256 b = _mm256_set1_ps(p##r[j * pjs]);                                                            \
     o##r##0 = _mm256_fmadd_ps(b, x0, o##r##0);                                                     \
     o##r##1 = _mm256_fmadd_ps(b, x1, o##r##1);                                                     \
   } while (0)
@@ -160,8 +160,8 @@ INLINE void pv_rows_x8(int R, int N, int d, int n, const float *p, int64_t ldp,
   _mm256_storeu_ps(or##r + d, o##r##0);                                                            \
   _mm256_storeu_ps(or##r + d + 8, o##r##1)
 
-INLINE void pv_body(int R, int N, int D, const float *p, int64_t ldp, const char *const *vp,
-                    pa_dtype t, const float *alpha, float *o, int64_t ldo) {
+INLINE void pv_body(int R, int N, int D, const float *p, int64_t ldp, int64_t pjs,
+                    const char *const *vp, pa_dtype t, const float *alpha, float *o, int64_t ldo) {
   int r = 0;
   for (; r + 4 <= R; r += 4) {
     const float *p0 = p + r * ldp, *p1 = p0 + ldp, *p2 = p1 + ldp, *p3 = p2 + ldp;
@@ -189,22 +189,22 @@ INLINE void pv_body(int R, int N, int D, const float *p, int64_t ldp, const char
       PV_STORE(3);
     }
     for (; d < D; d += 8)
-      pv_rows_x8(4, N, d, D - d < 8 ? D - d : 8, p0, ldp, vp, t, alpha ? alpha + r : NULL, or0, ldo);
+      pv_rows_x8(4, N, d, D - d < 8 ? D - d : 8, p0, ldp, pjs, vp, t, alpha ? alpha + r : NULL, or0, ldo);
   }
   for (; r < R; r++)
     for (int d = 0; d < D; d += 8)
-      pv_rows_x8(1, N, d, D - d < 8 ? D - d : 8, p + r * ldp, ldp, vp, t, alpha ? alpha + r : NULL,
+      pv_rows_x8(1, N, d, D - d < 8 ? D - d : 8, p + r * ldp, ldp, pjs, vp, t, alpha ? alpha + r : NULL,
                  o + r * ldo, ldo);
 }
 
-static void pv(int R, int N, int D, const float *p, int64_t ldp, const char *const *vp, pa_dtype vt,
-               const float *alpha, float *o, int64_t ldo) {
+static void pv(int R, int N, int D, const float *p, int64_t prs, int64_t pjs, const char *const *vp,
+               pa_dtype vt, const float *alpha, float *o, int64_t ldo) {
   if (vt == PA_F16)
-    pv_body(R, N, D, p, ldp, vp, PA_F16, alpha, o, ldo);
+    pv_body(R, N, D, p, prs, pjs, vp, PA_F16, alpha, o, ldo);
   else if (vt == PA_BF16)
-    pv_body(R, N, D, p, ldp, vp, PA_BF16, alpha, o, ldo);
+    pv_body(R, N, D, p, prs, pjs, vp, PA_BF16, alpha, o, ldo);
   else
-    pv_body(R, N, D, p, ldp, vp, PA_F32, alpha, o, ldo);
+    pv_body(R, N, D, p, prs, pjs, vp, PA_F32, alpha, o, ldo);
 }
 
 /* exp for x <= 0 (cephes expf polynomial, 2^n built in the exponent
@@ -315,4 +315,4 @@ static void store(pa_dtype t, const float *src, void *dst, int64_t n, float scal
   }
 }
 
-const pa_cpu_kernels pa_cpu_kernels_avx2 = {"avx2", qk, pv, softmax, load, store};
+const pa_cpu_kernels pa_cpu_kernels_avx2 = {"avx2", qk, pv, softmax, NULL, NULL, load, store};

@@ -153,10 +153,82 @@ static void qk(int R, int N, int D, const float *q, int64_t ldq, const char *con
     qk_body(R, N, D, q, ldq, kp, PA_F32, s, lds, accumulate);
 }
 
+
+/* Transposed scores for tiles of many rows: st[j][r] accumulates
+ * k_j[d] (broadcast) x qt[d][r..r+16) over d, NV row vectors x KG keys of
+ * accumulators. No reduction across lanes; every score sums over d in
+ * order, whatever its tile. */
+#define DEF_QKT(NV, KG)                                                                            \
+  static void qkt_##NV##_##KG(int D, const float *qt, int64_t ldqt, const float *const *kp,        \
+                              int d0, float *st, int64_t ldst, int accumulate) {                   \
+    __m512 a[KG][NV];                                                                              \
+    const float *k[KG];                                                                            \
+    _Pragma("GCC unroll 16") for (int c = 0; c < KG; c++) {                                        \
+      k[c] = kp[c] + d0;                                                                           \
+      _Pragma("GCC unroll 4") for (int v = 0; v < NV; v++) a[c][v] = _mm512_setzero_ps();          \
+    }                                                                                              \
+    for (int d = 0; d < D; d++) {                                                                  \
+      __m512 y[NV];                                                                                \
+      _Pragma("GCC unroll 4") for (int v = 0; v < NV; v++) y[v] = _mm512_loadu_ps(qt + d * ldqt + 16 * v); \
+      _Pragma("GCC unroll 16") for (int c = 0; c < KG; c++) {                                      \
+        const __m512 b = _mm512_set1_ps(k[c][d]);                                                  \
+        _Pragma("GCC unroll 4") for (int v = 0; v < NV; v++) a[c][v] = _mm512_fmadd_ps(b, y[v], a[c][v]); \
+      }                                                                                            \
+    }                                                                                              \
+    _Pragma("GCC unroll 16") for (int c = 0; c < KG; c++)                                          \
+      _Pragma("GCC unroll 4") for (int v = 0; v < NV; v++) {                                       \
+        float *o = st + c * ldst + 16 * v;                                                         \
+        _mm512_storeu_ps(o, accumulate ? _mm512_add_ps(_mm512_loadu_ps(o), a[c][v]) : a[c][v]);    \
+      }                                                                                            \
+  }
+DEF_QKT(4, 4)
+DEF_QKT(3, 5)
+DEF_QKT(2, 8)
+DEF_QKT(1, 8)
+DEF_QKT(4, 1)
+DEF_QKT(3, 1)
+DEF_QKT(2, 1)
+DEF_QKT(1, 1)
+
+/* d goes in chunks of QKT_DC so one chunk of Q^T (64 rows) and of the
+ * block's K rows stay in L1 together; partial sums add up chunk by chunk. */
+#define QKT_DC 64
+
+static void qk_t(int R, int N, int D, const float *qt, int64_t ldqt, const float *const *kp,
+                 float *st, int64_t ldst, int accumulate) {
+  for (int dc = 0; dc < D; dc += QKT_DC) {
+    const int dn = D - dc < QKT_DC ? D - dc : QKT_DC, acc = accumulate || dc > 0;
+    for (int r0 = 0; r0 < R; r0 += 64) {
+      const int nv = (R - r0 + 15) / 16 < 4 ? (R - r0 + 15) / 16 : 4;
+      const float *q = qt + (int64_t)dc * ldqt + r0;
+      float *o = st + r0;
+      int j = 0;
+      switch (nv) {
+      case 4:
+        for (; j + 4 <= N; j += 4) qkt_4_4(dn, q, ldqt, kp + j, dc, o + j * ldst, ldst, acc);
+        for (; j < N; j++) qkt_4_1(dn, q, ldqt, kp + j, dc, o + j * ldst, ldst, acc);
+        break;
+      case 3:
+        for (; j + 5 <= N; j += 5) qkt_3_5(dn, q, ldqt, kp + j, dc, o + j * ldst, ldst, acc);
+        for (; j < N; j++) qkt_3_1(dn, q, ldqt, kp + j, dc, o + j * ldst, ldst, acc);
+        break;
+      case 2:
+        for (; j + 8 <= N; j += 8) qkt_2_8(dn, q, ldqt, kp + j, dc, o + j * ldst, ldst, acc);
+        for (; j < N; j++) qkt_2_1(dn, q, ldqt, kp + j, dc, o + j * ldst, ldst, acc);
+        break;
+      default:
+        for (; j + 8 <= N; j += 8) qkt_1_8(dn, q, ldqt, kp + j, dc, o + j * ldst, ldst, acc);
+        for (; j < N; j++) qkt_1_1(dn, q, ldqt, kp + j, dc, o + j * ldst, ldst, acc);
+        break;
+      }
+    }
+  }
+}
+
 /* O tile of 4 rows x 64 dims: o<r><v>. */
 #define PV_ROW(r)                                                                                  \
   do {                                                                                             \
-    __m512 b = _mm512_set1_ps(p##r[j]);                                                            \
+    __m512 b = _mm512_set1_ps(p##r[j * pjs]);                                                            \
     o##r##0 = _mm512_fmadd_ps(b, x0, o##r##0);                                                     \
     o##r##1 = _mm512_fmadd_ps(b, x1, o##r##1);                                                     \
     o##r##2 = _mm512_fmadd_ps(b, x2, o##r##2);                                                     \
@@ -173,18 +245,20 @@ static void qk(int R, int N, int D, const float *q, int64_t ldq, const char *con
   _mm512_storeu_ps(or##r + d + 32, o##r##2);                                                       \
   _mm512_storeu_ps(or##r + d + 48, o##r##3)
 
-INLINE void pv_body(int R, int N, int D, const float *p, int64_t ldp, const char *const *vp,
-                    pa_dtype t, const float *alpha, float *o, int64_t ldo) {
-  int r = 0;
-  for (; r + 4 <= R; r += 4) {
-    const float *p0 = p + r * ldp, *p1 = p0 + ldp, *p2 = p1 + ldp, *p3 = p2 + ldp;
-    float *or0 = o + r * ldo, *or1 = or0 + ldo, *or2 = or1 + ldo, *or3 = or2 + ldo;
-    const __m512 al0 = _mm512_set1_ps(alpha ? alpha[r] : 1.0f),
-                 al1 = _mm512_set1_ps(alpha ? alpha[r + 1] : 1.0f),
-                 al2 = _mm512_set1_ps(alpha ? alpha[r + 2] : 1.0f),
-                 al3 = _mm512_set1_ps(alpha ? alpha[r + 3] : 1.0f);
-    int d = 0;
-    for (; d + 64 <= D; d += 64) {
+/* d chunks outer, row groups inner: one 64-wide chunk of the block's V rows
+ * stays in L1 while every row group passes over it. */
+INLINE void pv_body(int R, int N, int D, const float *p, int64_t ldp, int64_t pjs,
+                    const char *const *vp, pa_dtype t, const float *alpha, float *o, int64_t ldo) {
+  const int R4 = R & ~3;
+  int d = 0;
+  for (; d + 64 <= D; d += 64)
+    for (int r = 0; r < R4; r += 4) {
+      const float *p0 = p + r * ldp, *p1 = p0 + ldp, *p2 = p1 + ldp, *p3 = p2 + ldp;
+      float *or0 = o + r * ldo, *or1 = or0 + ldo, *or2 = or1 + ldo, *or3 = or2 + ldo;
+      const __m512 al0 = _mm512_set1_ps(alpha ? alpha[r] : 1.0f),
+                   al1 = _mm512_set1_ps(alpha ? alpha[r + 1] : 1.0f),
+                   al2 = _mm512_set1_ps(alpha ? alpha[r + 2] : 1.0f),
+                   al3 = _mm512_set1_ps(alpha ? alpha[r + 3] : 1.0f);
       PV_LOAD(0);
       PV_LOAD(1);
       PV_LOAD(2);
@@ -203,18 +277,21 @@ INLINE void pv_body(int R, int N, int D, const float *p, int64_t ldp, const char
       PV_STORE(2);
       PV_STORE(3);
     }
-    for (; d < D; d += 16) {
-      const __mmask16 m = tmask(D - d < 16 ? D - d : 16);
-      __m512 c0 = _mm512_mul_ps(_mm512_maskz_loadu_ps(m, or0 + d), al0),
-             c1 = _mm512_mul_ps(_mm512_maskz_loadu_ps(m, or1 + d), al1),
-             c2 = _mm512_mul_ps(_mm512_maskz_loadu_ps(m, or2 + d), al2),
-             c3 = _mm512_mul_ps(_mm512_maskz_loadu_ps(m, or3 + d), al3);
+  for (; d < D; d += 16) { /* the last < 64 dims, one vector at a time */
+    const __mmask16 m = tmask(D - d < 16 ? D - d : 16);
+    for (int r = 0; r < R4; r += 4) {
+      const float *p0 = p + r * ldp, *p1 = p0 + ldp, *p2 = p1 + ldp, *p3 = p2 + ldp;
+      float *or0 = o + r * ldo, *or1 = or0 + ldo, *or2 = or1 + ldo, *or3 = or2 + ldo;
+      __m512 c0 = _mm512_mul_ps(_mm512_maskz_loadu_ps(m, or0 + d), _mm512_set1_ps(alpha ? alpha[r] : 1.0f)),
+             c1 = _mm512_mul_ps(_mm512_maskz_loadu_ps(m, or1 + d), _mm512_set1_ps(alpha ? alpha[r + 1] : 1.0f)),
+             c2 = _mm512_mul_ps(_mm512_maskz_loadu_ps(m, or2 + d), _mm512_set1_ps(alpha ? alpha[r + 2] : 1.0f)),
+             c3 = _mm512_mul_ps(_mm512_maskz_loadu_ps(m, or3 + d), _mm512_set1_ps(alpha ? alpha[r + 3] : 1.0f));
       for (int j = 0; j < N; j++) {
         __m512 x = ldvm(vp[j], d, t, m);
-        c0 = _mm512_fmadd_ps(_mm512_set1_ps(p0[j]), x, c0);
-        c1 = _mm512_fmadd_ps(_mm512_set1_ps(p1[j]), x, c1);
-        c2 = _mm512_fmadd_ps(_mm512_set1_ps(p2[j]), x, c2);
-        c3 = _mm512_fmadd_ps(_mm512_set1_ps(p3[j]), x, c3);
+        c0 = _mm512_fmadd_ps(_mm512_set1_ps(p0[j * pjs]), x, c0);
+        c1 = _mm512_fmadd_ps(_mm512_set1_ps(p1[j * pjs]), x, c1);
+        c2 = _mm512_fmadd_ps(_mm512_set1_ps(p2[j * pjs]), x, c2);
+        c3 = _mm512_fmadd_ps(_mm512_set1_ps(p3[j * pjs]), x, c3);
       }
       _mm512_mask_storeu_ps(or0 + d, m, c0);
       _mm512_mask_storeu_ps(or1 + d, m, c1);
@@ -222,27 +299,28 @@ INLINE void pv_body(int R, int N, int D, const float *p, int64_t ldp, const char
       _mm512_mask_storeu_ps(or3 + d, m, c3);
     }
   }
-  for (; r < R; r++) {
+  for (int r = R4; r < R; r++) {
     const float *p0 = p + r * ldp;
     float *or0 = o + r * ldo;
     const __m512 al0 = _mm512_set1_ps(alpha ? alpha[r] : 1.0f);
-    for (int d = 0; d < D; d += 16) {
-      const __mmask16 m = tmask(D - d < 16 ? D - d : 16);
-      __m512 c0 = _mm512_mul_ps(_mm512_maskz_loadu_ps(m, or0 + d), al0);
-      for (int j = 0; j < N; j++) c0 = _mm512_fmadd_ps(_mm512_set1_ps(p0[j]), ldvm(vp[j], d, t, m), c0);
-      _mm512_mask_storeu_ps(or0 + d, m, c0);
+    for (int dd = 0; dd < D; dd += 16) {
+      const __mmask16 m = tmask(D - dd < 16 ? D - dd : 16);
+      __m512 c0 = _mm512_mul_ps(_mm512_maskz_loadu_ps(m, or0 + dd), al0);
+      for (int j = 0; j < N; j++)
+        c0 = _mm512_fmadd_ps(_mm512_set1_ps(p0[j * pjs]), ldvm(vp[j], dd, t, m), c0);
+      _mm512_mask_storeu_ps(or0 + dd, m, c0);
     }
   }
 }
 
-static void pv(int R, int N, int D, const float *p, int64_t ldp, const char *const *vp, pa_dtype vt,
-               const float *alpha, float *o, int64_t ldo) {
+static void pv(int R, int N, int D, const float *p, int64_t prs, int64_t pjs, const char *const *vp,
+               pa_dtype vt, const float *alpha, float *o, int64_t ldo) {
   if (vt == PA_F16)
-    pv_body(R, N, D, p, ldp, vp, PA_F16, alpha, o, ldo);
+    pv_body(R, N, D, p, prs, pjs, vp, PA_F16, alpha, o, ldo);
   else if (vt == PA_BF16)
-    pv_body(R, N, D, p, ldp, vp, PA_BF16, alpha, o, ldo);
+    pv_body(R, N, D, p, prs, pjs, vp, PA_BF16, alpha, o, ldo);
   else
-    pv_body(R, N, D, p, ldp, vp, PA_F32, alpha, o, ldo);
+    pv_body(R, N, D, p, prs, pjs, vp, PA_F32, alpha, o, ldo);
 }
 
 /* exp for x <= 0 (cephes expf polynomial; 2^n by scalef); below -87.3
@@ -299,6 +377,33 @@ static void softmax(int R, int N, float *s, int64_t lds, float *m, float *l, flo
   }
 }
 
+
+/* softmax() on transposed scores: 16 rows per vector, max and sum run
+ * down the keys, so no horizontal reductions. */
+static void softmax_t(int R, int N, float *st, int64_t ldst, float *m, float *l, float *alpha) {
+  const __m512 ninf = _mm512_set1_ps(-INFINITY), zero = _mm512_setzero_ps(),
+               one = _mm512_set1_ps(1.0f);
+  for (int r0 = 0; r0 < R; r0 += 16) {
+    const __mmask16 k = tmask(R - r0 < 16 ? R - r0 : 16);
+    const __m512 mo = _mm512_mask_loadu_ps(ninf, k, m + r0);
+    __m512 mx = mo;
+    for (int j = 0; j < N; j++) mx = _mm512_max_ps(mx, _mm512_loadu_ps(st + j * ldst + r0));
+    const __mmask16 empty = _mm512_cmp_ps_mask(mx, ninf, _CMP_EQ_OQ);
+    const __m512 ms = _mm512_mask_mov_ps(mx, empty, zero); /* exp(-inf - 0) = 0 */
+    __m512 sum = zero;
+    for (int j = 0; j < N; j++) {
+      __m512 e = exp512(_mm512_sub_ps(_mm512_loadu_ps(st + j * ldst + r0), ms));
+      _mm512_storeu_ps(st + j * ldst + r0, e);
+      sum = _mm512_add_ps(sum, e);
+    }
+    const __m512 al = _mm512_mask_mov_ps(exp512(_mm512_sub_ps(mo, ms)), empty, one);
+    const __m512 lo = _mm512_maskz_loadu_ps(k, l + r0);
+    _mm512_mask_storeu_ps(l + r0, k, _mm512_fmadd_ps(lo, al, sum));
+    _mm512_mask_storeu_ps(m + r0, k, mx);
+    _mm512_mask_storeu_ps(alpha + r0, k, al);
+  }
+}
+
 static void load(pa_dtype t, const void *src, float *dst, int64_t n, float scale) {
   const __m512 sc = _mm512_set1_ps(scale);
   const char *p = src;
@@ -336,4 +441,4 @@ static void store(pa_dtype t, const float *src, void *dst, int64_t n, float scal
   }
 }
 
-const pa_cpu_kernels pa_cpu_kernels_avx512 = {"avx512", qk, pv, softmax, load, store};
+const pa_cpu_kernels pa_cpu_kernels_avx512 = {"avx512", qk, pv, softmax, qk_t, softmax_t, load, store};

@@ -105,7 +105,7 @@ static void qk(int R, int N, int D, const float *q, int64_t ldq, const char *con
 }
 
 /* rows (1..4) x 16 dims of O from d; full: all 16 lanes valid. */
-INLINE void pv_tile(int rows, int N, int d, int nd, const float *p, int64_t ldp,
+INLINE void pv_tile(int rows, int N, int d, int nd, const float *p, int64_t ldp, int64_t pjs,
                     const char *const *vp, pa_dtype t, const float *alpha, float *o, int64_t ldo) {
   float32x4_t c[4][4];
   const int nv = (nd + 3) / 4;
@@ -125,7 +125,7 @@ INLINE void pv_tile(int rows, int N, int d, int nd, const float *p, int64_t ldp,
       x[v] = n == 4 ? ldv(vp[j], d + 4 * v, t) : ldv_tail(vp[j], d + 4 * v, t, n);
     }
     for (int r = 0; r < rows; r++) {
-      float pj = p[r * ldp + j];
+      float pj = p[r * ldp + j * pjs];
       for (int v = 0; v < nv; v++) c[r][v] = vfmaq_n_f32(c[r][v], x[v], pj);
     }
   }
@@ -142,24 +142,24 @@ INLINE void pv_tile(int rows, int N, int d, int nd, const float *p, int64_t ldp,
     }
 }
 
-INLINE void pv_body(int R, int N, int D, const float *p, int64_t ldp, const char *const *vp,
-                    pa_dtype t, const float *alpha, float *o, int64_t ldo) {
+INLINE void pv_body(int R, int N, int D, const float *p, int64_t ldp, int64_t pjs,
+                    const char *const *vp, pa_dtype t, const float *alpha, float *o, int64_t ldo) {
   for (int r = 0; r < R; r += 4) {
     int rows = R - r < 4 ? R - r : 4;
     for (int d = 0; d < D; d += 16)
-      pv_tile(rows, N, d, D - d < 16 ? D - d : 16, p + r * ldp, ldp, vp, t,
+      pv_tile(rows, N, d, D - d < 16 ? D - d : 16, p + r * ldp, ldp, pjs, vp, t,
               alpha ? alpha + r : NULL, o + r * ldo, ldo);
   }
 }
 
-static void pv(int R, int N, int D, const float *p, int64_t ldp, const char *const *vp, pa_dtype vt,
-               const float *alpha, float *o, int64_t ldo) {
+static void pv(int R, int N, int D, const float *p, int64_t prs, int64_t pjs, const char *const *vp,
+               pa_dtype vt, const float *alpha, float *o, int64_t ldo) {
   if (vt == PA_F16)
-    pv_body(R, N, D, p, ldp, vp, PA_F16, alpha, o, ldo);
+    pv_body(R, N, D, p, prs, pjs, vp, PA_F16, alpha, o, ldo);
   else if (vt == PA_BF16)
-    pv_body(R, N, D, p, ldp, vp, PA_BF16, alpha, o, ldo);
+    pv_body(R, N, D, p, prs, pjs, vp, PA_BF16, alpha, o, ldo);
   else
-    pv_body(R, N, D, p, ldp, vp, PA_F32, alpha, o, ldo);
+    pv_body(R, N, D, p, prs, pjs, vp, PA_F32, alpha, o, ldo);
 }
 
 /* exp for x <= 0 (cephes expf polynomial); below -87.3 (and -inf) gives 0. */
@@ -242,4 +242,4 @@ static void store(pa_dtype t, const float *src, void *dst, int64_t n, float scal
   }
 }
 
-const pa_cpu_kernels pa_cpu_kernels_neon = {"neon", qk, pv, softmax, load, store};
+const pa_cpu_kernels pa_cpu_kernels_neon = {"neon", qk, pv, softmax, NULL, NULL, load, store};

@@ -23,14 +23,14 @@ static void qk(int R, int N, int D, const float *q, int64_t ldq, const char *con
     }
 }
 
-static void pv(int R, int N, int D, const float *p, int64_t ldp, const char *const *vp, pa_dtype vt,
-               const float *alpha, float *o, int64_t ldo) {
+static void pv(int R, int N, int D, const float *p, int64_t prs, int64_t pjs, const char *const *vp,
+               pa_dtype vt, const float *alpha, float *o, int64_t ldo) {
   for (int r = 0; r < R; r++) {
     float *orow = o + r * ldo;
     if (alpha)
       for (int d = 0; d < D; d++) orow[d] *= alpha[r];
     for (int j = 0; j < N; j++) {
-      float pj = p[r * ldp + j];
+      float pj = p[r * prs + j * pjs];
       for (int d = 0; d < D; d++) orow[d] += pj * ld(vp[j], vt, d);
     }
   }
@@ -73,4 +73,4 @@ static void store(pa_dtype t, const float *src, void *dst, int64_t n, float scal
   }
 }
 
-const pa_cpu_kernels pa_cpu_kernels_scalar = {"scalar", qk, pv, softmax, load, store};
+const pa_cpu_kernels pa_cpu_kernels_scalar = {"scalar", qk, pv, softmax, NULL, NULL, load, store};
