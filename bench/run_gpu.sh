@@ -10,7 +10,7 @@
 # (extra pa-bench flags), PA_OPENCL (auto|enabled|disabled, default auto),
 # PA_RUN_TESTS=1 (also run meson test before the bench).
 set -uo pipefail
-cd "$(dirname "$0")/.."
+cd "$(dirname "$0")/.." || exit 1
 OUT=${OUT:-/tmp/pa-gpu-out}
 B=${PA_BUILD:-/tmp/b-gpu}
 CASES=${PA_BENCH_CASES:-all}

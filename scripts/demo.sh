@@ -1,0 +1,14 @@
+#!/usr/bin/env bash
+# The demo command: installs what is missing, builds polyattn (CUDA if nvcc is
+# found, OpenCL if its packages are there, the CPU backend always), and runs
+# examples/decode_loop on the best backend present (PA_BACKEND overrides).
+set -euo pipefail
+cd "$(dirname "$0")/.." || exit 1
+# shellcheck source=scripts/deps.sh
+. scripts/deps.sh
+pa_install_deps
+B=${PA_DEMO_BUILD:-build-demo}
+pa_meson_setup "$B" -Dcuda="$(pa_cuda_option)" -Dopencl=auto -Dtests=disabled >"${TMPDIR:-/tmp}/pa-demo-setup.log" 2>&1 ||
+  { tail -30 "${TMPDIR:-/tmp}/pa-demo-setup.log"; exit 1; }
+ninja -C "$B" -j"$(nproc)" examples/decode_loop
+"$B/examples/decode_loop" "$@"
