@@ -1,46 +1,75 @@
 /* Combine: merges the num_splits partial rows of each (token, head) of every
  * token in the plan's combine list into out/lse. The sink, when present,
  * joins here as one more state (O = 0, LSE = sink), never in the splits.
- * One block per combine entry; a warp per head at a time, lanes over dims. */
+ * One block per (combine entry, head): the split weights go to shared memory
+ * once, then each thread owns dims and sums the splits with independent
+ * loads in flight (one long request can have 64 splits and one entry). */
 #include "common.cuh"
 
 namespace {
 
-constexpr int kWarps = 4;
+constexpr int kThreads = 128;
+constexpr int kMaxSplits = 256;
 
-__global__ void __launch_bounds__(kWarps * 32) combine_splits(const pa_cu_attn a) {
+__global__ void __launch_bounds__(kThreads) combine_splits(const pa_cu_attn a) {
+  __shared__ float wgt[kMaxSplits];
+  __shared__ float red[kThreads / 32];
   const pa_combine c = a.comb[blockIdx.x];
+  const int h = blockIdx.y;
   const pa_req rq = a.reqs[c.b];
-  const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
-  for (int h = warp; h < a.hq; h += kWarps) {
-    const int64_t p0 = (int64_t)rq.part_row + (int64_t)c.i * a.hq + h;
-    const int64_t step = (int64_t)rq.len_q * a.hq; /* partial rows between splits */
-    float m = a.has_sinks ? a.sinks[h] : -CUDART_INF_F;
-    for (int s = lane; s < rq.num_splits; s += 32) m = fmaxf(m, a.ws_lse[p0 + s * step]);
-    m = pa::warp_max(m);
-    float l = a.has_sinks ? pa::exp_diff(a.sinks[h], m) : 0.f;
-    for (int s = lane; s < rq.num_splits; s += 32) l += pa::exp_diff(a.ws_lse[p0 + s * step], m);
-    l = pa::warp_sum(l);
-    const float inv = l > 0.f ? 1.f / l : 0.f;
-    const int64_t oo = pa::row_off(a.o, c.b, rq.q_start, c.i, h);
-    for (int d = lane; d < a.dv; d += 32) {
-      float acc = 0.f;
-      for (int s = 0; s < rq.num_splits; ++s) {
-        const float wgt = pa::exp_diff(a.ws_lse[p0 + s * step], m);
-        if (wgt > 0.f) acc = fmaf(wgt, a.ws_o[(p0 + s * step) * a.dv + d], acc);
-      }
-      pa::st(a.o.ptr, a.o.dtype, oo + d, acc * inv);
-    }
-    if (lane == 0 && a.return_lse)
-      reinterpret_cast<float *>(a.lse.ptr)[pa::row_off(a.lse, c.b, rq.q_start, c.i, h)] =
-          pa::final_lse(m, l);
+  const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5;
+  const int ns = rq.num_splits;
+  const int64_t p0 = (int64_t)rq.part_row + (int64_t)c.i * a.hq + h;
+  const int64_t step = (int64_t)rq.len_q * a.hq; /* partial rows between splits */
+
+  float m = -CUDART_INF_F;
+  for (int s = tid; s < ns; s += kThreads) m = fmaxf(m, a.ws_lse[p0 + s * step]);
+  m = pa::warp_max(m);
+  if (lane == 0) red[warp] = m;
+  __syncthreads();
+  m = a.has_sinks ? a.sinks[h] : -CUDART_INF_F;
+#pragma unroll
+  for (int v = 0; v < kThreads / 32; ++v) m = fmaxf(m, red[v]);
+  __syncthreads(); /* red is reused below */
+  float l = 0.f;
+  for (int s = tid; s < ns; s += kThreads) {
+    const float x = pa::exp_diff(a.ws_lse[p0 + s * step], m);
+    if (s < kMaxSplits) wgt[s] = x;
+    l += x;
   }
+  l = pa::warp_sum(l);
+  if (lane == 0) red[warp] = l;
+  __syncthreads();
+  l = a.has_sinks ? pa::exp_diff(a.sinks[h], m) : 0.f;
+#pragma unroll
+  for (int v = 0; v < kThreads / 32; ++v) l += red[v];
+  const float inv = l > 0.f ? 1.f / l : 0.f;
+  /* More splits than wgt holds (a user's num_splits): recompute the rest. */
+  auto weight = [&](int s) {
+    return s < kMaxSplits ? wgt[s] : pa::exp_diff(a.ws_lse[p0 + s * step], m);
+  };
+
+  const int64_t oo = pa::row_off(a.o, c.b, rq.q_start, c.i, h);
+  for (int d = tid; d < a.dv; d += kThreads) {
+    const float *src = a.ws_o + p0 * a.dv + d;
+    float acc0 = 0.f, acc1 = 0.f;
+    int s = 0;
+    for (; s + 1 < ns; s += 2) {
+      acc0 = fmaf(weight(s), src[s * step * a.dv], acc0);
+      acc1 = fmaf(weight(s + 1), src[(s + 1) * step * a.dv], acc1);
+    }
+    if (s < ns) acc0 = fmaf(weight(s), src[s * step * a.dv], acc0);
+    pa::st(a.o.ptr, a.o.dtype, oo + d, (acc0 + acc1) * inv);
+  }
+  if (tid == 0 && a.return_lse)
+    reinterpret_cast<float *>(a.lse.ptr)[pa::row_off(a.lse, c.b, rq.q_start, c.i, h)] =
+        pa::final_lse(m, l);
 }
 
 } // namespace
 
 extern "C" cudaError_t pa_cu_combine(const pa_cu_attn *a, cudaStream_t s) {
   if (a->num_combine == 0) return cudaSuccess;
-  combine_splits<<<a->num_combine, kWarps * 32, 0, s>>>(*a);
+  combine_splits<<<dim3(a->num_combine, a->hq), kThreads, 0, s>>>(*a);
   return cudaGetLastError();
 }

@@ -182,8 +182,11 @@ static pa_status cu_select(pa_context *ctx, const pa_plan *plan, pa_kernel_choic
   }
   const pa_attention_desc *d = &plan->desc;
   const int64_t rows = (int64_t)plan->max_len_q * plan->group;
+  /* Deterministic: one kernel whatever the batch, so a request's bits do not
+   * depend on its neighbours (the decode kernel is picked by the batch). */
+  const int det = (d->flags & PA_DETERMINISTIC) != 0;
   if (tc_ok && tc_dtype(d->q_dtype, d->kv_dtype, d->o_dtype)) {
-    if (rows <= 16 && pa_cu_decode_supported(d->head_dim_qk, d->head_dim_v, d->q_dtype)) {
+    if (!det && rows <= 16 && pa_cu_decode_supported(d->head_dim_qk, d->head_dim_v, d->q_dtype)) {
       *c = (pa_kernel_choice){PA_CU_DECODE, 16, 64, "cuda.decode"};
       return PA_OK;
     }
@@ -197,6 +200,72 @@ static pa_status cu_select(pa_context *ctx, const pa_plan *plan, pa_kernel_choic
   pa_log(2, "cuda: attention Dqk=%d Dv=%d q/kv/o=%s/%s/%s takes the generic kernel",
          d->head_dim_qk, d->head_dim_v, pa_dtype_name(d->q_dtype), pa_dtype_name(d->kv_dtype),
          pa_dtype_name(d->o_dtype));
+  return PA_OK;
+}
+
+/* ------------------------------------------------------------------------ */
+/* Plan: the order work items run in                                         */
+
+typedef struct cu_plan_data {
+  int device;
+  int32_t *order; /* device [num_work] */
+} cu_plan_data;
+
+static void cu_plan_free(void *p) {
+  cu_plan_data *d = p;
+  if (!d) return;
+  cudaSetDevice(d->device);
+  cudaFree(d->order);
+  free(d);
+}
+
+typedef struct cu_cost {
+  int64_t cost;
+  int32_t item;
+} cu_cost;
+
+static int by_cost_desc(const void *x, const void *y) {
+  const cu_cost *a = x, *b = y;
+  if (a->cost != b->cost) return a->cost < b->cost ? 1 : -1;
+  return (a->item > b->item) - (a->item < b->item);
+}
+
+/* Heavy items first (causal prefill, uneven lengths), so the last wave is
+ * short; uploaded once here, so run stays free of host work. */
+static pa_status cu_plan_ready(pa_context *ctx, pa_plan *plan) {
+  if (plan->num_work < 2) return PA_OK;
+  pa_cuda_state *s = pa_cuda_st(ctx);
+  const size_t n = (size_t)plan->num_work;
+  cu_cost *cost = malloc(sizeof *cost * n);
+  int32_t *order = malloc(sizeof *order * n);
+  cu_plan_data *d = calloc(1, sizeof *d);
+  if (!cost || !order || !d) {
+    free(cost);
+    free(order);
+    free(d);
+    return pa_fail(ctx, PA_ERR_OUT_OF_MEMORY, "cuda: work order of %d items", plan->num_work);
+  }
+  for (size_t i = 0; i < n; ++i) {
+    const pa_work *w = &plan->work[i];
+    const int64_t keys = w->kv_end > w->kv_begin ? w->kv_end - w->kv_begin : 0;
+    cost[i] = (cu_cost){(int64_t)w->rows * (keys + 64), (int32_t)i}; /* + a fixed cost per item */
+  }
+  qsort(cost, n, sizeof *cost, by_cost_desc);
+  for (size_t i = 0; i < n; ++i) order[i] = cost[i].item;
+  free(cost);
+  d->device = s->device;
+  cudaError_t e = cudaSetDevice(s->device);
+  if (e == cudaSuccess) e = cudaMalloc((void **)&d->order, sizeof(int32_t) * (size_t)plan->num_work);
+  if (e == cudaSuccess)
+    e = cudaMemcpy(d->order, order, sizeof(int32_t) * (size_t)plan->num_work,
+                   cudaMemcpyHostToDevice);
+  free(order);
+  if (e != cudaSuccess) {
+    cu_plan_free(d);
+    return pa_cuda_fail(ctx, e, "cuda: work order upload");
+  }
+  plan->backend_data = d;
+  plan->backend_free = cu_plan_free;
   return PA_OK;
 }
 
@@ -250,6 +319,7 @@ static void fill_schedule(const pa_plan *plan, pa_buffer *ws, pa_cu_attn *a) {
   a->work = (const pa_work *)(sched + plan->sched_work_off);
   a->comb = (const pa_combine *)(sched + plan->sched_combine_off);
   a->num_work = plan->num_work;
+  if (plan->backend_data) a->order = ((const cu_plan_data *)plan->backend_data)->order;
   a->num_combine = plan->num_combine;
   if (ws && plan->ws_size > 0) {
     a->ws_o = (float *)((char *)ws->handle + plan->ws_o_offset);
@@ -419,7 +489,7 @@ const pa_backend_ops pa_cuda_backend = {
     .buf_write = cu_buf_write,
     .buf_read = cu_buf_read,
     .select = cu_select,
-    .plan_ready = NULL,
+    .plan_ready = cu_plan_ready,
     .attention = cu_attention,
     .mla = cu_mla,
     .merge = cu_merge,

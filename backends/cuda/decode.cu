@@ -35,7 +35,7 @@ __global__ void __launch_bounds__(kWarps * 32) decode_attention(const pa_cu_attn
   uint4 *qs = reinterpret_cast<uint4 *>(smem);
   unsigned char *ring = smem + C::Q_BYTES;
 
-  const pa_work w = a.work[blockIdx.x];
+  const pa_work w = pa_cu_item(a);
   const pa_req rq = a.reqs[w.b];
   const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5;
   const int g = a.group, off = rq.len_k - rq.len_q;

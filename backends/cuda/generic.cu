@@ -132,7 +132,7 @@ template <int DVC>
 __global__ void __launch_bounds__(kWarps * 32)
     generic_attention(const pa_cu_attn a, const int bk) {
   extern __shared__ float smem[];
-  const pa_work w = a.work[blockIdx.x];
+  const pa_work w = pa_cu_item(a);
   const pa_req rq = a.reqs[w.b];
   for (int rb = 0; rb < w.rows; rb += PA_CU_GENERIC_ROWS) {
     if (rb > 0) __syncthreads(); /* shared q/k/v of the previous rows consumed */

@@ -31,6 +31,7 @@ typedef struct pa_cu_attn {
   const float *sinks, *alibi;
   const pa_req *reqs;
   const pa_work *work;
+  const int32_t *order; /* work items by falling cost (blockIdx -> item); NULL: as listed */
   const pa_combine *comb;
   float *ws_o, *ws_lse;
   int num_work, num_combine;
@@ -63,6 +64,13 @@ enum {
 };
 
 #define PA_CU_GENERIC_ROWS 16
+
+#ifdef __CUDACC__
+/* The work item block b runs: heavy items first, so the tail is short. */
+__device__ __forceinline__ const pa_work &pa_cu_item(const pa_cu_attn &a) {
+  return a.work[a.order ? a.order[blockIdx.x] : (int32_t)blockIdx.x];
+}
+#endif
 
 /* Launchers return the launch's cudaError_t (never synchronise). */
 cudaError_t pa_cu_generic_init(void);

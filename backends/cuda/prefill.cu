@@ -45,7 +45,7 @@ __global__ void __launch_bounds__(kWarps * 32, 2) prefill_attention(const pa_cu_
   const uint32_t q_addr = pa::smem_addr(qs), k_addr = pa::smem_addr(ks),
                  v_addr = pa::smem_addr(vs);
 
-  const pa_work w = a.work[blockIdx.x];
+  const pa_work w = pa_cu_item(a);
   const pa_req rq = a.reqs[w.b];
   const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5;
   const int g = a.group, off = rq.len_k - rq.len_q;
@@ -145,6 +145,16 @@ __global__ void __launch_bounds__(kWarps * 32, 2) prefill_attention(const pa_cu_
             s[mt][n][2 * x] *= scale2;
             s[mt][n][2 * x + 1] *= scale2;
           }
+        } else if (simple) { /* only the causal edge and the range end */
+          const int i = (w.row0 + r) / g;
+          const int lim = r < w.rows ? (a.causal ? min(w.kv_end - 1, i + off) : w.kv_end - 1) : -1;
+#pragma unroll
+          for (int n = 0; n < NT; ++n)
+#pragma unroll
+            for (int e = 0; e < 2; ++e) {
+              float &v = s[mt][n][2 * x + e];
+              v = j0 + n * 8 + 2 * tq + e <= lim ? v * scale2 : -CUDART_INF_F;
+            }
         } else {
           const int pr = w.row0 + r, i = pr / g, h = w.hk * g + pr % g;
 #pragma unroll
