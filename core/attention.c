@@ -73,7 +73,7 @@ pa_status pa_attention_plan(pa_context *ctx, const pa_attention_desc *desc, cons
   *out = NULL;
   pa_status st = check_desc(ctx, desc);
   if (st != PA_OK) return st;
-  pa_plan *p;
+  pa_plan *p = NULL;
   if ((st = pa_plan_new(ctx, PA_OP_ATTENTION, &p)) != PA_OK) return st;
   p->desc = *desc;
   p->group = desc->num_q_heads / desc->num_kv_heads;

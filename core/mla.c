@@ -36,7 +36,7 @@ pa_status pa_mla_plan(pa_context *ctx, const pa_mla_desc *desc, const pa_batch *
   *out = NULL;
   pa_status st = check_desc(ctx, desc);
   if (st != PA_OK) return st;
-  pa_plan *p;
+  pa_plan *p = NULL;
   if ((st = pa_plan_new(ctx, PA_OP_MLA, &p)) != PA_OK) return st;
   p->mla = *desc;
   pa_attention_desc *a = &p->desc;
