@@ -219,3 +219,31 @@ Test(core_units, buffers) {
   pa_buffer_destroy(b);
   pa_context_destroy(ctx);
 }
+
+/* The suite's own f16/bf16 conversions (util.c), which the oracle trusts. */
+Test(test_util, conversions) {
+  static const struct {
+    float f;
+    uint16_t h;
+  } f16[] = {{1.0f, 0x3C00},           {-2.0f, 0xC000},          {65504.0f, 0x7BFF},
+             {65520.0f, 0x7C00},       {0x1p-24f, 0x0001},       {0x1p-25f, 0x0000},
+             {0x1.8p-25f, 0x0001},     {0x1p-14f, 0x0400},       {0.1f, 0x2E66},
+             {1.0f + 0x1p-11f, 0x3C00}, {1.0f + 0x3p-11f, 0x3C02}};
+  for (int i = 0; i < TU_LEN(f16); i++)
+    cr_expect(tu_f32_to_f16(f16[i].f) == f16[i].h, "f16(%a) = 0x%04x, want 0x%04x", f16[i].f,
+              tu_f32_to_f16(f16[i].f), f16[i].h);
+  static const struct {
+    float f;
+    uint16_t h;
+  } bf[] = {{1.0f, 0x3F80}, {1.0f + 0x1p-8f, 0x3F80}, {1.0f + 0x3p-8f, 0x3F82}, {-0.5f, 0xBF00}};
+  for (int i = 0; i < TU_LEN(bf); i++)
+    cr_expect(tu_f32_to_bf16(bf[i].f) == bf[i].h, "bf16(%a) = 0x%04x, want 0x%04x", bf[i].f,
+              tu_f32_to_bf16(bf[i].f), bf[i].h);
+  int bad = 0;
+  for (uint32_t h = 0; h < 0x10000; h++) {
+    if ((h & 0x7C00) == 0x7C00 && (h & 0x3FF)) continue; /* NaN */
+    bad += tu_f32_to_f16(tu_f16_to_f32((uint16_t)h)) != h;
+    bad += tu_f32_to_bf16(tu_bf16_to_f32((uint16_t)h)) != h;
+  }
+  cr_expect(bad == 0, "%d f16/bf16 values do not round-trip", bad);
+}
