@@ -67,6 +67,8 @@ static const attn_case paged_cases[] = {
   {.name = "pg256",        .batch = 2, .lq = {1, 113},  .lk = {1025, 113},    .hq = 2, .hkv = 2, .dqk = 80,  .dtype = PA_F32, .causal = 1, .page_size = 256, .opts = AO_LSE},
   {.name = "pg16_hnd_d59", .batch = 1, .lq = {3},       .lk = {77},           .hq = 2, .hkv = 1, .dqk = 59,  .dtype = PA_F32, .causal = 1, .page_size = 16,  .opts = AO_LSE | AO_HND},
   {.name = "pg16_prefill", .batch = 1, .lq = {203},     .lk = {203},          .hq = 2, .hkv = 1, .dqk = 64,  .dtype = PA_F32, .causal = 1, .page_size = 16,  .opts = AO_LSE},
+  {.name = "pg16_batch8",  .batch = 8, .lq = {1, 1, 2, 1, 1, 3, 1, 1}, .lk = {1025, 1, 0, 203, 7, 113, 64, 16}, .hq = 8, .hkv = 2, .dqk = 128, .dtype = PA_BF16, .causal = 1, .page_size = 16, .opts = AO_LSE},
+  {.name = "pg256_edges",  .batch = 4, .lq = {1, 1, 2, 1},  .lk = {256, 512, 255, 257}, .hq = 4, .hkv = 1, .dqk = 64, .dtype = PA_F16, .causal = 1, .page_size = 256, .opts = AO_LSE},
   {.name = "pg64_d192v128",.batch = 1, .lq = {7},       .lk = {203},          .hq = 2, .hkv = 1, .dqk = 192, .dv = 128, .dtype = PA_F32, .causal = 1, .page_size = 64, .opts = AO_LSE},
 };
 
