@@ -166,7 +166,9 @@ typedef struct pa_backend_ops {
   pa_status (*buf_read)(pa_context *ctx, void *handle, size_t off, void *dst, size_t n);
 
   /* The selector: fills *choice for the plan (desc, group, lengths set; no
-   * work list yet) or returns PA_ERR_UNSUPPORTED with a message. */
+   * work list yet) or returns PA_ERR_UNSUPPORTED with a message. Under
+   * PA_DETERMINISTIC the choice must not depend on the batch's lengths, so a
+   * request gets the same arithmetic whatever else is in the batch. */
   pa_status (*select)(pa_context *ctx, const pa_plan *plan, pa_kernel_choice *choice);
   /* Optional: called once the plan is complete (work list uploaded). */
   pa_status (*plan_ready)(pa_context *ctx, pa_plan *plan);
