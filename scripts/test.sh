@@ -15,6 +15,8 @@ pa_install_deps
 JOBS=$(nproc 2>/dev/null || echo 2)
 PLAIN=${PA_TEST_BUILD:-build-test}
 ASAN=${PA_TEST_ASAN_BUILD:-build-asan}
+LOGS=$(mktemp -d "${TMPDIR:-/tmp}/pa-test.XXXXXX")
+echo "logs in $LOGS"
 passed=0
 failed=0
 skipped=0
@@ -44,24 +46,24 @@ run() {
   local name=$1 dir=$2 mult=$3
   shift 3
   echo "== $name: configure ($*)"
-  if ! pa_meson_setup "$dir" "$@" >"${TMPDIR:-/tmp}/pa-$name-setup.log" 2>&1; then
-    tail -30 "${TMPDIR:-/tmp}/pa-$name-setup.log"
+  if ! pa_meson_setup "$dir" "$@" >"$LOGS/$name-setup.log" 2>&1; then
+    tail -30 "$LOGS/$name-setup.log"
     echo "== $name: configure FAILED"
     failed=$((failed + 1))
     return
   fi
-  grep -A6 "^  Backends" "${TMPDIR:-/tmp}/pa-$name-setup.log" | sed -n '2,4p'
+  grep -A6 "^  Backends" "$LOGS/$name-setup.log" | sed -n '2,4p'
   echo "== $name: build (-j$JOBS)"
-  if ! ninja -C "$dir" -j"$JOBS" >"${TMPDIR:-/tmp}/pa-$name-build.log" 2>&1; then
-    grep -E "error|FAILED" "${TMPDIR:-/tmp}/pa-$name-build.log" | head -30
+  if ! ninja -C "$dir" -j"$JOBS" >"$LOGS/$name-build.log" 2>&1; then
+    grep -E "error|FAILED" "$LOGS/$name-build.log" | head -30
     echo "== $name: build FAILED"
     failed=$((failed + 1))
     return
   fi
   echo "== $name: meson test"
-  meson test -C "$dir" --print-errorlogs --timeout-multiplier "$mult" -j"$JOBS" \
-    2>&1 | tee "${TMPDIR:-/tmp}/pa-$name-test.log" | grep -vE "^ *[0-9]+/[0-9]+ .* OK " || true
-  count "${TMPDIR:-/tmp}/pa-$name-test.log"
+  meson test -C "$dir" --print-errorlogs --timeout-multiplier "$mult" --num-processes "$JOBS" \
+    2>&1 | tee "$LOGS/$name-test.log" | grep -vE "^ *[0-9]+/[0-9]+ .* OK " || true
+  count "$LOGS/$name-test.log"
 }
 
 run plain "$PLAIN" 2 -Dcuda="$(pa_cuda_option)" -Dopencl=auto -Dbuildtype=release
