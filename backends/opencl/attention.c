@@ -108,7 +108,7 @@ pa_status pa_cl_attention(pa_context *ctx, const pa_plan *plan, const pa_attenti
     s = pa_fail(ctx, PA_ERR_BACKEND, "opencl: attention argument %u: %s (%d)", g.bad,
                 pa_cl_error_name(g.err), (int)g.err);
   } else {
-    size_t local = (size_t)cp->tile.rg * cp->tile.cg, global = local * (size_t)plan->num_work;
+    size_t local = cp->threads, global = local * (size_t)plan->num_work;
     cl_int e = clEnqueueNDRangeKernel(st->queue, cp->attention, 1, NULL, &global, &local, 0, NULL, NULL);
     if (e != CL_SUCCESS) s = pa_cl_fail(ctx, e, "enqueue pa_attention");
   }

@@ -96,8 +96,12 @@ static inline pa_cl_tile pa_cl_tile_unpack(int k) {
 typedef struct pa_cl_plan {
   cl_kernel attention;
   cl_kernel combine; /* NULL when no request is split */
-  pa_cl_tile tile;
+  pa_cl_tile tile;  /* rg == 0: kernels/decode.cl with cg key groups */
+  size_t threads;   /* work-group size */
 } pa_cl_plan;
+
+/* Dim lanes (8 dims each) of kernels/decode.cl for these head dims. */
+int pa_cl_decode_lanes(int dqk, int dv);
 
 /* Operations (one file each). */
 pa_status pa_cl_select(pa_context *ctx, const pa_plan *plan, pa_kernel_choice *choice);

@@ -58,6 +58,34 @@ static bool pick_tile(const pa_cl_state *st, int rows, int dqk, int dv, pa_dtype
   return false;
 }
 
+/* kernels/decode.cl for items of at most 8 packed rows: DL lanes of 8 dims
+ * per key (a power of two covering both head dims), KG = 128 / DL key groups,
+ * KPT keys per group per tile. Marked by rg = 0 in the packed choice. Not for
+ * deterministic plans: whether a request takes it depends on the batch. */
+int pa_cl_decode_lanes(int dqk, int dv) {
+  int dl = 1;
+  while (dl * 8 < (dqk > dv ? dqk : dv)) dl *= 2;
+  return dl;
+}
+static bool pick_decode(const pa_cl_state *st, int rows, const pa_attention_desc *d, pa_cl_tile *out) {
+  if (getenv("PA_OPENCL_NO_DECODE")) return false;
+  int bq = rows <= 4 ? 4 : 8, dl = pa_cl_decode_lanes(d->head_dim_qk, d->head_dim_v);
+  if (dl > 32 || st->max_wg < 128) return false;
+  int kg = 128 / dl;
+  size_t budget = st->local_mem < 49152 ? st->local_mem : 49152;
+  for (int kpt = bq == 4 ? 8 : 4; kpt >= 1; kpt /= 2) {
+    int bkv = kg * kpt;
+    if (bkv > 128) continue;
+    size_t part = (size_t)bkv * bq * (dl + 1), red = (size_t)kg * bq * d->head_dim_v;
+    size_t bytes = 4 * ((part > red ? part : red) + (size_t)bq * bkv + 2 * (size_t)kg * bq + 2 * (size_t)bq);
+    if (bytes + 1024 <= budget) {
+      *out = (pa_cl_tile){bq, bkv, 0, kg};
+      return true;
+    }
+  }
+  return false;
+}
+
 static const char *tile_name(pa_cl_tile t, bool mla) {
   switch (t.bq) {
     case 4: return mla ? "opencl.mla.tile4" : "opencl.tile4";
@@ -82,6 +110,11 @@ pa_status pa_cl_select(pa_context *ctx, const pa_plan *plan, pa_kernel_choice *c
                                  .kv_align = t.bkv, .name = "opencl.tile.forced"};
     return PA_OK;
   }
+  if (!mla && !(d->flags & PA_DETERMINISTIC) && rows <= 8 && pick_decode(pa_cl(ctx), (int)rows, d, &t)) {
+    *choice = (pa_kernel_choice){.kernel = pa_cl_tile_pack(t), .q_tile_rows = t.bq, .kv_align = t.bkv,
+                                 .name = t.bq == 4 ? "opencl.decode4" : "opencl.decode8"};
+    return PA_OK;
+  }
   if (!pick_tile(pa_cl(ctx), rows > 64 ? 64 : (int)rows, d->head_dim_qk, d->head_dim_v, d->q_dtype,
                  d->kv_dtype, mla, (d->flags & PA_DETERMINISTIC) != 0, &t))
     return pa_fail(ctx, PA_ERR_UNSUPPORTED,
@@ -101,10 +134,21 @@ pa_status pa_cl_plan_ready(pa_context *ctx, pa_plan *plan) {
   if (!cp) return pa_fail(ctx, PA_ERR_OUT_OF_MEMORY, "opencl: plan state");
   cp->tile = pa_cl_tile_unpack(plan->choice.kernel);
   char defs[512];
-  snprintf(defs, sizeof defs, "-DDQK=%d -DDV=%d -DQ_DT=%d -DKV_DT=%d -DO_DT=%d -DBQ=%d -DBKV=%d -DRG=%d -DCG=%d -DMLA=%d",
+  pa_status s;
+  if (cp->tile.rg == 0) { /* decode.cl */
+    int dl = pa_cl_decode_lanes(d->head_dim_qk, d->head_dim_v);
+    cp->threads = (size_t)cp->tile.cg * dl;
+    snprintf(defs, sizeof defs, "-DDQK=%d -DDV=%d -DQ_DT=%d -DKV_DT=%d -DO_DT=%d -DBQ=%d -DBKV=%d -DDL=%d -DKG=%d",
+             d->head_dim_qk, d->head_dim_v, (int)d->q_dtype, (int)d->kv_dtype, (int)d->o_dtype,
+             cp->tile.bq, cp->tile.bkv, dl, cp->tile.cg);
+    s = pa_cl_kernel(ctx, "decode.cl", defs, "pa_decode", &cp->attention);
+  } else {
+    cp->threads = (size_t)cp->tile.rg * cp->tile.cg;
+    snprintf(defs, sizeof defs, "-DDQK=%d -DDV=%d -DQ_DT=%d -DKV_DT=%d -DO_DT=%d -DBQ=%d -DBKV=%d -DRG=%d -DCG=%d -DMLA=%d",
            d->head_dim_qk, d->head_dim_v, (int)d->q_dtype, (int)d->kv_dtype, (int)d->o_dtype,
            cp->tile.bq, cp->tile.bkv, cp->tile.rg, cp->tile.cg, mla ? 1 : 0);
-  pa_status s = pa_cl_kernel(ctx, "attention.cl", defs, "pa_attention", &cp->attention);
+    s = pa_cl_kernel(ctx, "attention.cl", defs, "pa_attention", &cp->attention);
+  }
   if (s == PA_OK && plan->num_combine > 0) {
     snprintf(defs, sizeof defs, "-DV_DT=0 -DO_DT=%d", (int)d->o_dtype);
     s = pa_cl_kernel(ctx, "merge.cl", defs, "pa_combine", &cp->combine);

@@ -1,0 +1,233 @@
+/* decode.cl: attention work items with few packed rows (decode, speculative
+ * decode: g * len_q <= BQ), where the tile kernel spends its time staging K/V
+ * through local memory. Bandwidth-bound, so K and V go straight from global
+ * memory into registers, 8 elements (16 or 32 bytes) per thread per key.
+ *
+ * Thread layout: NT = KG * DL. Lane dl owns dims [8 dl, 8 dl + 8) of Q, K, V
+ * and O (Q and the O accumulator live in registers); key group kg owns keys
+ * kg + KG * n (n < KPT) of each BKV = KG * KPT key tile. Per tile:
+ *   S: each thread loads its keys' K and V slices, dots K with its Q slice
+ *      -> partial scores to local;                               barrier
+ *   R: partials summed over the DL lanes, scale/softcap/ALiBi/mask/visibility
+ *      -> scores to local;                                        barrier
+ *   P: each key group runs its own online softmax over its keys and
+ *      accumulates P V into its registers (all DL lanes of a group agree).
+ * The KG per-group states merge at the end by the merge rule.
+ *
+ * Defines: DQK DV Q_DT KV_DT O_DT BQ BKV DL KG (MLA unused, same arguments as
+ * attention.cl so the host sets both alike). */
+
+#define NT (KG * DL)
+#define KPT (BKV / KG)
+#define SL 8 /* elements per lane */
+
+#define Q_RAW PA_CAT(PA_RAW_, Q_DT)
+#define KV_RAW PA_CAT(PA_RAW_, KV_DT)
+#define O_RAW PA_CAT(PA_RAW_, O_DT)
+#define LDQ(AS, p, i) PA_CAT(PA_LD_, Q_DT)(AS, p, i)
+#define LDKV(AS, p, i) PA_CAT(PA_LD_, KV_DT)(AS, p, i)
+#define STO(AS, p, i, v) PA_CAT(PA_ST_, O_DT)(AS, p, i, v)
+#define VEC_OK (DQK % SL == 0 && DV % SL == 0)
+
+#define F_LSE 1
+#define F_SINKS 4
+#define F_ALIBI 8
+#define F_MASK 16
+
+/* One lane's 8 elements of a K or V row as floats. */
+typedef struct {
+  float x[SL];
+} slice8;
+
+inline slice8 load_slice(__global const KV_RAW *p, long off, int d0, int dlim, int vec) {
+  slice8 s;
+#if VEC_OK
+  if (vec) {
+#if KV_DT == 0
+    float4 a = *(__global const float4 *)(p + off + d0), b = *(__global const float4 *)(p + off + d0 + 4);
+    s.x[0] = a.s0, s.x[1] = a.s1, s.x[2] = a.s2, s.x[3] = a.s3;
+    s.x[4] = b.s0, s.x[5] = b.s1, s.x[6] = b.s2, s.x[7] = b.s3;
+#elif KV_DT == 1
+    uint4 u = *(__global const uint4 *)(p + off + d0);
+    float8 f = vload_half8(0, (const half *)&u);
+    s.x[0] = f.s0, s.x[1] = f.s1, s.x[2] = f.s2, s.x[3] = f.s3;
+    s.x[4] = f.s4, s.x[5] = f.s5, s.x[6] = f.s6, s.x[7] = f.s7;
+#else
+    uint4 u = *(__global const uint4 *)(p + off + d0);
+    s.x[0] = as_float(u.s0 << 16), s.x[1] = as_float(u.s0 & 0xffff0000u);
+    s.x[2] = as_float(u.s1 << 16), s.x[3] = as_float(u.s1 & 0xffff0000u);
+    s.x[4] = as_float(u.s2 << 16), s.x[5] = as_float(u.s2 & 0xffff0000u);
+    s.x[6] = as_float(u.s3 << 16), s.x[7] = as_float(u.s3 & 0xffff0000u);
+#endif
+    return s;
+  }
+#endif
+  for (int i = 0; i < SL; i++) s.x[i] = d0 + i < dlim ? LDKV(__global, p, off + d0 + i) : 0.0f;
+  return s;
+}
+
+__kernel __attribute__((reqd_work_group_size(NT, 1, 1))) void pa_decode(
+    __global const Q_RAW *q, long q_off, long q_sb, long q_st, long q_sh,
+    __global const Q_RAW *q2, long q2_off, long q2_st, long q2_sh,
+    __global const KV_RAW *k, long k_off, long k_sb, long k_st, long k_sh, long k_sp,
+    __global const KV_RAW *k2, long k2_off, long k2_st, long k2_sp,
+    __global const KV_RAW *v, long v_off, long v_sb, long v_st, long v_sh, long v_sp,
+    __global O_RAW *out, long o_off, long o_sb, long o_st, long o_sh,
+    __global float *lse, long l_off, long l_sb, long l_st, long l_sh,
+    __global const int *bt, long bt_off, long bt_sb, long bt_sp,
+    __global const float *mask, long m_off, long m_sb, long m_sh, long m_si, long m_sj,
+    __global const float *sinks, long sk_off, long sk_s,
+    __global const float *alibi, long al_off, long al_s,
+    __global float *ws, long ws_o, long ws_l,
+    __global const int *sched, int req_off, int work_off,
+    int ragged_q, int ragged_k, int page_size, int group, int hq, int kv_vec,
+    float scale, float softcap, int causal, int wl, int wr, int sink_tokens, int flags) {
+  /* partial scores during the key loop, per-group outputs after it */
+  __local float scratch_l[(BKV * BQ * (DL + 1) > KG * BQ * DV) ? BKV * BQ * (DL + 1) : KG * BQ * DV];
+  __local float *part_l = scratch_l, *red_l = scratch_l;
+  __local float s_l[BQ * BKV];
+  __local float m_l[KG * BQ], l_l[KG * BQ];
+  __local int rowi_l[BQ], rowh_l[BQ];
+
+  const int t = get_local_id(0), dl = t % DL, kg = t / DL, d0 = dl * SL;
+  __global const int *w = sched + work_off + get_group_id(0) * 8;
+  const int b = w[0], hk = w[1], row0 = w[2], rows = w[3], split = w[4];
+  const int kb = w[5], ke = w[6];
+  __global const int *rq = sched + req_off + b * 8;
+  const int q_start = ragged_q ? rq[0] : 0, k_start = ragged_k ? rq[1] : 0;
+  const int len_q = rq[2], len_k = rq[3], nsplit = rq[4], part_row = rq[6];
+  const int off = len_k - len_q;
+
+  if (t < BQ) {
+    int pr = row0 + (t < rows ? t : 0);
+    rowi_l[t] = pr / group;
+    rowh_l[t] = hk * group + pr % group;
+  }
+  barrier(CLK_LOCAL_MEM_FENCE);
+
+  float qv[BQ][SL], acc[BQ][SL], m[BQ], l[BQ];
+  for (int r = 0; r < BQ; r++) {
+    long qo = q_off + b * q_sb + (long)(q_start + rowi_l[r]) * q_st + rowh_l[r] * q_sh;
+    for (int i = 0; i < SL; i++) {
+      qv[r][i] = (r < rows && d0 + i < DQK) ? LDQ(__global, q, qo + d0 + i) : 0.0f;
+      acc[r][i] = 0.0f;
+    }
+    m[r] = -INFINITY;
+    l[r] = 0.0f;
+  }
+
+  for (int kt = kb; kt < ke; kt += BKV) {
+    /* S: K and V slices of this thread's keys, then partial dots. */
+    slice8 vs[KPT];
+    for (int n = 0; n < KPT; n++) {
+      int c = kg + KG * n, j = kt + c;
+      float ps[BQ];
+      for (int r = 0; r < BQ; r++) ps[r] = 0.0f;
+      if (j < ke) {
+        long ko, vo;
+        if (page_size > 0) {
+          long page = bt[bt_off + b * bt_sb + (j / page_size) * bt_sp];
+          long in = j % page_size;
+          ko = page * k_sp + in * k_st;
+          vo = page * v_sp + in * v_st;
+        } else {
+          ko = b * k_sb + (long)(k_start + j) * k_st;
+          vo = b * v_sb + (long)(k_start + j) * v_st;
+        }
+        slice8 ks = d0 < DQK ? load_slice(k, k_off + ko + hk * k_sh, d0, DQK, kv_vec) : (slice8){{0}};
+        vs[n] = d0 < DV ? load_slice(v, v_off + vo + hk * v_sh, d0, DV, kv_vec) : (slice8){{0}};
+        for (int r = 0; r < BQ; r++)
+          for (int i = 0; i < SL; i++) ps[r] = fma(qv[r][i], ks.x[i], ps[r]);
+      } else {
+        for (int i = 0; i < SL; i++) vs[n].x[i] = 0.0f;
+      }
+      for (int r = 0; r < BQ; r++) part_l[(c * BQ + r) * (DL + 1) + dl] = ps[r];
+    }
+    barrier(CLK_LOCAL_MEM_FENCE);
+
+    /* R: whole scores, masked to -inf where a key is invisible. */
+    for (int e = t; e < BKV * BQ; e += NT) {
+      int c = e / BQ, r = e - c * BQ, j = kt + c;
+      float x = -INFINITY;
+      int i = rowi_l[r], h = rowh_l[r], diag = i + off;
+      bool vis = r < rows && j < ke && !(causal && j > diag) &&
+                 (j < sink_tokens || ((wl < 0 || j >= diag - wl) && (wr < 0 || j <= diag + wr)));
+      if (vis) {
+        float sum = 0.0f;
+        for (int u = 0; u < DL; u++) sum += part_l[e * (DL + 1) + u];
+        x = sum * scale;
+        if (softcap > 0.0f) x = softcap * tanh(x / softcap);
+        if (flags & F_ALIBI) x -= alibi[al_off + h * al_s] * fabs((float)(diag - j));
+        if (flags & F_MASK) x += mask[m_off + b * m_sb + h * m_sh + i * m_si + j * m_sj];
+      }
+      s_l[r * BKV + c] = x;
+    }
+    barrier(CLK_LOCAL_MEM_FENCE);
+
+    /* P: this key group's online softmax and P V over its KPT keys. */
+    for (int r = 0; r < BQ; r++) {
+      float sc[KPT], mx = -INFINITY;
+      for (int n = 0; n < KPT; n++) {
+        sc[n] = s_l[r * BKV + kg + KG * n];
+        mx = fmax(mx, sc[n]);
+      }
+      float m_new = fmax(m[r], mx), mu = pa_safe_max(m_new);
+      float a = exp(m[r] - mu), sum = 0.0f;
+      for (int i = 0; i < SL; i++) acc[r][i] *= a;
+      for (int n = 0; n < KPT; n++) {
+        float p = exp(sc[n] - mu);
+        sum += p;
+        for (int i = 0; i < SL; i++) acc[r][i] = fma(p, vs[n].x[i], acc[r][i]);
+      }
+      l[r] = l[r] * a + sum;
+      m[r] = m_new;
+    }
+    /* the next tile's S writes part_l only; its barrier orders this tile's
+     * s_l reads before the next R writes */
+  }
+
+  /* Merge the KG key-group states: M = max m, L = sum l exp(m - M). */
+  if (dl == 0)
+    for (int r = 0; r < BQ; r++) m_l[kg * BQ + r] = m[r], l_l[kg * BQ + r] = l[r];
+  barrier(CLK_LOCAL_MEM_FENCE);
+  for (int r = 0; r < BQ; r++) {
+    float mm = -INFINITY;
+    for (int u = 0; u < KG; u++) mm = fmax(mm, m_l[u * BQ + r]);
+    float f = exp(m[r] - pa_safe_max(mm));
+    for (int i = 0; i < SL; i++)
+      if (d0 + i < DV) red_l[(kg * BQ + r) * DV + d0 + i] = acc[r][i] * f;
+  }
+  barrier(CLK_LOCAL_MEM_FENCE);
+
+  for (int e = t; e < BQ * DV; e += NT) {
+    int r = e / DV, d = e - r * DV;
+    if (r >= rows) continue;
+    float mm = -INFINITY, ll = 0.0f;
+    for (int u = 0; u < KG; u++) mm = fmax(mm, m_l[u * BQ + r]);
+    for (int u = 0; u < KG; u++) ll += l_l[u * BQ + r] * exp(m_l[u * BQ + r] - pa_safe_max(mm));
+    float o = 0.0f;
+    for (int u = 0; u < KG; u++) o += red_l[(u * BQ + r) * DV + d];
+    /* normalise; the sink joins only when the request is not split */
+    int i = rowi_l[r], h = rowh_l[r];
+    float fac = 0.0f, lse_v = -INFINITY;
+    if (nsplit == 1 && (flags & F_SINKS)) {
+      float sk = sinks[sk_off + h * sk_s], mx = fmax(mm, sk);
+      if (mx != -INFINITY) {
+        float l2 = ll * exp(mm - mx) + exp(sk - mx);
+        fac = exp(mm - mx) / l2;
+        lse_v = mx + log(l2);
+      }
+    } else if (ll > 0.0f) {
+      fac = 1.0f / ll;
+      lse_v = mm + log(ll);
+    }
+    if (nsplit == 1) {
+      STO(__global, out, o_off + b * o_sb + (long)(q_start + i) * o_st + h * o_sh + d, o * fac);
+      if (d == 0 && (flags & F_LSE)) lse[l_off + b * l_sb + (long)(q_start + i) * l_st + h * l_sh] = lse_v;
+    } else {
+      long p = part_row + ((long)split * len_q + i) * hq + h;
+      ws[ws_o + p * DV + d] = o * fac;
+      if (d == 0) ws[ws_l + p] = lse_v;
+    }
+  }
+}
