@@ -13,7 +13,7 @@ static size_t tile_bytes(pa_cl_tile t, int dqk, int dv, pa_dtype qdt, pa_dtype k
   int dmax = dqk > dv ? dqk : dv;
   size_t b = (size_t)t.bq * pad_elems(dqk, qdt) * pa_dtype_size(qdt);
   b += (size_t)t.bkv * pad_elems(dmax, kvdt) * pa_dtype_size(kvdt);
-  b += (size_t)t.bq * (t.bkv + 1) * 4 + (size_t)t.bq * 4;  /* p, alpha */
+  b += (size_t)t.bq * (t.bkv % 4 == 0 ? t.bkv + 4 : t.bkv + 1) * 4 + (size_t)t.bq * 4; /* p, alpha */
   b += (size_t)t.bkv * 16 + (size_t)t.bq * 8 + (size_t)t.bq * 8; /* offsets, row ids */
   if (mla) b += (size_t)t.bkv * 8 + (size_t)t.bq * 8;
   return b;
