@@ -76,6 +76,16 @@ __global__ void __launch_bounds__(kWarps * 32) decode_attention(const pa_cu_attn
                       a.window_right < 0;
   const int diag_min = w.row0 / g + off; /* every row sees keys <= this under causal */
 
+  /* Paged: the block-table entry of each key is fetched one tile ahead, so
+   * its latency hides behind a tile of compute instead of stalling the loads. */
+  const bool paged = a.page_size > 0;
+  const int32_t *bt = reinterpret_cast<const int32_t *>(a.bt.ptr) + (int64_t)w.b * a.bt.sb;
+  int32_t next_page = 0;
+  auto fetch_page = [&](int it) {
+    const int j = w.kv_begin + (warp + kWarps * it) * BN + lane;
+    if (paged && lane < BN && j < w.kv_end) next_page = bt[(int64_t)(j / a.page_size) * a.bt.st];
+  };
+  fetch_page(0);
   auto load_tile = [&](int it) {
     const int j0 = w.kv_begin + (warp + kWarps * it) * BN;
     unsigned char *kt = my_ring + (it % STAGES) * 2 * C::TILE, *vt = kt + C::TILE;
@@ -84,11 +94,16 @@ __global__ void __launch_bounds__(kWarps * 32) decode_attention(const pa_cu_attn
     if (lane < BN) {
       const int j = j0 + lane;
       ok = j < w.kv_end;
-      if (ok) {
-        ko = pa::key_off(a, a.k, w.b, rq.k_start, j, w.hk);
-        vo = pa::key_off(a, a.v, w.b, rq.k_start, j, w.hk);
+      if (ok && paged) {
+        const int64_t in_page = j % a.page_size;
+        ko = next_page * a.k.sb + in_page * a.k.st + (int64_t)w.hk * a.k.sh;
+        vo = next_page * a.v.sb + in_page * a.v.st + (int64_t)w.hk * a.v.sh;
+      } else if (ok) {
+        ko = pa::row_off(a.k, w.b, rq.k_start, j, w.hk);
+        vo = pa::row_off(a.v, w.b, rq.k_start, j, w.hk);
       }
     }
+    fetch_page(it + 1);
 #pragma unroll
     for (int c = lane; c < BN * CH; c += 32) {
       const int r = c / CH, ch = c % CH;

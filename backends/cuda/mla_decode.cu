@@ -62,20 +62,33 @@ __global__ void __launch_bounds__(kWarps * 32, 1) mla_decode(const pa_cu_attn a)
 
   const int nkeys = w.kv_end - w.kv_begin;
   const int ntiles = (nkeys + BN - 1) / BN;
+  /* Each lane owns key row `lane` of a tile; its block-table entry is fetched
+   * a tile ahead, and the loads get row offsets by shuffle. */
+  static_assert(BN == 32, "one key row per lane");
+  const int32_t *bt = reinterpret_cast<const int32_t *>(a.bt.ptr) + (int64_t)w.b * a.bt.sb;
+  int32_t next_page = 0;
+  auto fetch_page = [&](int t) {
+    const int j = w.kv_begin + t * BN + lane;
+    if (j < w.kv_end) next_page = bt[(int64_t)(j / a.page_size) * a.bt.st];
+  };
+  fetch_page(0);
   auto load_tile = [&](int t) {
     const uint32_t base = ring_addr + (t & 1) * TILE;
-    const int j0 = w.kv_begin + t * BN;
-    for (int c = tid; c < BN * CH; c += kWarps * 32) {
-      const int r = c / CH, ch = c % CH, j = j0 + r;
-      const bool ok = j < w.kv_end;
-      const T *src = reinterpret_cast<const T *>(a.k.ptr);
-      if (ok) {
-        src = ch < DC / 8 ? reinterpret_cast<const T *>(a.k.ptr) +
-                                pa::key_off(a, a.k, w.b, rq.k_start, j, 0) + ch * 8
-                          : reinterpret_cast<const T *>(a.k2.ptr) +
-                                pa::key_off(a, a.k2, w.b, rq.k_start, j, 0) + (ch - DC / 8) * 8;
-      }
-      pa::cp_async16(base + 16 * pa::swz<CH>(r, ch), src, ok);
+    const int j = w.kv_begin + t * BN + lane;
+    const bool ok = j < w.kv_end;
+    const int64_t in_page = ok ? j % a.page_size : 0;
+    const int64_t co = ok ? next_page * a.k.sb + in_page * a.k.st : 0;
+    const int64_t po = ok ? next_page * a.k2.sb + in_page * a.k2.st : 0;
+    fetch_page(t + 1);
+#pragma unroll
+    for (int u = 0; u < BN * CH / (kWarps * 32); ++u) {
+      const int c = tid + u * kWarps * 32, r = c / CH, ch = c % CH;
+      const int64_t cr = __shfl_sync(0xffffffffu, co, r), pr = __shfl_sync(0xffffffffu, po, r);
+      const bool okr = __shfl_sync(0xffffffffu, ok, r);
+      const T *src = ch < DC / 8 ? reinterpret_cast<const T *>(a.k.ptr) + (okr ? cr + ch * 8 : 0)
+                                 : reinterpret_cast<const T *>(a.k2.ptr) +
+                                       (okr ? pr + (ch - DC / 8) * 8 : 0);
+      pa::cp_async16(base + 16 * pa::swz<CH>(r, ch), src, okr);
     }
   };
   if (ntiles > 0) load_tile(0);

@@ -51,8 +51,9 @@ __global__ void __launch_bounds__(kWarps * 32, 2) prefill_attention(const pa_cu_
   const int g = a.group, off = rq.len_k - rq.len_q;
 
   /* Q: rows past w.rows are zero (computed, never stored). */
-  for (int c = tid; c < BM * CHK; c += kWarps * 32) {
-    const int r = c / CHK, ch = c % CHK;
+#pragma unroll
+  for (int u = 0; u < BM * CHK / (kWarps * 32); ++u) {
+    const int c = tid + u * kWarps * 32, r = c / CHK, ch = c % CHK;
     const bool ok = r < w.rows;
     int64_t qo = 0;
     if (ok) {
@@ -63,15 +64,23 @@ __global__ void __launch_bounds__(kWarps * 32, 2) prefill_attention(const pa_cu_
                    ok);
   }
 
+  const bool paged = a.page_size > 0;
   const int nkeys = w.kv_end - w.kv_begin;
   const int ntiles = (nkeys + BN - 1) / BN;
   auto load_kv = [&](const pa_cu_view &v, uint32_t base, int t, auto chn) {
     constexpr int CH = decltype(chn)::value;
+    static_assert(BN * CH % (kWarps * 32) == 0, "whole passes");
     const int j0 = w.kv_begin + t * BN;
-    for (int c = tid; c < BN * CH; c += kWarps * 32) {
-      const int r = c / CH, ch = c % CH, j = j0 + r;
+    /* contiguous K/V: rows are linear in j, so one row_off per tile */
+    const int64_t base0 = paged ? 0 : pa::row_off(v, w.b, rq.k_start, j0, w.hk);
+#pragma unroll
+    for (int u = 0; u < BN * CH / (kWarps * 32); ++u) {
+      const int c = tid + u * kWarps * 32, r = c / CH, ch = c % CH, j = j0 + r;
       const bool ok = j < w.kv_end;
-      const int64_t o = ok ? pa::key_off(a, v, w.b, rq.k_start, j, w.hk) + ch * 8 : 0;
+      int64_t o = 0;
+      if (ok)
+        o = (paged ? pa::key_off(a, v, w.b, rq.k_start, j, w.hk) : base0 + (int64_t)r * v.st) +
+            ch * 8;
       pa::cp_async16(base + 16 * pa::swz<CH>(r, ch), reinterpret_cast<const T *>(v.ptr) + o, ok);
     }
   };
