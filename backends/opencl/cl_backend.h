@@ -20,7 +20,8 @@ typedef struct pa_cl_state {
   cl_command_queue queue;
   bool own_queue;
   bool is_cpu;
-  bool mma_ok;             /* inline-PTX mma.sync probe passed */
+  bool mma_ok;             /* inline-PTX mma.sync probe passed (f16) */
+  bool mma_bf16_ok;        /* and its bf16 form */
   size_t local_mem;        /* CL_DEVICE_LOCAL_MEM_SIZE */
   size_t max_wg;           /* CL_DEVICE_MAX_WORK_GROUP_SIZE */
   char device_key[512];    /* device, driver and platform versions: disk cache key */
@@ -96,7 +97,8 @@ static inline pa_cl_tile pa_cl_tile_unpack(int k) {
 typedef struct pa_cl_plan {
   cl_kernel attention;
   cl_kernel combine; /* NULL when no request is split */
-  pa_cl_tile tile;  /* rg == 0: kernels/decode.cl with cg key groups */
+  pa_cl_tile tile;  /* rg == 0: kernels/decode.cl with cg key groups;
+                       rg == 255: kernels/prefill_mma.cl */
   size_t threads;   /* work-group size */
 } pa_cl_plan;
 

@@ -2,6 +2,7 @@
  * dispatch share) and the per-plan kernel build. */
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include "cl_backend.h"
 
@@ -86,6 +87,19 @@ static bool pick_decode(const pa_cl_state *st, int rows, const pa_attention_desc
   return false;
 }
 
+/* kernels/prefill_mma.cl: f16/bf16 (Q and K/V alike), head dims multiples of
+ * 16 up to 128, more than 8 packed rows, after the probe passed. Not for
+ * deterministic plans (the kernel taken would depend on the batch). */
+static bool use_mma(const pa_cl_state *st, const pa_plan *plan, int64_t rows) {
+  const pa_attention_desc *d = &plan->desc;
+  bool ok = d->q_dtype == PA_F16 ? st->mma_ok : d->q_dtype == PA_BF16 ? st->mma_bf16_ok : false;
+  const char *gate = getenv("PA_OPENCL_MMA"); /* opt-in until validated on a GPU */
+  return ok && gate && !strcmp(gate, "1") && plan->op == PA_OP_ATTENTION &&
+         d->kv_dtype == d->q_dtype && d->head_dim_qk % 16 == 0 && d->head_dim_v % 16 == 0 &&
+         d->head_dim_qk <= 128 && d->head_dim_v <= 128 && rows > 8 &&
+         !(d->flags & PA_DETERMINISTIC) && st->max_wg >= 128 && st->local_mem >= 40 * 1024;
+}
+
 static const char *tile_name(pa_cl_tile t, bool mla) {
   switch (t.bq) {
     case 4: return mla ? "opencl.mla.tile4" : "opencl.tile4";
@@ -115,6 +129,12 @@ pa_status pa_cl_select(pa_context *ctx, const pa_plan *plan, pa_kernel_choice *c
                                  .name = t.bq == 4 ? "opencl.decode4" : "opencl.decode8"};
     return PA_OK;
   }
+  if (use_mma(pa_cl(ctx), plan, rows)) {
+    t = (pa_cl_tile){64, 64, 255, 0};
+    *choice = (pa_kernel_choice){.kernel = pa_cl_tile_pack(t), .q_tile_rows = 64, .kv_align = 64,
+                                 .name = "opencl.mma64"};
+    return PA_OK;
+  }
   if (!pick_tile(pa_cl(ctx), rows > 64 ? 64 : (int)rows, d->head_dim_qk, d->head_dim_v, d->q_dtype,
                  d->kv_dtype, mla, (d->flags & PA_DETERMINISTIC) != 0, &t))
     return pa_fail(ctx, PA_ERR_UNSUPPORTED,
@@ -134,7 +154,18 @@ pa_status pa_cl_plan_ready(pa_context *ctx, pa_plan *plan) {
   if (!cp) return pa_fail(ctx, PA_ERR_OUT_OF_MEMORY, "opencl: plan state");
   cp->tile = pa_cl_tile_unpack(plan->choice.kernel);
   char defs[512];
-  pa_status s;
+  pa_status s = PA_OK;
+  if (cp->tile.rg == 255) { /* prefill_mma.cl; the portable tile if it does not build */
+    cp->threads = 128;
+    snprintf(defs, sizeof defs, "-DPROBE_ONLY=0 -DDQK=%d -DDV=%d -DKV_DT=%d -DO_DT=%d", d->head_dim_qk,
+             d->head_dim_v, (int)d->kv_dtype, (int)d->o_dtype);
+    s = pa_cl_kernel(ctx, "prefill_mma.cl", defs, "pa_prefill_mma", &cp->attention);
+    if (s != PA_OK) {
+      pa_log(1, "opencl: mma kernel did not build, using the portable tile: %.300s", ctx->err);
+      ctx->err[0] = 0;
+      cp->tile = (pa_cl_tile){64, 32, 8, 16};
+    }
+  }
   if (cp->tile.rg == 0) { /* decode.cl */
     int dl = pa_cl_decode_lanes(d->head_dim_qk, d->head_dim_v);
     cp->threads = (size_t)cp->tile.cg * dl;
@@ -142,7 +173,7 @@ pa_status pa_cl_plan_ready(pa_context *ctx, pa_plan *plan) {
              d->head_dim_qk, d->head_dim_v, (int)d->q_dtype, (int)d->kv_dtype, (int)d->o_dtype,
              cp->tile.bq, cp->tile.bkv, dl, cp->tile.cg);
     s = pa_cl_kernel(ctx, "decode.cl", defs, "pa_decode", &cp->attention);
-  } else {
+  } else if (cp->tile.rg != 255) {
     cp->threads = (size_t)cp->tile.rg * cp->tile.cg;
     snprintf(defs, sizeof defs, "-DDQK=%d -DDV=%d -DQ_DT=%d -DKV_DT=%d -DO_DT=%d -DBQ=%d -DBKV=%d -DRG=%d -DCG=%d -DMLA=%d",
            d->head_dim_qk, d->head_dim_v, (int)d->q_dtype, (int)d->kv_dtype, (int)d->o_dtype,

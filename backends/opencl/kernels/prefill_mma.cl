@@ -1,0 +1,308 @@
+/* prefill_mma.cl: f16/bf16 attention on NVIDIA tensor cores through inline PTX
+ * (mma.sync.aligned.m16n8k16), used only after the context's probe (pa_mma_probe
+ * below) built and produced a known product. FA2 shape: 4 warps x 16 packed
+ * rows = BQ 64 rows per work-group, BKV 64 keys per step. Q fragments and the
+ * O accumulator stay in registers; K is staged row-major and V transposed in
+ * local memory, both padded by 8 halves so the 32-bit fragment loads of a warp
+ * hit 32 different banks. Scores get the same scale/softcap/ALiBi/mask/
+ * visibility rule as attention.cl, per element, in registers.
+ *
+ * Fragment layout (PTX ISA, m16n8k16): lane = 4 g + t. A (16x16, row):
+ * a0 (g, 2t..2t+1), a1 (g+8, 2t..), a2 (g, 2t+8..), a3 (g+8, 2t+8..);
+ * B (16x8, col): b0 (k 2t..2t+1, n g), b1 (k 2t+8.., n g);
+ * C (16x8): c0 (g, 2t), c1 (g, 2t+1), c2 (g+8, 2t), c3 (g+8, 2t+1).
+ * A row of S lives in the 4 lanes of a quad: row max/sum reduce with shfl.
+ *
+ * Defines: DQK DV (multiples of 16, <= 128) KV_DT (1 f16, 2 bf16; Q has the
+ * same) O_DT; PROBE_ONLY builds just the probe. */
+
+#if KV_DT == 1
+#define MMA_OP "mma.sync.aligned.m16n8k16.row.col.f32.f16.f16.f32"
+#define CVT_OP "cvt.rn.f16x2.f32"
+#else
+#define MMA_OP "mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32"
+#define CVT_OP "cvt.rn.bf16x2.f32"
+#endif
+
+inline void pa_mma(float *c, uint a0, uint a1, uint a2, uint a3, uint b0, uint b1) {
+  float d0, d1, d2, d3;
+  asm volatile(MMA_OP " {%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, {%10,%11,%12,%13};"
+               : "=f"(d0), "=f"(d1), "=f"(d2), "=f"(d3)
+               : "r"(a0), "r"(a1), "r"(a2), "r"(a3), "r"(b0), "r"(b1), "f"(c[0]), "f"(c[1]),
+                 "f"(c[2]), "f"(c[3]));
+  c[0] = d0, c[1] = d1, c[2] = d2, c[3] = d3;
+}
+
+/* lo goes to the low half: the element with the smaller column index. */
+inline uint pa_pack2(float lo, float hi) {
+  uint r;
+  asm volatile(CVT_OP " %0, %1, %2;" : "=r"(r) : "f"(hi), "f"(lo));
+  return r;
+}
+
+inline float pa_shfl_xor(float x, int mask) {
+  uint r;
+  asm volatile("shfl.sync.bfly.b32 %0, %1, %2, 0x1f, 0xffffffff;" : "=r"(r) : "r"(as_uint(x)), "r"(mask));
+  return as_float(r);
+}
+
+/* The probe: one warp, A[r][k] = ((r + 2k) % 5) - 2, B[k][n] = ((3k + n) % 7) - 3
+ * (exact in f16 and bf16); out[lane * 4 + i] = the lane's C fragment. */
+__kernel __attribute__((reqd_work_group_size(32, 1, 1))) void pa_mma_probe(__global float *out) {
+  const int lane = get_local_id(0), g = lane / 4, t = lane % 4;
+#define PA_A(r, k) ((float)(((r) + 2 * (k)) % 5 - 2))
+#define PA_B(k, n) ((float)((3 * (k) + (n)) % 7 - 3))
+  uint a0 = pa_pack2(PA_A(g, 2 * t), PA_A(g, 2 * t + 1));
+  uint a1 = pa_pack2(PA_A(g + 8, 2 * t), PA_A(g + 8, 2 * t + 1));
+  uint a2 = pa_pack2(PA_A(g, 2 * t + 8), PA_A(g, 2 * t + 9));
+  uint a3 = pa_pack2(PA_A(g + 8, 2 * t + 8), PA_A(g + 8, 2 * t + 9));
+  uint b0 = pa_pack2(PA_B(2 * t, g), PA_B(2 * t + 1, g));
+  uint b1 = pa_pack2(PA_B(2 * t + 8, g), PA_B(2 * t + 9, g));
+  float c[4] = {0.5f, 0.5f, 0.5f, 0.5f};
+  pa_mma(c, a0, a1, a2, a3, b0, b1);
+  for (int i = 0; i < 4; i++) out[lane * 4 + i] = c[i];
+}
+
+#if !PROBE_ONLY
+
+#define BQ 64
+#define BKV 64
+#define NT 128
+#define KS (DQK + 8)
+#define VS (BKV + 8)
+#define NKS (DQK / 16) /* k-steps of Q K^T */
+#define NB (BKV / 8)   /* n-blocks of S */
+#define NDB (DV / 8)   /* n-blocks of O */
+
+#define O_RAW PA_CAT(PA_RAW_, O_DT)
+#define STO(AS, p, i, v) PA_CAT(PA_ST_, O_DT)(AS, p, i, v)
+#define LDKV(AS, p, i) PA_CAT(PA_LD_, KV_DT)(AS, p, i)
+
+#define F_LSE 1
+#define F_SINKS 4
+#define F_ALIBI 8
+#define F_MASK 16
+
+__kernel __attribute__((reqd_work_group_size(NT, 1, 1))) void pa_prefill_mma(
+    __global const ushort *q, long q_off, long q_sb, long q_st, long q_sh,
+    __global const ushort *q2, long q2_off, long q2_st, long q2_sh,
+    __global const ushort *k, long k_off, long k_sb, long k_st, long k_sh, long k_sp,
+    __global const ushort *k2, long k2_off, long k2_st, long k2_sp,
+    __global const ushort *v, long v_off, long v_sb, long v_st, long v_sh, long v_sp,
+    __global O_RAW *out, long o_off, long o_sb, long o_st, long o_sh,
+    __global float *lse, long l_off, long l_sb, long l_st, long l_sh,
+    __global const int *bt, long bt_off, long bt_sb, long bt_sp,
+    __global const float *mask, long m_off, long m_sb, long m_sh, long m_si, long m_sj,
+    __global const float *sinks, long sk_off, long sk_s,
+    __global const float *alibi, long al_off, long al_s,
+    __global float *ws, long ws_o, long ws_l,
+    __global const int *sched, int req_off, int work_off,
+    int ragged_q, int ragged_k, int page_size, int group, int hq, int kv_vec,
+    float scale, float softcap, int causal, int wl, int wr, int sink_tokens, int flags) {
+  __local uint4 k_w[BKV * KS / 8];
+  __local uint4 vt_w[DV * VS / 8];
+  __local ushort *k_l = (__local ushort *)k_w, *vt_l = (__local ushort *)vt_w;
+  __local long koff_l[BKV], voff_l[BKV];
+
+  const int tid = get_local_id(0), warp = tid / 32, lane = tid % 32, g = lane / 4, t = lane % 4;
+  __global const int *w = sched + work_off + get_group_id(0) * 8;
+  const int b = w[0], hk = w[1], row0 = w[2], rows = w[3], split = w[4];
+  const int kb = w[5], ke = w[6];
+  __global const int *rq = sched + req_off + b * 8;
+  const int q_start = ragged_q ? rq[0] : 0, k_start = ragged_k ? rq[1] : 0;
+  const int len_q = rq[2], len_k = rq[3], nsplit = rq[4], part_row = rq[6];
+  const int off = len_k - len_q;
+
+  /* This lane's two rows: x = 0 -> warp row g, x = 1 -> g + 8. */
+  int ri[2], rh[2], rv[2];
+  #pragma unroll
+  for (int x = 0; x < 2; x++) {
+    int r = warp * 16 + g + 8 * x;
+    rv[x] = r < rows;
+    int pr = row0 + (rv[x] ? r : 0);
+    ri[x] = pr / group;
+    rh[x] = hk * group + pr % group;
+  }
+  /* Q fragments for all k-steps, straight from global (once per item). */
+  uint qa[NKS][4];
+  #pragma unroll
+  for (int x = 0; x < 2; x++) {
+    long qo = q_off + b * q_sb + (long)(q_start + ri[x]) * q_st + rh[x] * q_sh;
+    #pragma unroll
+    for (int s = 0; s < NKS; s++)
+      #pragma unroll
+      for (int hh = 0; hh < 2; hh++) {
+        int d = s * 16 + 2 * t + 8 * hh;
+        uint lo = rv[x] ? q[qo + d] : 0, hi = rv[x] ? q[qo + d + 1] : 0;
+        qa[s][x + 2 * hh] = lo | (hi << 16);
+      }
+  }
+
+  float o[NDB][4];
+  #pragma unroll
+  for (int n = 0; n < NDB; n++) o[n][0] = o[n][1] = o[n][2] = o[n][3] = 0.0f;
+  float m_run[2] = {-INFINITY, -INFINITY}, l_run[2] = {0.0f, 0.0f};
+
+  for (int kt = kb; kt < ke; kt += BKV) {
+    for (int c = tid; c < BKV; c += NT) {
+      int j = kt + c < ke ? kt + c : kt;
+      long ko, vo;
+      if (page_size > 0) {
+        long page = bt[bt_off + b * bt_sb + (j / page_size) * bt_sp];
+        long in = j % page_size;
+        ko = page * k_sp + in * k_st;
+        vo = page * v_sp + in * v_st;
+      } else {
+        ko = b * k_sb + (long)(k_start + j) * k_st;
+        vo = b * v_sb + (long)(k_start + j) * v_st;
+      }
+      koff_l[c] = k_off + ko + hk * k_sh;
+      voff_l[c] = v_off + vo + hk * v_sh;
+    }
+    barrier(CLK_LOCAL_MEM_FENCE);
+    /* K row-major, 8 dims per thread step (consecutive threads: consecutive dims). */
+    for (int e = tid; e < BKV * (DQK / 8); e += NT) {
+      int c = e / (DQK / 8), d = (e - c * (DQK / 8)) * 8;
+      uint4 x = (uint4)(0);
+      if (kt + c < ke) {
+        if (kv_vec) {
+          x = *(__global const uint4 *)(k + koff_l[c] + d);
+        } else {
+          __global const ushort *p = k + koff_l[c] + d;
+          x = (uint4)(p[0] | (uint)p[1] << 16, p[2] | (uint)p[3] << 16, p[4] | (uint)p[5] << 16,
+                      p[6] | (uint)p[7] << 16);
+        }
+      }
+      k_w[(c * KS + d) / 8] = x;
+    }
+    /* V transposed; consecutive threads take consecutive keys so the 16-bit
+     * stores of a warp spread over 16 banks. */
+    for (int e = tid; e < BKV * (DV / 8); e += NT) {
+      int c = e % BKV, d = (e / BKV) * 8;
+      uint4 x = (uint4)(0);
+      if (kt + c < ke) {
+        if (kv_vec) {
+          x = *(__global const uint4 *)(v + voff_l[c] + d);
+        } else {
+          __global const ushort *p = v + voff_l[c] + d;
+          x = (uint4)(p[0] | (uint)p[1] << 16, p[2] | (uint)p[3] << 16, p[4] | (uint)p[5] << 16,
+                      p[6] | (uint)p[7] << 16);
+        }
+      }
+      vt_l[(d + 0) * VS + c] = (ushort)x.s0, vt_l[(d + 1) * VS + c] = (ushort)(x.s0 >> 16);
+      vt_l[(d + 2) * VS + c] = (ushort)x.s1, vt_l[(d + 3) * VS + c] = (ushort)(x.s1 >> 16);
+      vt_l[(d + 4) * VS + c] = (ushort)x.s2, vt_l[(d + 5) * VS + c] = (ushort)(x.s2 >> 16);
+      vt_l[(d + 6) * VS + c] = (ushort)x.s3, vt_l[(d + 7) * VS + c] = (ushort)(x.s3 >> 16);
+    }
+    barrier(CLK_LOCAL_MEM_FENCE);
+
+    /* S = Q K^T for this warp's 16 rows x 64 keys. */
+    float s[NB][4];
+    #pragma unroll
+    for (int nb = 0; nb < NB; nb++) {
+      s[nb][0] = s[nb][1] = s[nb][2] = s[nb][3] = 0.0f;
+      __local const uint *kr = (__local const uint *)(k_l + (nb * 8 + g) * KS + 2 * t);
+      #pragma unroll
+      for (int ks = 0; ks < NKS; ks++)
+        pa_mma(s[nb], qa[ks][0], qa[ks][1], qa[ks][2], qa[ks][3], kr[ks * 8], kr[ks * 8 + 4]);
+    }
+    /* The score rule, per element; then the online softmax per row. */
+    float mx[2] = {-INFINITY, -INFINITY};
+    #pragma unroll
+    for (int nb = 0; nb < NB; nb++)
+      #pragma unroll
+      for (int e = 0; e < 4; e++) {
+        int x = e / 2, j = kt + nb * 8 + 2 * t + (e & 1), diag = ri[x] + off;
+        bool vis = rv[x] && j < ke && !(causal && j > diag) &&
+                   (j < sink_tokens || ((wl < 0 || j >= diag - wl) && (wr < 0 || j <= diag + wr)));
+        float y = -INFINITY;
+        if (vis) {
+          y = s[nb][e] * scale;
+          if (softcap > 0.0f) y = softcap * tanh(y / softcap);
+          if (flags & F_ALIBI) y -= alibi[al_off + rh[x] * al_s] * fabs((float)(diag - j));
+          if (flags & F_MASK) y += mask[m_off + b * m_sb + rh[x] * m_sh + ri[x] * m_si + j * m_sj];
+        }
+        s[nb][e] = y;
+        mx[x] = fmax(mx[x], y);
+      }
+    float alpha[2], mu[2];
+    #pragma unroll
+    for (int x = 0; x < 2; x++) {
+      mx[x] = fmax(mx[x], pa_shfl_xor(mx[x], 1));
+      mx[x] = fmax(mx[x], pa_shfl_xor(mx[x], 2));
+      float m_new = fmax(m_run[x], mx[x]);
+      mu[x] = pa_safe_max(m_new);
+      alpha[x] = exp(m_run[x] - mu[x]);
+      m_run[x] = m_new;
+      l_run[x] *= alpha[x];
+    }
+    #pragma unroll
+    for (int n = 0; n < NDB; n++) {
+      o[n][0] *= alpha[0], o[n][1] *= alpha[0];
+      o[n][2] *= alpha[1], o[n][3] *= alpha[1];
+    }
+    #pragma unroll
+    for (int nb = 0; nb < NB; nb++)
+      #pragma unroll
+      for (int e = 0; e < 4; e++) {
+        float p = exp(s[nb][e] - mu[e / 2]);
+        s[nb][e] = p;
+        l_run[e / 2] += p;
+      }
+    /* O += P V: P's C fragments are the A fragments of the next product. */
+    #pragma unroll
+    for (int ks = 0; ks < BKV / 16; ks++) {
+      uint a0 = pa_pack2(s[2 * ks][0], s[2 * ks][1]), a1 = pa_pack2(s[2 * ks][2], s[2 * ks][3]);
+      uint a2 = pa_pack2(s[2 * ks + 1][0], s[2 * ks + 1][1]);
+      uint a3 = pa_pack2(s[2 * ks + 1][2], s[2 * ks + 1][3]);
+      #pragma unroll
+      for (int n = 0; n < NDB; n++) {
+        __local const uint *vr = (__local const uint *)(vt_l + (n * 8 + g) * VS + ks * 16 + 2 * t);
+        pa_mma(o[n], a0, a1, a2, a3, vr[0], vr[4]);
+      }
+    }
+    barrier(CLK_LOCAL_MEM_FENCE);
+  }
+
+  /* Row sums across the quad, then normalise (sink only when not split). */
+  #pragma unroll
+  for (int x = 0; x < 2; x++) {
+    l_run[x] += pa_shfl_xor(l_run[x], 1);
+    l_run[x] += pa_shfl_xor(l_run[x], 2);
+  }
+  #pragma unroll
+  for (int x = 0; x < 2; x++) {
+    if (!rv[x]) continue;
+    int i = ri[x], h = rh[x];
+    float mm = m_run[x], ll = l_run[x], fac = 0.0f, lse_v = -INFINITY;
+    if (nsplit == 1 && (flags & F_SINKS)) {
+      float sk = sinks[sk_off + h * sk_s], mxs = fmax(mm, sk);
+      if (mxs != -INFINITY) {
+        ll = ll * exp(mm - mxs) + exp(sk - mxs);
+        fac = exp(mm - mxs) / ll;
+        lse_v = mxs + log(ll);
+      }
+    } else if (ll > 0.0f) {
+      fac = 1.0f / ll;
+      lse_v = mm + log(ll);
+    }
+    if (nsplit == 1) {
+      long oo = o_off + b * o_sb + (long)(q_start + i) * o_st + h * o_sh;
+      #pragma unroll
+      for (int n = 0; n < NDB; n++) {
+        STO(__global, out, oo + n * 8 + 2 * t, o[n][2 * x] * fac);
+        STO(__global, out, oo + n * 8 + 2 * t + 1, o[n][2 * x + 1] * fac);
+      }
+      if (t == 0 && (flags & F_LSE)) lse[l_off + b * l_sb + (long)(q_start + i) * l_st + h * l_sh] = lse_v;
+    } else {
+      long p = part_row + ((long)split * len_q + i) * hq + h;
+      #pragma unroll
+      for (int n = 0; n < NDB; n++) {
+        ws[ws_o + p * DV + n * 8 + 2 * t] = o[n][2 * x] * fac;
+        ws[ws_o + p * DV + n * 8 + 2 * t + 1] = o[n][2 * x + 1] * fac;
+      }
+      if (t == 0) ws[ws_l + p] = lse_v;
+    }
+  }
+}
+#endif
