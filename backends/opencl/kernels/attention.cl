@@ -134,7 +134,9 @@ __kernel __attribute__((reqd_work_group_size(NT, 1, 1))) void pa_attention(
   }
 
   float acc[TM][NDV];
+  #pragma unroll
   for (int m = 0; m < TM; m++)
+    #pragma unroll
     for (int n = 0; n < NDV; n++) acc[m][n] = 0.0f;
   float m_run = -INFINITY, l_run = 0.0f; /* row t's state, for t < BQ */
 
@@ -205,28 +207,40 @@ __kernel __attribute__((reqd_work_group_size(NT, 1, 1))) void pa_attention(
     /* C: scores, masked to -inf where a key is invisible. */
     {
       float s[TM][TN];
+      #pragma unroll
       for (int m = 0; m < TM; m++)
+        #pragma unroll
         for (int n = 0; n < TN; n++) s[m][n] = 0.0f;
 #if PAIRS
       /* 16-bit Q and K: two dims per 32-bit local load */
       for (int d = 0; d < DQK; d += 2) {
         float2 qv[TM], kv[TN];
+        #pragma unroll
         for (int m = 0; m < TM; m++) qv[m] = LD2Q(q_l, (rg + RG * m) * QS + d);
+        #pragma unroll
         for (int n = 0; n < TN; n++) kv[n] = LD2KV(kv_l, (cg + CG * n) * KS + d);
+        #pragma unroll
         for (int m = 0; m < TM; m++)
+          #pragma unroll
           for (int n = 0; n < TN; n++) s[m][n] = fma(qv[m].y, kv[n].y, fma(qv[m].x, kv[n].x, s[m][n]));
       }
 #else
       for (int d = 0; d < DQK; d++) {
         float qv[TM], kv[TN];
+        #pragma unroll
         for (int m = 0; m < TM; m++) qv[m] = LDQ(__local, q_l, (rg + RG * m) * QS + d);
+        #pragma unroll
         for (int n = 0; n < TN; n++) kv[n] = LDKV(__local, kv_l, (cg + CG * n) * KS + d);
+        #pragma unroll
         for (int m = 0; m < TM; m++)
+          #pragma unroll
           for (int n = 0; n < TN; n++) s[m][n] = fma(qv[m], kv[n], s[m][n]);
       }
 #endif
+      #pragma unroll
       for (int m = 0; m < TM; m++) {
         int r = rg + RG * m, i = rowi_l[r], h = rowh_l[r], diag = i + off;
+        #pragma unroll
         for (int n = 0; n < TN; n++) {
           int c = cg + CG * n, j = kt + c;
           float x = -INFINITY;
@@ -279,36 +293,47 @@ __kernel __attribute__((reqd_work_group_size(NT, 1, 1))) void pa_attention(
     barrier(CLK_LOCAL_MEM_FENCE);
 
     /* E: O = O * alpha + P V. */
+    #pragma unroll
     for (int m = 0; m < TM; m++) {
       float a = alpha_l[rg + RG * m];
+      #pragma unroll
       for (int n = 0; n < NDV; n++) acc[m][n] *= a;
     }
 #if BKV % 4 == 0
     for (int c = 0; c < BKV; c += 4) {
       float pq[TM][4];
+      #pragma unroll
       for (int m = 0; m < TM; m++) {
         float4 x = *(__local const float4 *)(p_l + (rg + RG * m) * PS + c);
         pq[m][0] = x.s0, pq[m][1] = x.s1, pq[m][2] = x.s2, pq[m][3] = x.s3;
       }
+      #pragma unroll
       for (int cc = 0; cc < 4; cc++) {
         float vv[NDV];
+        #pragma unroll
         for (int n = 0; n < NDV; n++) {
           int d = cg + CG * n;
           vv[n] = (DV % CG == 0 || d < DV) ? LDKV(__local, kv_l, (c + cc) * KS + d) : 0.0f;
         }
+        #pragma unroll
         for (int m = 0; m < TM; m++)
+          #pragma unroll
           for (int n = 0; n < NDV; n++) acc[m][n] = fma(pq[m][cc], vv[n], acc[m][n]);
       }
     }
 #else
     for (int c = 0; c < BKV; c++) {
       float pv[TM], vv[NDV];
+      #pragma unroll
       for (int m = 0; m < TM; m++) pv[m] = p_l[(rg + RG * m) * PS + c];
+      #pragma unroll
       for (int n = 0; n < NDV; n++) {
         int d = cg + CG * n;
         vv[n] = (DV % CG == 0 || d < DV) ? LDKV(__local, kv_l, c * KS + d) : 0.0f;
       }
+      #pragma unroll
       for (int m = 0; m < TM; m++)
+        #pragma unroll
         for (int n = 0; n < NDV; n++) acc[m][n] = fma(pv[m], vv[n], acc[m][n]);
     }
 #endif
@@ -343,6 +368,7 @@ __kernel __attribute__((reqd_work_group_size(NT, 1, 1))) void pa_attention(
     alpha_l[r] = fac;
   }
   barrier(CLK_LOCAL_MEM_FENCE);
+  #pragma unroll
   for (int m = 0; m < TM; m++) {
     int r = rg + RG * m;
     if (r >= rows) continue;
@@ -350,12 +376,14 @@ __kernel __attribute__((reqd_work_group_size(NT, 1, 1))) void pa_attention(
     float fac = alpha_l[r];
     if (nsplit == 1) {
       long o = o_off + b * o_sb + (long)(q_start + i) * o_st + h * o_sh;
+      #pragma unroll
       for (int n = 0; n < NDV; n++) {
         int d = cg + CG * n;
         if (d < DV) STO(__global, out, o + d, acc[m][n] * fac);
       }
     } else {
       long o = ws_o + (part_row + ((long)split * len_q + i) * hq + h) * (long)DV;
+      #pragma unroll
       for (int n = 0; n < NDV; n++) {
         int d = cg + CG * n;
         if (d < DV) ws[o + d] = acc[m][n] * fac;

@@ -34,35 +34,54 @@
 #define F_ALIBI 8
 #define F_MASK 16
 
-/* One lane's 8 elements of a K or V row as floats. */
+/* One lane's 8 elements of a K or V row: raw (as loaded, so 16-bit data keeps
+ * half the registers while loads are in flight) and as floats. */
+#if KV_DT == 0
+typedef float8 raw8;
+#else
+typedef uint4 raw8;
+#endif
 typedef struct {
   float x[SL];
 } slice8;
 
-inline slice8 load_slice(__global const KV_RAW *p, long off, int d0, int dlim, int vec) {
-  slice8 s;
+inline raw8 load_raw(__global const KV_RAW *p, long off, int d0, int dlim, int vec) {
 #if VEC_OK
   if (vec) {
 #if KV_DT == 0
     float4 a = *(__global const float4 *)(p + off + d0), b = *(__global const float4 *)(p + off + d0 + 4);
-    s.x[0] = a.s0, s.x[1] = a.s1, s.x[2] = a.s2, s.x[3] = a.s3;
-    s.x[4] = b.s0, s.x[5] = b.s1, s.x[6] = b.s2, s.x[7] = b.s3;
-#elif KV_DT == 1
-    uint4 u = *(__global const uint4 *)(p + off + d0);
-    float8 f = vload_half8(0, (const half *)&u);
-    s.x[0] = f.s0, s.x[1] = f.s1, s.x[2] = f.s2, s.x[3] = f.s3;
-    s.x[4] = f.s4, s.x[5] = f.s5, s.x[6] = f.s6, s.x[7] = f.s7;
+    return (float8)(a, b);
 #else
-    uint4 u = *(__global const uint4 *)(p + off + d0);
-    s.x[0] = as_float(u.s0 << 16), s.x[1] = as_float(u.s0 & 0xffff0000u);
-    s.x[2] = as_float(u.s1 << 16), s.x[3] = as_float(u.s1 & 0xffff0000u);
-    s.x[4] = as_float(u.s2 << 16), s.x[5] = as_float(u.s2 & 0xffff0000u);
-    s.x[6] = as_float(u.s3 << 16), s.x[7] = as_float(u.s3 & 0xffff0000u);
+    return *(__global const uint4 *)(p + off + d0);
 #endif
-    return s;
   }
 #endif
-  for (int i = 0; i < SL; i++) s.x[i] = d0 + i < dlim ? LDKV(__global, p, off + d0 + i) : 0.0f;
+  KV_RAW e[SL];
+  #pragma unroll
+  for (int i = 0; i < SL; i++) e[i] = d0 + i < dlim ? p[off + d0 + i] : (KV_RAW)0;
+#if KV_DT == 0
+  return (float8)(e[0], e[1], e[2], e[3], e[4], e[5], e[6], e[7]);
+#else
+  return (uint4)(e[0] | (uint)e[1] << 16, e[2] | (uint)e[3] << 16, e[4] | (uint)e[5] << 16,
+                 e[6] | (uint)e[7] << 16);
+#endif
+}
+
+inline slice8 to_slice(raw8 u) {
+  slice8 s;
+#if KV_DT == 0
+  s.x[0] = u.s0, s.x[1] = u.s1, s.x[2] = u.s2, s.x[3] = u.s3;
+  s.x[4] = u.s4, s.x[5] = u.s5, s.x[6] = u.s6, s.x[7] = u.s7;
+#elif KV_DT == 1
+  float8 f = vload_half8(0, (const half *)&u);
+  s.x[0] = f.s0, s.x[1] = f.s1, s.x[2] = f.s2, s.x[3] = f.s3;
+  s.x[4] = f.s4, s.x[5] = f.s5, s.x[6] = f.s6, s.x[7] = f.s7;
+#else
+  s.x[0] = as_float(u.s0 << 16), s.x[1] = as_float(u.s0 & 0xffff0000u);
+  s.x[2] = as_float(u.s1 << 16), s.x[3] = as_float(u.s1 & 0xffff0000u);
+  s.x[4] = as_float(u.s2 << 16), s.x[5] = as_float(u.s2 & 0xffff0000u);
+  s.x[6] = as_float(u.s3 << 16), s.x[7] = as_float(u.s3 & 0xffff0000u);
+#endif
   return s;
 }
 
@@ -106,8 +125,10 @@ __kernel __attribute__((reqd_work_group_size(NT, 1, 1))) void pa_decode(
   barrier(CLK_LOCAL_MEM_FENCE);
 
   float qv[BQ][SL], acc[BQ][SL], m[BQ], l[BQ];
+  #pragma unroll
   for (int r = 0; r < BQ; r++) {
     long qo = q_off + b * q_sb + (long)(q_start + rowi_l[r]) * q_st + rowh_l[r] * q_sh;
+    #pragma unroll
     for (int i = 0; i < SL; i++) {
       qv[r][i] = (r < rows && d0 + i < DQK) ? LDQ(__global, q, qo + d0 + i) : 0.0f;
       acc[r][i] = 0.0f;
@@ -117,12 +138,14 @@ __kernel __attribute__((reqd_work_group_size(NT, 1, 1))) void pa_decode(
   }
 
   for (int kt = kb; kt < ke; kt += BKV) {
-    /* S: K and V slices of this thread's keys, then partial dots. */
-    slice8 vs[KPT];
+    /* S: all loads of this thread's keys first (K and V in flight together),
+     * then the partial dots. Keys past the range load as zeros. */
+    raw8 kr[KPT], vr[KPT];
+    #pragma unroll
     for (int n = 0; n < KPT; n++) {
       int c = kg + KG * n, j = kt + c;
-      float ps[BQ];
-      for (int r = 0; r < BQ; r++) ps[r] = 0.0f;
+      kr[n] = (raw8)(0);
+      vr[n] = (raw8)(0);
       if (j < ke) {
         long ko, vo;
         if (page_size > 0) {
@@ -134,14 +157,22 @@ __kernel __attribute__((reqd_work_group_size(NT, 1, 1))) void pa_decode(
           ko = b * k_sb + (long)(k_start + j) * k_st;
           vo = b * v_sb + (long)(k_start + j) * v_st;
         }
-        slice8 ks = d0 < DQK ? load_slice(k, k_off + ko + hk * k_sh, d0, DQK, kv_vec) : (slice8){{0}};
-        vs[n] = d0 < DV ? load_slice(v, v_off + vo + hk * v_sh, d0, DV, kv_vec) : (slice8){{0}};
-        for (int r = 0; r < BQ; r++)
-          for (int i = 0; i < SL; i++) ps[r] = fma(qv[r][i], ks.x[i], ps[r]);
-      } else {
-        for (int i = 0; i < SL; i++) vs[n].x[i] = 0.0f;
+        if (d0 < DQK) kr[n] = load_raw(k, k_off + ko + hk * k_sh, d0, DQK, kv_vec);
+        if (d0 < DV) vr[n] = load_raw(v, v_off + vo + hk * v_sh, d0, DV, kv_vec);
       }
-      for (int r = 0; r < BQ; r++) part_l[(c * BQ + r) * (DL + 1) + dl] = ps[r];
+    }
+    #pragma unroll
+    for (int n = 0; n < KPT; n++) {
+      slice8 ks = to_slice(kr[n]);
+      float ps[BQ];
+      #pragma unroll
+      for (int r = 0; r < BQ; r++) {
+        ps[r] = 0.0f;
+        #pragma unroll
+        for (int i = 0; i < SL; i++) ps[r] = fma(qv[r][i], ks.x[i], ps[r]);
+      }
+      #pragma unroll
+      for (int r = 0; r < BQ; r++) part_l[((kg + KG * n) * BQ + r) * (DL + 1) + dl] = ps[r];
     }
     barrier(CLK_LOCAL_MEM_FENCE);
 
@@ -165,22 +196,34 @@ __kernel __attribute__((reqd_work_group_size(NT, 1, 1))) void pa_decode(
     barrier(CLK_LOCAL_MEM_FENCE);
 
     /* P: this key group's online softmax and P V over its KPT keys. */
+    float pk[BQ][KPT];
+    #pragma unroll
     for (int r = 0; r < BQ; r++) {
-      float sc[KPT], mx = -INFINITY;
+      float mx = -INFINITY;
+      #pragma unroll
       for (int n = 0; n < KPT; n++) {
-        sc[n] = s_l[r * BKV + kg + KG * n];
-        mx = fmax(mx, sc[n]);
+        pk[r][n] = s_l[r * BKV + kg + KG * n];
+        mx = fmax(mx, pk[r][n]);
       }
       float m_new = fmax(m[r], mx), mu = pa_safe_max(m_new);
       float a = exp(m[r] - mu), sum = 0.0f;
+      #pragma unroll
       for (int i = 0; i < SL; i++) acc[r][i] *= a;
+      #pragma unroll
       for (int n = 0; n < KPT; n++) {
-        float p = exp(sc[n] - mu);
-        sum += p;
-        for (int i = 0; i < SL; i++) acc[r][i] = fma(p, vs[n].x[i], acc[r][i]);
+        pk[r][n] = exp(pk[r][n] - mu);
+        sum += pk[r][n];
       }
       l[r] = l[r] * a + sum;
       m[r] = m_new;
+    }
+    #pragma unroll
+    for (int n = 0; n < KPT; n++) {
+      slice8 vs = to_slice(vr[n]);
+      #pragma unroll
+      for (int r = 0; r < BQ; r++)
+        #pragma unroll
+        for (int i = 0; i < SL; i++) acc[r][i] = fma(pk[r][n], vs.x[i], acc[r][i]);
     }
     /* the next tile's S writes part_l only; its barrier orders this tile's
      * s_l reads before the next R writes */
@@ -188,12 +231,15 @@ __kernel __attribute__((reqd_work_group_size(NT, 1, 1))) void pa_decode(
 
   /* Merge the KG key-group states: M = max m, L = sum l exp(m - M). */
   if (dl == 0)
+    #pragma unroll
     for (int r = 0; r < BQ; r++) m_l[kg * BQ + r] = m[r], l_l[kg * BQ + r] = l[r];
   barrier(CLK_LOCAL_MEM_FENCE);
+  #pragma unroll
   for (int r = 0; r < BQ; r++) {
     float mm = -INFINITY;
     for (int u = 0; u < KG; u++) mm = fmax(mm, m_l[u * BQ + r]);
     float f = exp(m[r] - pa_safe_max(mm));
+    #pragma unroll
     for (int i = 0; i < SL; i++)
       if (d0 + i < DV) red_l[(kg * BQ + r) * DV + d0 + i] = acc[r][i] * f;
   }
