@@ -40,17 +40,6 @@ __global__ void __launch_bounds__(kWarps * 32) decode_attention(const pa_cu_attn
   const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5;
   const int g = a.group, off = rq.len_k - rq.len_q;
 
-  for (int c = tid; c < 16 * CH; c += kWarps * 32) {
-    const int r = c / CH, ch = c % CH;
-    uint4 val = make_uint4(0, 0, 0, 0);
-    if (r < w.rows) {
-      const int pr = w.row0 + r, i = pr / g, h = w.hk * g + pr % g;
-      val = *reinterpret_cast<const uint4 *>(
-          reinterpret_cast<const T *>(a.q.ptr) + pa::row_off(a.q, w.b, rq.q_start, i, h) + ch * 8);
-    }
-    qs[pa::swz<CH>(r, ch)] = val;
-  }
-  __syncthreads();
 
   /* ldmatrix lane roles: A (Q) rows lane%16, chunk +lane/16; B from K rows
    * (lane&7)+8*(lane>>4), chunk +(lane>>3)&1; B from V^T rows (lane&7)+8*((lane>>3)&1),
@@ -60,13 +49,6 @@ __global__ void __launch_bounds__(kWarps * 32) decode_attention(const pa_cu_attn
   const int v_row = (lane & 7) + (((lane >> 3) & 1) << 3), v_ch = lane >> 4;
   const uint32_t qs_addr = pa::smem_addr(qs);
 
-  uint32_t qf[kQInRegs ? D / 16 : 1][4];
-  if (kQInRegs) {
-#pragma unroll
-    for (int kk = 0; kk < D / 16; ++kk)
-      pa::ldsm_x4(qs_addr + 16 * pa::swz<CH>(a_row, 2 * kk + a_ch), qf[kk][0], qf[kk][1],
-                  qf[kk][2], qf[kk][3]);
-  }
 
   const int nkeys = w.kv_end - w.kv_begin;
   const int ntiles = (nkeys + BN - 1) / BN;
@@ -133,6 +115,26 @@ __global__ void __launch_bounds__(kWarps * 32) decode_attention(const pa_cu_attn
   for (int s = 0; s < STAGES - 1; ++s) {
     if (s < my_tiles) load_tile(s);
     pa::cp_commit();
+  }
+
+  /* Q after the first K/V loads are in flight: its latency overlaps theirs. */
+  for (int c = tid; c < 16 * CH; c += kWarps * 32) {
+    const int r = c / CH, ch = c % CH;
+    uint4 val = make_uint4(0, 0, 0, 0);
+    if (r < w.rows) {
+      const int pr = w.row0 + r, i = pr / g, h = w.hk * g + pr % g;
+      val = *reinterpret_cast<const uint4 *>(
+          reinterpret_cast<const T *>(a.q.ptr) + pa::row_off(a.q, w.b, rq.q_start, i, h) + ch * 8);
+    }
+    qs[pa::swz<CH>(r, ch)] = val;
+  }
+  __syncthreads();
+  uint32_t qf[kQInRegs ? D / 16 : 1][4];
+  if (kQInRegs) {
+#pragma unroll
+    for (int kk = 0; kk < D / 16; ++kk)
+      pa::ldsm_x4(qs_addr + 16 * pa::swz<CH>(a_row, 2 * kk + a_ch), qf[kk][0], qf[kk][1],
+                  qf[kk][2], qf[kk][3]);
   }
 
   for (int it = 0; it < my_tiles; ++it) {

@@ -5,11 +5,11 @@
  * (request, KV head), KV tiles of BN keys. Q stays in shared memory and is
  * re-read by ldmatrix per k-step (registers go to the O accumulator); with
  * MT = 2 each K/V fragment feeds two mma, which keeps ldmatrix traffic under
- * the tensor-core rate. One K and one V buffer, FA2's overlap: V(t) loads
- * while S = Q K(t)^T runs, K(t+1) loads while O += P V(t) runs; two blocks
- * per SM overlap each other's waits. Softmax in registers, base 2.
- *   D 64/128: MT 2 (BM 128), BN 64: 48 / 64 KB shared
- *   D 192/128: MT 1 (BM 64), BN 64: 64 KB;  D 256: MT 1 (BM 64), BN 32: 64 KB */
+ * the tensor-core rate. K/V double-buffered: tile t+1 loads (cp.async)
+ * during all of tile t's math; two blocks per SM overlap each other's
+ * barriers. Softmax in registers, base 2.
+ *   D 64/128: MT 2 (BM 128), BN 64: 48 / 96 KB shared
+ *   D 192/128: MT 1 (BM 64), BN 64: 104 KB;  D 256: MT 1 (BM 64), BN 32: 96 KB */
 #include <type_traits>
 
 #include "mma.cuh"
@@ -26,7 +26,8 @@ template <int DQK, int DV> struct cfg {
   static constexpr int BN = DQK <= 192 ? 64 : 32;
   static constexpr int CHK = DQK / 8, CHV = DV / 8;
   static constexpr int Q_BYTES = BM * DQK * 2, K_BYTES = BN * DQK * 2, V_BYTES = BN * DV * 2;
-  static constexpr int SMEM = Q_BYTES + K_BYTES + V_BYTES;
+  static constexpr int STAGE = K_BYTES + V_BYTES;
+  static constexpr int SMEM = Q_BYTES + 2 * STAGE; /* K/V double-buffered */
 };
 
 __device__ __forceinline__ float ex2(float x) {
@@ -41,9 +42,7 @@ __global__ void __launch_bounds__(kWarps * 32, 2) prefill_attention(const pa_cu_
   constexpr int MT = C::MT, BM = C::BM, BN = C::BN, CHK = C::CHK, CHV = C::CHV;
   constexpr int NT = BN / 8; /* n-tiles of S */
   extern __shared__ __align__(16) unsigned char smem[];
-  unsigned char *qs = smem, *ks = smem + C::Q_BYTES, *vs = ks + C::K_BYTES;
-  const uint32_t q_addr = pa::smem_addr(qs), k_addr = pa::smem_addr(ks),
-                 v_addr = pa::smem_addr(vs);
+  const uint32_t q_addr = pa::smem_addr(smem), kv_addr = q_addr + C::Q_BYTES;
 
   const pa_work w = pa_cu_item(a);
   const pa_req rq = a.reqs[w.b];
@@ -86,7 +85,10 @@ __global__ void __launch_bounds__(kWarps * 32, 2) prefill_attention(const pa_cu_
   };
   using chk_t = std::integral_constant<int, CHK>;
   using chv_t = std::integral_constant<int, CHV>;
-  if (ntiles > 0) load_kv(a.k, k_addr, 0, chk_t{});
+  if (ntiles > 0) {
+    load_kv(a.k, kv_addr, 0, chk_t{});
+    load_kv(a.v, kv_addr + C::K_BYTES, 0, chv_t{});
+  }
   pa::cp_commit();
 
   const int a_row = lane & 15, a_ch = lane >> 4;
@@ -111,10 +113,16 @@ __global__ void __launch_bounds__(kWarps * 32, 2) prefill_attention(const pa_cu_
   }
 
   for (int t = 0; t < ntiles; ++t) {
-    pa::cp_wait<0>();
-    __syncthreads(); /* K(t) (and Q) landed; V(t-1) consumed by every warp */
-    load_kv(a.v, v_addr, t, chv_t{});
+    /* Tile t+1 loads into the other stage during all of tile t's math. */
+    if (t + 1 < ntiles) {
+      const uint32_t nxt = kv_addr + ((t + 1) & 1) * C::STAGE;
+      load_kv(a.k, nxt, t + 1, chk_t{});
+      load_kv(a.v, nxt + C::K_BYTES, t + 1, chv_t{});
+    }
     pa::cp_commit();
+    pa::cp_wait<1>();
+    __syncthreads(); /* tile t (and Q) landed for every warp */
+    const uint32_t k_addr = kv_addr + (t & 1) * C::STAGE, v_addr = k_addr + C::K_BYTES;
 
     float s[MT][NT][4];
 #pragma unroll
@@ -208,10 +216,6 @@ __global__ void __launch_bounds__(kWarps * 32, 2) prefill_attention(const pa_cu_
       }
     }
 
-    pa::cp_wait<0>();
-    __syncthreads(); /* V(t) landed; K(t) consumed by every warp */
-    if (t + 1 < ntiles) load_kv(a.k, k_addr, t + 1, chk_t{});
-    pa::cp_commit();
 
 #pragma unroll
     for (int kk = 0; kk < BN / 16; ++kk)
@@ -225,6 +229,7 @@ __global__ void __launch_bounds__(kWarps * 32, 2) prefill_attention(const pa_cu_
           pa::mma16816<T>(o[mt][2 * dn + 1], p[mt][kk], b2, b3);
         }
       }
+    __syncthreads(); /* stage t & 1 consumed before tile t + 2 loads into it */
   }
   pa::cp_wait<0>(); /* Q alone when there were no tiles */
 
