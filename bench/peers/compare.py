@@ -7,6 +7,7 @@ device's measured ceilings. Draws a bar plot when matplotlib is present.
 """
 import argparse
 import json
+import os
 import sys
 
 
@@ -41,21 +42,24 @@ def main():
     rows = []
     for path in a.pa:
         doc = load(path)
-        backend = doc.get("backend", "?")
+        # the file's stem names the run (pa_opencl_mma.json -> opencl_mma)
+        stem = os.path.basename(path).rsplit(".", 1)[0]
+        backend = stem[3:] if stem.startswith("pa_") else doc.get("backend", "?")
         ceil = doc.get("ceilings", {})
         for r in doc.get("results", []):
             row = dict(backend=backend, label=r.get("label", r.get("case")), shape=r.get("shape"),
                        key=r.get("key"), status=r.get("status"))
             if r.get("status") == "PA_OK":
                 row.update(ms=r["ms_median"], tflops=r["tflops"], gbs=r["gbs"],
-                           peak=r.get("frac_peak", 0), bw=r.get("frac_bw", 0))
+                           peak=r.get("frac_peak", 0), bw=r.get("frac_bw", 0),
+                           unfused=r.get("speedup_vs_unfused"))
             else:
                 row["error"] = r.get("error", "")
             row["peers"] = peers.get(r.get("key"), {})
             row["ceil_bw"] = ceil.get("bw_what", "")
             rows.append(row)
 
-    hdr = f"{'backend':<7} {'case':<12} {'ms':>9} {'TFLOP/s':>8} {'GB/s':>8} {'%peak':>6} {'%bw':>6}"
+    hdr = f"{'backend':<15} {'case':<12} {'ms':>9} {'TFLOP/s':>8} {'GB/s':>8} {'%peak':>6} {'%bw':>6}"
     for p in peer_names:
         hdr += f" {p + ' TF':>16} {'x' + p:>16}"
     lines = [hdr]
@@ -64,11 +68,11 @@ def main():
           "|---" * (8 + 2 * len(peer_names)) + "|"]
     for r in rows:
         if "tflops" not in r:
-            lines.append(f"{r['backend']:<7} {r['label']:<12} FAILED {r.get('error', '')[:100]}")
+            lines.append(f"{r['backend']:<15} {r['label']:<12} FAILED {r.get('error', '')[:100]}")
             md.append(f"| {r['backend']} | {r['label']} | {r['shape']} | failed |" +
                       " |" * (4 + 2 * len(peer_names)))
             continue
-        s = (f"{r['backend']:<7} {r['label']:<12} {r['ms']:9.3f} {r['tflops']:8.2f} "
+        s = (f"{r['backend']:<15} {r['label']:<12} {r['ms']:9.3f} {r['tflops']:8.2f} "
              f"{r['gbs']:8.1f} {100 * r['peak']:5.1f}% {100 * r['bw']:5.1f}%")
         m = (f"| {r['backend']} | {r['label']} | {r['shape']} | {r['ms']:.3f} | {r['tflops']:.2f} |"
              f" {r['gbs']:.1f} | {100 * r['peak']:.1f}% | {100 * r['bw']:.1f}% ({r['ceil_bw']}) |")
@@ -82,6 +86,9 @@ def main():
             else:
                 s += f" {'-':>16} {'-':>16}"
                 m += " - | - |"
+        if r.get("unfused"):
+            s += f"  ({r['unfused']:.2f}x the unfused CLBlast baseline)"
+            m += f" {r['unfused']:.2f}x unfused CLBlast |"
         lines.append(s)
         md.append(m)
     print("\n".join(lines))
