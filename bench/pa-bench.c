@@ -94,7 +94,8 @@ static void print_row(const bench_result *r, const bench_ceilings *c) {
 }
 
 static void write_json(const char *path, const bench_opts *o, const pa_device_info *info,
-                       const bench_ceilings *c, const bench_result *res, int n) {
+                       const bench_ceilings *c, const bench_ceilings *after,
+                       const bench_result *res, int n) {
   FILE *f = fopen(path, "w");
   if (!f) {
     fprintf(stderr, "pa-bench: cannot write %s\n", path);
@@ -123,6 +124,12 @@ static void write_json(const char *path, const bench_opts *o, const pa_device_in
   json_str(&j, "bw_what", c->bw_what);
   json_str(&j, "note", c->note);
   json_end_obj(&j);
+  if (after->flops > 0) { /* CPU: measured again after the cases (shared machines drift) */
+    json_begin_obj(&j, "ceilings_after");
+    json_num(&j, "flops", after->flops);
+    json_num(&j, "read_bw", after->read_bw);
+    json_end_obj(&j);
+  }
   json_begin_arr(&j, "results");
   for (int i = 0; i < n; i++) {
     const bench_result *r = &res[i];
@@ -328,7 +335,22 @@ int main(int argc, char **argv) {
     }
   }
 #endif
-  if (o.json_path && res) write_json(o.json_path, &o, &info, &c, res, nres);
+  /* On a CPU the neighbours share our cores and memory: measure the ceilings
+   * again and say so when they moved, since then no fraction above is sound. */
+  bench_ceilings after;
+  memset(&after, 0, sizeof after);
+  if (ceilings && o.backend == PA_BACKEND_CPU && nres > 0) {
+    bench_ceilings_cpu(o.threads, &after);
+    double df = after.flops / (c.flops > 0 ? c.flops : 1), db = after.bw / (c.bw > 0 ? c.bw : 1);
+    printf(
+        "ceilings after the cases: %.1f GFLOP/s, read %.1f GB/s (%+.0f%%, %+.0f%% vs before)%s\n",
+        after.flops * 1e-9, after.read_bw * 1e-9, 100 * (df - 1), 100 * (db - 1),
+        (df < 0.85 || df > 1.15 || db < 0.85 || db > 1.15)
+            ? "\n  WARNING: the machine's speed moved during the run (busy neighbours?); "
+              "the fractions above are not reliable"
+            : "");
+  }
+  if (o.json_path && res) write_json(o.json_path, &o, &info, &c, &after, res, nres);
   free(res);
   pa_context_destroy(ctx);
   return failed ? 1 : 0;
