@@ -56,7 +56,7 @@ void json_str(bench_json *j, const char *key, const char *v) {
 void json_num(bench_json *j, const char *key, double v) {
   sep(j, key);
   if (isfinite(v))
-    fprintf(j->f, "%.6g", v);
+    fprintf(j->f, "%.9g", v);
   else
     fputs("null", j->f);
 }
