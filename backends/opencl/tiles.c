@@ -2,7 +2,6 @@
  * dispatch share) and the per-plan kernel build. */
 #include <stdio.h>
 #include <stdlib.h>
-#include <string.h>
 
 #include "cl_backend.h"
 
@@ -14,7 +13,7 @@ static size_t tile_bytes(pa_cl_tile t, int dqk, int dv, pa_dtype qdt, pa_dtype k
   int dmax = dqk > dv ? dqk : dv;
   size_t b = (size_t)t.bq * pad_elems(dqk, qdt) * pa_dtype_size(qdt);
   b += (size_t)t.bkv * pad_elems(dmax, kvdt) * pa_dtype_size(kvdt);
-  b += (size_t)t.bq * (t.bkv % 4 == 0 ? t.bkv + 4 : t.bkv + 1) * 4 + (size_t)t.bq * 4; /* p, alpha */
+  b += (size_t)t.bq * (t.bkv + 1) * 4 + (size_t)t.bq * 4; /* p, alpha */
   b += (size_t)t.bkv * 16 + (size_t)t.bq * 8 + (size_t)t.bq * 8; /* offsets, row ids */
   if (mla) b += (size_t)t.bkv * 8 + (size_t)t.bq * 8;
   return b;
@@ -93,8 +92,7 @@ static bool pick_decode(const pa_cl_state *st, int rows, const pa_attention_desc
 static bool use_mma(const pa_cl_state *st, const pa_plan *plan, int64_t rows) {
   const pa_attention_desc *d = &plan->desc;
   bool ok = d->q_dtype == PA_F16 ? st->mma_ok : d->q_dtype == PA_BF16 ? st->mma_bf16_ok : false;
-  const char *gate = getenv("PA_OPENCL_MMA"); /* opt-in until validated on a GPU */
-  return ok && gate && !strcmp(gate, "1") && plan->op == PA_OP_ATTENTION &&
+  return ok && plan->op == PA_OP_ATTENTION &&
          d->kv_dtype == d->q_dtype && d->head_dim_qk % 16 == 0 && d->head_dim_v % 16 == 0 &&
          d->head_dim_qk <= 128 && d->head_dim_v <= 128 && rows > 8 &&
          !(d->flags & PA_DETERMINISTIC) && st->max_wg >= 128 && st->local_mem >= 40 * 1024;

@@ -22,9 +22,7 @@
 #define TM (BQ / RG)
 #define TN (BKV / CG)
 #define NDV ((DV + CG - 1) / CG)
-/* P row stride: a multiple of 4 so the P V loop reads float4 (4 keys), and
- * 4 banks apart per row so the two row groups of a warp never collide. */
-#define PS (BKV % 4 == 0 ? BKV + 4 : BKV + 1)
+#define PS (BKV + 1)
 #define DMAX (DQK > DV ? DQK : DV)
 
 #define PA_PAD4(d) ((d) | 1)
@@ -42,24 +40,6 @@
 /* 16-byte vectors: KVW elements each; usable when the row lengths divide. */
 #define KVW (KV_DT == 0 ? 4 : 8)
 #define KV_VEC_OK (DQK % KVW == 0 && DV % KVW == 0)
-
-/* Pairs of 16-bit elements as one 32-bit local load (rows are 4-byte aligned:
- * QS and KS are even for 16-bit types). */
-#define PAIRS (Q_DT != 0 && KV_DT != 0 && DQK % 2 == 0)
-inline float2 pa_ld2_bf16(__local const ushort *p, int i) {
-  uint u = *(__local const uint *)(p + i);
-  return (float2)(as_float(u << 16), as_float(u & 0xffff0000u));
-}
-#if Q_DT == 1
-#define LD2Q(p, i) vloada_half2((i) / 2, (__local const half *)(p))
-#else
-#define LD2Q(p, i) pa_ld2_bf16(p, i)
-#endif
-#if KV_DT == 1
-#define LD2KV(p, i) vloada_half2((i) / 2, (__local const half *)(p))
-#else
-#define LD2KV(p, i) pa_ld2_bf16(p, i)
-#endif
 
 #define F_LSE 1    /* PA_RETURN_LSE */
 #define F_SINKS 4  /* PA_HAS_SINKS */
@@ -82,14 +62,12 @@ __kernel __attribute__((reqd_work_group_size(NT, 1, 1))) void pa_attention(
     __global const int *sched, int req_off, int work_off,
     int ragged_q, int ragged_k, int page_size, int group, int hq, int kv_vec,
     float scale, float softcap, int causal, int wl, int wr, int sink_tokens, int flags) {
-  __local uint q_w[(BQ * QS * sizeof(Q_RAW) + 3) / 4]; /* 4-byte aligned rows */
-  __local Q_RAW *q_l = (__local Q_RAW *)q_w;
+  __local Q_RAW q_l[BQ * QS];
   /* uint storage: 4-byte aligned rows (KS is even for 16-bit types) for the
    * vector path's 32-bit stores */
   __local uint kv_w[(BKV * KS * sizeof(KV_RAW) + 3) / 4];
   __local KV_RAW *kv_l = (__local KV_RAW *)kv_w;
-  __local float4 p_w[(BQ * PS + 3) / 4];
-  __local float *p_l = (__local float *)p_w;
+  __local float p_l[BQ * PS];
   __local float alpha_l[BQ];
   __local long koff_l[BKV], voff_l[BKV];
   __local long qoff_l[BQ];
@@ -134,9 +112,7 @@ __kernel __attribute__((reqd_work_group_size(NT, 1, 1))) void pa_attention(
   }
 
   float acc[TM][NDV];
-  #pragma unroll
   for (int m = 0; m < TM; m++)
-    #pragma unroll
     for (int n = 0; n < NDV; n++) acc[m][n] = 0.0f;
   float m_run = -INFINITY, l_run = 0.0f; /* row t's state, for t < BQ */
 
@@ -207,40 +183,17 @@ __kernel __attribute__((reqd_work_group_size(NT, 1, 1))) void pa_attention(
     /* C: scores, masked to -inf where a key is invisible. */
     {
       float s[TM][TN];
-      #pragma unroll
       for (int m = 0; m < TM; m++)
-        #pragma unroll
         for (int n = 0; n < TN; n++) s[m][n] = 0.0f;
-#if PAIRS
-      /* 16-bit Q and K: two dims per 32-bit local load */
-      for (int d = 0; d < DQK; d += 2) {
-        float2 qv[TM], kv[TN];
-        #pragma unroll
-        for (int m = 0; m < TM; m++) qv[m] = LD2Q(q_l, (rg + RG * m) * QS + d);
-        #pragma unroll
-        for (int n = 0; n < TN; n++) kv[n] = LD2KV(kv_l, (cg + CG * n) * KS + d);
-        #pragma unroll
-        for (int m = 0; m < TM; m++)
-          #pragma unroll
-          for (int n = 0; n < TN; n++) s[m][n] = fma(qv[m].y, kv[n].y, fma(qv[m].x, kv[n].x, s[m][n]));
-      }
-#else
       for (int d = 0; d < DQK; d++) {
         float qv[TM], kv[TN];
-        #pragma unroll
         for (int m = 0; m < TM; m++) qv[m] = LDQ(__local, q_l, (rg + RG * m) * QS + d);
-        #pragma unroll
         for (int n = 0; n < TN; n++) kv[n] = LDKV(__local, kv_l, (cg + CG * n) * KS + d);
-        #pragma unroll
         for (int m = 0; m < TM; m++)
-          #pragma unroll
           for (int n = 0; n < TN; n++) s[m][n] = fma(qv[m], kv[n], s[m][n]);
       }
-#endif
-      #pragma unroll
       for (int m = 0; m < TM; m++) {
         int r = rg + RG * m, i = rowi_l[r], h = rowh_l[r], diag = i + off;
-        #pragma unroll
         for (int n = 0; n < TN; n++) {
           int c = cg + CG * n, j = kt + c;
           float x = -INFINITY;
@@ -293,50 +246,20 @@ __kernel __attribute__((reqd_work_group_size(NT, 1, 1))) void pa_attention(
     barrier(CLK_LOCAL_MEM_FENCE);
 
     /* E: O = O * alpha + P V. */
-    #pragma unroll
     for (int m = 0; m < TM; m++) {
       float a = alpha_l[rg + RG * m];
-      #pragma unroll
       for (int n = 0; n < NDV; n++) acc[m][n] *= a;
     }
-#if BKV % 4 == 0
-    for (int c = 0; c < BKV; c += 4) {
-      float pq[TM][4];
-      #pragma unroll
-      for (int m = 0; m < TM; m++) {
-        float4 x = *(__local const float4 *)(p_l + (rg + RG * m) * PS + c);
-        pq[m][0] = x.s0, pq[m][1] = x.s1, pq[m][2] = x.s2, pq[m][3] = x.s3;
-      }
-      #pragma unroll
-      for (int cc = 0; cc < 4; cc++) {
-        float vv[NDV];
-        #pragma unroll
-        for (int n = 0; n < NDV; n++) {
-          int d = cg + CG * n;
-          vv[n] = (DV % CG == 0 || d < DV) ? LDKV(__local, kv_l, (c + cc) * KS + d) : 0.0f;
-        }
-        #pragma unroll
-        for (int m = 0; m < TM; m++)
-          #pragma unroll
-          for (int n = 0; n < NDV; n++) acc[m][n] = fma(pq[m][cc], vv[n], acc[m][n]);
-      }
-    }
-#else
     for (int c = 0; c < BKV; c++) {
       float pv[TM], vv[NDV];
-      #pragma unroll
       for (int m = 0; m < TM; m++) pv[m] = p_l[(rg + RG * m) * PS + c];
-      #pragma unroll
       for (int n = 0; n < NDV; n++) {
         int d = cg + CG * n;
         vv[n] = (DV % CG == 0 || d < DV) ? LDKV(__local, kv_l, c * KS + d) : 0.0f;
       }
-      #pragma unroll
       for (int m = 0; m < TM; m++)
-        #pragma unroll
         for (int n = 0; n < NDV; n++) acc[m][n] = fma(pv[m], vv[n], acc[m][n]);
     }
-#endif
     /* The next tile's step A barrier orders these reads before kv_l is reused. */
   }
 
@@ -368,7 +291,6 @@ __kernel __attribute__((reqd_work_group_size(NT, 1, 1))) void pa_attention(
     alpha_l[r] = fac;
   }
   barrier(CLK_LOCAL_MEM_FENCE);
-  #pragma unroll
   for (int m = 0; m < TM; m++) {
     int r = rg + RG * m;
     if (r >= rows) continue;
@@ -376,14 +298,12 @@ __kernel __attribute__((reqd_work_group_size(NT, 1, 1))) void pa_attention(
     float fac = alpha_l[r];
     if (nsplit == 1) {
       long o = o_off + b * o_sb + (long)(q_start + i) * o_st + h * o_sh;
-      #pragma unroll
       for (int n = 0; n < NDV; n++) {
         int d = cg + CG * n;
         if (d < DV) STO(__global, out, o + d, acc[m][n] * fac);
       }
     } else {
       long o = ws_o + (part_row + ((long)split * len_q + i) * hq + h) * (long)DV;
-      #pragma unroll
       for (int n = 0; n < NDV; n++) {
         int d = cg + CG * n;
         if (d < DV) ws[o + d] = acc[m][n] * fac;
