@@ -1,6 +1,14 @@
 /* polyattn OpenCL interop: run polyattn on the caller's cl_command_queue and
  * cl_mem objects, reach the context's OpenCL objects, and the unfused CLBlast
- * baseline that pa-bench measures the fused kernels against. */
+ * baseline that pa-bench measures the fused kernels against.
+ *
+ * Environment:
+ *   PA_OPENCL_DEVICE      "platform:device" indices or a case-insensitive
+ *                         substring of the device or platform name (device -1)
+ *   PA_OPENCL_KERNEL_DIR  read the .cl kernels from this folder, not the built-in copy
+ *   PA_OPENCL_NO_MMA=1    skip the mma.sync probe: portable kernels only
+ *   PA_OPENCL_NO_DECODE=1 decode items take the tile kernel (comparison)
+ *   PA_OPENCL_TILE=bq,bkv,rg,cg  force the tile kernel's shape (tuning) */
 #ifndef POLYATTN_OPENCL_H
 #define POLYATTN_OPENCL_H
 
