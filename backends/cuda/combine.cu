@@ -23,7 +23,11 @@ __global__ void __launch_bounds__(kThreads) combine_splits(const pa_cu_attn a) {
   const int64_t step = (int64_t)rq.len_q * a.hq; /* partial rows between splits */
 
   float m = -CUDART_INF_F;
-  for (int s = tid; s < ns; s += kThreads) m = fmaxf(m, a.ws_lse[p0 + s * step]);
+  for (int s = tid; s < ns; s += kThreads) {
+    const float x = a.ws_lse[p0 + s * step];
+    if (s < kMaxSplits) wgt[s] = x; /* read the LSEs from global memory once */
+    m = fmaxf(m, x);
+  }
   m = pa::warp_max(m);
   if (lane == 0) red[warp] = m;
   __syncthreads();
@@ -33,7 +37,7 @@ __global__ void __launch_bounds__(kThreads) combine_splits(const pa_cu_attn a) {
   __syncthreads(); /* red is reused below */
   float l = 0.f;
   for (int s = tid; s < ns; s += kThreads) {
-    const float x = pa::exp_diff(a.ws_lse[p0 + s * step], m);
+    const float x = pa::exp_diff(s < kMaxSplits ? wgt[s] : a.ws_lse[p0 + s * step], m);
     if (s < kMaxSplits) wgt[s] = x;
     l += x;
   }
@@ -52,10 +56,18 @@ __global__ void __launch_bounds__(kThreads) combine_splits(const pa_cu_attn a) {
   const int64_t oo = pa::row_off(a.o, c.b, rq.q_start, c.i, h);
   for (int d = tid; d < a.dv; d += kThreads) {
     const float *src = a.ws_o + p0 * a.dv + d;
-    /* 8 independent loads in flight per thread: the splits of one row are
-     * 16 KB apart in the workspace, each load a separate L2 round trip. */
+    /* 16 independent loads in flight per thread: the splits of one row are
+     * far apart in the workspace, each load a separate L2 round trip (the
+     * 8-deep version took 9.6 us for 64 splits x 32 heads on H200). */
     float acc[8] = {0.f, 0.f, 0.f, 0.f, 0.f, 0.f, 0.f, 0.f};
     int s = 0;
+    for (; s + 16 <= ns; s += 16) {
+      float x[16];
+#pragma unroll
+      for (int u = 0; u < 16; ++u) x[u] = src[(s + u) * step * a.dv];
+#pragma unroll
+      for (int u = 0; u < 16; ++u) acc[u & 7] = fmaf(weight(s + u), x[u], acc[u & 7]);
+    }
     for (; s + 8 <= ns; s += 8) {
       float x[8];
 #pragma unroll
