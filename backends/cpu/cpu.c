@@ -170,7 +170,15 @@ static pa_status cpu_buf_read(pa_context *ctx, void *handle, size_t off, void *d
  * nothing to refuse. */
 static pa_status cpu_select(pa_context *ctx, const pa_plan *plan, pa_kernel_choice *choice) {
   const pa_cpu_state *st = pa_cpu(ctx);
-  (void)plan;
+  /* Decode-like plans run their items in head groups (attention.c): a thread
+   * runs a whole group, Hkv items, at once, and counts as that many slots so
+   * the split policy cuts one request into as many groups as two waves need
+   * (b1 32/8 on 2 threads: 4 splits, 4 groups of 8 heads, each reading
+   * whole pages). Other plans: one item per thread. */
+  const int hkv = plan->desc.num_kv_heads;
+  const int grouped = plan->op == PA_OP_ATTENTION && hkv > 1 &&
+                      (int64_t)plan->max_len_q * plan->group <= PA_CPU_GROUP_ROWS;
+  ctx->props.slots_per_unit = grouped ? (hkv < PA_CPU_GROUP_MAX ? hkv : PA_CPU_GROUP_MAX) : 1;
   choice->kernel = (int)st->isa;
   choice->q_tile_rows = PA_CPU_Q_TILE;
   choice->kv_align = PA_CPU_BLOCK_KV;
@@ -179,6 +187,8 @@ static pa_status cpu_select(pa_context *ctx, const pa_plan *plan, pa_kernel_choi
 }
 
 static pa_status cpu_plan_ready(pa_context *ctx, pa_plan *plan) {
+  pa_status s = pa_cpu_plan_groups(ctx, plan);
+  if (s != PA_OK) return s;
   return pa_cpu_reserve(ctx, pa_cpu_attention_scratch(plan));
 }
 

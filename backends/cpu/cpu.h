@@ -17,6 +17,21 @@
 /* Packed query rows per work item: the K/V block is reused by this many rows. */
 #define PA_CPU_Q_TILE 64
 
+/* Items of at most this many packed rows (decode) run in groups of up to
+ * PA_CPU_GROUP_MAX KV heads in lockstep (attention.c, run_group). */
+#define PA_CPU_GROUP_ROWS 16
+#define PA_CPU_GROUP_MAX 16
+
+/* A plan's head groups (plan->backend_data): group i is the work items
+ * items[first[i] .. first[i] + size[i]), heaviest group first. */
+typedef struct pa_cpu_groups {
+  int count, max_heads;
+  int32_t *first, *size, *items;
+} pa_cpu_groups;
+/* Builds them at plan_ready; leaves backend_data NULL when no group would
+ * hold more than one item. */
+pa_status pa_cpu_plan_groups(pa_context *ctx, pa_plan *plan);
+
 typedef struct pa_cpu_state {
   pa_pool *pool;
   pa_cpu_isa isa;
