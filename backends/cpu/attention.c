@@ -21,8 +21,9 @@ typedef struct att_scratch {
   float *q, *o, *s, *m, *l, *alpha;
   int32_t *tok, *head;
   const char **kp[2][2], **vp[2]; /* [buffer][segment]: this block and the next */
-  float *kf, *qrow;                /* transposed mode: K rows as f32, one Q row */
+  float *kf, *vf, *qrow;           /* transposed mode: K and V rows as f32, one Q row */
   const float **kfp[2];            /* per segment */
+  const char **vfp;
 } att_scratch;
 
 static int round16(int n) { return (n + 15) & ~15; }
@@ -53,6 +54,8 @@ static size_t carve(void *base, int R, int dqk, int dv, int full, att_scratch *s
   TAKE(vp[0], const char **, BK);
   TAKE(vp[1], const char **, BK);
   TAKE(kf, float *, (size_t)BK * dqk * F);
+  TAKE(vf, float *, (size_t)BK * dv * F);
+  TAKE(vfp, const char **, BK * F);
   TAKE(qrow, float *, dqk * F);
   TAKE(kfp[0], const float **, BK * F);
   TAKE(kfp[1], const float **, BK * F);
@@ -353,7 +356,22 @@ static void run_item(void *arg, int64_t item, int tid) {
       if (vis == 1 || terms)
         score_terms(jb, w->b, R, sc.tok, sc.head, j0, n, off, vis == 1, sc.s, 1, Rp);
       kern->softmax_t(R, n, sc.s, Rp, sc.m, sc.l, sc.alpha);
-      kern->pv(R, n, dv, sc.s, 1, Rp, sc.vp[cur], io->v->dtype, sc.alpha, sc.o, dv);
+      /* V rows as f32 once per block, not once per row group inside pv
+       * (bf16 prefill d128 s2048: 5% faster, MLA decode: 8%); MLA's V is
+       * its K rows, already converted. f32 V as it is (a copy measured
+       * no faster). */
+      for (int jj = 0; jj < n; jj++) {
+        if (io->v == io->k[0]) {
+          sc.vfp[jj] = (const char *)(const void *)sc.kfp[0][jj];
+        } else if (io->v->dtype == PA_F32) {
+          sc.vfp[jj] = sc.vp[cur][jj];
+        } else {
+          float *dst = sc.vf + (int64_t)jj * dv;
+          kern->load(io->v->dtype, sc.vp[cur][jj], dst, dv, 1.0f);
+          sc.vfp[jj] = (const char *)(const void *)dst;
+        }
+      }
+      kern->pv(R, n, dv, sc.s, 1, Rp, sc.vfp, PA_F32, sc.alpha, sc.o, dv);
     }
     cur ^= 1;
   }
