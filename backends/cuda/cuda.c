@@ -213,9 +213,7 @@ static pa_status cu_select(pa_context *ctx, const pa_plan *plan, pa_kernel_choic
 
 typedef struct cu_plan_data {
   int device;
-  int32_t *order;  /* device [num_work] */
-  int32_t *groups; /* decode with splits: counters [B*Hkv] (zero), expected [B*Hkv] */
-  int num_groups;
+  int32_t *order; /* device [num_work] */
 } cu_plan_data;
 
 static void cu_plan_free(void *p) {
@@ -223,25 +221,7 @@ static void cu_plan_free(void *p) {
   if (!d) return;
   cudaSetDevice(d->device);
   cudaFree(d->order);
-  cudaFree(d->groups);
   free(d);
-}
-
-/* The decode kernel merges split groups itself (the last split to finish):
- * it needs a zeroed counter and the number of items of each (b, hk). */
-static cudaError_t upload_groups(const pa_plan *plan, cu_plan_data *d) {
-  if (plan->choice.kernel != PA_CU_DECODE || plan->num_combine == 0) return cudaSuccess;
-  const int n = plan->batch_size * plan->desc.num_kv_heads;
-  int32_t *host = calloc((size_t)2 * (size_t)n, sizeof *host);
-  if (!host) return cudaErrorMemoryAllocation;
-  for (int i = 0; i < plan->num_work; ++i)
-    host[n + plan->work[i].b * plan->desc.num_kv_heads + plan->work[i].hk]++;
-  cudaError_t e = cudaMalloc((void **)&d->groups, sizeof *host * 2 * (size_t)n);
-  if (e == cudaSuccess)
-    e = cudaMemcpy(d->groups, host, sizeof *host * 2 * (size_t)n, cudaMemcpyHostToDevice);
-  free(host);
-  d->num_groups = n;
-  return e;
 }
 
 typedef struct cu_cost {
@@ -284,7 +264,6 @@ static pa_status cu_plan_ready(pa_context *ctx, pa_plan *plan) {
   if (e == cudaSuccess)
     e = cudaMemcpy(d->order, order, sizeof(int32_t) * (size_t)plan->num_work,
                    cudaMemcpyHostToDevice);
-  if (e == cudaSuccess) e = upload_groups(plan, d);
   free(order);
   if (e != cudaSuccess) {
     cu_plan_free(d);
@@ -345,14 +324,7 @@ static void fill_schedule(const pa_plan *plan, pa_buffer *ws, pa_cu_attn *a) {
   a->work = (const pa_work *)(sched + plan->sched_work_off);
   a->comb = (const pa_combine *)(sched + plan->sched_combine_off);
   a->num_work = plan->num_work;
-  if (plan->backend_data) {
-    const cu_plan_data *d = plan->backend_data;
-    a->order = d->order;
-    if (d->groups) {
-      a->counters = d->groups;
-      a->expected = d->groups + d->num_groups;
-    }
-  }
+  if (plan->backend_data) a->order = ((const cu_plan_data *)plan->backend_data)->order;
   a->num_combine = plan->num_combine;
   if (ws && plan->ws_size > 0) {
     a->ws_o = (float *)((char *)ws->handle + plan->ws_o_offset);
@@ -386,7 +358,6 @@ static pa_status dispatch(pa_context *ctx, const pa_plan *plan, const pa_cu_attn
   default: e = pa_cu_generic_attention(a, s->stream); break;
   }
   if (e != cudaSuccess) return pa_cuda_fail(ctx, e, plan->choice.name);
-  if (kernel == PA_CU_DECODE && a->counters) return PA_OK; /* merged in the kernel */
   e = pa_cu_combine(a, s->stream);
   if (e != cudaSuccess) return pa_cuda_fail(ctx, e, "cuda.combine");
   return PA_OK;

@@ -256,66 +256,6 @@ __global__ void __launch_bounds__(kWarps * 32) decode_attention(const pa_cu_attn
       else reinterpret_cast<float *>(a.lse.ptr)[dst.lse_off] = lse;
     }
   }
-
-  /* Split request: the last of the group's splits to finish merges them
-   * here (sink added once), saving the combine kernel's launch and its
-   * latency chain. The merge order is fixed, whichever block is last. */
-  if (a.counters == nullptr || rq.num_splits <= 1) return;
-  __shared__ int is_last;
-  __syncthreads(); /* this block's partial stores are issued */
-  const int grp = w.b * a.hkv + w.hk;
-  if (tid == 0) {
-    __threadfence();
-    is_last = atomicAdd(&a.counters[grp], 1) == a.expected[grp] - 1;
-  }
-  __syncthreads();
-  if (!is_last) return;
-  __threadfence();
-  const int ns = rq.num_splits;
-  const int64_t step = (int64_t)rq.len_q * a.hq; /* partial rows between splits */
-  for (int r = warp; r < w.rows; r += kWarps) {
-    const int pr = w.row0 + r, i = pr / g, h = w.hk * g + pr % g;
-    const int64_t p0 = (int64_t)rq.part_row + (int64_t)i * a.hq + h;
-    float M = a.has_sinks ? a.sinks[h] : -CUDART_INF_F;
-    for (int sp = lane; sp < ns; sp += 32) M = fmaxf(M, __ldcg(a.ws_lse + p0 + sp * step));
-    M = pa::warp_max(M);
-    float L = 0.f;
-    for (int sp = lane; sp < ns; sp += 32) L += pa::exp_diff(__ldcg(a.ws_lse + p0 + sp * step), M);
-    L = pa::warp_sum(L) + (a.has_sinks ? pa::exp_diff(a.sinks[h], M) : 0.f);
-    if (lane == 0) {
-      mm[r] = M;
-      ll[r] = L;
-      if (a.return_lse)
-        reinterpret_cast<float *>(a.lse.ptr)[pa::row_off(a.lse, w.b, rq.q_start, i, h)] =
-            pa::final_lse(M, L);
-    }
-  }
-  __syncthreads();
-  for (int idx = tid; idx < w.rows * D; idx += kWarps * 32) {
-    const int r = idx / D, d = idx % D;
-    const int pr = w.row0 + r, i = pr / g, h = w.hk * g + pr % g;
-    const int64_t p0 = (int64_t)rq.part_row + (int64_t)i * a.hq + h;
-    const float M = mm[r], inv = ll[r] > 0.f ? 1.f / ll[r] : 0.f;
-    float acc[8] = {0.f, 0.f, 0.f, 0.f, 0.f, 0.f, 0.f, 0.f};
-    int sp = 0;
-    for (; sp + 8 <= ns; sp += 8) {
-      float lv[8], ov[8];
-#pragma unroll
-      for (int u = 0; u < 8; ++u) {
-        lv[u] = __ldcg(a.ws_lse + p0 + (sp + u) * step);
-        ov[u] = __ldcg(a.ws_o + (p0 + (sp + u) * step) * D + d);
-      }
-#pragma unroll
-      for (int u = 0; u < 8; ++u) acc[u] = fmaf(pa::exp_diff(lv[u], M), ov[u], acc[u]);
-    }
-    for (; sp < ns; ++sp)
-      acc[0] = fmaf(pa::exp_diff(__ldcg(a.ws_lse + p0 + sp * step), M),
-                    __ldcg(a.ws_o + (p0 + sp * step) * D + d), acc[0]);
-    const float sum = ((acc[0] + acc[1]) + (acc[2] + acc[3])) + ((acc[4] + acc[5]) + (acc[6] + acc[7]));
-    reinterpret_cast<T *>(a.o.ptr)[pa::row_off(a.o, w.b, rq.q_start, i, h) + d] =
-        static_cast<T>(sum * inv);
-  }
-  if (tid == 0) a.counters[grp] = 0; /* ready for the next run or graph replay */
 }
 
 template <typename T, int D> cudaError_t set_smem() {

@@ -33,11 +33,6 @@ typedef struct pa_cu_attn {
   const pa_work *work;
   const int32_t *order; /* work items by falling cost (blockIdx -> item); NULL: as listed */
   const pa_combine *comb;
-  /* Decode with splits: the last split of each (request, KV head) to finish
-   * merges the group (counters [B*Hkv], self-resetting; expected: items per
-   * group). NULL: the combine kernel runs instead. */
-  int32_t *counters;
-  const int32_t *expected;
   float *ws_o, *ws_lse;
   int num_work, num_combine;
   int hq, hkv, group, dqk, dqk1, dv;
