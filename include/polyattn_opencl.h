@@ -1,6 +1,7 @@
 /* polyattn OpenCL interop: run polyattn on the caller's cl_command_queue and
- * cl_mem objects, reach the context's OpenCL objects, and the unfused CLBlast
- * baseline that pa-bench measures the fused kernels against.
+ * cl_mem objects, reach the context's OpenCL objects. (The unfused CLBlast
+ * baseline that the fused kernels are measured against lives in
+ * bench/unfused_opencl.c.)
  *
  * Environment:
  *   PA_OPENCL_DEVICE      "platform:device" indices or a case-insensitive
@@ -37,20 +38,6 @@ PA_API pa_status pa_opencl_context_objects(const pa_context *ctx, cl_context *co
 
 /* 1 when the device passed the mma.sync (inline PTX) probe at context creation. */
 PA_API int pa_opencl_has_mma(const pa_context *ctx);
-
-/* Unfused baseline: S = Q K^T (CLBlast batched SGEMM), row softmax (scale
- * 1/sqrt(head_dim), causal bottom-right when asked), O = P V (batched SGEMM),
- * with f16/bf16 converted to f32 around it. Dense contiguous layouts:
- * q, out [batch, seq_q, num_q_heads, head_dim]; k, v [batch, seq_k,
- * num_kv_heads, head_dim]; all of dtype. The workspace holds the f32 scores
- * (and f32 copies for 16-bit dtypes): its size comes from
- * pa_opencl_unfused_workspace_size. Enqueued on ctx's queue; no wait. */
-PA_API size_t pa_opencl_unfused_workspace_size(int batch, int num_q_heads, int num_kv_heads,
-                                               int seq_q, int seq_k, int head_dim, pa_dtype dtype);
-PA_API pa_status pa_opencl_unfused_attention(pa_context *ctx, int batch, int num_q_heads,
-                                             int num_kv_heads, int seq_q, int seq_k, int head_dim,
-                                             int causal, pa_dtype dtype, pa_buffer *q, pa_buffer *k,
-                                             pa_buffer *v, pa_buffer *out, pa_buffer *workspace);
 
 #ifdef __cplusplus
 }
