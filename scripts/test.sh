@@ -64,6 +64,15 @@ run() {
   meson test -C "$dir" --print-errorlogs --timeout-multiplier "$mult" --num-processes "$JOBS" \
     2>&1 | tee "$LOGS/$name-test.log" | grep -vE "^ *[0-9]+/[0-9]+ .* OK " || true
   count "$LOGS/$name-test.log"
+  # Criterion reports a test as passed even when LeakSanitizer found a leak in
+  # it, so leaks are counted from the full log.
+  local leaks
+  leaks=$(grep -c "ERROR: LeakSanitizer" "$dir/meson-logs/testlog.txt" 2>/dev/null || true)
+  if [ "${leaks:-0}" -gt 0 ]; then
+    grep -B2 -A12 "ERROR: LeakSanitizer" "$dir/meson-logs/testlog.txt" | head -60
+    echo "== $name: $leaks LeakSanitizer report(s): counted as failed"
+    failed=$((failed + leaks))
+  fi
 }
 
 run plain "$PLAIN" 2 -Dcuda="$(pa_cuda_option)" -Dopencl=auto -Dbuildtype=release
