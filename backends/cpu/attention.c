@@ -529,13 +529,21 @@ static int by_group(const void *pa, const void *pb) {
   return 0;
 }
 
+/* Group order: the (request, KV head) runs, heaviest run first, each run's
+ * groups heaviest first. A thread's next group then mostly rereads the keys
+ * of its last one (causal prefill: the tiles of one head) while they are
+ * still cached, and the small groups still come last. (Heaviest first over
+ * all heads: f32 prefill s2048 h8 ~5% slower, inputs not cached.) */
 typedef struct group_rank {
-  int64_t cost;
-  int32_t index;
+  int64_t run, cost;
+  int32_t b, hk, index;
 } group_rank;
 
-static int by_cost(const void *pa, const void *pb) {
+static int by_rank(const void *pa, const void *pb) {
   const group_rank *a = pa, *b = pb;
+  if (a->run != b->run) return a->run > b->run ? -1 : 1;
+  if (a->b != b->b) return a->b < b->b ? -1 : 1;
+  if (a->hk != b->hk) return a->hk < b->hk ? -1 : 1;
   if (a->cost != b->cost) return a->cost > b->cost ? -1 : 1;
   return a->index < b->index ? -1 : a->index > b->index;
 }
@@ -603,10 +611,16 @@ pa_status pa_cpu_plan_groups(pa_context *ctx, pa_plan *pl) {
     }
   for (int i = 0; i < ng; i++) {
     const pa_work *w = &pl->work[g->items[first[i]]];
-    rank[i] = (group_rank){(int64_t)w->rows * (w->kv_end - w->kv_begin) * size[i], i};
+    rank[i] = (group_rank){0, (int64_t)w->rows * (w->kv_end - w->kv_begin) * size[i], w->b, w->hk, i};
     if (size[i] > g->max_heads) g->max_heads = size[i];
   }
-  qsort(rank, (size_t)ng, sizeof *rank, by_cost);
+  qsort(rank, (size_t)ng, sizeof *rank, by_rank); /* runs together, heaviest first in each */
+  for (int i = 0, r0 = 0; i <= ng; i++)
+    if (i == ng || rank[i].b != rank[r0].b || rank[i].hk != rank[r0].hk) {
+      for (int k = r0; k < i; k++) rank[k].run = rank[r0].cost;
+      r0 = i;
+    }
+  qsort(rank, (size_t)ng, sizeof *rank, by_rank);
   for (int i = 0; i < ng; i++) {
     g->first[i] = first[rank[i].index];
     g->size[i] = size[rank[i].index];
@@ -616,13 +630,10 @@ pa_status pa_cpu_plan_groups(pa_context *ctx, pa_plan *pl) {
   free(rank);
   free(first);
   free(size);
-  if (g->max_heads < 2) { /* nothing to group: the plain work list */
-    groups_free(g);
-    return PA_OK;
-  }
   pl->backend_data = g;
   pl->backend_free = groups_free;
-  pa_log(3, "cpu: %d work items in %d head groups (up to %d heads)", n, ng, g->max_heads);
+  if (g->max_heads > 1)
+    pa_log(3, "cpu: %d work items in %d head groups (up to %d heads)", n, ng, g->max_heads);
   return PA_OK;
 }
 

@@ -23,13 +23,14 @@
 #define PA_CPU_GROUP_MAX 16
 
 /* A plan's head groups (plan->backend_data): group i is the work items
- * items[first[i] .. first[i] + size[i]), heaviest group first. */
+ * items[first[i] .. first[i] + size[i]), in the order they run (by
+ * (request, KV head) run, heaviest first; attention.c, by_rank). */
 typedef struct pa_cpu_groups {
   int count, max_heads;
   int32_t *first, *size, *items;
 } pa_cpu_groups;
-/* Builds them at plan_ready; leaves backend_data NULL when no group would
- * hold more than one item. */
+/* Builds them at plan_ready for attention with Hkv > 1 (groups of one item
+ * where nothing groups); leaves backend_data NULL otherwise. */
 pa_status pa_cpu_plan_groups(pa_context *ctx, pa_plan *plan);
 
 typedef struct pa_cpu_state {
