@@ -10,7 +10,11 @@
  * its 256 of the 512 V dims, so no mma is done twice and O takes 128
  * registers per thread. KV tiles of 32 keys x 576, two cp.async stages.
  * Shared memory: Q 72 KB + 2 x 36 KB tiles + 16 KB score exchange = 160 KB. */
+#include <stdlib.h>
+#include <string.h>
+
 #include "mma.cuh"
+#include "mla_wgmma.cuh"
 
 namespace {
 
@@ -240,23 +244,291 @@ __global__ void __launch_bounds__(kWarps * 32, 1) mla_decode(const pa_cu_attn a)
   }
 }
 
+
+/* ------------------------------------------------------------------------ */
+/* Hopper (sm_90a): warpgroup MMAs read Q and K/V from shared memory.
+ *
+ * One block per work item: 64 packed rows, 2 warpgroups (256 threads), KV
+ * tiles of 64 keys (one page of 64) x 576 dims, two cp.async stages.
+ *   S = Q K^T: warpgroup g computes S[64 rows, keys 32g..32g+31] over all
+ *     576 dims (36 wgmma m64n32k16, Q and K straight from shared memory, so
+ *     no ldmatrix and each K element is read once per block);
+ *   softmax: the two halves meet through 64 row maxima in shared memory;
+ *     both warpgroups then hold the same running max m, each its own part
+ *     of the denominator l (summed once at the end);
+ *   O += P V: P (bf16/f16, 64 x 64) goes through shared memory; warpgroup g
+ *     owns O[64 rows, dims 256g..256g+255] (128 f32 registers per thread)
+ *     and multiplies by its V columns (4 wgmma m64n256k16, V read as an
+ *     MN-major operand of the same K tile: each V element read once).
+ * Shared memory: Q 72 KB + 2 x 72 KB K/V + P 8 KB + row maxima + the page
+ * rows of the next tiles = 226.5 KB, 1024-byte aligned for the swizzle. */
+namespace wg {
+
+constexpr int BN = 64;
+constexpr int CB_BYTES = 64 * 128;     /* a column block: 64 rows x 64 dims */
+constexpr int TILE = (DK / 64) * CB_BYTES; /* 9 column blocks: 73728 B */
+constexpr int P_OFF = 3 * TILE, RED_OFF = P_OFF + CB_BYTES, ROWS_OFF = RED_OFF + 2 * 64 * 4;
+constexpr int SMEM = ROWS_OFF + 2 * BN * 8 + 1024; /* + slack to align the base */
+static_assert(SMEM <= 232448, "sm_90 gives a block at most 227 KB");
+
+#if defined(__CUDA_ARCH_FEAT_SM90_ALL)
+/* Byte offset of 16-byte chunk ch (of 72) of row r in a tile (Q or K/V). */
+__device__ __forceinline__ uint32_t chunk_at(int r, int ch) {
+  return (ch >> 3) * CB_BYTES + r * 128 + (((ch & 7) ^ (r & 7)) << 4);
+}
+#endif
+
+template <typename T>
+__global__ void __launch_bounds__(256, 1) mla_decode_wgmma(const pa_cu_attn a) {
+#if defined(__CUDA_ARCH_FEAT_SM90_ALL)
+  extern __shared__ unsigned char smem_raw[];
+  const uint32_t raw = pa::smem_addr(smem_raw);
+  const uint32_t base = (raw + 1023u) & ~1023u;
+  unsigned char *sm = smem_raw + (base - raw);
+  const uint32_t q_s = base, kv_s = base + TILE, p_s = base + P_OFF;
+  float *red = reinterpret_cast<float *>(sm + RED_OFF); /* [2][64] */
+  int2 *rows = reinterpret_cast<int2 *>(sm + ROWS_OFF); /* [2][64] (page, in page) */
+
+  const pa_work w = pa_cu_item(a);
+  const pa_req rq = a.reqs[w.b];
+  const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5;
+  const int g = warp >> 2, wr = (warp & 3) * 16; /* warpgroup; its warp's first row */
+  const int r0 = lane >> 2, tq = lane & 3;
+  const int grp = a.group, off = rq.len_k - rq.len_q;
+  const int nkeys = w.kv_end - w.kv_begin, ntiles = (nkeys + BN - 1) / BN;
+  const int32_t *bt = reinterpret_cast<const int32_t *>(a.bt.ptr) + (int64_t)w.b * a.bt.sb;
+  const T *ckv = reinterpret_cast<const T *>(a.k.ptr), *kpe = reinterpret_cast<const T *>(a.k2.ptr);
+
+  /* Thread tid < 64 looks up key row tid of tile t (page -1: past the end);
+   * the rows of tile t + 2 are written while tile t runs, their block-table
+   * entries loaded one tile before that. */
+  auto lookup = [&](int t) {
+    const int j = w.kv_begin + t * BN + tid;
+    if (t >= ntiles || j >= w.kv_end) return make_int2(-1, 0);
+    return make_int2(bt[(int64_t)(j / a.page_size) * a.bt.st], j % a.page_size);
+  };
+  int2 pending = make_int2(-1, 0);
+  if (tid < 64) {
+    rows[tid] = lookup(0);
+    rows[64 + tid] = lookup(1);
+    pending = lookup(2);
+  }
+  for (int c = tid; c < 64 * CH; c += 256) {
+    const int r = c / CH, ch = c % CH;
+    const bool ok = r < w.rows;
+    const T *src = reinterpret_cast<const T *>(a.q.ptr);
+    if (ok) {
+      const int pr = w.row0 + r, i = pr / grp, h = pr % grp;
+      src = ch < DC / 8
+                ? reinterpret_cast<const T *>(a.q.ptr) + pa::row_off(a.q, w.b, rq.q_start, i, h) + ch * 8
+                : reinterpret_cast<const T *>(a.q2.ptr) +
+                      pa::row_off(a.q2, w.b, rq.q_start, i, h) + (ch - DC / 8) * 8;
+    }
+    pa::cp_async16(q_s + chunk_at(r, ch), src, ok);
+  }
+  __syncthreads(); /* rows of tiles 0 and 1 */
+  auto load_tile = [&](int t) {
+    const uint32_t st = kv_s + (t & 1) * TILE;
+    const int2 *rw = rows + (t & 1) * 64;
+#pragma unroll
+    for (int u = 0; u < BN * CH / 256; ++u) {
+      const int c = tid + u * 256, r = c / CH, ch = c % CH;
+      const int2 p = rw[r];
+      const bool ok = p.x >= 0;
+      const T *src = ch < DC / 8
+                         ? ckv + (ok ? p.x * a.k.sb + p.y * a.k.st + ch * 8 : 0)
+                         : kpe + (ok ? p.x * a.k2.sb + p.y * a.k2.st + (ch - DC / 8) * 8 : 0);
+      pa::cp_async16(st + chunk_at(r, ch), src, ok);
+    }
+  };
+  if (ntiles > 0) load_tile(0);
+  pa::cp_commit();
+
+  float o[128];
+#pragma unroll
+  for (int n = 0; n < 128; ++n) o[n] = 0.f;
+  float m[2] = {-CUDART_INF_F, -CUDART_INF_F}, l[2] = {0.f, 0.f};
+  int lim[2]; /* last visible key of each of this thread's rows */
+#pragma unroll
+  for (int x = 0; x < 2; ++x) {
+    const int r = wr + r0 + 8 * x, i = (w.row0 + r) / grp;
+    lim[x] = r < w.rows ? (a.causal ? min(w.kv_end - 1, i + off) : w.kv_end - 1) : -1;
+  }
+  const float scale2 = a.scale * kLog2e;
+
+  for (int t = 0; t < ntiles; ++t) {
+    pa::cp_wait<0>();
+    pa::mla::fence_proxy_async();
+    __syncthreads(); /* tile t (and Q) landed; tile t - 1 and its P consumed */
+    if (t + 1 < ntiles) load_tile(t + 1);
+    pa::cp_commit();
+    if (tid < 64) {
+      rows[(t & 1) * 64 + tid] = pending; /* tile t + 2 */
+      pending = lookup(t + 3);
+    }
+    const uint32_t st = kv_s + (t & 1) * TILE;
+
+    float s[16];
+#pragma unroll
+    for (int n = 0; n < 16; ++n) s[n] = 0.f;
+    /* descriptors advance by (byte offset >> 4) in their address field */
+    const uint64_t dq = pa::mla::desc_k(q_s), dk = pa::mla::desc_k(st + g * 32 * 128);
+    pa::mla::wgmma_fence();
+#pragma unroll
+    for (int kk = 0; kk < DK / 16; ++kk) {
+      const uint32_t ko = ((kk >> 2) * CB_BYTES + (kk & 3) * 32) >> 4;
+      pa::mla::wgmma_m64n32k16<T>(s, dq + ko, dk + ko, 1);
+    }
+    pa::mla::wgmma_commit();
+    pa::mla::wgmma_wait<0>();
+    pa::mla::reg_fence<16>(s);
+
+    /* s[4 jj + 2 x + e]: row wr + r0 + 8 x, key 32 g + 8 jj + 2 tq + e */
+    const int j0 = w.kv_begin + t * BN + g * 32 + 2 * tq;
+    float mloc[2];
+#pragma unroll
+    for (int x = 0; x < 2; ++x) {
+      float mx = -CUDART_INF_F;
+#pragma unroll
+      for (int jj = 0; jj < 4; ++jj)
+#pragma unroll
+        for (int e = 0; e < 2; ++e) {
+          float &v = s[4 * jj + 2 * x + e];
+          v = j0 + 8 * jj + e <= lim[x] ? v * scale2 : -CUDART_INF_F;
+          mx = fmaxf(mx, v);
+        }
+      mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, 1));
+      mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, 2));
+      mloc[x] = mx;
+      if (tq == 0) red[g * 64 + wr + r0 + 8 * x] = mx;
+    }
+    __syncthreads(); /* both halves' row maxima */
+#pragma unroll
+    for (int x = 0; x < 2; ++x) {
+      const int r = wr + r0 + 8 * x;
+      /* the same expression in both warpgroups: the same m bit for bit */
+      const float mx = g == 0 ? fmaxf(mloc[x], red[64 + r]) : fmaxf(red[r], mloc[x]);
+      const float mn = fmaxf(m[x], mx);
+      const float mu = mn == -CUDART_INF_F ? 0.f : mn;
+      const float c = ex2(m[x] - mu);
+      float sum = 0.f;
+#pragma unroll
+      for (int jj = 0; jj < 4; ++jj) {
+        const float p0 = ex2(s[4 * jj + 2 * x] - mu), p1 = ex2(s[4 * jj + 2 * x + 1] - mu);
+        sum += p0 + p1;
+        const uint32_t pk = pa::pack2<T>(p0, p1);
+        const int chunk = g * 4 + jj;
+        asm volatile("st.shared.b32 [%0], %1;\n" ::"r"(p_s + r * 128 + ((chunk ^ (r & 7)) << 4) +
+                                                         tq * 4),
+                     "r"(pk)
+                     : "memory");
+      }
+      l[x] = l[x] * c + sum;
+      m[x] = mn;
+#pragma unroll
+      for (int n = 0; n < 32; ++n) {
+        o[4 * n + 2 * x] *= c;
+        o[4 * n + 2 * x + 1] *= c;
+      }
+    }
+    pa::mla::fence_proxy_async();
+    __syncthreads(); /* P complete */
+
+    const uint64_t dp = pa::mla::desc_k(p_s), dv = pa::mla::desc_mn(st + g * 4 * CB_BYTES, CB_BYTES);
+    pa::mla::wgmma_fence();
+#pragma unroll
+    for (int kk = 0; kk < BN / 16; ++kk)
+      pa::mla::wgmma_m64n256k16<T>(o, dp + kk * 2, dv + kk * 128, 1); /* +32 B, +16 rows */
+    pa::mla::wgmma_commit();
+    pa::mla::wgmma_wait<0>();
+    pa::mla::reg_fence<128>(o);
+  }
+  pa::cp_wait<0>();
+
+  /* The denominator: this thread's columns, then the quad, then both halves. */
+#pragma unroll
+  for (int x = 0; x < 2; ++x) {
+    float ls = l[x];
+    ls += __shfl_xor_sync(0xffffffffu, ls, 1);
+    ls += __shfl_xor_sync(0xffffffffu, ls, 2);
+    if (tq == 0) red[g * 64 + wr + r0 + 8 * x] = ls;
+  }
+  __syncthreads();
+#pragma unroll
+  for (int x = 0; x < 2; ++x) {
+    const int r = wr + r0 + 8 * x;
+    if (r >= w.rows) continue;
+    const float ls = red[r] + red[64 + r];
+    const int pr = w.row0 + r, i = pr / grp, h = pr % grp;
+    const pa::row_dest dst = pa::dest_of(a, rq, w.b, w.split, i, h);
+    const float inv = ls > 0.f ? 1.f / ls : 0.f;
+#pragma unroll
+    for (int n = 0; n < 32; ++n) {
+      const int d = g * 256 + n * 8 + 2 * tq;
+      const float v0 = o[4 * n + 2 * x] * inv, v1 = o[4 * n + 2 * x + 1] * inv;
+      if (dst.split) {
+        *reinterpret_cast<float2 *>(a.ws_o + dst.o_off + d) = make_float2(v0, v1);
+      } else {
+        T *op = reinterpret_cast<T *>(a.o.ptr) + dst.o_off + d;
+        op[0] = static_cast<T>(v0);
+        op[1] = static_cast<T>(v1);
+      }
+    }
+    if (g == 0 && tq == 0 && dst.lse_off >= 0) {
+      const float lse = pa::final_lse(m[x] * kLn2, ls);
+      if (dst.split) a.ws_lse[dst.lse_off] = lse;
+      else reinterpret_cast<float *>(a.lse.ptr)[dst.lse_off] = lse;
+    }
+  }
+#else
+  __trap(); /* only launched on sm_90, which runs the sm_90a code above */
+#endif
+}
+
+} // namespace wg
+
 } // namespace
 
 extern "C" int pa_cu_mla_supported(int dc, int dr, int dtype) {
   return dc == DC && dr == DR && (dtype == PA_F16 || dtype == PA_BF16);
 }
 
+/* The warpgroup kernel runs on sm_90 (whose sm_90a code it needs) unless
+ * PA_CUDA_MLA=mma asks for the mma.sync kernel (the one for sm_80+). */
+static bool use_wgmma(void) {
+  int dev = 0, major = 0, minor = 0;
+  if (cudaGetDevice(&dev) != cudaSuccess ||
+      cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, dev) != cudaSuccess ||
+      cudaDeviceGetAttribute(&minor, cudaDevAttrComputeCapabilityMinor, dev) != cudaSuccess)
+    return false;
+  const char *k = getenv("PA_CUDA_MLA");
+  return major == 9 && minor == 0 && !(k && strcmp(k, "mma") == 0);
+}
+
 extern "C" cudaError_t pa_cu_mla_init(void) {
   cudaError_t e = cudaFuncSetAttribute(mla_decode<__half>,
                                        cudaFuncAttributeMaxDynamicSharedMemorySize, SMEM);
-  if (e != cudaSuccess) return e;
-  return cudaFuncSetAttribute(mla_decode<__nv_bfloat16>,
-                              cudaFuncAttributeMaxDynamicSharedMemorySize, SMEM);
+  if (e == cudaSuccess)
+    e = cudaFuncSetAttribute(mla_decode<__nv_bfloat16>,
+                             cudaFuncAttributeMaxDynamicSharedMemorySize, SMEM);
+  if (e != cudaSuccess || !use_wgmma()) return e;
+  e = cudaFuncSetAttribute(wg::mla_decode_wgmma<__half>,
+                           cudaFuncAttributeMaxDynamicSharedMemorySize, wg::SMEM);
+  if (e == cudaSuccess)
+    e = cudaFuncSetAttribute(wg::mla_decode_wgmma<__nv_bfloat16>,
+                             cudaFuncAttributeMaxDynamicSharedMemorySize, wg::SMEM);
+  return e;
 }
 
 extern "C" cudaError_t pa_cu_mla_decode(const pa_cu_attn *a, cudaStream_t s) {
   if (a->num_work == 0) return cudaSuccess;
-  if (a->q.dtype == PA_F16) mla_decode<__half><<<a->num_work, kWarps * 32, SMEM, s>>>(*a);
-  else mla_decode<__nv_bfloat16><<<a->num_work, kWarps * 32, SMEM, s>>>(*a);
+  const bool f16 = a->q.dtype == PA_F16;
+  if (use_wgmma()) {
+    if (f16) wg::mla_decode_wgmma<__half><<<a->num_work, 256, wg::SMEM, s>>>(*a);
+    else wg::mla_decode_wgmma<__nv_bfloat16><<<a->num_work, 256, wg::SMEM, s>>>(*a);
+  } else {
+    if (f16) mla_decode<__half><<<a->num_work, kWarps * 32, SMEM, s>>>(*a);
+    else mla_decode<__nv_bfloat16><<<a->num_work, kWarps * 32, SMEM, s>>>(*a);
+  }
   return cudaGetLastError();
 }
