@@ -5,6 +5,7 @@
  * once, then each thread owns dims and sums the splits with independent
  * loads in flight (one long request can have 64 splits and one entry). */
 #include "common.cuh"
+#include "pdl.cuh"
 
 namespace {
 
@@ -14,6 +15,10 @@ constexpr int kMaxSplits = 256;
 __global__ void __launch_bounds__(kThreads) combine_splits(const pa_cu_attn a) {
   __shared__ float wgt[kMaxSplits];
   __shared__ float red[kThreads / 32];
+  /* Launched with PDL: the splits' kernel may still be running until here.
+   * Then the next PDL launch may start its own prologue. */
+  pa::pdl_wait();
+  pa::pdl_trigger();
   const pa_combine c = a.comb[blockIdx.x];
   const int h = blockIdx.y;
   const pa_req rq = a.reqs[c.b];
@@ -88,6 +93,5 @@ __global__ void __launch_bounds__(kThreads) combine_splits(const pa_cu_attn a) {
 
 extern "C" cudaError_t pa_cu_combine(const pa_cu_attn *a, cudaStream_t s) {
   if (a->num_combine == 0) return cudaSuccess;
-  combine_splits<<<dim3(a->num_combine, a->hq), kThreads, 0, s>>>(*a);
-  return cudaGetLastError();
+  return pa::launch_pdl(combine_splits, dim3(a->num_combine, a->hq), dim3(kThreads), 0, s, *a);
 }

@@ -10,6 +10,7 @@
  * memory at the end. Tiles: K/V [16 keys][D], swizzled for ldmatrix.
  * Shared memory: D=64: 66 KB (4 stages), 128: 100 KB (3), 256: 136 KB (2). */
 #include "mma.cuh"
+#include "pdl.cuh"
 
 namespace {
 
@@ -35,10 +36,14 @@ __global__ void __launch_bounds__(kWarps * 32) decode_attention(const pa_cu_attn
   uint4 *qs = reinterpret_cast<uint4 *>(smem);
   unsigned char *ring = smem + C::Q_BYTES;
 
+  /* Launched with PDL: the schedule (uploaded at plan time) is read while
+   * the previous kernel finishes; everything else after pdl_wait. */
+  pa::pdl_trigger();
   const pa_work w = pa_cu_item(a);
   const pa_req rq = a.reqs[w.b];
   const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5;
   const int g = a.group, off = rq.len_k - rq.len_q;
+  pa::pdl_wait();
 
 
   /* ldmatrix lane roles: A (Q) rows lane%16, chunk +lane/16; B from K rows
@@ -264,13 +269,13 @@ template <typename T, int D> cudaError_t set_smem() {
 }
 
 template <typename T> cudaError_t launch(const pa_cu_attn *a, cudaStream_t s) {
+  const dim3 grid(a->num_work), block(kWarps * 32);
   switch (a->dqk) {
-  case 64: decode_attention<T, 64><<<a->num_work, kWarps * 32, cfg<64>::SMEM, s>>>(*a); break;
-  case 128: decode_attention<T, 128><<<a->num_work, kWarps * 32, cfg<128>::SMEM, s>>>(*a); break;
-  case 256: decode_attention<T, 256><<<a->num_work, kWarps * 32, cfg<256>::SMEM, s>>>(*a); break;
+  case 64: return pa::launch_pdl(decode_attention<T, 64>, grid, block, cfg<64>::SMEM, s, *a);
+  case 128: return pa::launch_pdl(decode_attention<T, 128>, grid, block, cfg<128>::SMEM, s, *a);
+  case 256: return pa::launch_pdl(decode_attention<T, 256>, grid, block, cfg<256>::SMEM, s, *a);
   default: return cudaErrorInvalidValue;
   }
-  return cudaGetLastError();
 }
 
 } // namespace

@@ -13,6 +13,7 @@
 #include <type_traits>
 
 #include "mma.cuh"
+#include "pdl.cuh"
 
 namespace {
 
@@ -44,6 +45,7 @@ __global__ void __launch_bounds__(kWarps * 32, 2) prefill_attention(const pa_cu_
   extern __shared__ __align__(16) unsigned char smem[];
   const uint32_t q_addr = pa::smem_addr(smem), kv_addr = q_addr + C::Q_BYTES;
 
+  pa::pdl_trigger(); /* a PDL combine may start waiting now */
   const pa_work w = pa_cu_item(a);
   const pa_req rq = a.reqs[w.b];
   const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5;
@@ -305,12 +307,19 @@ extern "C" int pa_cu_prefill_supported(int dqk, int dv, int dtype) {
   return 0;
 }
 
+/* The Hopper kernel (prefill_wgmma.cu) takes D 64/128 on sm_90. */
+extern "C" cudaError_t pa_cu_prefill_wgmma_init(void);
+extern "C" int pa_cu_prefill_wgmma_takes(int dqk, int dv);
+extern "C" cudaError_t pa_cu_prefill_wgmma(const pa_cu_attn *a, cudaStream_t s);
+
 extern "C" cudaError_t pa_cu_prefill_init(void) {
   cudaError_t e = init_all<__half>();
-  return e == cudaSuccess ? init_all<__nv_bfloat16>() : e;
+  if (e == cudaSuccess) e = init_all<__nv_bfloat16>();
+  return e == cudaSuccess ? pa_cu_prefill_wgmma_init() : e;
 }
 
 extern "C" cudaError_t pa_cu_prefill_attention(const pa_cu_attn *a, cudaStream_t s) {
   if (a->num_work == 0) return cudaSuccess;
+  if (pa_cu_prefill_wgmma_takes(a->dqk, a->dv)) return pa_cu_prefill_wgmma(a, s);
   return a->q.dtype == PA_F16 ? launch<__half>(a, s) : launch<__nv_bfloat16>(a, s);
 }
