@@ -100,6 +100,9 @@ typedef struct pa_kernel_choice {
   int q_tile_rows;   /* packed rows per work item */
   int kv_align;      /* split boundaries are multiples of this */
   const char *name;  /* for logs and the bench */
+  int kv_heads_per_item; /* KV heads the backend runs together as one unit of
+                          * parallelism (0 or 1: one); the split policy counts
+                          * natural parallelism in such units */
 } pa_kernel_choice;
 
 struct pa_plan {

@@ -9,10 +9,13 @@
 static pa_status check_desc(pa_context *ctx, const pa_mla_desc *d) {
 #define BAD(...) return pa_fail(ctx, PA_ERR_INVALID_ARGUMENT, __VA_ARGS__)
   if (d->num_heads < 1 || d->num_heads > 4096) BAD("desc.num_heads=%d must be 1..4096", d->num_heads);
-  if (d->head_dim_ckv < 1 || d->head_dim_ckv > 1024)
-    BAD("desc.head_dim_ckv=%d must be 1..1024", d->head_dim_ckv);
-  if (d->head_dim_kpe < 1 || d->head_dim_kpe > 256)
-    BAD("desc.head_dim_kpe=%d must be 1..256", d->head_dim_kpe);
+  /* DeepSeek's 512 + 64 is the largest latent shape; every backend takes any
+   * size up to it, so the limits are the same everywhere. */
+  if (d->head_dim_ckv < 1 || d->head_dim_ckv > 512)
+    BAD("desc.head_dim_ckv=%d must be 1..512", d->head_dim_ckv);
+  if (d->head_dim_kpe < 1 || d->head_dim_ckv + d->head_dim_kpe > 576)
+    BAD("desc.head_dim_kpe=%d must be >= 1 with head_dim_ckv + head_dim_kpe <= 576 (ckv=%d)",
+        d->head_dim_kpe, d->head_dim_ckv);
   const pa_dtype ts[3] = {d->q_dtype, d->kv_dtype, d->o_dtype};
   const char *names[3] = {"q_dtype", "kv_dtype", "o_dtype"};
   for (int i = 0; i < 3; i++)

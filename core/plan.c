@@ -112,10 +112,13 @@ pa_status pa_plan_build(pa_plan *p, const pa_batch *batch) {
   int align = p->choice.kv_align > 0 ? p->choice.kv_align : 1;
   int g = p->group, Hkv = d->num_kv_heads, Hq = d->num_q_heads;
 
-  /* Natural parallelism: work items with no split. */
+  /* Natural parallelism: units of work with no split (a unit may run several
+   * KV heads at once, as the backend says). */
+  int heads_per_item = p->choice.kv_heads_per_item > 1 ? p->choice.kv_heads_per_item : 1;
+  int64_t head_units = (Hkv + heads_per_item - 1) / heads_per_item;
   int64_t natural = 0;
   for (int b = 0; b < B; b++)
-    natural += (int64_t)Hkv * (((int64_t)p->reqs[b].len_q * g + tile - 1) / tile);
+    natural += head_units * (((int64_t)p->reqs[b].len_q * g + tile - 1) / tile);
 
   int64_t num_work = 0, part_rows = 0, num_combine = 0;
   for (int b = 0; b < B; b++) {

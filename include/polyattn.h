@@ -242,7 +242,7 @@ PA_API pa_status pa_attention_run(pa_plan *plan, const pa_attention_args *args,
  */
 typedef struct pa_mla_desc {
   int num_heads;
-  int head_dim_ckv, head_dim_kpe; /* 512, 64 in DeepSeek V2/V3 */
+  int head_dim_ckv, head_dim_kpe; /* 512, 64 in DeepSeek V2/V3; ckv <= 512, ckv + kpe <= 576 */
   pa_dtype q_dtype, kv_dtype, o_dtype;
   int page_size;
   int causal;

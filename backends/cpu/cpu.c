@@ -171,14 +171,14 @@ static pa_status cpu_buf_read(pa_context *ctx, void *handle, size_t off, void *d
 static pa_status cpu_select(pa_context *ctx, const pa_plan *plan, pa_kernel_choice *choice) {
   const pa_cpu_state *st = pa_cpu(ctx);
   /* Decode-like plans run their items in head groups (attention.c): a thread
-   * runs a whole group, Hkv items, at once, and counts as that many slots so
-   * the split policy cuts one request into as many groups as two waves need
-   * (b1 32/8 on 2 threads: 4 splits, 4 groups of 8 heads, each reading
-   * whole pages). Other plans: one item per thread. */
+   * runs a whole group of up to PA_CPU_GROUP_MAX KV heads at once, so the
+   * split policy counts groups, not heads, and cuts one request into as many
+   * groups as two waves need (b1 32/8 on 2 threads: 4 splits, 4 groups of 8
+   * heads, each reading whole pages). Other plans: one item per thread. */
   const int hkv = plan->desc.num_kv_heads;
   const int grouped = plan->op == PA_OP_ATTENTION && hkv > 1 &&
                       (int64_t)plan->max_len_q * plan->group <= PA_CPU_GROUP_ROWS;
-  ctx->props.slots_per_unit = grouped ? (hkv < PA_CPU_GROUP_MAX ? hkv : PA_CPU_GROUP_MAX) : 1;
+  choice->kv_heads_per_item = grouped ? (hkv < PA_CPU_GROUP_MAX ? hkv : PA_CPU_GROUP_MAX) : 1;
   choice->kernel = (int)st->isa;
   choice->q_tile_rows = PA_CPU_Q_TILE;
   choice->kv_align = PA_CPU_BLOCK_KV;

@@ -174,10 +174,10 @@ static pa_status cu_select(pa_context *ctx, const pa_plan *plan, pa_kernel_choic
     const pa_mla_desc *m = &plan->mla;
     if (tc_ok && m->q_dtype == m->kv_dtype && m->kv_dtype == m->o_dtype &&
         pa_cu_mla_supported(m->head_dim_ckv, m->head_dim_kpe, m->q_dtype)) {
-      *c = (pa_kernel_choice){PA_CU_MLA, 64, 64, "cuda.mla_decode"};
+      *c = (pa_kernel_choice){.kernel = PA_CU_MLA, .q_tile_rows = 64, .kv_align = 64, .name = "cuda.mla_decode"};
       return PA_OK;
     }
-    *c = (pa_kernel_choice){PA_CU_GENERIC, PA_CU_GENERIC_ROWS, 32, "cuda.generic"};
+    *c = (pa_kernel_choice){.kernel = PA_CU_GENERIC, .q_tile_rows = PA_CU_GENERIC_ROWS, .kv_align = 32, .name = "cuda.generic"};
     if (m->head_dim_ckv > 512 || m->head_dim_ckv + m->head_dim_kpe > 576)
       return pa_fail(ctx, PA_ERR_UNSUPPORTED, "cuda: MLA head_dim_ckv=%d head_dim_kpe=%d (at most 512 and 576 together)",
                      m->head_dim_ckv, m->head_dim_kpe);
@@ -192,16 +192,16 @@ static pa_status cu_select(pa_context *ctx, const pa_plan *plan, pa_kernel_choic
   const int det = (d->flags & PA_DETERMINISTIC) != 0;
   if (tc_ok && tc_dtype(d->q_dtype, d->kv_dtype, d->o_dtype)) {
     if (!det && rows <= 16 && pa_cu_decode_supported(d->head_dim_qk, d->head_dim_v, d->q_dtype)) {
-      *c = (pa_kernel_choice){PA_CU_DECODE, 16, 64, "cuda.decode"};
+      *c = (pa_kernel_choice){.kernel = PA_CU_DECODE, .q_tile_rows = 16, .kv_align = 64, .name = "cuda.decode"};
       return PA_OK;
     }
     const int bm = pa_cu_prefill_supported(d->head_dim_qk, d->head_dim_v, d->q_dtype);
     if (bm > 0) {
-      *c = (pa_kernel_choice){PA_CU_PREFILL, bm, 64, "cuda.prefill"};
+      *c = (pa_kernel_choice){.kernel = PA_CU_PREFILL, .q_tile_rows = bm, .kv_align = 64, .name = "cuda.prefill"};
       return PA_OK;
     }
   }
-  *c = (pa_kernel_choice){PA_CU_GENERIC, PA_CU_GENERIC_ROWS, 32, "cuda.generic"};
+  *c = (pa_kernel_choice){.kernel = PA_CU_GENERIC, .q_tile_rows = PA_CU_GENERIC_ROWS, .kv_align = 32, .name = "cuda.generic"};
   pa_log(2, "cuda: attention Dqk=%d Dv=%d q/kv/o=%s/%s/%s takes the generic kernel",
          d->head_dim_qk, d->head_dim_v, pa_dtype_name(d->q_dtype), pa_dtype_name(d->kv_dtype),
          pa_dtype_name(d->o_dtype));
