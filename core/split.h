@@ -31,7 +31,8 @@ typedef struct pa_split {
  *   from len_k alone, so a request's result is independent of the batch;
  * - user_splits >= 1: that many (fewer only when len_k has too few keys for
  *   so many aligned chunks);
- * - auto: target two waves (2 * compute_units * slots_per_unit items); the
+ * - auto: no split when natural_items already fills 90% of one wave
+ *   (compute_units * slots_per_unit items); else target two waves; the
  *   factor is the largest power of two with natural_items * factor <= target,
  *   capped by max_splits and by len_k / min_kv_per_split (also a power of two).
  * The chunk is ceil(len_k / splits) rounded up to kv_align; the count is then

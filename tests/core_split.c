@@ -25,7 +25,10 @@ typedef struct split_row {
 static const split_row split_table[] = {
   /* auto: two waves = 2 * cu * slots items */
   {"auto 2 cpus, one item: factor 4",          IN(2, 1, 256, 64, 1, 8192, 0, false, 0, 1),    4, 2048},
-  {"auto 2 cpus, two items: factor 2",         IN(2, 1, 256, 64, 2, 8192, 0, false, 0, 1),    2, 4096},
+  {"auto 2 cpus, two items fill a wave",       IN(2, 1, 256, 64, 2, 8192, 0, false, 0, 1),    1, 8192},
+  {"auto 4 cpus, two items: factor 4",         IN(4, 1, 256, 64, 2, 8192, 0, false, 0, 1),    4, 2048},
+  {"auto H200 MLA b64 x 2 tiles: 97% of wave", IN(132, 1, 256, 64, 128, 4096, 0, false, 0, 64), 1, 4096},
+  {"auto H200 b1 hkv8 long, 1 slot: 32",       IN(132, 1, 256, 64, 8, 32768, 0, false, 0, 64), 32, 1024},
   {"auto 3 items > target/2: no split",        IN(2, 1, 256, 64, 3, 8192, 0, false, 0, 1),    1, 8192},
   {"auto natural > target: no split",          IN(2, 1, 256, 64, 9, 8192, 0, false, 0, 1),    1, 8192},
   {"auto H100 b64 hkv8: already 1 wave",       IN(132, 2, 256, 64, 512, 4096, 0, false, 0, 1), 1, 4096},

@@ -70,6 +70,8 @@ static pa_status cu_create(pa_context *ctx, int device, const pa_context_desc *d
   cudaError_t e = cudaDeviceGetAttribute(&s->sm_major, cudaDevAttrComputeCapabilityMajor, device);
   if (e == cudaSuccess)
     e = cudaDeviceGetAttribute(&s->sm_minor, cudaDevAttrComputeCapabilityMinor, device);
+  if (e == cudaSuccess)
+    e = cudaDeviceGetAttribute(&s->smem_optin, cudaDevAttrMaxSharedMemoryPerBlockOptin, device);
   if (e == cudaSuccess && desc && desc->native_queue) {
     s->stream = (cudaStream_t)desc->native_queue;
   } else if (e == cudaSuccess) {
@@ -77,10 +79,10 @@ static pa_status cu_create(pa_context *ctx, int device, const pa_context_desc *d
     s->own_stream = e == cudaSuccess;
   }
   /* Raise the kernels' shared-memory limits once, here, not in run. */
-  if (e == cudaSuccess) e = pa_cu_generic_init();
-  if (e == cudaSuccess && s->sm_major >= 8) e = pa_cu_decode_init();
-  if (e == cudaSuccess && s->sm_major >= 8) e = pa_cu_prefill_init();
-  if (e == cudaSuccess && s->sm_major >= 8) e = pa_cu_mla_init();
+  if (e == cudaSuccess) e = pa_cu_generic_init(s->smem_optin);
+  if (e == cudaSuccess && s->sm_major >= 8) e = pa_cu_decode_init(s->smem_optin);
+  if (e == cudaSuccess && s->sm_major >= 8) e = pa_cu_prefill_init(s->smem_optin);
+  if (e == cudaSuccess && s->sm_major >= 8) e = pa_cu_mla_init(s->smem_optin);
   if (e != cudaSuccess) {
     if (s->own_stream) cudaStreamDestroy(s->stream);
     free(s);
@@ -173,7 +175,7 @@ static pa_status cu_select(pa_context *ctx, const pa_plan *plan, pa_kernel_choic
   if (plan->op == PA_OP_MLA) {
     const pa_mla_desc *m = &plan->mla;
     if (tc_ok && m->q_dtype == m->kv_dtype && m->kv_dtype == m->o_dtype &&
-        pa_cu_mla_supported(m->head_dim_ckv, m->head_dim_kpe, m->q_dtype)) {
+        pa_cu_mla_supported(m->head_dim_ckv, m->head_dim_kpe, m->q_dtype, s->smem_optin)) {
       *c = (pa_kernel_choice){.kernel = PA_CU_MLA, .q_tile_rows = 64, .kv_align = 64, .name = "cuda.mla_decode"};
       return PA_OK;
     }
@@ -191,11 +193,11 @@ static pa_status cu_select(pa_context *ctx, const pa_plan *plan, pa_kernel_choic
    * depend on its neighbours (the decode kernel is picked by the batch). */
   const int det = (d->flags & PA_DETERMINISTIC) != 0;
   if (tc_ok && tc_dtype(d->q_dtype, d->kv_dtype, d->o_dtype)) {
-    if (!det && rows <= 16 && pa_cu_decode_supported(d->head_dim_qk, d->head_dim_v, d->q_dtype)) {
+    if (!det && rows <= 16 && pa_cu_decode_supported(d->head_dim_qk, d->head_dim_v, d->q_dtype, s->smem_optin)) {
       *c = (pa_kernel_choice){.kernel = PA_CU_DECODE, .q_tile_rows = 16, .kv_align = 64, .name = "cuda.decode"};
       return PA_OK;
     }
-    const int bm = pa_cu_prefill_supported(d->head_dim_qk, d->head_dim_v, d->q_dtype);
+    const int bm = pa_cu_prefill_supported(d->head_dim_qk, d->head_dim_v, d->q_dtype, s->smem_optin);
     if (bm > 0) {
       *c = (pa_kernel_choice){.kernel = PA_CU_PREFILL, .q_tile_rows = bm, .kv_align = 64, .name = "cuda.prefill"};
       return PA_OK;
@@ -326,6 +328,7 @@ static void fill_schedule(const pa_plan *plan, pa_buffer *ws, pa_cu_attn *a) {
   a->num_work = plan->num_work;
   if (plan->backend_data) a->order = ((const cu_plan_data *)plan->backend_data)->order;
   a->num_combine = plan->num_combine;
+  a->smem_optin = pa_cuda_st(plan->ctx)->smem_optin;
   if (ws && plan->ws_size > 0) {
     a->ws_o = (float *)((char *)ws->handle + plan->ws_o_offset);
     a->ws_lse = (float *)((char *)ws->handle + plan->ws_lse_offset);

@@ -263,9 +263,14 @@ __global__ void __launch_bounds__(kWarps * 32) decode_attention(const pa_cu_attn
   }
 }
 
-template <typename T, int D> cudaError_t set_smem() {
+template <typename T, int D> cudaError_t set_smem(int optin) {
+  if (cfg<D>::SMEM > optin) return cudaSuccess; /* not on this device: supported() says 0 */
   return cudaFuncSetAttribute(decode_attention<T, D>, cudaFuncAttributeMaxDynamicSharedMemorySize,
                               cfg<D>::SMEM);
+}
+
+int smem_of(int d) {
+  return d == 64 ? cfg<64>::SMEM : d == 128 ? cfg<128>::SMEM : d == 256 ? cfg<256>::SMEM : 1 << 30;
 }
 
 template <typename T> cudaError_t launch(const pa_cu_attn *a, cudaStream_t s) {
@@ -280,19 +285,19 @@ template <typename T> cudaError_t launch(const pa_cu_attn *a, cudaStream_t s) {
 
 } // namespace
 
-extern "C" int pa_cu_decode_supported(int dqk, int dv, int dtype) {
+extern "C" int pa_cu_decode_supported(int dqk, int dv, int dtype, int smem_optin) {
   return dqk == dv && (dqk == 64 || dqk == 128 || dqk == 256) &&
-         (dtype == PA_F16 || dtype == PA_BF16);
+         (dtype == PA_F16 || dtype == PA_BF16) && smem_of(dqk) <= smem_optin;
 }
 
-extern "C" cudaError_t pa_cu_decode_init(void) {
+extern "C" cudaError_t pa_cu_decode_init(int smem_optin) {
   cudaError_t e = cudaSuccess;
-  if (e == cudaSuccess) e = set_smem<__half, 64>();
-  if (e == cudaSuccess) e = set_smem<__half, 128>();
-  if (e == cudaSuccess) e = set_smem<__half, 256>();
-  if (e == cudaSuccess) e = set_smem<__nv_bfloat16, 64>();
-  if (e == cudaSuccess) e = set_smem<__nv_bfloat16, 128>();
-  if (e == cudaSuccess) e = set_smem<__nv_bfloat16, 256>();
+  if (e == cudaSuccess) e = set_smem<__half, 64>(smem_optin);
+  if (e == cudaSuccess) e = set_smem<__half, 128>(smem_optin);
+  if (e == cudaSuccess) e = set_smem<__half, 256>(smem_optin);
+  if (e == cudaSuccess) e = set_smem<__nv_bfloat16, 64>(smem_optin);
+  if (e == cudaSuccess) e = set_smem<__nv_bfloat16, 128>(smem_optin);
+  if (e == cudaSuccess) e = set_smem<__nv_bfloat16, 256>(smem_optin);
   return e;
 }
 

@@ -142,19 +142,23 @@ __global__ void __launch_bounds__(kWarps * 32)
 
 } // namespace
 
-extern "C" cudaError_t pa_cu_generic_init(void) {
+extern "C" cudaError_t pa_cu_generic_init(int smem_optin) {
+  const int limit = smem_optin < kMaxSmem ? smem_optin : kMaxSmem;
   cudaError_t e = cudaFuncSetAttribute(generic_attention<8>,
-                                       cudaFuncAttributeMaxDynamicSharedMemorySize, kMaxSmem);
+                                       cudaFuncAttributeMaxDynamicSharedMemorySize, limit);
   if (e != cudaSuccess) return e;
   return cudaFuncSetAttribute(generic_attention<16>, cudaFuncAttributeMaxDynamicSharedMemorySize,
-                              kMaxSmem);
+                              limit);
 }
 
 extern "C" cudaError_t pa_cu_generic_attention(const pa_cu_attn *a, cudaStream_t s) {
   if (a->num_work == 0) return cudaSuccess;
-  int bk = smem_bytes(a->dqk, a->dv, 32) <= (size_t)kMaxSmem ? 32 : 16;
+  /* The widest key tile that fits (8 keys still fit 576/512 in 72 KB). */
+  const size_t limit = (size_t)(a->smem_optin < kMaxSmem ? a->smem_optin : kMaxSmem);
+  int bk = 32;
+  while (bk > 8 && smem_bytes(a->dqk, a->dv, bk) > limit) bk /= 2;
   size_t smem = smem_bytes(a->dqk, a->dv, bk);
-  if (smem > (size_t)kMaxSmem || a->dv > 512) return cudaErrorInvalidValue;
+  if (smem > limit || a->dv > 512) return cudaErrorInvalidValue;
   if (a->dv <= 256)
     generic_attention<8><<<a->num_work, kWarps * 32, smem, s>>>(*a, bk);
   else

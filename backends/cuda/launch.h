@@ -39,6 +39,7 @@ typedef struct pa_cu_attn {
   int page_size, causal, window_left, window_right, sink_tokens;
   float scale, softcap;
   int return_lse, has_sinks, has_alibi, has_mask;
+  int smem_optin; /* bytes of dynamic shared memory a block may use on this device */
 } pa_cu_attn;
 
 /* A merge-states operand: up to 4-d strided view. */
@@ -73,21 +74,25 @@ __device__ __forceinline__ const pa_work &pa_cu_item(const pa_cu_attn &a) {
 #endif
 
 /* Launchers return the launch's cudaError_t (never synchronise). */
-cudaError_t pa_cu_generic_init(void);
+/* *_init(smem_optin) raise each kernel's shared-memory limit once per context;
+ * instantiations that need more than the device allows are left alone and
+ * their *_supported answers 0, so the selector takes another kernel (consumer
+ * GPUs allow 99 KB per block, A100 163 KB, H100/H200 227 KB). */
+cudaError_t pa_cu_generic_init(int smem_optin);
 cudaError_t pa_cu_generic_attention(const pa_cu_attn *a, cudaStream_t s);
 cudaError_t pa_cu_combine(const pa_cu_attn *a, cudaStream_t s);
 cudaError_t pa_cu_merge_states(const pa_cu_merge *m, cudaStream_t s);
 
 /* Tensor-core kernels; *_supported is 0 when no instantiation fits (dims,
  * dtype); for prefill it is the packed rows per work item (BM). */
-int pa_cu_decode_supported(int dqk, int dv, int dtype);
-cudaError_t pa_cu_decode_init(void);
+int pa_cu_decode_supported(int dqk, int dv, int dtype, int smem_optin);
+cudaError_t pa_cu_decode_init(int smem_optin);
 cudaError_t pa_cu_decode_attention(const pa_cu_attn *a, cudaStream_t s);
-int pa_cu_prefill_supported(int dqk, int dv, int dtype);
-cudaError_t pa_cu_prefill_init(void);
+int pa_cu_prefill_supported(int dqk, int dv, int dtype, int smem_optin);
+cudaError_t pa_cu_prefill_init(int smem_optin);
 cudaError_t pa_cu_prefill_attention(const pa_cu_attn *a, cudaStream_t s);
-int pa_cu_mla_supported(int dc, int dr, int dtype);
-cudaError_t pa_cu_mla_init(void);
+int pa_cu_mla_supported(int dc, int dr, int dtype, int smem_optin);
+cudaError_t pa_cu_mla_init(int smem_optin);
 cudaError_t pa_cu_mla_decode(const pa_cu_attn *a, cudaStream_t s);
 
 #ifdef __cplusplus

@@ -489,8 +489,8 @@ __global__ void __launch_bounds__(256, 1) mla_decode_wgmma(const pa_cu_attn a) {
 
 } // namespace
 
-extern "C" int pa_cu_mla_supported(int dc, int dr, int dtype) {
-  return dc == DC && dr == DR && (dtype == PA_F16 || dtype == PA_BF16);
+extern "C" int pa_cu_mla_supported(int dc, int dr, int dtype, int smem_optin) {
+  return dc == DC && dr == DR && (dtype == PA_F16 || dtype == PA_BF16) && SMEM <= smem_optin;
 }
 
 /* The warpgroup kernel runs on sm_90 (whose sm_90a code it needs) unless
@@ -505,7 +505,8 @@ static bool use_wgmma(void) {
   return major == 9 && minor == 0 && !(k && strcmp(k, "mma") == 0);
 }
 
-extern "C" cudaError_t pa_cu_mla_init(void) {
+extern "C" cudaError_t pa_cu_mla_init(int smem_optin) {
+  if (SMEM > smem_optin) return cudaSuccess; /* not on this device: supported() says 0 */
   cudaError_t e = cudaFuncSetAttribute(mla_decode<__half>,
                                        cudaFuncAttributeMaxDynamicSharedMemorySize, SMEM);
   if (e == cudaSuccess)

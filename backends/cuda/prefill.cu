@@ -269,7 +269,8 @@ __global__ void __launch_bounds__(kWarps * 32, 2) prefill_attention(const pa_cu_
     }
 }
 
-template <typename T, int DQK, int DV> cudaError_t set_smem() {
+template <typename T, int DQK, int DV> cudaError_t set_smem(int optin) {
+  if (cfg<DQK, DV>::SMEM > optin) return cudaSuccess; /* not on this device: supported() says 0 */
   return cudaFuncSetAttribute(prefill_attention<T, DQK, DV>,
                               cudaFuncAttributeMaxDynamicSharedMemorySize, cfg<DQK, DV>::SMEM);
 }
@@ -287,23 +288,28 @@ template <typename T> cudaError_t launch(const pa_cu_attn *a, cudaStream_t s) {
   return cudaErrorInvalidValue;
 }
 
-template <typename T> cudaError_t init_all() {
-  cudaError_t e = set_smem<T, 64, 64>();
-  if (e == cudaSuccess) e = set_smem<T, 128, 128>();
-  if (e == cudaSuccess) e = set_smem<T, 192, 128>();
-  if (e == cudaSuccess) e = set_smem<T, 256, 256>();
+template <typename T> cudaError_t init_all(int optin) {
+  cudaError_t e = set_smem<T, 64, 64>(optin);
+  if (e == cudaSuccess) e = set_smem<T, 128, 128>(optin);
+  if (e == cudaSuccess) e = set_smem<T, 192, 128>(optin);
+  if (e == cudaSuccess) e = set_smem<T, 256, 256>(optin);
   return e;
+}
+
+/* BM when cfg fits the device's shared memory, else 0. */
+template <int DQK, int DV> int bm_if_fits(int optin) {
+  return cfg<DQK, DV>::SMEM <= optin ? cfg<DQK, DV>::BM : 0;
 }
 
 } // namespace
 
 /* Packed rows per work item the plan must use (BM), 0 if unsupported. */
-extern "C" int pa_cu_prefill_supported(int dqk, int dv, int dtype) {
+extern "C" int pa_cu_prefill_supported(int dqk, int dv, int dtype, int smem_optin) {
   if (dtype != PA_F16 && dtype != PA_BF16) return 0;
-  if (dqk == 64 && dv == 64) return cfg<64, 64>::BM;
-  if (dqk == 128 && dv == 128) return cfg<128, 128>::BM;
-  if (dqk == 192 && dv == 128) return cfg<192, 128>::BM;
-  if (dqk == 256 && dv == 256) return cfg<256, 256>::BM;
+  if (dqk == 64 && dv == 64) return bm_if_fits<64, 64>(smem_optin);
+  if (dqk == 128 && dv == 128) return bm_if_fits<128, 128>(smem_optin);
+  if (dqk == 192 && dv == 128) return bm_if_fits<192, 128>(smem_optin);
+  if (dqk == 256 && dv == 256) return bm_if_fits<256, 256>(smem_optin);
   return 0;
 }
 
@@ -312,9 +318,9 @@ extern "C" cudaError_t pa_cu_prefill_wgmma_init(void);
 extern "C" int pa_cu_prefill_wgmma_takes(int dqk, int dv);
 extern "C" cudaError_t pa_cu_prefill_wgmma(const pa_cu_attn *a, cudaStream_t s);
 
-extern "C" cudaError_t pa_cu_prefill_init(void) {
-  cudaError_t e = init_all<__half>();
-  if (e == cudaSuccess) e = init_all<__nv_bfloat16>();
+extern "C" cudaError_t pa_cu_prefill_init(int smem_optin) {
+  cudaError_t e = init_all<__half>(smem_optin);
+  if (e == cudaSuccess) e = init_all<__nv_bfloat16>(smem_optin);
   return e == cudaSuccess ? pa_cu_prefill_wgmma_init() : e;
 }
 

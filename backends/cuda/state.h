@@ -13,6 +13,7 @@ typedef struct pa_cuda_state {
   int own_stream;
   cublasHandle_t blas;
   int sm_major, sm_minor;
+  int smem_optin; /* cudaDevAttrMaxSharedMemoryPerBlockOptin */
 } pa_cuda_state;
 
 static inline pa_cuda_state *pa_cuda_st(pa_context *ctx) { return (pa_cuda_state *)ctx->state; }
