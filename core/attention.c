@@ -117,13 +117,6 @@ pa_status pa_check_block_table(const pa_plan *p, const pa_tensor *bt, int64_t nu
   return pa_plan_check_pages(p, bt, num_pages, "block_table");
 }
 
-static pa_status check_no_alias(pa_context *ctx, const pa_tensor *out, const char *oname,
-                                const pa_tensor *in, const char *iname) {
-  if (in->buf && pa_tensor_overlap(out, in))
-    return pa_fail(ctx, PA_ERR_INVALID_ARGUMENT, "%s overlaps %s in memory", oname, iname);
-  return PA_OK;
-}
-
 static pa_status check_args(const pa_plan *p, const pa_attention_args *a) {
   pa_context *ctx = p->ctx;
   const pa_attention_desc *d = &p->desc;
@@ -165,7 +158,6 @@ static pa_status check_args(const pa_plan *p, const pa_attention_args *a) {
     if (tokens < need)
       return pa_fail(ctx, PA_ERR_INVALID_ARGUMENT, "lse.shape[%d]=%lld but %lld tokens needed",
                      want - 2, (long long)tokens, (long long)need);
-    if ((st = check_no_alias(ctx, &a->lse, "lse", &a->out, "out")) != PA_OK) return st;
   }
   int64_t wh[1] = {Hq};
   if ((d->flags & PA_HAS_SINKS) &&
@@ -186,29 +178,20 @@ static pa_status check_args(const pa_plan *p, const pa_attention_args *a) {
                      (long long)a->mask.shape[2], (long long)a->mask.shape[3], p->max_len_q,
                      p->max_len_k);
   }
-  const struct { const pa_tensor *t; const char *n; } ins[] = {
-      {&a->q, "q"}, {&a->k, "k"}, {&a->v, "v"}, {&a->mask, "mask"}, {&a->block_table, "block_table"}};
-  for (size_t i = 0; i < sizeof ins / sizeof ins[0]; i++) {
-    if ((i == 3 && !(d->flags & PA_HAS_MASK)) || (i == 4 && d->page_size == 0)) continue;
-    if ((st = check_no_alias(ctx, &a->out, "out", ins[i].t, ins[i].n)) != PA_OK) return st;
-    if ((d->flags & PA_RETURN_LSE) &&
-        (st = check_no_alias(ctx, &a->lse, "lse", ins[i].t, ins[i].n)) != PA_OK)
-      return st;
-  }
-  return PA_OK;
+  const pa_named outs[] = {{&a->out, "out"}, {d->flags & PA_RETURN_LSE ? &a->lse : NULL, "lse"}};
+  const pa_named ins[] = {{&a->q, "q"}, {&a->k, "k"}, {&a->v, "v"},
+                          {d->flags & PA_HAS_MASK ? &a->mask : NULL, "mask"},
+                          {d->page_size ? &a->block_table : NULL, "block_table"}};
+  return pa_check_apart(ctx, outs, 2, ins, 5);
 }
 
 pa_status pa_attention_run(pa_plan *plan, const pa_attention_args *args, pa_buffer *workspace) {
-  if (!plan) return pa_fail(NULL, PA_ERR_INVALID_ARGUMENT, "plan is NULL");
-  pa_context *ctx = plan->ctx;
-  if (plan->op != PA_OP_ATTENTION)
-    return pa_fail(ctx, PA_ERR_INVALID_ARGUMENT, "plan was made by pa_mla_plan, not pa_attention_plan");
-  if (!args) return pa_fail(ctx, PA_ERR_INVALID_ARGUMENT, "args is NULL");
   pa_buffer *ws;
-  pa_status st = pa_plan_workspace(plan, workspace, &ws);
+  pa_status st = pa_plan_begin_run(plan, PA_OP_ATTENTION, args, workspace, &ws);
   if (st == PA_OK) st = check_args(plan, args);
   if (st != PA_OK) return st;
-  if (!ctx->ops->attention)
-    return pa_fail(ctx, PA_ERR_UNSUPPORTED, "backend %s has no attention", ctx->ops->name);
-  return ctx->ops->attention(ctx, plan, args, ws);
+  if (!plan->ctx->ops->attention)
+    return pa_fail(plan->ctx, PA_ERR_UNSUPPORTED, "backend %s has no attention",
+                   plan->ctx->ops->name);
+  return plan->ctx->ops->attention(plan->ctx, plan, args, ws);
 }

@@ -23,8 +23,8 @@ pa_status pa_head_gemm(pa_context *ctx, const pa_tensor *x, const pa_tensor *w, 
   int64_t N = w->shape[2];
   int64_t wy[3] = {T, H, N};
   if ((st = pa_tensor_check(ctx, "y", y, PA_ANY_FLOAT, 3, wy)) != PA_OK) return st;
-  if (pa_tensor_overlap(y, x) || pa_tensor_overlap(y, w))
-    return pa_fail(ctx, PA_ERR_INVALID_ARGUMENT, "y overlaps x or w in memory");
+  const pa_named outs[] = {{y, "y"}}, ins[] = {{x, "x"}, {w, "w"}};
+  if ((st = pa_check_apart(ctx, outs, 1, ins, 2)) != PA_OK) return st;
   if (!T || !H || !N) return PA_OK;
   if (!ctx->ops->head_gemm)
     return pa_fail(ctx, PA_ERR_UNSUPPORTED, "backend %s has no head_gemm", ctx->ops->name);

@@ -12,21 +12,16 @@ static pa_status check_out(pa_context *ctx, pa_tensor *out, pa_tensor *lse_out, 
                            int64_t heads, int64_t dim) {
   int64_t wo[3] = {rows, heads, dim}, wl[2] = {rows, heads};
   pa_status st = pa_tensor_check(ctx, "out", out, PA_ANY_FLOAT, 3, wo);
-  if (st == PA_OK && lse_out && lse_out->buf) {
+  if (st == PA_OK && lse_out && lse_out->buf)
     st = pa_tensor_check(ctx, "lse_out", lse_out, PA_F32, 2, wl);
-    if (st == PA_OK && pa_tensor_overlap(out, lse_out))
-      st = pa_fail(ctx, PA_ERR_INVALID_ARGUMENT, "lse_out overlaps out in memory");
-  }
   return st;
 }
 
+/* out and lse_out apart from each other and from the n inputs. */
 static pa_status check_apart(pa_context *ctx, const pa_tensor *out, const pa_tensor *lse_out,
-                             const pa_tensor *in, const char *name) {
-  if (pa_tensor_overlap(out, in))
-    return pa_fail(ctx, PA_ERR_INVALID_ARGUMENT, "out overlaps %s in memory", name);
-  if (lse_out && lse_out->buf && pa_tensor_overlap(lse_out, in))
-    return pa_fail(ctx, PA_ERR_INVALID_ARGUMENT, "lse_out overlaps %s in memory", name);
-  return PA_OK;
+                             const pa_named *ins, int n) {
+  const pa_named outs[] = {{out, "out"}, {lse_out, "lse_out"}};
+  return pa_check_apart(ctx, outs, 2, ins, n);
 }
 
 pa_status pa_merge_state_pair(pa_context *ctx, const pa_tensor *a, const pa_tensor *lse_a,
@@ -44,10 +39,8 @@ pa_status pa_merge_state_pair(pa_context *ctx, const pa_tensor *a, const pa_tens
       (st = pa_tensor_check(ctx, "lse_b", lse_b, PA_F32, 2, w2)) != PA_OK ||
       (st = check_out(ctx, out, lse_out, T, H, D)) != PA_OK)
     return st;
-  const pa_tensor *ins[4] = {a, lse_a, b, lse_b};
-  const char *names[4] = {"a", "lse_a", "b", "lse_b"};
-  for (int i = 0; i < 4; i++)
-    if ((st = check_apart(ctx, out, lse_out, ins[i], names[i])) != PA_OK) return st;
+  const pa_named ins[] = {{a, "a"}, {lse_a, "lse_a"}, {b, "b"}, {lse_b, "lse_b"}};
+  if ((st = check_apart(ctx, out, lse_out, ins, 4)) != PA_OK) return st;
   pa_merge_launch m = {.mode = PA_MERGE_PAIR, .rows = T, .heads = H, .dim = D, .states = 2,
                        .a = a, .lse_a = lse_a, .b = b, .lse_b = lse_b, .out = out,
                        .lse_out = lse_out};
@@ -64,8 +57,7 @@ pa_status pa_merge_states(pa_context *ctx, const pa_tensor *v, const pa_tensor *
   int64_t ws[3] = {T, N, H};
   if ((st = pa_tensor_check(ctx, "s", s, PA_F32, 3, ws)) != PA_OK ||
       (st = check_out(ctx, out, lse_out, T, H, D)) != PA_OK ||
-      (st = check_apart(ctx, out, lse_out, v, "v")) != PA_OK ||
-      (st = check_apart(ctx, out, lse_out, s, "s")) != PA_OK)
+      (st = check_apart(ctx, out, lse_out, (pa_named[]){{v, "v"}, {s, "s"}}, 2)) != PA_OK)
     return st;
   pa_merge_launch m = {.mode = PA_MERGE_FIXED, .rows = T, .heads = H, .dim = D, .states = N,
                        .v = v, .s = s, .out = out, .lse_out = lse_out};
@@ -88,9 +80,8 @@ pa_status pa_merge_states_varlen(pa_context *ctx, const pa_tensor *v, const pa_t
     return pa_fail(ctx, PA_ERR_INVALID_ARGUMENT, "indptr.shape[0]=0: needs rows + 1 entries");
   int64_t R = indptr->shape[0] - 1;
   if ((st = check_out(ctx, out, lse_out, R, H, D)) != PA_OK ||
-      (st = check_apart(ctx, out, lse_out, v, "v")) != PA_OK ||
-      (st = check_apart(ctx, out, lse_out, s, "s")) != PA_OK ||
-      (st = check_apart(ctx, out, lse_out, indptr, "indptr")) != PA_OK)
+      (st = check_apart(ctx, out, lse_out,
+                        (pa_named[]){{v, "v"}, {s, "s"}, {indptr, "indptr"}}, 3)) != PA_OK)
     return st;
   if (ctx->kind == PA_BACKEND_CPU) { /* host-visible: check what we can */
     const int32_t *ip = (const int32_t *)pa_tensor_ptr_host(indptr);

@@ -99,30 +99,18 @@ static pa_status check_args(const pa_plan *p, const pa_mla_args *a) {
       return pa_fail(ctx, PA_ERR_INVALID_ARGUMENT, "lse.shape[0]=%lld but %lld tokens needed",
                      (long long)a->lse.shape[0], (long long)p->min_q_tokens);
   }
-  const struct { const pa_tensor *t; const char *n; } ins[] = {
-      {&a->q_nope, "q_nope"}, {&a->q_pe, "q_pe"}, {&a->ckv, "ckv"}, {&a->kpe, "kpe"},
-      {&a->block_table, "block_table"}};
-  for (int i = 0; i < 5; i++) {
-    if (pa_tensor_overlap(&a->out, ins[i].t))
-      return pa_fail(ctx, PA_ERR_INVALID_ARGUMENT, "out overlaps %s in memory", ins[i].n);
-    if ((d->flags & PA_RETURN_LSE) && pa_tensor_overlap(&a->lse, ins[i].t))
-      return pa_fail(ctx, PA_ERR_INVALID_ARGUMENT, "lse overlaps %s in memory", ins[i].n);
-  }
-  if ((d->flags & PA_RETURN_LSE) && pa_tensor_overlap(&a->lse, &a->out))
-    return pa_fail(ctx, PA_ERR_INVALID_ARGUMENT, "lse overlaps out in memory");
-  return PA_OK;
+  const pa_named outs[] = {{&a->out, "out"}, {d->flags & PA_RETURN_LSE ? &a->lse : NULL, "lse"}};
+  const pa_named ins[] = {{&a->q_nope, "q_nope"}, {&a->q_pe, "q_pe"}, {&a->ckv, "ckv"},
+                          {&a->kpe, "kpe"}, {&a->block_table, "block_table"}};
+  return pa_check_apart(ctx, outs, 2, ins, 5);
 }
 
 pa_status pa_mla_run(pa_plan *plan, const pa_mla_args *args, pa_buffer *workspace) {
-  if (!plan) return pa_fail(NULL, PA_ERR_INVALID_ARGUMENT, "plan is NULL");
-  pa_context *ctx = plan->ctx;
-  if (plan->op != PA_OP_MLA)
-    return pa_fail(ctx, PA_ERR_INVALID_ARGUMENT, "plan was made by pa_attention_plan, not pa_mla_plan");
-  if (!args) return pa_fail(ctx, PA_ERR_INVALID_ARGUMENT, "args is NULL");
   pa_buffer *ws;
-  pa_status st = pa_plan_workspace(plan, workspace, &ws);
+  pa_status st = pa_plan_begin_run(plan, PA_OP_MLA, args, workspace, &ws);
   if (st == PA_OK) st = check_args(plan, args);
   if (st != PA_OK) return st;
-  if (!ctx->ops->mla) return pa_fail(ctx, PA_ERR_UNSUPPORTED, "backend %s has no MLA", ctx->ops->name);
-  return ctx->ops->mla(ctx, plan, args, ws);
+  if (!plan->ctx->ops->mla)
+    return pa_fail(plan->ctx, PA_ERR_UNSUPPORTED, "backend %s has no MLA", plan->ctx->ops->name);
+  return plan->ctx->ops->mla(plan->ctx, plan, args, ws);
 }

@@ -221,8 +221,15 @@ pa_status pa_plan_build(pa_plan *p, const pa_batch *batch) {
   return st;
 }
 
-pa_status pa_plan_workspace(pa_plan *p, pa_buffer *user, pa_buffer **ws) {
+pa_status pa_plan_begin_run(pa_plan *p, pa_op op, const void *args, pa_buffer *user,
+                            pa_buffer **ws) {
+  static const char *const makers[] = {"pa_attention_plan", "pa_mla_plan"};
   *ws = NULL;
+  if (!p) return pa_fail(NULL, PA_ERR_INVALID_ARGUMENT, "plan is NULL");
+  if (p->op != op)
+    return pa_fail(p->ctx, PA_ERR_INVALID_ARGUMENT, "plan was made by %s, not %s", makers[p->op],
+                   makers[op]);
+  if (!args) return pa_fail(p->ctx, PA_ERR_INVALID_ARGUMENT, "args is NULL");
   if (!p->ws_size) return PA_OK;
   if (!user) {
     *ws = p->own_ws;

@@ -8,8 +8,10 @@
  * validated), p->op and p->group. On failure p is left for pa_plan_destroy. */
 pa_status pa_plan_build(pa_plan *p, const pa_batch *batch);
 
-/* The workspace run will use: the caller's (checked) or the plan's own. */
-pa_status pa_plan_workspace(pa_plan *p, pa_buffer *user, pa_buffer **ws);
+/* The checks every run starts with: a plan made for `op`, args present, and
+ * the workspace run will use (the caller's, checked, or the plan's own). */
+pa_status pa_plan_begin_run(pa_plan *p, pa_op op, const void *args, pa_buffer *user,
+                            pa_buffer **ws);
 
 /* Checks the used entries of a host-visible block table (CPU backend) against
  * num_pages; a no-op where the table lives on a device. */

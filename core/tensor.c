@@ -44,6 +44,24 @@ bool pa_tensor_overlap(const pa_tensor *a, const pa_tensor *b) {
   return alo < bhi && blo < ahi;
 }
 
+static bool used(const pa_named *n) { return n->t && n->t->buf; }
+
+pa_status pa_check_apart(pa_context *ctx, const pa_named *outs, int n_outs, const pa_named *ins,
+                         int n_ins) {
+  for (int o = 0; o < n_outs; o++) {
+    if (!used(&outs[o])) continue;
+    for (int i = 0; i < n_ins; i++)
+      if (used(&ins[i]) && pa_tensor_overlap(outs[o].t, ins[i].t))
+        return pa_fail(ctx, PA_ERR_INVALID_ARGUMENT, "%s overlaps %s in memory", outs[o].name,
+                       ins[i].name);
+    for (int p = o + 1; p < n_outs; p++)
+      if (used(&outs[p]) && pa_tensor_overlap(outs[o].t, outs[p].t))
+        return pa_fail(ctx, PA_ERR_INVALID_ARGUMENT, "%s overlaps %s in memory", outs[p].name,
+                       outs[o].name);
+  }
+  return PA_OK;
+}
+
 static bool dtype_ok(pa_dtype have, pa_dtype want) {
   if (want == PA_ANY_FLOAT) return have == PA_F32 || have == PA_F16 || have == PA_BF16;
   return have == want;

@@ -22,6 +22,17 @@ pa_status pa_tensor_check2(pa_context *ctx, const char *name, const pa_tensor *t
  * ranges); used to refuse outputs that alias inputs. */
 bool pa_tensor_overlap(const pa_tensor *a, const pa_tensor *b);
 
+/* A tensor with the name messages use for it. */
+typedef struct pa_named {
+  const pa_tensor *t;
+  const char *name;
+} pa_named;
+
+/* Refuses outputs that overlap an input or each other. Entries whose tensor
+ * (or its buffer) is NULL are unused and skipped. */
+pa_status pa_check_apart(pa_context *ctx, const pa_named *outs, int n_outs, const pa_named *ins,
+                         int n_ins);
+
 /* Byte range [*lo, *hi) a view touches; false for an empty view. */
 bool pa_tensor_span(const pa_tensor *t, size_t *lo, size_t *hi);
 #endif
