@@ -38,6 +38,7 @@ pa_status pa_context_create(const pa_context_desc *desc, pa_context **out) {
     free(ctx);
     return st;
   }
+  if (ctx->device < 0) ctx->device = 0; /* a backend that did not say: its first device */
   pa_device_props *p = &ctx->props;
   if (p->compute_units < 1) p->compute_units = 1;
   if (p->slots_per_unit < 1) p->slots_per_unit = 1;

@@ -156,7 +156,11 @@ static void fill_info(cl_device_id d, pa_device_info *info) {
   info->shared_mem = (int64_t)lm;
   char ver[64] = "";
   clGetDeviceInfo(d, CL_DEVICE_VERSION, sizeof ver - 1, ver, NULL);
-  snprintf(info->features, sizeof info->features, "%s", ver);
+  cl_device_type type = 0;
+  clGetDeviceInfo(d, CL_DEVICE_TYPE, sizeof type, &type, NULL);
+  /* "gpu" lets PA_BACKEND_AUTO prefer an OpenCL GPU over the CPU backend. */
+  const char *kind = type & CL_DEVICE_TYPE_GPU ? "gpu" : type & CL_DEVICE_TYPE_CPU ? "cpu" : "other";
+  snprintf(info->features, sizeof info->features, "%s %s", kind, ver);
 }
 
 static pa_status ocl_device_info(int device, pa_device_info *info) {
