@@ -494,13 +494,24 @@ extern "C" int pa_cu_mla_supported(int dc, int dr, int dtype, int smem_optin) {
 }
 
 /* The warpgroup kernel runs on sm_90 (whose sm_90a code it needs) unless
- * PA_CUDA_MLA=mma asks for the mma.sync kernel (the one for sm_80+). */
+ * PA_CUDA_MLA=mma asks for the mma.sync kernel (the one for sm_80+). Decided
+ * once per device at context creation, so run does no attribute queries. */
+static constexpr int kMaxDevices = 64;
+static bool g_wgmma[kMaxDevices];
+
 static bool use_wgmma(void) {
+  int dev = 0;
+  return cudaGetDevice(&dev) == cudaSuccess && dev >= 0 && dev < kMaxDevices && g_wgmma[dev];
+}
+
+static bool want_wgmma(int *dev_out) {
   int dev = 0, major = 0, minor = 0;
   if (cudaGetDevice(&dev) != cudaSuccess ||
       cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, dev) != cudaSuccess ||
-      cudaDeviceGetAttribute(&minor, cudaDevAttrComputeCapabilityMinor, dev) != cudaSuccess)
+      cudaDeviceGetAttribute(&minor, cudaDevAttrComputeCapabilityMinor, dev) != cudaSuccess ||
+      dev < 0 || dev >= kMaxDevices)
     return false;
+  *dev_out = dev;
   const char *k = getenv("PA_CUDA_MLA");
   return major == 9 && minor == 0 && !(k && strcmp(k, "mma") == 0);
 }
@@ -512,12 +523,14 @@ extern "C" cudaError_t pa_cu_mla_init(int smem_optin) {
   if (e == cudaSuccess)
     e = cudaFuncSetAttribute(mla_decode<__nv_bfloat16>,
                              cudaFuncAttributeMaxDynamicSharedMemorySize, SMEM);
-  if (e != cudaSuccess || !use_wgmma()) return e;
+  int dev = 0;
+  if (e != cudaSuccess || !want_wgmma(&dev)) return e;
   e = cudaFuncSetAttribute(wg::mla_decode_wgmma<__half>,
                            cudaFuncAttributeMaxDynamicSharedMemorySize, wg::SMEM);
   if (e == cudaSuccess)
     e = cudaFuncSetAttribute(wg::mla_decode_wgmma<__nv_bfloat16>,
                              cudaFuncAttributeMaxDynamicSharedMemorySize, wg::SMEM);
+  g_wgmma[dev] = e == cudaSuccess;
   return e;
 }
 
