@@ -8,29 +8,50 @@
  * loads, STAGES-1 tiles in flight per warp, no block barrier in the loop),
  * keeps its own online-softmax state, and the 4 states merge in shared
  * memory at the end. Tiles: K/V [16 keys][D], swizzled for ldmatrix.
- * Shared memory: D=64: 66 KB (4 stages), 128: 100 KB (3), 256: 136 KB (2). */
+ * Shared memory: D=64: 66 KB (4 stages), 128: 100 KB (3), 256: 136 KB (2).
+ *
+ * Paged K/V whose pages and range start are multiples of 16 keys (the usual
+ * case): each lane holds the page of one of the warp's next 32 tiles,
+ * fetched a whole window ahead, so issuing a tile's loads never waits on a
+ * block-table read; other page sizes fetch each key's entry one tile ahead.
+ * The softmax runs in base 2 with the scale folded into one multiply, and
+ * the QK chain of a tile is split over two accumulators. Together these took
+ * H200 decode b1 KV 32768 from 0.046 to 0.042 ms and b64 from 0.266 to
+ * 0.253 ms; the window alone was slower (0.048 / 0.280), see
+ * bench/RESULTS.md for the variants tried. */
 #include "mma.cuh"
 #include "pdl.cuh"
 
 namespace {
 
-constexpr int kWarps = 4;
+constexpr float kLog2e = 1.4426950408889634f, kLn2 = 0.6931471805599453f;
+
+constexpr int W = 4;   /* warps */
 constexpr int BN = 16; /* keys per warp tile */
+constexpr int TPW = 32; /* tiles per block-table window: one per lane */
 
 template <int D> struct cfg {
   static constexpr int CH = D / 8; /* 16-byte chunks per row */
-  static constexpr int STAGES = D <= 64 ? 4 : D <= 128 ? 3 : 2;
-  static constexpr int TILE = BN * D * 2;                   /* bytes of one K (or V) tile */
+  static constexpr int ST = D <= 64 ? 4 : D <= 128 ? 3 : 2; /* stages per warp ring */
+  static constexpr int TILE = BN * D * 2; /* bytes of one K (or V) tile */
   static constexpr int Q_BYTES = 16 * D * 2;
-  static constexpr int STAGE_BYTES = kWarps * STAGES * 2 * TILE;
-  static constexpr int MERGE_BYTES = kWarps * 16 * (D + 2) * 4;
+  static constexpr int STAGE_BYTES = W * ST * 2 * TILE;
+  static constexpr int MERGE_BYTES = W * 16 * (D + 2) * 4;
   static constexpr int SMEM = Q_BYTES + (STAGE_BYTES > MERGE_BYTES ? STAGE_BYTES : MERGE_BYTES);
 };
 
+/* 2^(x - m) (logits in log2 units), 0 when x = -inf. */
+__device__ __forceinline__ float ex(float x, float m) {
+  float y;
+  asm("ex2.approx.ftz.f32 %0, %1;" : "=f"(y) : "f"(x - m));
+  return x == -CUDART_INF_F ? 0.f : y;
+}
+
 template <typename T, int D>
-__global__ void __launch_bounds__(kWarps * 32) decode_attention(const pa_cu_attn a) {
+__global__ void __launch_bounds__(W * 32) decode_attention(const pa_cu_attn a) {
   using C = cfg<D>;
-  constexpr int CH = C::CH, STAGES = C::STAGES;
+  constexpr int CH = C::CH, ST = C::ST;
+  constexpr int QPT = (16 * CH + W * 32 - 1) / (W * 32); /* Q chunks per thread */
   constexpr bool kQInRegs = D <= 128;
   extern __shared__ __align__(16) unsigned char smem[];
   uint4 *qs = reinterpret_cast<uint4 *>(smem);
@@ -45,7 +66,6 @@ __global__ void __launch_bounds__(kWarps * 32) decode_attention(const pa_cu_attn
   const int g = a.group, off = rq.len_k - rq.len_q;
   pa::pdl_wait();
 
-
   /* ldmatrix lane roles: A (Q) rows lane%16, chunk +lane/16; B from K rows
    * (lane&7)+8*(lane>>4), chunk +(lane>>3)&1; B from V^T rows (lane&7)+8*((lane>>3)&1),
    * chunk +lane>>4. */
@@ -54,28 +74,80 @@ __global__ void __launch_bounds__(kWarps * 32) decode_attention(const pa_cu_attn
   const int v_row = (lane & 7) + (((lane >> 3) & 1) << 3), v_ch = lane >> 4;
   const uint32_t qs_addr = pa::smem_addr(qs);
 
-
   const int nkeys = w.kv_end - w.kv_begin;
   const int ntiles = (nkeys + BN - 1) / BN;
-  const int my_tiles = ntiles > warp ? (ntiles - warp + kWarps - 1) / kWarps : 0;
-  unsigned char *my_ring = ring + warp * STAGES * 2 * C::TILE;
+  const int my_tiles = ntiles > warp ? (ntiles - warp + W - 1) / W : 0;
+  unsigned char *my_ring = ring + warp * ST * 2 * C::TILE;
   const bool simple = a.softcap <= 0.f && !a.has_alibi && !a.has_mask && a.window_left < 0 &&
                       a.window_right < 0;
   const int diag_min = w.row0 / g + off; /* every row sees keys <= this under causal */
 
-  /* Paged: the block-table entry of each key is fetched one tile ahead, so
-   * its latency hides behind a tile of compute instead of stalling the loads. */
+  /* Q first, into registers: its latency overlaps the block table's and the
+   * first K/V loads'. */
+  uint4 qv[QPT];
+  auto load_q = [&] {
+#pragma unroll
+    for (int u = 0; u < QPT; ++u) {
+      const int c = tid + u * W * 32, r = c / CH, ch = c % CH;
+      qv[u] = make_uint4(0, 0, 0, 0);
+      if (c < 16 * CH && r < w.rows) {
+        const int pr = w.row0 + r, i = pr / g, h = w.hk * g + pr % g;
+        qv[u] = *reinterpret_cast<const uint4 *>(reinterpret_cast<const T *>(a.q.ptr) +
+                                                 pa::row_off(a.q, w.b, rq.q_start, i, h) + ch * 8);
+      }
+    }
+  };
+  load_q();
+
   const bool paged = a.page_size > 0;
   const int32_t *bt = reinterpret_cast<const int32_t *>(a.bt.ptr) + (int64_t)w.b * a.bt.sb;
+  const bool win = paged && a.page_size % 16 == 0 && w.kv_begin % 16 == 0;
+  /* Window: lane l holds the page of tile wi * TPW + l. */
+  auto fetch_window = [&](int wi) {
+    const int t = wi * TPW + lane;
+    const int j = w.kv_begin + (warp + W * t) * BN;
+    return t < my_tiles && j < w.kv_end ? bt[(int64_t)(j / a.page_size) * a.bt.st] : 0;
+  };
+  int32_t pg_cur = 0, pg_next = 0, win_idx = 0;
+  if (win) {
+    pg_cur = fetch_window(0);
+    pg_next = fetch_window(1);
+  }
+  /* Otherwise: the entry of each key one tile ahead. */
   int32_t next_page = 0;
   auto fetch_page = [&](int it) {
-    const int j = w.kv_begin + (warp + kWarps * it) * BN + lane;
+    const int j = w.kv_begin + (warp + W * it) * BN + lane;
     if (paged && lane < BN && j < w.kv_end) next_page = bt[(int64_t)(j / a.page_size) * a.bt.st];
   };
-  fetch_page(0);
+  if (!win) fetch_page(0);
+
   auto load_tile = [&](int it) {
-    const int j0 = w.kv_begin + (warp + kWarps * it) * BN;
-    unsigned char *kt = my_ring + (it % STAGES) * 2 * C::TILE, *vt = kt + C::TILE;
+    const int j0 = w.kv_begin + (warp + W * it) * BN;
+    unsigned char *kt = my_ring + (it % ST) * 2 * C::TILE, *vt = kt + C::TILE;
+    if (win) {
+      if (it / TPW != win_idx) { /* it grows by one: the next window is here */
+        ++win_idx;
+        pg_cur = pg_next;
+        pg_next = fetch_window(win_idx + 1);
+      }
+      const int e = it % TPW, in_page0 = j0 % a.page_size; /* the tile lies in one page */
+      const int64_t hko = (int64_t)w.hk * a.k.sh, hvo = (int64_t)w.hk * a.v.sh;
+#pragma unroll
+      for (int c = lane; c < BN * CH; c += 32) {
+        const int r = c / CH, ch = c % CH;
+        const int64_t page = __shfl_sync(0xffffffffu, pg_cur, e);
+        int in_page = in_page0 + r;
+        if (in_page >= a.page_size) in_page -= a.page_size; /* guard only: both multiples of 16 */
+        const bool ok = j0 + r < w.kv_end;
+        const T *kp = reinterpret_cast<const T *>(a.k.ptr) +
+                      (ok ? page * a.k.sb + in_page * a.k.st + hko + ch * 8 : 0);
+        const T *vp = reinterpret_cast<const T *>(a.v.ptr) +
+                      (ok ? page * a.v.sb + in_page * a.v.st + hvo + ch * 8 : 0);
+        pa::cp_async16(pa::smem_addr(kt + 16 * pa::swz<CH>(r, ch)), kp, ok);
+        pa::cp_async16(pa::smem_addr(vt + 16 * pa::swz<CH>(r, ch)), vp, ok);
+      }
+      return;
+    }
     int64_t ko = 0, vo = 0;
     bool ok = false;
     if (lane < BN) {
@@ -117,21 +189,15 @@ __global__ void __launch_bounds__(kWarps * 32) decode_attention(const pa_cu_attn
   }
 
 #pragma unroll
-  for (int s = 0; s < STAGES - 1; ++s) {
+  for (int s = 0; s < ST - 1; ++s) {
     if (s < my_tiles) load_tile(s);
     pa::cp_commit();
   }
 
-  /* Q after the first K/V loads are in flight: its latency overlaps theirs. */
-  for (int c = tid; c < 16 * CH; c += kWarps * 32) {
-    const int r = c / CH, ch = c % CH;
-    uint4 val = make_uint4(0, 0, 0, 0);
-    if (r < w.rows) {
-      const int pr = w.row0 + r, i = pr / g, h = w.hk * g + pr % g;
-      val = *reinterpret_cast<const uint4 *>(
-          reinterpret_cast<const T *>(a.q.ptr) + pa::row_off(a.q, w.b, rq.q_start, i, h) + ch * 8);
-    }
-    qs[pa::swz<CH>(r, ch)] = val;
+#pragma unroll
+  for (int u = 0; u < QPT; ++u) {
+    const int c = tid + u * W * 32;
+    if (c < 16 * CH) qs[pa::swz<CH>(c / CH, c % CH)] = qv[u];
   }
   __syncthreads();
   uint32_t qf[kQInRegs ? D / 16 : 1][4];
@@ -141,41 +207,51 @@ __global__ void __launch_bounds__(kWarps * 32) decode_attention(const pa_cu_attn
       pa::ldsm_x4(qs_addr + 16 * pa::swz<CH>(a_row, 2 * kk + a_ch), qf[kk][0], qf[kk][1],
                   qf[kk][2], qf[kk][3]);
   }
+  const float sc = a.scale * kLog2e;
 
   for (int it = 0; it < my_tiles; ++it) {
-    if (it + STAGES - 1 < my_tiles) load_tile(it + STAGES - 1);
+    if (it + ST - 1 < my_tiles) load_tile(it + ST - 1);
     pa::cp_commit();
-    pa::cp_wait<STAGES - 1>();
+    pa::cp_wait<ST - 1>();
     __syncwarp();
-    const unsigned char *kt = my_ring + (it % STAGES) * 2 * C::TILE, *vt = kt + C::TILE;
+    const unsigned char *kt = my_ring + (it % ST) * 2 * C::TILE, *vt = kt + C::TILE;
     const uint32_t k_addr = pa::smem_addr(kt), v_addr = pa::smem_addr(vt);
 
-    float s[2][4] = {{0.f, 0.f, 0.f, 0.f}, {0.f, 0.f, 0.f, 0.f}};
+    /* Two accumulators (even and odd kk): half the dependent MMA chain. */
+    float sa[2][2][4];
+#pragma unroll
+    for (int u = 0; u < 2; ++u)
+#pragma unroll
+      for (int n = 0; n < 2; ++n) sa[u][n][0] = sa[u][n][1] = sa[u][n][2] = sa[u][n][3] = 0.f;
 #pragma unroll
     for (int kk = 0; kk < D / 16; ++kk) {
+      uint32_t qa[4];
+      if (kQInRegs) {
+        qa[0] = qf[kk][0], qa[1] = qf[kk][1], qa[2] = qf[kk][2], qa[3] = qf[kk][3];
+      } else {
+        pa::ldsm_x4(qs_addr + 16 * pa::swz<CH>(a_row, 2 * kk + a_ch), qa[0], qa[1], qa[2], qa[3]);
+      }
       uint32_t b0, b1, b2, b3;
       pa::ldsm_x4(k_addr + 16 * pa::swz<CH>(k_row, 2 * kk + k_ch), b0, b1, b2, b3);
-      if (kQInRegs) {
-        pa::mma16816<T>(s[0], qf[kk], b0, b1);
-        pa::mma16816<T>(s[1], qf[kk], b2, b3);
-      } else {
-        uint32_t qa[4];
-        pa::ldsm_x4(qs_addr + 16 * pa::swz<CH>(a_row, 2 * kk + a_ch), qa[0], qa[1], qa[2], qa[3]);
-        pa::mma16816<T>(s[0], qa, b0, b1);
-        pa::mma16816<T>(s[1], qa, b2, b3);
-      }
+      pa::mma16816<T>(sa[kk % 2][0], qa, b0, b1);
+      pa::mma16816<T>(sa[kk % 2][1], qa, b2, b3);
     }
+    float(&s)[2][4] = sa[0];
+#pragma unroll
+    for (int n = 0; n < 2; ++n)
+#pragma unroll
+      for (int e = 0; e < 4; ++e) s[n][e] += sa[1][n][e];
 
-    const int j0 = w.kv_begin + (warp + kWarps * it) * BN;
+    const int j0 = w.kv_begin + (warp + W * it) * BN;
     const bool fast = simple && j0 + BN <= w.kv_end && (!a.causal || j0 + BN - 1 <= diag_min);
 #pragma unroll
     for (int n = 0; n < 2; ++n)
 #pragma unroll
       for (int e = 0; e < 4; ++e) {
         const int x = e >> 1, j = j0 + n * 8 + 2 * tq + (e & 1);
-        if (fast) s[n][e] *= a.scale;
+        if (fast) s[n][e] *= sc;
         else if (r0 + 8 * x < w.rows && j < w.kv_end)
-          s[n][e] = pa::logit(a, s[n][e], w.b, ri[x], j, off, rh[x]);
+          s[n][e] = pa::logit(a, s[n][e], w.b, ri[x], j, off, rh[x]) * kLog2e;
         else s[n][e] = -CUDART_INF_F;
       }
 
@@ -186,13 +262,13 @@ __global__ void __launch_bounds__(kWarps * 32) decode_attention(const pa_cu_attn
       mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, 1));
       mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, 2));
       const float mn = fmaxf(m[x], mx);
-      c[x] = pa::exp_diff(m[x], mn);
+      c[x] = ex(m[x], mn);
       float sum = 0.f;
 #pragma unroll
       for (int n = 0; n < 2; ++n)
 #pragma unroll
         for (int e = 2 * x; e < 2 * x + 2; ++e) {
-          s[n][e] = mn == -CUDART_INF_F ? 0.f : pa::exp_diff(s[n][e], mn);
+          s[n][e] = mn == -CUDART_INF_F ? 0.f : ex(s[n][e], mn);
           sum += s[n][e];
         }
       l[x] = l[x] * c[x] + sum; /* per-thread partial; the quad sums at the end */
@@ -205,8 +281,8 @@ __global__ void __launch_bounds__(kWarps * 32) decode_attention(const pa_cu_attn
       o[n][2] *= c[1];
       o[n][3] *= c[1];
     }
-    uint32_t p[4] = {pa::pack2<T>(s[0][0], s[0][1]), pa::pack2<T>(s[0][2], s[0][3]),
-                     pa::pack2<T>(s[1][0], s[1][1]), pa::pack2<T>(s[1][2], s[1][3])};
+    const uint32_t p[4] = {pa::pack2<T>(s[0][0], s[0][1]), pa::pack2<T>(s[0][2], s[0][3]),
+                           pa::pack2<T>(s[1][0], s[1][1]), pa::pack2<T>(s[1][2], s[1][3])};
 #pragma unroll
     for (int dn = 0; dn < D / 16; ++dn) {
       uint32_t b0, b1, b2, b3;
@@ -220,7 +296,7 @@ __global__ void __launch_bounds__(kWarps * 32) decode_attention(const pa_cu_attn
   __syncthreads(); /* every warp is done with its ring: reuse it for the merge */
 
   float *om = reinterpret_cast<float *>(ring); /* [warp][16][D] */
-  float *mm = om + kWarps * 16 * D, *ll = mm + kWarps * 16;
+  float *mm = om + W * 16 * D, *ll = mm + W * 16;
 #pragma unroll
   for (int x = 0; x < 2; ++x) {
     l[x] += __shfl_xor_sync(0xffffffffu, l[x], 1);
@@ -237,18 +313,19 @@ __global__ void __launch_bounds__(kWarps * 32) decode_attention(const pa_cu_attn
   }
   __syncthreads();
 
-  for (int idx = tid; idx < w.rows * D; idx += kWarps * 32) {
+  for (int idx = tid; idx < w.rows * D; idx += W * 32) {
     const int r = idx / D, d = idx % D;
     float M = -CUDART_INF_F;
 #pragma unroll
-    for (int v = 0; v < kWarps; ++v) M = fmaxf(M, mm[v * 16 + r]);
+    for (int v = 0; v < W; ++v) M = fmaxf(M, mm[v * 16 + r]);
     float L = 0.f, acc = 0.f;
 #pragma unroll
-    for (int v = 0; v < kWarps; ++v) {
-      const float f = pa::exp_diff(mm[v * 16 + r], M);
+    for (int v = 0; v < W; ++v) {
+      const float f = ex(mm[v * 16 + r], M);
       L += f * ll[v * 16 + r];
       acc += f * om[(v * 16 + r) * D + d];
     }
+    M *= kLn2; /* back to natural-log units for the sink and the LSE */
     const int pr = w.row0 + r, i = pr / g, h = w.hk * g + pr % g;
     const pa::row_dest dst = pa::dest_of(a, rq, w.b, w.split, i, h);
     const float cs = pa::fold_sink(a, dst, h, M, L);
@@ -274,7 +351,7 @@ int smem_of(int d) {
 }
 
 template <typename T> cudaError_t launch(const pa_cu_attn *a, cudaStream_t s) {
-  const dim3 grid(a->num_work), block(kWarps * 32);
+  const dim3 grid(a->num_work), block(W * 32);
   switch (a->dqk) {
   case 64: return pa::launch_pdl(decode_attention<T, 64>, grid, block, cfg<64>::SMEM, s, *a);
   case 128: return pa::launch_pdl(decode_attention<T, 128>, grid, block, cfg<128>::SMEM, s, *a);
