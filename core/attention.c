@@ -51,7 +51,8 @@ static pa_status check_desc(pa_context *ctx, const pa_attention_desc *d) {
     BAD("desc.page_size=%d must be 0..%d", d->page_size, MAX_PAGE);
   if (d->num_splits < 0 || d->num_splits > 1024)
     BAD("desc.num_splits=%d must be 0..1024", d->num_splits);
-  if (d->kv_chunk < 0) BAD("desc.kv_chunk=%d is negative", d->kv_chunk);
+  if (d->kv_chunk < 0 || d->kv_chunk > (1 << 30))
+    BAD("desc.kv_chunk=%d must be 0..%d", d->kv_chunk, 1 << 30);
   if (d->flags & ~(unsigned)KNOWN_FLAGS) BAD("desc.flags=0x%x has unknown bits", d->flags);
   return PA_OK;
 #undef BAD
@@ -114,10 +115,16 @@ pa_status pa_check_block_table(const pa_plan *p, const pa_tensor *bt, int64_t nu
     return pa_fail(p->ctx, PA_ERR_INVALID_ARGUMENT,
                    "block_table.shape[1]=%lld but the longest request needs %lld pages of %d",
                    (long long)bt->shape[1], (long long)pages, ps);
+  if (num_pages == 0)
+    for (int b = 0; b < p->batch_size; b++)
+      if (p->reqs[b].len_q > 0 && p->reqs[b].len_k > 0)
+        return pa_fail(p->ctx, PA_ERR_INVALID_ARGUMENT,
+                       "the paged cache has 0 pages but request %d has %d keys", b,
+                       p->reqs[b].len_k);
   return pa_plan_check_pages(p, bt, num_pages, "block_table");
 }
 
-static pa_status check_args(const pa_plan *p, const pa_attention_args *a) {
+static pa_status check_args(const pa_plan *p, const pa_attention_args *a, const pa_buffer *ws) {
   pa_context *ctx = p->ctx;
   const pa_attention_desc *d = &p->desc;
   int B = p->batch_size, Hq = d->num_q_heads, Hkv = d->num_kv_heads;
@@ -128,6 +135,7 @@ static pa_status check_args(const pa_plan *p, const pa_attention_args *a) {
   if ((st = check_rows(ctx, "out", &a->out, d->o_dtype, B, p->min_q_tokens, p->max_len_q, Hq,
                        d->head_dim_v)) != PA_OK)
     return st;
+  if ((st = pa_output_check(ctx, "out", &a->out)) != PA_OK) return st;
   if (a->out.ndim != a->q.ndim)
     return pa_fail(ctx, PA_ERR_INVALID_ARGUMENT, "out.ndim=%d but q.ndim=%d: layouts differ",
                    a->out.ndim, a->q.ndim);
@@ -153,6 +161,7 @@ static pa_status check_args(const pa_plan *p, const pa_attention_args *a) {
     int want = a->q.ndim - 1;
     if ((st = pa_tensor_check(ctx, "lse", &a->lse, PA_F32, want, want == 2 ? w2 : w3)) != PA_OK)
       return st;
+    if ((st = pa_output_check(ctx, "lse", &a->lse)) != PA_OK) return st;
     int64_t tokens = want == 2 ? a->lse.shape[0] : a->lse.shape[1];
     int64_t need = want == 2 ? p->min_q_tokens : p->max_len_q;
     if (tokens < need)
@@ -181,14 +190,17 @@ static pa_status check_args(const pa_plan *p, const pa_attention_args *a) {
   const pa_named outs[] = {{&a->out, "out"}, {d->flags & PA_RETURN_LSE ? &a->lse : NULL, "lse"}};
   const pa_named ins[] = {{&a->q, "q"}, {&a->k, "k"}, {&a->v, "v"},
                           {d->flags & PA_HAS_MASK ? &a->mask : NULL, "mask"},
-                          {d->page_size ? &a->block_table : NULL, "block_table"}};
-  return pa_check_apart(ctx, outs, 2, ins, 5);
+                          {d->page_size ? &a->block_table : NULL, "block_table"},
+                          {d->flags & PA_HAS_SINKS ? &a->sinks : NULL, "sinks"},
+                          {d->flags & PA_HAS_ALIBI ? &a->alibi_slopes : NULL, "alibi_slopes"}};
+  if ((st = pa_check_apart(ctx, outs, 2, ins, 7)) != PA_OK) return st;
+  return pa_check_workspace_apart(p, ws, outs, 2, ins, 7);
 }
 
 pa_status pa_attention_run(pa_plan *plan, const pa_attention_args *args, pa_buffer *workspace) {
   pa_buffer *ws;
   pa_status st = pa_plan_begin_run(plan, PA_OP_ATTENTION, args, workspace, &ws);
-  if (st == PA_OK) st = check_args(plan, args);
+  if (st == PA_OK) st = check_args(plan, args, ws);
   if (st != PA_OK) return st;
   if (!plan->ctx->ops->attention)
     return pa_fail(plan->ctx, PA_ERR_UNSUPPORTED, "backend %s has no attention",

@@ -26,7 +26,7 @@ pa_status pa_context_create(const pa_context_desc *desc, pa_context **out) {
                    ops->abi_version, PA_BACKEND_ABI);
 
   pa_context *ctx = calloc(1, sizeof *ctx);
-  if (!ctx) return PA_ERR_OUT_OF_MEMORY;
+  if (!ctx) return pa_fail(NULL, PA_ERR_OUT_OF_MEMORY, "context of %zu bytes", sizeof *ctx);
   ctx->ops = ops;
   ctx->kind = d.backend;
   ctx->device = d.device;

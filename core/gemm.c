@@ -22,7 +22,9 @@ pa_status pa_head_gemm(pa_context *ctx, const pa_tensor *x, const pa_tensor *w, 
                    (long long)w->shape[0], (long long)w->shape[1], (long long)H, (long long)K);
   int64_t N = w->shape[2];
   int64_t wy[3] = {T, H, N};
-  if ((st = pa_tensor_check(ctx, "y", y, PA_ANY_FLOAT, 3, wy)) != PA_OK) return st;
+  if ((st = pa_tensor_check(ctx, "y", y, PA_ANY_FLOAT, 3, wy)) != PA_OK ||
+      (st = pa_output_check(ctx, "y", y)) != PA_OK)
+    return st;
   const pa_named outs[] = {{y, "y"}}, ins[] = {{x, "x"}, {w, "w"}};
   if ((st = pa_check_apart(ctx, outs, 1, ins, 2)) != PA_OK) return st;
   if (!T || !H || !N) return PA_OK;

@@ -12,8 +12,11 @@ static pa_status check_out(pa_context *ctx, pa_tensor *out, pa_tensor *lse_out, 
                            int64_t heads, int64_t dim) {
   int64_t wo[3] = {rows, heads, dim}, wl[2] = {rows, heads};
   pa_status st = pa_tensor_check(ctx, "out", out, PA_ANY_FLOAT, 3, wo);
-  if (st == PA_OK && lse_out && lse_out->buf)
+  if (st == PA_OK) st = pa_output_check(ctx, "out", out);
+  if (st == PA_OK && lse_out && lse_out->buf) {
     st = pa_tensor_check(ctx, "lse_out", lse_out, PA_F32, 2, wl);
+    if (st == PA_OK) st = pa_output_check(ctx, "lse_out", lse_out);
+  }
   return st;
 }
 

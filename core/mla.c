@@ -13,7 +13,7 @@ static pa_status check_desc(pa_context *ctx, const pa_mla_desc *d) {
    * size up to it, so the limits are the same everywhere. */
   if (d->head_dim_ckv < 1 || d->head_dim_ckv > 512)
     BAD("desc.head_dim_ckv=%d must be 1..512", d->head_dim_ckv);
-  if (d->head_dim_kpe < 1 || d->head_dim_ckv + d->head_dim_kpe > 576)
+  if (d->head_dim_kpe < 1 || d->head_dim_kpe > 576 - d->head_dim_ckv)
     BAD("desc.head_dim_kpe=%d must be >= 1 with head_dim_ckv + head_dim_kpe <= 576 (ckv=%d)",
         d->head_dim_kpe, d->head_dim_ckv);
   const pa_dtype ts[3] = {d->q_dtype, d->kv_dtype, d->o_dtype};
@@ -25,7 +25,8 @@ static pa_status check_desc(pa_context *ctx, const pa_mla_desc *d) {
   if (d->causal != 0 && d->causal != 1) BAD("desc.causal=%d must be 0 or 1", d->causal);
   if (!isfinite(d->scale)) BAD("desc.scale=%g is not finite", (double)d->scale);
   if (d->num_splits < 0 || d->num_splits > 1024) BAD("desc.num_splits=%d must be 0..1024", d->num_splits);
-  if (d->kv_chunk < 0) BAD("desc.kv_chunk=%d is negative", d->kv_chunk);
+  if (d->kv_chunk < 0 || d->kv_chunk > (1 << 30))
+    BAD("desc.kv_chunk=%d must be 0..%d", d->kv_chunk, 1 << 30);
   if (d->flags & ~(unsigned)(PA_RETURN_LSE | PA_DETERMINISTIC))
     BAD("desc.flags=0x%x: MLA takes only PA_RETURN_LSE and PA_DETERMINISTIC", d->flags);
   return PA_OK;
@@ -69,7 +70,7 @@ pa_status pa_mla_plan(pa_context *ctx, const pa_mla_desc *desc, const pa_batch *
   return PA_OK;
 }
 
-static pa_status check_args(const pa_plan *p, const pa_mla_args *a) {
+static pa_status check_args(const pa_plan *p, const pa_mla_args *a, const pa_buffer *ws) {
   pa_context *ctx = p->ctx;
   const pa_mla_desc *d = &p->mla;
   int H = d->num_heads, Dc = d->head_dim_ckv, Dr = d->head_dim_kpe;
@@ -89,12 +90,15 @@ static pa_status check_args(const pa_plan *p, const pa_mla_args *a) {
     if (rows[i].t->shape[0] < p->min_q_tokens)
       return pa_fail(ctx, PA_ERR_INVALID_ARGUMENT, "%s.shape[0]=%lld but the batch needs %lld tokens",
                      rows[i].n, (long long)rows[i].t->shape[0], (long long)p->min_q_tokens);
+  if ((st = pa_output_check(ctx, "out", &a->out)) != PA_OK) return st;
   if (a->kpe.shape[0] != a->ckv.shape[0])
     return pa_fail(ctx, PA_ERR_INVALID_ARGUMENT, "kpe.shape[0]=%lld but ckv.shape[0]=%lld pages",
                    (long long)a->kpe.shape[0], (long long)a->ckv.shape[0]);
   if ((st = pa_check_block_table(p, &a->block_table, a->ckv.shape[0])) != PA_OK) return st;
   if (d->flags & PA_RETURN_LSE) {
-    if ((st = pa_tensor_check(ctx, "lse", &a->lse, PA_F32, 2, wl)) != PA_OK) return st;
+    if ((st = pa_tensor_check(ctx, "lse", &a->lse, PA_F32, 2, wl)) != PA_OK ||
+        (st = pa_output_check(ctx, "lse", &a->lse)) != PA_OK)
+      return st;
     if (a->lse.shape[0] < p->min_q_tokens)
       return pa_fail(ctx, PA_ERR_INVALID_ARGUMENT, "lse.shape[0]=%lld but %lld tokens needed",
                      (long long)a->lse.shape[0], (long long)p->min_q_tokens);
@@ -102,13 +106,14 @@ static pa_status check_args(const pa_plan *p, const pa_mla_args *a) {
   const pa_named outs[] = {{&a->out, "out"}, {d->flags & PA_RETURN_LSE ? &a->lse : NULL, "lse"}};
   const pa_named ins[] = {{&a->q_nope, "q_nope"}, {&a->q_pe, "q_pe"}, {&a->ckv, "ckv"},
                           {&a->kpe, "kpe"}, {&a->block_table, "block_table"}};
-  return pa_check_apart(ctx, outs, 2, ins, 5);
+  if ((st = pa_check_apart(ctx, outs, 2, ins, 5)) != PA_OK) return st;
+  return pa_check_workspace_apart(p, ws, outs, 2, ins, 5);
 }
 
 pa_status pa_mla_run(pa_plan *plan, const pa_mla_args *args, pa_buffer *workspace) {
   pa_buffer *ws;
   pa_status st = pa_plan_begin_run(plan, PA_OP_MLA, args, workspace, &ws);
-  if (st == PA_OK) st = check_args(plan, args);
+  if (st == PA_OK) st = check_args(plan, args, ws);
   if (st != PA_OK) return st;
   if (!plan->ctx->ops->mla)
     return pa_fail(plan->ctx, PA_ERR_UNSUPPORTED, "backend %s has no MLA", plan->ctx->ops->name);

@@ -60,8 +60,11 @@ static void visible_range(const pa_attention_desc *d, int64_t i0, int64_t i1, in
   int64_t off = len_k - len_q;
   int64_t h = len_k;
   if (d->causal && i1 + off + 1 < h) h = i1 + off + 1;
-  if (d->window_right >= 0 && i1 + off + d->window_right + 1 < h)
-    h = i1 + off + d->window_right + 1;
+  /* The right window edge binds only where no sink token lies beyond it. */
+  if (d->window_right >= 0 && i1 + off + d->window_right + 1 < h) {
+    int64_t w = i1 + off + d->window_right + 1;
+    h = w > d->sink_tokens ? w : (d->sink_tokens < h ? d->sink_tokens : h);
+  }
   int64_t l = 0;
   if (d->sink_tokens == 0 && d->window_left >= 0 && i0 + off - d->window_left > 0)
     l = i0 + off - d->window_left;
@@ -102,7 +105,17 @@ pa_status pa_plan_build(pa_plan *p, const pa_batch *batch) {
     p->total_q += p->reqs[b].len_q;
     if (p->reqs[b].len_q > p->max_len_q) p->max_len_q = p->reqs[b].len_q;
     if (p->reqs[b].len_k > p->max_len_k) p->max_len_k = p->reqs[b].len_k;
+    if ((int64_t)p->reqs[b].len_q * p->group > INT32_MAX)
+      return pa_fail(ctx, PA_ERR_INVALID_ARGUMENT,
+                     "batch.seqlens_q[%d]=%d x %d query heads per KV head exceeds %d packed rows",
+                     b, p->reqs[b].len_q, p->group, INT32_MAX);
   }
+  /* A window at least as wide as any sequence is no window: say so, so that
+   * kernels never form diag +- window near the int range. */
+  pa_attention_desc *dw = &p->desc;
+  int64_t widest = (int64_t)p->max_len_q + p->max_len_k;
+  if (dw->window_left >= widest) dw->window_left = -1;
+  if (dw->window_right >= widest) dw->window_right = -1;
 
   st = ctx->ops->select ? ctx->ops->select(ctx, p, &p->choice)
                         : pa_fail(ctx, PA_ERR_UNSUPPORTED, "backend %s has no attention kernels",
@@ -259,6 +272,18 @@ pa_status pa_plan_check_pages(const pa_plan *p, const pa_tensor *bt, int64_t num
                        "%s[%d][%lld]=%d is outside the cache's %lld pages", name, b, (long long)j,
                        page, (long long)num_pages);
     }
+  }
+  return PA_OK;
+}
+
+pa_status pa_check_workspace_apart(const pa_plan *p, const pa_buffer *ws, const pa_named *outs,
+                                   int n_outs, const pa_named *ins, int n_ins) {
+  if (!ws || ws == p->own_ws) return PA_OK;
+  for (int k = 0; k < n_outs + n_ins; k++) {
+    const pa_named *n = k < n_outs ? &outs[k] : &ins[k - n_outs];
+    if (n->t && n->t->buf == ws)
+      return pa_fail(p->ctx, PA_ERR_INVALID_ARGUMENT,
+                     "workspace is %s's buffer: the split partials would overwrite it", n->name);
   }
   return PA_OK;
 }

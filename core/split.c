@@ -13,6 +13,7 @@ static pa_split from_count(int32_t len, int64_t n, int align) {
   pa_split s;
   int64_t chunk = ceil_div(len, n);
   chunk = ceil_div(chunk, align) * align;
+  if (chunk > INT32_MAX) chunk = (INT32_MAX / align) * align; /* lengths near 2^31 */
   s.kv_chunk = (int)chunk;
   s.num_splits = (int)ceil_div(len, chunk);
   return s;
@@ -25,6 +26,7 @@ pa_split pa_choose_split(const pa_split_input *in) {
 
   if (in->deterministic) {
     int64_t chunk = in->kv_chunk > 0 ? in->kv_chunk : PA_DEFAULT_KV_CHUNK;
+    /* At most 2^30 + align by the descriptor's limit, so the cast is exact. */
     chunk = ceil_div(chunk, align) * align;
     return (pa_split){.num_splits = (int)ceil_div(len, chunk), .kv_chunk = (int)chunk};
   }

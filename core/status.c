@@ -91,6 +91,7 @@ pa_status pa_fail(pa_context *ctx, pa_status s, const char *fmt, ...) {
   vsnprintf(msg, sizeof msg, fmt, ap);
   va_end(ap);
   if (ctx) snprintf(ctx->err, sizeof ctx->err, "%s: %s", pa_status_str(s), msg);
-  emit(3, msg);
+  /* With no context the log is the only place the message can go. */
+  emit(ctx ? 3 : 1, msg);
   return s;
 }

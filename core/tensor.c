@@ -44,6 +44,27 @@ bool pa_tensor_overlap(const pa_tensor *a, const pa_tensor *b) {
   return alo < bhi && blo < ahi;
 }
 
+pa_status pa_output_check(pa_context *ctx, const char *name, const pa_tensor *t) {
+  int dims[PA_MAX_DIMS], n = 0;
+  for (int i = 0; i < t->ndim; i++)
+    if (t->shape[i] > 1) dims[n++] = i;
+  for (int a = 1; a < n; a++) /* insertion sort by stride */
+    for (int b = a; b > 0 && t->stride[dims[b]] < t->stride[dims[b - 1]]; b--) {
+      int x = dims[b];
+      dims[b] = dims[b - 1], dims[b - 1] = x;
+    }
+  int64_t span = 0; /* highest offset reached by the dims seen so far */
+  for (int k = 0; k < n; k++) {
+    int i = dims[k];
+    if (t->stride[i] <= span)
+      return pa_fail(ctx, PA_ERR_INVALID_ARGUMENT,
+                     "%s.stride[%d]=%lld makes elements of the output share memory", name, i,
+                     (long long)t->stride[i]);
+    span += (t->shape[i] - 1) * t->stride[i];
+  }
+  return PA_OK;
+}
+
 static bool used(const pa_named *n) { return n->t && n->t->buf; }
 
 pa_status pa_check_apart(pa_context *ctx, const pa_named *outs, int n_outs, const pa_named *ins,

@@ -22,6 +22,10 @@ pa_status pa_tensor_check2(pa_context *ctx, const char *name, const pa_tensor *t
  * ranges); used to refuse outputs that alias inputs. */
 bool pa_tensor_overlap(const pa_tensor *a, const pa_tensor *b);
 
+/* An output must give every element its own address (no stride 0 over a
+ * dimension of size > 1, no interleaved dimensions), or parallel writes race. */
+pa_status pa_output_check(pa_context *ctx, const char *name, const pa_tensor *t);
+
 /* A tensor with the name messages use for it. */
 typedef struct pa_named {
   const pa_tensor *t;

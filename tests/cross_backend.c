@@ -92,6 +92,10 @@ static const attn_case mask_cases[] = {
   {.name = "window_bidir",    .batch = 1, .lq = {113},   .lk = {113},       .hq = 2, .dqk = 64, .dtype = PA_F32, .wl = 16, .wr = 8, .opts = AO_LSE | AO_WINDOW},
   {.name = "window_sinktok",  .batch = 1, .lq = {203},   .lk = {203},       .hq = 2, .dqk = 64, .dtype = PA_F32, .causal = 1, .wl = 32, .sink_tokens = 4, .opts = AO_LSE | AO_WINDOW},
   {.name = "window_decode",   .batch = 2, .lq = {1, 1},  .lk = {1025, 203}, .hq = 8, .hkv = 2, .dqk = 128, .dtype = PA_F16, .causal = 1, .wl = 127, .sink_tokens = 3, .page_size = 16, .opts = AO_LSE | AO_WINDOW},
+  /* Sink tokens are exempt from the right edge too (non-causal): one token per
+   * 64-row tile, so the planner's per-tile key range is what is tested. */
+  {.name = "window_right_sinktok", .batch = 1, .lq = {8}, .lk = {8},     .hq = 64, .hkv = 1, .dqk = 64, .dtype = PA_F32, .wl = 2, .wr = 0, .sink_tokens = 8, .opts = AO_LSE | AO_WINDOW},
+  {.name = "window_bidir_sinktok", .batch = 1, .lq = {113}, .lk = {203}, .hq = 2, .dqk = 64, .dtype = PA_F32, .wl = 16, .wr = 4, .sink_tokens = 150, .opts = AO_LSE | AO_WINDOW},
   {.name = "window_diag",     .batch = 1, .lq = {7},     .lk = {7},         .hq = 2, .dqk = 64, .dtype = PA_F32, .causal = 1, .wl = 0, .wr = 0, .opts = AO_LSE | AO_WINDOW},
   {.name = "mask_bcast",      .batch = 2, .lq = {7, 1},  .lk = {113, 203},  .hq = 4, .hkv = 2, .dqk = 64, .dtype = PA_F32, .causal = 1, .opts = AO_LSE | AO_MASK},
   {.name = "mask_heads",      .batch = 1, .lq = {5},     .lk = {33},        .hq = 3, .hkv = 1, .dqk = 80, .dtype = PA_F32, .opts = AO_LSE | AO_MASK_PER_HEAD},

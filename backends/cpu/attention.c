@@ -144,15 +144,19 @@ static int block_visibility(const pa_attention_desc *d, int64_t imin, int64_t im
   return 2;
 }
 
-/* pa_visible() as one interval per row, so the diagonal blocks of a causal
- * tile do not pay a call per score: key j is visible to the row's token iff
- * j <= hi && (j >= lo || j < sink_tokens). */
-static void row_window(const pa_attention_desc *d, int64_t i, int64_t off, int64_t *lo, int64_t *hi) {
+/* pa_visible() as bounds per row, so the diagonal blocks of a causal tile do
+ * not pay a call per score: key j is visible to the row's token iff
+ * j <= chi && (j < sink_tokens || (lo <= j && j <= whi)). Sink tokens are
+ * exempt from both window edges, not from causality. */
+typedef struct row_bounds {
+  int64_t chi, lo, whi;
+} row_bounds;
+
+static row_bounds row_window(const pa_attention_desc *d, int64_t i, int64_t off) {
   int64_t diag = i + off;
-  *hi = INT64_MAX;
-  if (d->causal) *hi = diag;
-  if (d->window_right >= 0 && diag + d->window_right < *hi) *hi = diag + d->window_right;
-  *lo = d->window_left >= 0 ? diag - d->window_left : INT64_MIN;
+  return (row_bounds){.chi = d->causal ? diag : INT64_MAX,
+                      .lo = d->window_left >= 0 ? diag - d->window_left : INT64_MIN,
+                      .whi = d->window_right >= 0 ? diag + d->window_right : INT64_MAX};
 }
 
 /* The score terms after scale * q.k, in the order of polyattn.h. */
@@ -164,10 +168,10 @@ static void score_terms(const att_job *jb, int32_t b, int R, const int32_t *tok,
   const float cap = d->softcap;
   const int64_t sinkt = d->sink_tokens;
   for (int r = 0; r < R; r++) {
-    int64_t i = tok[r], lo, hi;
+    int64_t i = tok[r];
     int h = head[r];
     float *row = s + (int64_t)r * rs;
-    row_window(d, i, off, &lo, &hi);
+    const row_bounds rb = row_window(d, i, off);
     if (cap != 0.0f)
       for (int jj = 0; jj < n; jj++) row[jj * js] = cap * tanhf(row[jj * js] / cap);
     if (jb->alibi) {
@@ -182,7 +186,7 @@ static void score_terms(const att_job *jb, int32_t b, int R, const int32_t *tok,
     if (check_visible) /* last, so no term can turn a hidden key finite */
       for (int jj = 0; jj < n; jj++) {
         int64_t j = j0 + jj;
-        if (j > hi || (j < lo && j >= sinkt)) row[jj * js] = -INFINITY;
+        if (j > rb.chi || (j >= sinkt && (j < rb.lo || j > rb.whi))) row[jj * js] = -INFINITY;
       }
   }
 }
