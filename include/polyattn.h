@@ -12,6 +12,11 @@
  *   device; pa_context_synchronize() does.
  * - On failure the context's last-error message names the field and values;
  *   outputs are left untouched when validation fails.
+ * - Lifetimes: plans and buffers borrow their context; destroy them before it.
+ *   A plan borrows nothing of the pa_batch it was made from.
+ * - Threads: a context and everything made from it are used by one thread at
+ *   a time (contexts are independent of each other). Call
+ *   pa_set_log_callback before any other function.
  */
 #ifndef POLYATTN_H
 #define POLYATTN_H
@@ -221,7 +226,9 @@ typedef struct pa_attention_args {
  * Caller owns *out; the plan borrows ctx. */
 PA_API pa_status pa_attention_plan(pa_context *ctx, const pa_attention_desc *desc,
                                    const pa_batch *batch, pa_plan **out);
-/* Bytes of workspace run needs (0 when no request is split). */
+/* Bytes of workspace run needs (0 when no request is split). The plan also
+ * owns a workspace of that size, used when run gets workspace == NULL; a
+ * caller's workspace must not be the buffer of any tensor of the run. */
 PA_API size_t pa_plan_workspace_size(const pa_plan *plan);
 /* Number of KV splits chosen for request b (for tests and tuning). */
 PA_API int pa_plan_num_splits(const pa_plan *plan, int b);
