@@ -22,6 +22,9 @@ pa_status pa_head_gemm(pa_context *ctx, const pa_tensor *x, const pa_tensor *w, 
                    (long long)w->shape[0], (long long)w->shape[1], (long long)H, (long long)K);
   int64_t N = w->shape[2];
   int64_t wy[3] = {T, H, N};
+  if (y->buf && y->dtype != x->dtype && y->dtype != PA_F32)
+    return pa_fail(ctx, PA_ERR_INVALID_ARGUMENT, "y.dtype=%s but x.dtype=%s: y must be %s or f32",
+                   pa_dtype_name(y->dtype), pa_dtype_name(x->dtype), pa_dtype_name(x->dtype));
   if ((st = pa_tensor_check(ctx, "y", y, PA_ANY_FLOAT, 3, wy)) != PA_OK ||
       (st = pa_output_check(ctx, "y", y)) != PA_OK)
     return st;

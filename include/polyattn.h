@@ -271,7 +271,8 @@ PA_API pa_status pa_mla_run(pa_plan *plan, const pa_mla_args *args, pa_buffer *w
  * Query absorption: x = q_nope [T, H, 128], w = W_UK [H, 128, 512].
  * Output projection: x = o [T, H, 512], w = W_UV [H, 512, 128].
  * x [T, H, K], w [H, K, N] (either of its last two strides may be 1, so a
- * transposed weight works), y [T, H, N]; accumulation f32. */
+ * transposed weight works), y [T, H, N]; w has x's dtype, y has x's dtype
+ * or f32; accumulation f32. */
 PA_API pa_status pa_head_gemm(pa_context *ctx, const pa_tensor *x, const pa_tensor *w,
                               pa_tensor *y);
 

@@ -57,12 +57,15 @@ static pa_status cu_create(pa_context *ctx, int device, const pa_context_desc *d
     const char *env = getenv("PA_CUDA_DEVICE");
     device = env && *env ? atoi(env) : 0;
   }
+  if (device < 0) return pa_fail(ctx, PA_ERR_NO_DEVICE, "cuda: device=%d (PA_CUDA_DEVICE)", device);
   if (n == 0) return pa_fail(ctx, PA_ERR_NO_DEVICE, "cuda: no CUDA device (cudaGetDeviceCount=0)");
   if (device >= n)
     return pa_fail(ctx, PA_ERR_NO_DEVICE, "cuda: device=%d but %d device(s)", device, n);
   CU_TRY(ctx, cudaSetDevice(device));
+  struct cudaDeviceProp probe; /* here, so a failure carries its CUDA error name into ctx */
+  CU_TRY(ctx, cudaGetDeviceProperties(&probe, device));
   pa_status st = cu_device_info(device, &ctx->info);
-  if (st != PA_OK) return pa_fail(ctx, st, "cuda: cudaGetDeviceProperties failed on %d", device);
+  if (st != PA_OK) return pa_fail(ctx, st, "cuda: device %d properties", device);
 
   pa_cuda_state *s = calloc(1, sizeof *s);
   if (!s) return pa_fail(ctx, PA_ERR_OUT_OF_MEMORY, "cuda: context state");
@@ -94,7 +97,7 @@ static pa_status cu_create(pa_context *ctx, int device, const pa_context_desc *d
     if (s->blas) cublasDestroy(s->blas);
     if (s->own_stream) cudaStreamDestroy(s->stream);
     free(s);
-    return pa_fail(ctx, PA_ERR_BACKEND, "cuda: cublasCreate: status %d", (int)bs);
+    return pa_fail(ctx, PA_ERR_BACKEND, "cuda: cublasCreate: %s", cublasGetStatusName(bs));
   }
   ctx->device = device;
   ctx->props.compute_units = ctx->info.compute_units;
@@ -180,9 +183,10 @@ static pa_status cu_select(pa_context *ctx, const pa_plan *plan, pa_kernel_choic
       return PA_OK;
     }
     *c = (pa_kernel_choice){.kernel = PA_CU_GENERIC, .q_tile_rows = PA_CU_GENERIC_ROWS, .kv_align = 32, .name = "cuda.generic"};
-    if (m->head_dim_ckv > 512 || m->head_dim_ckv + m->head_dim_kpe > 576)
-      return pa_fail(ctx, PA_ERR_UNSUPPORTED, "cuda: MLA head_dim_ckv=%d head_dim_kpe=%d (at most 512 and 576 together)",
-                     m->head_dim_ckv, m->head_dim_kpe);
+    if (!pa_cu_generic_fits(m->head_dim_ckv + m->head_dim_kpe, m->head_dim_ckv, s->smem_optin))
+      return pa_fail(ctx, PA_ERR_UNSUPPORTED,
+                     "cuda: MLA Dc=%d Dr=%d needs more shared memory than this device's %d bytes",
+                     m->head_dim_ckv, m->head_dim_kpe, s->smem_optin);
     pa_log(2, "cuda: MLA Dc=%d Dr=%d %s takes the generic kernel", m->head_dim_ckv,
            m->head_dim_kpe, pa_dtype_name(m->q_dtype));
     return PA_OK;
@@ -204,6 +208,10 @@ static pa_status cu_select(pa_context *ctx, const pa_plan *plan, pa_kernel_choic
     }
   }
   *c = (pa_kernel_choice){.kernel = PA_CU_GENERIC, .q_tile_rows = PA_CU_GENERIC_ROWS, .kv_align = 32, .name = "cuda.generic"};
+  if (!pa_cu_generic_fits(d->head_dim_qk, d->head_dim_v, s->smem_optin))
+    return pa_fail(ctx, PA_ERR_UNSUPPORTED,
+                   "cuda: Dqk=%d Dv=%d need more shared memory than this device's %d bytes",
+                   d->head_dim_qk, d->head_dim_v, s->smem_optin);
   pa_log(2, "cuda: attention Dqk=%d Dv=%d q/kv/o=%s/%s/%s takes the generic kernel",
          d->head_dim_qk, d->head_dim_v, pa_dtype_name(d->q_dtype), pa_dtype_name(d->kv_dtype),
          pa_dtype_name(d->o_dtype));
@@ -263,9 +271,12 @@ static pa_status cu_plan_ready(pa_context *ctx, pa_plan *plan) {
   d->device = s->device;
   cudaError_t e = cudaSetDevice(s->device);
   if (e == cudaSuccess) e = cudaMalloc((void **)&d->order, sizeof(int32_t) * (size_t)plan->num_work);
+  /* On the context's stream, finished before plan returns: kernels on that
+   * stream (PDL ones read the order before their wait) must see it. */
   if (e == cudaSuccess)
-    e = cudaMemcpy(d->order, order, sizeof(int32_t) * (size_t)plan->num_work,
-                   cudaMemcpyHostToDevice);
+    e = cudaMemcpyAsync(d->order, order, sizeof(int32_t) * (size_t)plan->num_work,
+                        cudaMemcpyHostToDevice, s->stream);
+  if (e == cudaSuccess) e = cudaStreamSynchronize(s->stream);
   free(order);
   if (e != cudaSuccess) {
     cu_plan_free(d);

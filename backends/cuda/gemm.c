@@ -17,7 +17,8 @@ pa_status pa_cuda_head_gemm(pa_context *ctx, const pa_tensor *x, const pa_tensor
                    "cuda head_gemm: x.dtype=%s w.dtype=%s y.dtype=%s (x and w must match; y "
                    "the same or f32)",
                    pa_dtype_name(x->dtype), pa_dtype_name(w->dtype), pa_dtype_name(y->dtype));
-  if (x->stride[2] != 1 || y->stride[2] != 1 || (w->stride[2] != 1 && w->stride[1] != 1))
+  if ((x->stride[2] != 1 && K > 1) || (y->stride[2] != 1 && N > 1) ||
+      (w->stride[2] != 1 && w->stride[1] != 1))
     return pa_fail(ctx, PA_ERR_UNSUPPORTED,
                    "cuda head_gemm: x.stride[2]=%lld y.stride[2]=%lld must be 1 and w.stride[1]=%lld "
                    "or w.stride[2]=%lld must be 1",

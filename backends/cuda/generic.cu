@@ -151,12 +151,17 @@ extern "C" cudaError_t pa_cu_generic_init(int smem_optin) {
                               limit);
 }
 
+extern "C" int pa_cu_generic_fits(int dqk, int dv, int smem_optin) {
+  const size_t limit = (size_t)(smem_optin < kMaxSmem ? smem_optin : kMaxSmem);
+  return dv <= 512 && smem_bytes(dqk, dv, 1) <= limit;
+}
+
 extern "C" cudaError_t pa_cu_generic_attention(const pa_cu_attn *a, cudaStream_t s) {
   if (a->num_work == 0) return cudaSuccess;
-  /* The widest key tile that fits (8 keys still fit 576/512 in 72 KB). */
+  /* The widest key tile that fits (576/512 needs 72 KB at 8 keys, 41 KB at 1). */
   const size_t limit = (size_t)(a->smem_optin < kMaxSmem ? a->smem_optin : kMaxSmem);
   int bk = 32;
-  while (bk > 8 && smem_bytes(a->dqk, a->dv, bk) > limit) bk /= 2;
+  while (bk > 1 && smem_bytes(a->dqk, a->dv, bk) > limit) bk /= 2;
   size_t smem = smem_bytes(a->dqk, a->dv, bk);
   if (smem > limit || a->dv > 512) return cudaErrorInvalidValue;
   if (a->dv <= 256)

@@ -80,6 +80,8 @@ __device__ __forceinline__ const pa_work &pa_cu_item(const pa_cu_attn &a) {
  * GPUs allow 99 KB per block, A100 163 KB, H100/H200 227 KB). */
 cudaError_t pa_cu_generic_init(int smem_optin);
 cudaError_t pa_cu_generic_attention(const pa_cu_attn *a, cudaStream_t s);
+/* Whether the generic kernel fits these dims in the device's shared memory. */
+int pa_cu_generic_fits(int dqk, int dv, int smem_optin);
 cudaError_t pa_cu_combine(const pa_cu_attn *a, cudaStream_t s);
 cudaError_t pa_cu_merge_states(const pa_cu_merge *m, cudaStream_t s);
 

@@ -209,6 +209,16 @@ static pa_status cl_create(pa_context *ctx, int device, const pa_context_desc *d
       cl_destroy(ctx);
       return pa_cl_fail(ctx, e, "native_queue is not a cl_command_queue");
     }
+    /* Kernels of one run (attention, then combine) are ordered by the queue
+     * alone, with no events between them. */
+    cl_command_queue_properties props = 0;
+    clGetCommandQueueInfo(nq, CL_QUEUE_PROPERTIES, sizeof props, &props, NULL);
+    if (props & CL_QUEUE_OUT_OF_ORDER_EXEC_MODE_ENABLE) {
+      st->context = NULL;
+      cl_destroy(ctx);
+      return pa_fail(ctx, PA_ERR_UNSUPPORTED,
+                     "opencl: native_queue is out-of-order; polyattn needs an in-order queue");
+    }
     clRetainContext(st->context);
     clRetainCommandQueue(nq);
     st->queue = nq;
