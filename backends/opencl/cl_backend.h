@@ -12,6 +12,7 @@
 #include "backend.h"
 
 typedef struct pa_cl_entry pa_cl_entry; /* one compiled program and its kernels */
+typedef struct pa_cl_named pa_cl_named; /* (file, defines, kernel) -> kernel, looked up first */
 
 typedef struct pa_cl_state {
   cl_platform_id platform;
@@ -28,6 +29,7 @@ typedef struct pa_cl_state {
   char *cache_dir;         /* NULL: memory only */
   pthread_mutex_t lock;    /* program cache and kernel arguments */
   pa_cl_entry *programs;
+  pa_cl_named *named;      /* lets repeat calls skip reading and hashing the sources */
 } pa_cl_state;
 
 static inline pa_cl_state *pa_cl(const pa_context *ctx) { return (pa_cl_state *)ctx->state; }

@@ -137,8 +137,56 @@ static pa_status build(pa_context *ctx, const char *file, const char *text, cons
   return PA_OK;
 }
 
+struct pa_cl_named {
+  char file[32], defines[512], kernel[64];
+  cl_kernel k;
+  pa_cl_named *next;
+};
+
+/* A kernel met before, found without touching sources: merge and head GEMM
+ * ask for theirs on every call, which must not allocate. */
+static bool find_named(pa_cl_state *st, const char *file, const char *defines, const char *kernel,
+                       cl_kernel *out) {
+  pthread_mutex_lock(&st->lock);
+  pa_cl_named *n = st->named;
+  while (n && (strcmp(n->file, file) || strcmp(n->defines, defines) || strcmp(n->kernel, kernel)))
+    n = n->next;
+  if (n) *out = n->k;
+  pthread_mutex_unlock(&st->lock);
+  return n != NULL;
+}
+
+static void remember_named(pa_cl_state *st, const char *file, const char *defines,
+                           const char *kernel, cl_kernel k) {
+  if (strlen(file) >= sizeof st->named->file || strlen(defines) >= sizeof st->named->defines ||
+      strlen(kernel) >= sizeof st->named->kernel)
+    return; /* too long to key: such calls take the slow path */
+  pa_cl_named *n = calloc(1, sizeof *n);
+  if (!n) return;
+  snprintf(n->file, sizeof n->file, "%s", file);
+  snprintf(n->defines, sizeof n->defines, "%s", defines);
+  snprintf(n->kernel, sizeof n->kernel, "%s", kernel);
+  n->k = k;
+  pthread_mutex_lock(&st->lock);
+  n->next = st->named;
+  st->named = n;
+  pthread_mutex_unlock(&st->lock);
+}
+
+static pa_status kernel_from_source(pa_context *ctx, const char *file, const char *defines,
+                                    const char *kernel, cl_kernel *out);
+
 pa_status pa_cl_kernel(pa_context *ctx, const char *file, const char *defines, const char *kernel,
                        cl_kernel *out) {
+  pa_cl_state *st = pa_cl(ctx);
+  if (find_named(st, file, defines, kernel, out)) return PA_OK;
+  pa_status s = kernel_from_source(ctx, file, defines, kernel, out);
+  if (s == PA_OK) remember_named(st, file, defines, kernel, *out);
+  return s;
+}
+
+static pa_status kernel_from_source(pa_context *ctx, const char *file, const char *defines,
+                                    const char *kernel, cl_kernel *out) {
   pa_cl_state *st = pa_cl(ctx);
   bool own_common, own_file;
   const char *common = pa_cl_source("common.cl", &own_common);
@@ -209,6 +257,11 @@ done:
 }
 
 void pa_cl_cache_free(pa_cl_state *st) {
+  while (st->named) { /* the kernels themselves belong to the program entries */
+    pa_cl_named *next = st->named->next;
+    free(st->named);
+    st->named = next;
+  }
   pa_cl_entry *en = st->programs;
   while (en) {
     pa_cl_entry *next = en->next;
