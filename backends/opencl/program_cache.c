@@ -4,6 +4,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "cl_backend.h"
 
@@ -97,7 +98,8 @@ static void store_binary(pa_cl_state *st, uint64_t hash, cl_program prog) {
   if (clGetProgramInfo(prog, CL_PROGRAM_BINARIES, sizeof bins, bins, NULL) == CL_SUCCESS) {
     char path[1200], tmp[1300];
     cache_path(st, hash, path, sizeof path);
-    snprintf(tmp, sizeof tmp, "%s.%p.tmp", path, (void *)bin);
+    /* pid and address: unique across processes sharing the cache folder */
+    snprintf(tmp, sizeof tmp, "%s.%ld.%p.tmp", path, (long)getpid(), (void *)bin);
     FILE *f = fopen(tmp, "wb");
     if (f) {
       bool ok = fwrite(bin, 1, len, f) == len;
