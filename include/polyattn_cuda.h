@@ -1,5 +1,9 @@
 /* CUDA interop: contexts on a caller's stream, buffers over caller's device
- * memory. Thin typed wrappers over the generic API. */
+ * memory. Thin typed wrappers over the generic API.
+ *
+ * Each polyattn call on a CUDA context makes that context's device current
+ * (cudaSetDevice) and leaves it current; a multi-GPU caller sets its own
+ * device again after calling polyattn. */
 #ifndef POLYATTN_CUDA_H
 #define POLYATTN_CUDA_H
 
