@@ -5,6 +5,7 @@
 #include <math.h>
 #include <stdint.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "attn_case.h"
@@ -196,6 +197,40 @@ static void small_workspace(fixture *f) {
   cr_assert(pa_buffer_create(f->ctx, 16, &f->ws) == PA_OK, "ws");
 }
 INVALID_CASE(workspace_too_small, split_base, small_workspace(f), PA_ERR_WORKSPACE_TOO_SMALL, "workspace")
+
+/* ---- outputs that would race or overwrite inputs ---- */
+BAD(out_heads_share_memory, paged_base, f->a.out.stride[1] = 0, "out")
+BAD(lse_tokens_share_memory, ragged_base, f->a.lse.stride[0] = 0, "lse")
+BAD(kv_chunk_too_big, split_base, (f->d.flags |= PA_DETERMINISTIC, f->d.kv_chunk = INT32_MAX),
+    "kv_chunk")
+
+/* The workspace is used from byte 0: q's own buffer would be overwritten,
+ * even when it is large enough to serve as the workspace. */
+Test(invalid_args, workspace_is_q_buffer) {
+  fixture f;
+  fix_setup(&f, &split_base);
+  pa_plan *plan = NULL;
+  cr_assert(pa_attention_plan(f.ctx, &f.d, &f.b, &plan) == PA_OK, "plan");
+  size_t ws = pa_plan_workspace_size(plan), qb = pa_buffer_size(f.a.q.buf);
+  cr_assert(ws > 0, "the case must split");
+  /* q moved into a buffer big enough to be the workspace too */
+  pa_buffer *big = NULL;
+  cr_assert(pa_buffer_create(f.ctx, ws + qb, &big) == PA_OK, "big buffer");
+  void *host = malloc(qb);
+  cr_assert(host && pa_buffer_read(f.a.q.buf, 0, host, qb) == PA_OK, "read q");
+  cr_assert(pa_buffer_write(big, 0, host, qb) == PA_OK, "write q");
+  free(host);
+  f.a.q.buf = big;
+  pa_status s = pa_attention_run(plan, &f.a, big);
+  cr_expect(s == PA_ERR_INVALID_ARGUMENT, "status %s", pa_status_str(s));
+  cr_expect(strstr(pa_context_last_error(f.ctx), "workspace") != NULL, "message: %s",
+            pa_context_last_error(f.ctx));
+  pa_plan_destroy(plan);
+  expect_outputs_untouched(&f);
+  pa_buffer_destroy(big);
+  attn_free(&f.p);
+  pa_context_destroy(f.ctx);
+}
 
 /* ---- NULL pointers ---- */
 Test(invalid_args, null_pointers) {
@@ -492,6 +527,7 @@ Test(invalid_args, mla_baseline_is_valid) {
 }
 BAD_MLA(mla_heads_zero, p->desc.num_heads = 0, "num_heads")
 BAD_MLA(mla_head_dim_ckv_zero, p->desc.head_dim_ckv = 0, "head_dim_ckv")
+BAD_MLA(mla_head_dim_kpe_overflow, p->desc.head_dim_kpe = INT32_MAX - 100, "head_dim_kpe")
 BAD_MLA(mla_ckv_dim_mismatch, p->args.ckv.shape[2] = 32, "ckv")
 BAD_MLA(mla_kpe_page_mismatch, p->args.kpe.shape[1] = 8, "kpe", "page_size")
 BAD_MLA(mla_q_pe_dim_mismatch, p->args.q_pe.shape[2] = 8, "q_pe")
