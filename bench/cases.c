@@ -3,6 +3,7 @@
 #define _GNU_SOURCE /* sysconf(_SC_LEVEL3_CACHE_SIZE) */
 #include <math.h>
 #include <stdint.h>
+#include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -334,6 +335,22 @@ static pa_status make_block_table(bench_case *c, bench_result *r, int b, int64_t
   return PA_OK;
 }
 
+/* Every request of a case has sq queries and skv keys; caller frees both. */
+static bool uniform_lengths(const bench_shape *s, int32_t **lq, int32_t **lk) {
+  *lq = malloc((size_t)s->b * sizeof(int32_t));
+  *lk = malloc((size_t)s->b * sizeof(int32_t));
+  if (!*lq || !*lk) {
+    free(*lq);
+    free(*lk);
+    return false;
+  }
+  for (int i = 0; i < s->b; i++) {
+    (*lq)[i] = s->sq;
+    (*lk)[i] = s->skv;
+  }
+  return true;
+}
+
 static pa_status setup_attention(bench_case *c, const bench_opts *o, const bench_shape *s,
                                  bench_result *r) {
   int64_t tq = (int64_t)s->b * s->sq, tk = (int64_t)s->b * s->skv;
@@ -364,17 +381,8 @@ static pa_status setup_attention(bench_case *c, const bench_opts *o, const bench
   d.window_left = s->window;
   d.page_size = s->page;
   d.num_splits = s->splits;
-  int32_t *lq = malloc((size_t)s->b * sizeof(int32_t)),
-          *lk = malloc((size_t)s->b * sizeof(int32_t));
-  if (!lq || !lk) {
-    free(lq);
-    free(lk);
-    return fail(r, PA_ERR_OUT_OF_MEMORY, "seqlens", NULL);
-  }
-  for (int i = 0; i < s->b; i++) {
-    lq[i] = s->sq;
-    lk[i] = s->skv;
-  }
+  int32_t *lq, *lk;
+  if (!uniform_lengths(s, &lq, &lk)) return fail(r, PA_ERR_OUT_OF_MEMORY, "seqlens", NULL);
   pa_batch batch = {s->b, lq, lk, NULL, NULL};
   st = pa_attention_plan(c->ctx, &d, &batch, &c->plan);
   free(lq);
@@ -417,17 +425,8 @@ static pa_status setup_mla(bench_case *c, const bench_opts *o, const bench_shape
   d.page_size = s->page;
   d.causal = s->sq > 1;
   d.num_splits = s->splits;
-  int32_t *lq = malloc((size_t)s->b * sizeof(int32_t)),
-          *lk = malloc((size_t)s->b * sizeof(int32_t));
-  if (!lq || !lk) {
-    free(lq);
-    free(lk);
-    return fail(r, PA_ERR_OUT_OF_MEMORY, "seqlens", NULL);
-  }
-  for (int i = 0; i < s->b; i++) {
-    lq[i] = s->sq;
-    lk[i] = s->skv;
-  }
+  int32_t *lq, *lk;
+  if (!uniform_lengths(s, &lq, &lk)) return fail(r, PA_ERR_OUT_OF_MEMORY, "seqlens", NULL);
   pa_batch batch = {s->b, lq, lk, NULL, NULL};
   st = pa_mla_plan(c->ctx, &d, &batch, &c->plan);
   free(lq);
