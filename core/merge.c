@@ -8,6 +8,14 @@ static pa_status dispatch(pa_context *ctx, const pa_merge_launch *m) {
   return ctx->ops->merge(ctx, m);
 }
 
+/* A merge also defines lse_out, so a head dim of 0 would still owe it values;
+ * no caller needs that, so it is refused rather than half-done. */
+static pa_status check_dim(pa_context *ctx, const char *name, int64_t d) {
+  return d >= 1 ? PA_OK
+                : pa_fail(ctx, PA_ERR_INVALID_ARGUMENT, "%s: head dim=%lld, must be at least 1", name,
+                          (long long)d);
+}
+
 static pa_status check_out(pa_context *ctx, pa_tensor *out, pa_tensor *lse_out, int64_t rows,
                            int64_t heads, int64_t dim) {
   int64_t wo[3] = {rows, heads, dim}, wl[2] = {rows, heads};
@@ -36,6 +44,7 @@ pa_status pa_merge_state_pair(pa_context *ctx, const pa_tensor *a, const pa_tens
   pa_status st = pa_tensor_check(ctx, "a", a, PA_ANY_FLOAT, 3, NULL);
   if (st != PA_OK) return st;
   int64_t T = a->shape[0], H = a->shape[1], D = a->shape[2];
+  if ((st = check_dim(ctx, "a.shape[2]", D)) != PA_OK) return st;
   int64_t w3[3] = {T, H, D}, w2[2] = {T, H};
   if ((st = pa_tensor_check(ctx, "b", b, PA_ANY_FLOAT, 3, w3)) != PA_OK ||
       (st = pa_tensor_check(ctx, "lse_a", lse_a, PA_F32, 2, w2)) != PA_OK ||
@@ -47,7 +56,7 @@ pa_status pa_merge_state_pair(pa_context *ctx, const pa_tensor *a, const pa_tens
   pa_merge_launch m = {.mode = PA_MERGE_PAIR, .rows = T, .heads = H, .dim = D, .states = 2,
                        .a = a, .lse_a = lse_a, .b = b, .lse_b = lse_b, .out = out,
                        .lse_out = lse_out};
-  return T && H && D ? dispatch(ctx, &m) : PA_OK;
+  return T && H ? dispatch(ctx, &m) : PA_OK;
 }
 
 pa_status pa_merge_states(pa_context *ctx, const pa_tensor *v, const pa_tensor *s, pa_tensor *out,
@@ -57,6 +66,7 @@ pa_status pa_merge_states(pa_context *ctx, const pa_tensor *v, const pa_tensor *
   pa_status st = pa_tensor_check(ctx, "v", v, PA_ANY_FLOAT, 4, NULL);
   if (st != PA_OK) return st;
   int64_t T = v->shape[0], N = v->shape[1], H = v->shape[2], D = v->shape[3];
+  if ((st = check_dim(ctx, "v.shape[3]", D)) != PA_OK) return st;
   int64_t ws[3] = {T, N, H};
   if ((st = pa_tensor_check(ctx, "s", s, PA_F32, 3, ws)) != PA_OK ||
       (st = check_out(ctx, out, lse_out, T, H, D)) != PA_OK ||
@@ -64,7 +74,7 @@ pa_status pa_merge_states(pa_context *ctx, const pa_tensor *v, const pa_tensor *
     return st;
   pa_merge_launch m = {.mode = PA_MERGE_FIXED, .rows = T, .heads = H, .dim = D, .states = N,
                        .v = v, .s = s, .out = out, .lse_out = lse_out};
-  return T && H && D ? dispatch(ctx, &m) : PA_OK;
+  return T && H ? dispatch(ctx, &m) : PA_OK;
 }
 
 pa_status pa_merge_states_varlen(pa_context *ctx, const pa_tensor *v, const pa_tensor *s,
@@ -75,6 +85,7 @@ pa_status pa_merge_states_varlen(pa_context *ctx, const pa_tensor *v, const pa_t
   pa_status st = pa_tensor_check(ctx, "v", v, PA_ANY_FLOAT, 3, NULL);
   if (st != PA_OK) return st;
   int64_t P = v->shape[0], H = v->shape[1], D = v->shape[2];
+  if ((st = check_dim(ctx, "v.shape[2]", D)) != PA_OK) return st;
   int64_t ws[2] = {P, H};
   if ((st = pa_tensor_check(ctx, "s", s, PA_F32, 2, ws)) != PA_OK ||
       (st = pa_tensor_check(ctx, "indptr", indptr, PA_I32, 1, NULL)) != PA_OK)
@@ -99,5 +110,5 @@ pa_status pa_merge_states_varlen(pa_context *ctx, const pa_tensor *v, const pa_t
   }
   pa_merge_launch m = {.mode = PA_MERGE_VARLEN, .rows = R, .heads = H, .dim = D,
                        .v = v, .s = s, .indptr = indptr, .out = out, .lse_out = lse_out};
-  return R && H && D ? dispatch(ctx, &m) : PA_OK;
+  return R && H ? dispatch(ctx, &m) : PA_OK;
 }

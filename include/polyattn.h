@@ -282,7 +282,7 @@ PA_API pa_status pa_head_gemm(pa_context *ctx, const pa_tensor *x, const pa_tens
  * Combine partial attention results by their LSE (natural log):
  *   lse = log(sum_k exp(lse_k)),  o = sum_k exp(lse_k - lse) o_k.
  * Empty states (lse = -inf) contribute nothing; all empty gives o = 0,
- * lse = -inf.
+ * lse = -inf. The head dim D must be at least 1.
  */
 
 /* Two states: a, b, out [T, H, D]; lse_a, lse_b, lse_out f32 [T, H].

@@ -339,6 +339,14 @@ Test(invalid_args, merge_pair_dim_mismatch) {
                 FIELDS("b.", "b:", "b "));
 }
 
+Test(invalid_args, merge_pair_head_dim_zero) {
+  merge_fix m;
+  merge_setup(&m);
+  m.a.t.shape[2] = m.b.t.shape[2] = m.out.t.shape[2] = 0; /* lse_out would still be owed */
+  merge_verdict(&m, pa_merge_state_pair(m.ctx, &m.a.t, &m.la.t, &m.b.t, &m.lb.t, &m.out.t, &m.lo.t),
+                FIELDS("head dim"));
+}
+
 Test(invalid_args, merge_pair_lse_shape) {
   merge_fix m;
   merge_setup(&m);
