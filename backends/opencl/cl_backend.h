@@ -23,6 +23,7 @@ typedef struct pa_cl_state {
   bool is_cpu;
   bool mma_ok;             /* inline-PTX mma.sync probe passed (f16) */
   bool mma_bf16_ok;        /* and its bf16 form */
+  bool ldsm_ok;            /* and the cp.async/ldmatrix probe: the pipelined mma kernel */
   size_t local_mem;        /* CL_DEVICE_LOCAL_MEM_SIZE */
   size_t max_wg;           /* CL_DEVICE_MAX_WORK_GROUP_SIZE */
   char device_key[512];    /* device, driver and platform versions: disk cache key */

@@ -49,9 +49,63 @@ static bool probe_one(pa_context *ctx, pa_dtype dt) {
   return true;
 }
 
+/* kernels/prefill_mma.cl's pa_ldsm_probe: cp.async into local memory through
+ * the address pa_saddr forms, then ldmatrix x4 and x4.trans must read back the
+ * known 16x16 matrix (codes r * 16 + c + 1, the last chunk zero-filled). */
+static bool probe_ldsm(pa_context *ctx) {
+  pa_cl_state *st = pa_cl(ctx);
+  cl_kernel k;
+  if (pa_cl_kernel(ctx, "prefill_mma.cl", "-DPROBE_ONLY=1 -DKV_DT=1 -DDQK=16 -DDV=16 -DO_DT=0", "pa_ldsm_probe",
+                   &k) != PA_OK) {
+    pa_log(2, "opencl: ldmatrix/cp.async probe did not build: %.300s", ctx->err);
+    ctx->err[0] = 0;
+    return false;
+  }
+  cl_ushort in[256];
+  for (int i = 0; i < 256; i++) in[i] = (cl_ushort)(i + 1);
+  cl_int e, e2;
+  cl_mem src = clCreateBuffer(st->context, CL_MEM_READ_ONLY | CL_MEM_COPY_HOST_PTR, sizeof in, in, &e);
+  cl_mem out = clCreateBuffer(st->context, CL_MEM_READ_WRITE, 256 * sizeof(cl_uint), NULL, &e2);
+  cl_uint got[256] = {0};
+  if (e == CL_SUCCESS && e2 == CL_SUCCESS) {
+    size_t n = 32;
+    pthread_mutex_lock(&st->lock);
+    e = clSetKernelArg(k, 0, sizeof src, &src);
+    if (e == CL_SUCCESS) e = clSetKernelArg(k, 1, sizeof out, &out);
+    if (e == CL_SUCCESS) e = clEnqueueNDRangeKernel(st->queue, k, 1, NULL, &n, &n, 0, NULL, NULL);
+    pthread_mutex_unlock(&st->lock);
+    if (e == CL_SUCCESS) e = clEnqueueReadBuffer(st->queue, out, CL_TRUE, 0, sizeof got, got, 0, NULL, NULL);
+  } else if (e == CL_SUCCESS) {
+    e = e2;
+  }
+  if (src) clReleaseMemObject(src);
+  if (out) clReleaseMemObject(out);
+  if (e != CL_SUCCESS) {
+    pa_log(2, "opencl: ldmatrix/cp.async probe did not run: %s", pa_cl_error_name(e));
+    return false;
+  }
+  for (int lane = 0; lane < 32; lane++)
+    for (int i = 0; i < 8; i++) {
+      /* matrix i % 4 of the x4: rows 8 (i & 1) + .., columns 8 ((i & 3) >> 1) + .. */
+      int rb = 8 * (i & 1), cb = 8 * ((i & 3) >> 1), g = lane / 4, t = lane % 4;
+      cl_uint want = 0;
+      for (int h = 0; h < 2; h++) {
+        int r = i < 4 ? rb + g : rb + 2 * t + h, c = i < 4 ? cb + 2 * t + h : cb + g;
+        cl_uint code = r == 15 && c >= 8 ? 0 : (cl_uint)(r * 16 + c + 1);
+        want |= code << (16 * h);
+      }
+      if (got[lane * 8 + i] != want) {
+        pa_log(2, "opencl: ldmatrix/cp.async probe: lane %d register %d = 0x%08x, want 0x%08x", lane, i,
+               got[lane * 8 + i], want);
+        return false;
+      }
+    }
+  return true;
+}
+
 pa_status pa_cl_probe_mma(pa_context *ctx) {
   pa_cl_state *st = pa_cl(ctx);
-  st->mma_ok = st->mma_bf16_ok = false;
+  st->mma_ok = st->mma_bf16_ok = st->ldsm_ok = false;
   const char *off = getenv("PA_OPENCL_NO_MMA");
   if (off && *off && strcmp(off, "0")) return PA_OK;
   char vendor[128] = "";
@@ -59,5 +113,8 @@ pa_status pa_cl_probe_mma(pa_context *ctx) {
   if (!strstr(vendor, "NVIDIA")) return PA_OK;
   st->mma_ok = probe_one(ctx, PA_F16);
   st->mma_bf16_ok = st->mma_ok && probe_one(ctx, PA_BF16);
+  st->ldsm_ok = st->mma_ok && probe_ldsm(ctx);
+  pa_log(2, "opencl: mma.sync probe %s, bf16 %s, ldmatrix/cp.async %s", st->mma_ok ? "ok" : "failed",
+         st->mma_bf16_ok ? "ok" : "failed", st->ldsm_ok ? "ok" : "failed");
   return PA_OK;
 }

@@ -1,11 +1,22 @@
 /* prefill_mma.cl: f16/bf16 attention on NVIDIA tensor cores through inline PTX
- * (mma.sync.aligned.m16n8k16), used only after the context's probe (pa_mma_probe
- * below) built and produced a known product. FA2 shape: 4 warps x 16 packed
- * rows = BQ 64 rows per work-group, BKV 64 keys per step. Q fragments and the
- * O accumulator stay in registers; K is staged row-major and V transposed in
- * local memory, both padded by 8 halves so the 32-bit fragment loads of a warp
- * hit 32 different banks. Scores get the same scale/softcap/ALiBi/mask/
- * visibility rule as attention.cl, per element, in registers.
+ * (mma.sync.aligned.m16n8k16), used only after the context's probes (below)
+ * built and produced known results. Two kernels of one name and argument list:
+ *
+ * PIPE=1 (after the ldmatrix/cp.async probe): WARPS warps x 16 packed rows
+ * (BQ 64 or 128) per work-group, BKV keys per step. Q fragments and the O
+ * accumulator stay in registers. K and V are staged row-major in local memory
+ * (rows padded by 8 halves, so the eight 16-byte rows of an ldmatrix phase hit
+ * all 32 banks) by cp.async, each in one buffer with its own commit group: K of
+ * tile t+1 lands during tile t's softmax and P V, V of tile t+1 during tile
+ * t+1's Q K^T, so global latency hides behind math without a second 35 KB
+ * stage (NVIDIA gives a work-group 48 KB). ldmatrix feeds the B fragments (.trans
+ * for V, so V needs no transposed store). Softmax in base 2 with the scale
+ * folded in; the per-element score rule runs only where a tile needs it (range
+ * end, causal edge, or softcap/ALiBi/mask/window), and a warp whose rows are all
+ * causally before a tile skips it.
+ *
+ * PIPE=0 (fallback): 4 warps x 16 rows, BKV 64, 32-bit local fragment loads, V
+ * transposed by 16-bit stores, no overlap of loads and math.
  *
  * Fragment layout (PTX ISA, m16n8k16): lane = 4 g + t. A (16x16, row):
  * a0 (g, 2t..2t+1), a1 (g+8, 2t..), a2 (g, 2t+8..), a3 (g+8, 2t+8..);
@@ -14,7 +25,7 @@
  * A row of S lives in the 4 lanes of a quad: row max/sum reduce with shfl.
  *
  * Defines: DQK DV (multiples of 16, <= 128) KV_DT (1 f16, 2 bf16; Q has the
- * same) O_DT; PROBE_ONLY builds just the probe. */
+ * same) O_DT PIPE WARPS BKV; PROBE_ONLY builds just the probes. */
 
 #if KV_DT == 1
 #define MMA_OP "mma.sync.aligned.m16n8k16.row.col.f32.f16.f16.f32"
@@ -46,6 +57,44 @@ inline float pa_shfl_xor(float x, int mask) {
   return as_float(r);
 }
 
+/* 2^x; ex2.approx(-inf) = 0, which masked scores rely on. */
+inline float pa_ex2(float x) {
+  float y;
+  asm volatile("ex2.approx.ftz.f32 %0, %1;" : "=f"(y) : "f"(x));
+  return y;
+}
+
+/* The .shared-window address of a local array, as ldmatrix and cp.async take
+ * it. A __local pointer converted to an integer is that address on NVIDIA's
+ * compiler (the probe checks); a generic address, should one appear, is
+ * converted. */
+inline uint pa_saddr(__local const void *p) {
+  ulong a = (ulong)p;
+  if (a >> 32) asm volatile("cvta.to.shared.u64 %0, %1;" : "=l"(a) : "l"(a));
+  return (uint)a;
+}
+
+/* 16 bytes global -> local without registers; ok = 0 writes zeros. */
+inline void pa_cp16(uint dst, __global const ushort *src, bool ok) {
+  asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;" ::"r"(dst), "l"((ulong)src), "r"(ok ? 16 : 0)
+               : "memory");
+}
+inline void pa_cp_commit(void) { asm volatile("cp.async.commit_group;" ::: "memory"); }
+#define PA_CP_WAIT(n) asm volatile("cp.async.wait_group " #n ";" ::: "memory")
+
+inline void pa_ldsm4(uint a, uint *r) {
+  asm volatile("ldmatrix.sync.aligned.m8n8.x4.shared.b16 {%0,%1,%2,%3}, [%4];"
+               : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3])
+               : "r"(a)
+               : "memory");
+}
+inline void pa_ldsm4t(uint a, uint *r) {
+  asm volatile("ldmatrix.sync.aligned.m8n8.x4.trans.shared.b16 {%0,%1,%2,%3}, [%4];"
+               : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3])
+               : "r"(a)
+               : "memory");
+}
+
 /* The probe: one warp, A[r][k] = ((r + 2k) % 5) - 2, B[k][n] = ((3k + n) % 7) - 3
  * (exact in f16 and bf16); out[lane * 4 + i] = the lane's C fragment. */
 __kernel __attribute__((reqd_work_group_size(32, 1, 1))) void pa_mma_probe(__global float *out) {
@@ -63,16 +112,28 @@ __kernel __attribute__((reqd_work_group_size(32, 1, 1))) void pa_mma_probe(__glo
   for (int i = 0; i < 4; i++) out[lane * 4 + i] = c[i];
 }
 
-#if !PROBE_ONLY
+/* The pipeline probe: one warp copies a 16x16 matrix of 16-bit codes
+ * (in[r * 16 + c]) into a padded local tile with cp.async (lane 31's chunk
+ * zero-filled), then reads it back with ldmatrix x4 and x4.trans, lane l
+ * addressing row l % 16, column 8 (l / 16); out[lane * 8 + i] = register i,
+ * out[lane * 8 + 4 + i] = register i of the transposed load. */
+__kernel __attribute__((reqd_work_group_size(32, 1, 1))) void pa_ldsm_probe(__global const ushort *in,
+                                                                            __global uint *out) {
+  __local uint4 tile[16 * 24 / 8];
+  const int lane = get_local_id(0);
+  const uint sa = pa_saddr(tile);
+  pa_cp16(sa + ((lane / 2) * 24 + (lane % 2) * 8) * 2, in + lane * 8, lane != 31);
+  pa_cp_commit();
+  PA_CP_WAIT(0);
+  barrier(CLK_LOCAL_MEM_FENCE);
+  uint r[4], rt[4];
+  const uint a = sa + ((lane % 16) * 24 + (lane / 16) * 8) * 2;
+  pa_ldsm4(a, r);
+  pa_ldsm4t(a, rt);
+  for (int i = 0; i < 4; i++) out[lane * 8 + i] = r[i], out[lane * 8 + 4 + i] = rt[i];
+}
 
-#define BQ 64
-#define BKV 64
-#define NT 128
-#define KS (DQK + 8)
-#define VS (BKV + 8)
-#define NKS (DQK / 16) /* k-steps of Q K^T */
-#define NB (BKV / 8)   /* n-blocks of S */
-#define NDB (DV / 8)   /* n-blocks of O */
+#if !PROBE_ONLY
 
 #define O_RAW PA_CAT(PA_RAW_, O_DT)
 #define STO(AS, p, i, v) PA_CAT(PA_ST_, O_DT)(AS, p, i, v)
@@ -83,22 +144,314 @@ __kernel __attribute__((reqd_work_group_size(32, 1, 1))) void pa_mma_probe(__glo
 #define F_ALIBI 8
 #define F_MASK 16
 
-__kernel __attribute__((reqd_work_group_size(NT, 1, 1))) void pa_prefill_mma(
-    __global const ushort *q, long q_off, long q_sb, long q_st, long q_sh,
-    __global const ushort *q2, long q2_off, long q2_st, long q2_sh,
-    __global const ushort *k, long k_off, long k_sb, long k_st, long k_sh, long k_sp,
-    __global const ushort *k2, long k2_off, long k2_st, long k2_sp,
-    __global const ushort *v, long v_off, long v_sb, long v_st, long v_sh, long v_sp,
-    __global O_RAW *out, long o_off, long o_sb, long o_st, long o_sh,
-    __global float *lse, long l_off, long l_sb, long l_st, long l_sh,
-    __global const int *bt, long bt_off, long bt_sb, long bt_sp,
-    __global const float *mask, long m_off, long m_sb, long m_sh, long m_si, long m_sj,
-    __global const float *sinks, long sk_off, long sk_s,
-    __global const float *alibi, long al_off, long al_s,
-    __global float *ws, long ws_o, long ws_l,
-    __global const int *sched, int req_off, int work_off,
-    int ragged_q, int ragged_k, int page_size, int group, int hq, int kv_vec,
-    float scale, float softcap, int causal, int wl, int wr, int sink_tokens, int flags) {
+#define PA_ARGS                                                                                        \
+  __global const ushort *q, long q_off, long q_sb, long q_st, long q_sh, __global const ushort *q2,   \
+      long q2_off, long q2_st, long q2_sh, __global const ushort *k, long k_off, long k_sb, long k_st, \
+      long k_sh, long k_sp, __global const ushort *k2, long k2_off, long k2_st, long k2_sp,           \
+      __global const ushort *v, long v_off, long v_sb, long v_st, long v_sh, long v_sp,               \
+      __global O_RAW *out, long o_off, long o_sb, long o_st, long o_sh, __global float *lse,          \
+      long l_off, long l_sb, long l_st, long l_sh, __global const int *bt, long bt_off, long bt_sb,   \
+      long bt_sp, __global const float *mask, long m_off, long m_sb, long m_sh, long m_si,            \
+      long m_sj, __global const float *sinks, long sk_off, long sk_s, __global const float *alibi,    \
+      long al_off, long al_s, __global float *ws, long ws_o, long ws_l, __global const int *sched,    \
+      int req_off, int work_off, int ragged_q, int ragged_k, int page_size, int group, int hq,        \
+      int kv_vec, float scale, float softcap, int causal, int wl, int wr, int sink_tokens, int flags
+
+#if PIPE
+
+#define NT (WARPS * 32)
+#define KS (DQK + 8) /* local row strides in halves */
+#define VS (DV + 8)
+#define NKS (DQK / 16) /* k-steps of Q K^T */
+#define NB (BKV / 8)   /* n-blocks of S */
+#define NDB (DV / 8)   /* n-blocks of O */
+#define LOG2E 1.4426950408889634f
+#define LN2 0.6931471805599453f
+
+/* Issue the copies of BKV rows (keys kt..) of K or V into local memory at sa:
+ * CH 16-byte chunks a row, consecutive threads on consecutive chunks. Keys at
+ * or past ke are zeros (V rows must be finite: P is 0 there, 0 * NaN is not).
+ * Without 16-byte alignment (kv_vec = 0) the copy goes through registers. */
+inline void pa_stage(uint sa, __local ushort *l, int ls, int ch, __global const ushort *src, long base,
+                     long sb, long st, long sh, long sp, int b, int hk, int k_start, int kt, int ke,
+                     int page_size, __global const int *bt, long bt_off, long bt_sb, long bt_sp,
+                     int kv_vec, int tid) {
+  /* An opaque copy of the stride keeps the compiler from hoisting the chunk
+   * addresses out of the tile loop (16 live 64-bit values, and spills). */
+  long st_o;
+  asm volatile("mov.b64 %0, %1;" : "=l"(st_o) : "l"(st));
+  st = st_o;
+  #pragma unroll
+  for (int u = 0; u < (BKV * ch + NT - 1) / NT; u++) {
+    const int c = tid + u * NT, r = c / ch, x = c - r * ch, j = kt + r;
+    if (c >= BKV * ch) break;
+    const bool ok = j < ke;
+    const int jj = ok ? j : kt;
+    long o;
+    if (page_size > 0) {
+      long page = bt[bt_off + b * bt_sb + (jj / page_size) * bt_sp];
+      o = page * sp + (jj % page_size) * st;
+    } else {
+      o = b * sb + (long)(k_start + jj) * st;
+    }
+    __global const ushort *p = src + base + o + hk * sh + x * 8;
+    if (kv_vec) {
+      pa_cp16(sa + (r * ls + x * 8) * 2, p, ok);
+    } else {
+      uint4 y = (uint4)(0);
+      if (ok)
+        y = (uint4)(p[0] | (uint)p[1] << 16, p[2] | (uint)p[3] << 16, p[4] | (uint)p[5] << 16,
+                    p[6] | (uint)p[7] << 16);
+      *(__local uint4 *)(l + r * ls + x * 8) = y;
+    }
+  }
+}
+
+__kernel __attribute__((reqd_work_group_size(NT, 1, 1))) void pa_prefill_mma(PA_ARGS) {
+  __local uint4 k_w[BKV * KS / 8];
+  __local uint4 v_w[BKV * VS / 8];
+  __local ushort *k_l = (__local ushort *)k_w, *v_l = (__local ushort *)v_w;
+  const uint k_sa = pa_saddr(k_w), v_sa = pa_saddr(v_w);
+
+  const int tid = get_local_id(0), warp = tid / 32, lane = tid % 32, g = lane / 4, t = lane % 4;
+  __global const int *w = sched + work_off + get_group_id(0) * 8;
+  const int b = w[0], hk = w[1], row0 = w[2], rows = w[3], split = w[4];
+  const int kb = w[5], ke = w[6];
+  __global const int *rq = sched + req_off + b * 8;
+  const int q_start = ragged_q ? rq[0] : 0, k_start = ragged_k ? rq[1] : 0;
+  const int len_q = rq[2], len_k = rq[3], nsplit = rq[4], part_row = rq[6];
+  const int off = len_k - len_q;
+
+  /* This lane's two rows: x = 0 -> warp row g, x = 1 -> g + 8. */
+  int ri[2], rh[2], rv[2];
+  #pragma unroll
+  for (int x = 0; x < 2; x++) {
+    int r = warp * 16 + g + 8 * x;
+    rv[x] = r < rows;
+    int pr = row0 + (rv[x] ? r : 0);
+    ri[x] = pr / group;
+    rh[x] = hk * group + pr % group;
+  }
+  /* The warp's causal reach: its rows' diagonals span [dlo, dhi]. */
+  const int wr0 = warp * 16, wlast = min(wr0 + 15, rows - 1);
+  const int dlo = (row0 + wr0) / group + off, dhi = (row0 + max(wlast, 0)) / group + off;
+  const bool wact = wr0 < rows;
+  const bool simple = softcap <= 0.0f && !(flags & (F_ALIBI | F_MASK)) && wl < 0 && wr < 0;
+  const float scale2 = scale * LOG2E;
+
+  const int ntiles = ke > kb ? (ke - kb + BKV - 1) / BKV : 0;
+  if (ntiles > 0)
+    pa_stage(k_sa, k_l, KS, DQK / 8, k, k_off, k_sb, k_st, k_sh, k_sp, b, hk, k_start, kb, ke, page_size,
+             bt, bt_off, bt_sb, bt_sp, kv_vec, tid);
+  pa_cp_commit();
+  if (ntiles > 0)
+    pa_stage(v_sa, v_l, VS, DV / 8, v, v_off, v_sb, v_st, v_sh, v_sp, b, hk, k_start, kb, ke, page_size,
+             bt, bt_off, bt_sb, bt_sp, kv_vec, tid);
+  pa_cp_commit();
+
+  /* Q fragments for all k-steps, straight from global (once per item). */
+  uint qa[NKS][4];
+  #pragma unroll
+  for (int x = 0; x < 2; x++) {
+    long qo = q_off + b * q_sb + (long)(q_start + ri[x]) * q_st + rh[x] * q_sh;
+    #pragma unroll
+    for (int s = 0; s < NKS; s++)
+      #pragma unroll
+      for (int hh = 0; hh < 2; hh++) {
+        int d = s * 16 + 2 * t + 8 * hh;
+        uint lo = rv[x] ? q[qo + d] : 0, hi = rv[x] ? q[qo + d + 1] : 0;
+        qa[s][x + 2 * hh] = lo | (hi << 16);
+      }
+  }
+
+  /* ldmatrix lane addresses: K as B of S (keys x dims, x4 = two n-blocks by
+   * two k-halves), V as B of O through .trans (keys x dims, x4 = two k-halves
+   * by two n-blocks). */
+  const uint k_ln = k_sa + (((lane & 7) + ((lane >> 4) << 3)) * KS + ((lane >> 3) & 1) * 8) * 2;
+  const uint v_ln = v_sa + (((lane & 7) + (((lane >> 3) & 1) << 3)) * VS + (lane >> 4) * 8) * 2;
+
+  float o[NDB][4];
+  #pragma unroll
+  for (int n = 0; n < NDB; n++) o[n][0] = o[n][1] = o[n][2] = o[n][3] = 0.0f;
+  float m_run[2] = {-INFINITY, -INFINITY}, l_run[2] = {0.0f, 0.0f};
+
+  for (int it = 0; it < ntiles; it++) {
+    const int kt = kb + it * BKV;
+    /* A warp whose rows all lie causally before this tile has nothing here. */
+    const bool live = wact && !(causal && kt > dhi);
+    PA_CP_WAIT(1); /* this thread's K copies of tile it; V may still fly */
+    barrier(CLK_LOCAL_MEM_FENCE);
+
+    /* Opaque per tile, so the 64 fragment addresses (base + constant) are
+     * formed at their use instead of hoisted out of the loop into registers. */
+    uint k_a, v_a;
+    asm volatile("mov.b32 %0, %1;" : "=r"(k_a) : "r"(k_ln));
+    asm volatile("mov.b32 %0, %1;" : "=r"(v_a) : "r"(v_ln));
+    float s[NB][4];
+    if (live) {
+      #pragma unroll
+      for (int nb = 0; nb < NB; nb++) s[nb][0] = s[nb][1] = s[nb][2] = s[nb][3] = 0.0f;
+      #pragma unroll
+      for (int ks = 0; ks < NKS; ks++)
+        #pragma unroll
+        for (int np = 0; np < NB / 2; np++) {
+          uint bf[4];
+          pa_ldsm4(k_a + (np * 16 * KS + ks * 16) * 2, bf);
+          pa_mma(s[2 * np], qa[ks][0], qa[ks][1], qa[ks][2], qa[ks][3], bf[0], bf[1]);
+          pa_mma(s[2 * np + 1], qa[ks][0], qa[ks][1], qa[ks][2], qa[ks][3], bf[2], bf[3]);
+        }
+    }
+    PA_CP_WAIT(0); /* V of tile it */
+    barrier(CLK_LOCAL_MEM_FENCE); /* V visible; every warp is done with K */
+    if (it + 1 < ntiles)
+      pa_stage(k_sa, k_l, KS, DQK / 8, k, k_off, k_sb, k_st, k_sh, k_sp, b, hk, k_start, kt + BKV, ke,
+               page_size, bt, bt_off, bt_sb, bt_sp, kv_vec, tid);
+    pa_cp_commit();
+
+    if (live) {
+      /* The score rule in base 2: nothing to mask inside the range and left of
+       * every row's diagonal; only the range end and the causal edge without
+       * softcap/ALiBi/mask/window; else the whole rule per element. */
+      const bool fast = simple && kt + BKV <= ke && (!causal || kt + BKV - 1 <= dlo);
+      #pragma unroll
+      for (int x = 0; x < 2; x++) {
+        const int diag = ri[x] + off, lim = rv[x] ? (causal ? min(ke - 1, diag) : ke - 1) : -1;
+        if (fast) {
+          #pragma unroll
+          for (int nb = 0; nb < NB; nb++) s[nb][2 * x] *= scale2, s[nb][2 * x + 1] *= scale2;
+        } else if (simple) {
+          #pragma unroll
+          for (int nb = 0; nb < NB; nb++)
+            #pragma unroll
+            for (int e = 0; e < 2; e++) {
+              const int j = kt + nb * 8 + 2 * t + e;
+              s[nb][2 * x + e] = j <= lim ? s[nb][2 * x + e] * scale2 : -INFINITY;
+            }
+        } else {
+          #pragma unroll
+          for (int nb = 0; nb < NB; nb++)
+            #pragma unroll
+            for (int e = 0; e < 2; e++) {
+              const int j = kt + nb * 8 + 2 * t + e;
+              bool vis = rv[x] && j < ke && !(causal && j > diag) &&
+                         (j < sink_tokens || ((wl < 0 || j >= diag - wl) && (wr < 0 || j <= diag + wr)));
+              float y = -INFINITY;
+              if (vis) {
+                y = s[nb][2 * x + e] * scale;
+                if (softcap > 0.0f) y = softcap * tanh(y / softcap);
+                if (flags & F_ALIBI) y -= alibi[al_off + rh[x] * al_s] * fabs((float)(diag - j));
+                if (flags & F_MASK) y += mask[m_off + b * m_sb + rh[x] * m_sh + ri[x] * m_si + j * m_sj];
+                y *= LOG2E;
+              }
+              s[nb][2 * x + e] = y;
+            }
+        }
+      }
+      float mx[2] = {-INFINITY, -INFINITY};
+      #pragma unroll
+      for (int nb = 0; nb < NB; nb++)
+        #pragma unroll
+        for (int e = 0; e < 4; e++) mx[e / 2] = fmax(mx[e / 2], s[nb][e]);
+      float alpha[2], mu[2];
+      #pragma unroll
+      for (int x = 0; x < 2; x++) {
+        mx[x] = fmax(mx[x], pa_shfl_xor(mx[x], 1));
+        mx[x] = fmax(mx[x], pa_shfl_xor(mx[x], 2));
+        float m_new = fmax(m_run[x], mx[x]);
+        mu[x] = pa_safe_max(m_new);
+        alpha[x] = pa_ex2(m_run[x] - mu[x]);
+        m_run[x] = m_new;
+        l_run[x] *= alpha[x];
+      }
+      #pragma unroll
+      for (int n = 0; n < NDB; n++) {
+        o[n][0] *= alpha[0], o[n][1] *= alpha[0];
+        o[n][2] *= alpha[1], o[n][3] *= alpha[1];
+      }
+      #pragma unroll
+      for (int nb = 0; nb < NB; nb++)
+        #pragma unroll
+        for (int e = 0; e < 4; e++) {
+          float p = pa_ex2(s[nb][e] - mu[e / 2]);
+          s[nb][e] = p;
+          l_run[e / 2] += p;
+        }
+      /* O += P V: P's C fragments are the A fragments of the next product. */
+      #pragma unroll
+      for (int ks = 0; ks < BKV / 16; ks++) {
+        uint a0 = pa_pack2(s[2 * ks][0], s[2 * ks][1]), a1 = pa_pack2(s[2 * ks][2], s[2 * ks][3]);
+        uint a2 = pa_pack2(s[2 * ks + 1][0], s[2 * ks + 1][1]);
+        uint a3 = pa_pack2(s[2 * ks + 1][2], s[2 * ks + 1][3]);
+        #pragma unroll
+        for (int dn = 0; dn < DV / 16; dn++) {
+          uint bf[4];
+          pa_ldsm4t(v_a + (ks * 16 * VS + dn * 16) * 2, bf);
+          pa_mma(o[2 * dn], a0, a1, a2, a3, bf[0], bf[1]);
+          pa_mma(o[2 * dn + 1], a0, a1, a2, a3, bf[2], bf[3]);
+        }
+      }
+    }
+    barrier(CLK_LOCAL_MEM_FENCE); /* every warp is done with V */
+    if (it + 1 < ntiles)
+      pa_stage(v_sa, v_l, VS, DV / 8, v, v_off, v_sb, v_st, v_sh, v_sp, b, hk, k_start, kt + BKV, ke,
+               page_size, bt, bt_off, bt_sb, bt_sp, kv_vec, tid);
+    pa_cp_commit();
+  }
+
+  /* Row sums across the quad, then normalise (sink only when not split). */
+  #pragma unroll
+  for (int x = 0; x < 2; x++) {
+    l_run[x] += pa_shfl_xor(l_run[x], 1);
+    l_run[x] += pa_shfl_xor(l_run[x], 2);
+  }
+  #pragma unroll
+  for (int x = 0; x < 2; x++) {
+    if (!rv[x]) continue;
+    int i = ri[x], h = rh[x];
+    float mm = m_run[x] * LN2, ll = l_run[x], fac = 0.0f, lse_v = -INFINITY; /* natural log from here */
+    if (nsplit == 1 && (flags & F_SINKS)) {
+      float sk = sinks[sk_off + h * sk_s], mxs = fmax(mm, sk);
+      if (mxs != -INFINITY) {
+        ll = ll * exp(mm - mxs) + exp(sk - mxs);
+        fac = exp(mm - mxs) / ll;
+        lse_v = mxs + log(ll);
+      }
+    } else if (ll > 0.0f) {
+      fac = 1.0f / ll;
+      lse_v = mm + log(ll);
+    }
+    if (nsplit == 1) {
+      long oo = o_off + b * o_sb + (long)(q_start + i) * o_st + h * o_sh;
+      #pragma unroll
+      for (int n = 0; n < NDB; n++) {
+        STO(__global, out, oo + n * 8 + 2 * t, o[n][2 * x] * fac);
+        STO(__global, out, oo + n * 8 + 2 * t + 1, o[n][2 * x + 1] * fac);
+      }
+      if (t == 0 && (flags & F_LSE)) lse[l_off + b * l_sb + (long)(q_start + i) * l_st + h * l_sh] = lse_v;
+    } else {
+      long p = part_row + ((long)split * len_q + i) * hq + h;
+      #pragma unroll
+      for (int n = 0; n < NDB; n++) {
+        ws[ws_o + p * DV + n * 8 + 2 * t] = o[n][2 * x] * fac;
+        ws[ws_o + p * DV + n * 8 + 2 * t + 1] = o[n][2 * x + 1] * fac;
+      }
+      if (t == 0) ws[ws_l + p] = lse_v;
+    }
+  }
+}
+
+#else /* PIPE = 0 */
+
+#define BQ 64
+#define BKV 64
+#define NT 128
+#define KS (DQK + 8)
+#define VS (BKV + 8)
+#define NKS (DQK / 16) /* k-steps of Q K^T */
+#define NB (BKV / 8)   /* n-blocks of S */
+#define NDB (DV / 8)   /* n-blocks of O */
+
+__kernel __attribute__((reqd_work_group_size(NT, 1, 1))) void pa_prefill_mma(PA_ARGS) {
   __local uint4 k_w[BKV * KS / 8];
   __local uint4 vt_w[DV * VS / 8];
   __local ushort *k_l = (__local ushort *)k_w, *vt_l = (__local ushort *)vt_w;
@@ -305,4 +658,5 @@ __kernel __attribute__((reqd_work_group_size(NT, 1, 1))) void pa_prefill_mma(
     }
   }
 }
-#endif
+#endif /* PIPE */
+#endif /* !PROBE_ONLY */
