@@ -2,6 +2,7 @@
  * dispatch share) and the per-plan kernel build. */
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include "cl_backend.h"
 
@@ -98,6 +99,24 @@ static bool use_mma(const pa_cl_state *st, const pa_plan *plan, int64_t rows) {
          !(d->flags & PA_DETERMINISTIC) && st->max_wg >= 128 && st->local_mem >= 40 * 1024;
 }
 
+/* The mma kernel's tile: {bq, bkv, 255, cg}; cg = 0 is the PIPE=0 kernel (BQ 64,
+ * BKV 64), else cg = 1 the pipelined one (kernels/prefill_mma.cl says why)
+ * with bq = 16 x warps: 8 warps (BQ 128) once an item has more than 64 rows,
+ * since each staged K/V tile then feeds twice the rows (H200, f16 d128 causal
+ * s4096: 191.6 TFLOP/s vs 146.4 with 4 warps, 2026-11-22). PA_OPENCL_MMA=old|warps,bkv
+ * (4|8, 32|64) overrides, for tuning. */
+static pa_cl_tile mma_tile(const pa_cl_state *st, int64_t rows) {
+  pa_cl_tile t = {64, 64, 255, st->ldsm_ok ? 1 : 0};
+  if (t.cg && rows > 64 && st->max_wg >= 256) t.bq = 128;
+  const char *env = getenv("PA_OPENCL_MMA");
+  int w, bkv;
+  if (env && !strcmp(env, "old")) t.cg = 0;
+  if (env && t.cg && sscanf(env, "%d,%d", &w, &bkv) == 2 && (w == 4 || (w == 8 && st->max_wg >= 256)) &&
+      (bkv == 32 || bkv == 64))
+    t.bq = 16 * w, t.bkv = bkv;
+  return t;
+}
+
 static const char *tile_name(pa_cl_tile t, bool mla) {
   switch (t.bq) {
     case 4: return mla ? "opencl.mla.tile4" : "opencl.tile4";
@@ -128,9 +147,9 @@ pa_status pa_cl_select(pa_context *ctx, const pa_plan *plan, pa_kernel_choice *c
     return PA_OK;
   }
   if (use_mma(pa_cl(ctx), plan, rows)) {
-    t = (pa_cl_tile){64, 64, 255, 0};
-    *choice = (pa_kernel_choice){.kernel = pa_cl_tile_pack(t), .q_tile_rows = 64, .kv_align = 64,
-                                 .name = "opencl.mma64"};
+    t = mma_tile(pa_cl(ctx), rows);
+    *choice = (pa_kernel_choice){.kernel = pa_cl_tile_pack(t), .q_tile_rows = t.bq, .kv_align = t.bkv,
+                                 .name = t.cg == 0 ? "opencl.mma64" : t.bq == 64 ? "opencl.mma64p" : "opencl.mma128p"};
     return PA_OK;
   }
   if (!pick_tile(pa_cl(ctx), rows > 64 ? 64 : (int)rows, d->head_dim_qk, d->head_dim_v, d->q_dtype,
@@ -154,11 +173,21 @@ pa_status pa_cl_plan_ready(pa_context *ctx, pa_plan *plan) {
   char defs[512];
   pa_status s = PA_OK;
   if (cp->tile.rg == 255) { /* prefill_mma.cl; the portable tile if it does not build */
-    cp->threads = 128;
-    snprintf(defs, sizeof defs, "-DPROBE_ONLY=0 -DDQK=%d -DDV=%d -DKV_DT=%d -DO_DT=%d", d->head_dim_qk,
-             d->head_dim_v, (int)d->kv_dtype, (int)d->o_dtype);
+    bool pipe = cp->tile.cg != 0;
+    cp->threads = pipe ? (size_t)cp->tile.bq * 2 : 128; /* a warp per 16 rows */
+    int n = snprintf(defs, sizeof defs, "-DPROBE_ONLY=0 -DDQK=%d -DDV=%d -DKV_DT=%d -DO_DT=%d -DPIPE=%d",
+                     d->head_dim_qk, d->head_dim_v, (int)d->kv_dtype, (int)d->o_dtype, pipe);
+    if (pipe) snprintf(defs + n, sizeof defs - n, " -DWARPS=%d -DBKV=%d", cp->tile.bq / 16, cp->tile.bkv);
     s = pa_cl_kernel(ctx, "prefill_mma.cl", defs, "pa_prefill_mma", &cp->attention);
-    if (s != PA_OK) {
+    if (s != PA_OK && pipe && cp->tile.bq == 64 && cp->tile.bkv == 64) {
+      pa_log(1, "opencl: pipelined mma kernel did not build, using the plain one: %.300s", ctx->err);
+      ctx->err[0] = 0;
+      cp->tile.cg = 0, cp->threads = 128;
+      snprintf(defs, sizeof defs, "-DPROBE_ONLY=0 -DDQK=%d -DDV=%d -DKV_DT=%d -DO_DT=%d -DPIPE=0",
+               d->head_dim_qk, d->head_dim_v, (int)d->kv_dtype, (int)d->o_dtype);
+      s = pa_cl_kernel(ctx, "prefill_mma.cl", defs, "pa_prefill_mma", &cp->attention);
+    }
+    if (s != PA_OK && cp->tile.bq == 64) {
       pa_log(1, "opencl: mma kernel did not build, using the portable tile: %.300s", ctx->err);
       ctx->err[0] = 0;
       cp->tile = (pa_cl_tile){64, 32, 8, 16};
