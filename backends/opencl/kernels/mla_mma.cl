@@ -1,0 +1,448 @@
+/* mla_mma.cl: MLA decode (K = ckv || kpe, V = ckv, one latent head for all
+ * query heads) on NVIDIA tensor cores through inline PTX
+ * (mma.sync.aligned.m16n8k16), f16/bf16, taken only after the context's probe
+ * (probe.c) passed. Same semantics as attention.cl with MLA=1: paged keys,
+ * several query tokens per request with bottom-right causal, the plan's
+ * split-KV partials, LSE.
+ *
+ * Tile: NRG x 16 packed rows (heads x query tokens) per work-group, 4 warps
+ * per 16 rows, keys in tiles of BN staged in local memory row-major with 8
+ * halves of padding (the 32-bit fragment loads of a warp hit 32 banks).
+ * Warp (rg, qd) owns rows 16 rg.. and a quarter qd of the DC + DR score dims
+ * (its Q fragments stay in registers: 9 k-steps for 576) and a quarter of the
+ * DC output dims (O in registers: 64 f32 for DC 512). The four partial score
+ * blocks of a row group meet in local memory and every warp sums them in the
+ * same order, so the four run the same softmax on the same bits and P needs
+ * no exchange. Splitting keys between warps instead would need all of Q per
+ * warp (18 KB per 16 rows in local memory), which with a 36 KB key tile
+ * passes the 48 KB NVIDIA gives a work-group. V is the first DC columns of
+ * the key tile: loaded once, read as B fragments by 16-bit loads (key pairs
+ * are a row apart).
+ * Local memory at BN 32, NRG 1: keys 37.4 KB + scores 8 KB + offsets 1 KB.
+ * PF=1 loads the next key tile into registers while this one is in use.
+ *
+ * Fragment layout (PTX ISA, m16n8k16), lane = 4 g + t: A a0 (g, 2t..2t+1),
+ * a1 (g+8, 2t..), a2 (g, 2t+8..), a3 (g+8, 2t+8..); B b0 (k 2t..2t+1, n g),
+ * b1 (k 2t+8.., n g); C c0 (g, 2t), c1 (g, 2t+1), c2 (g+8, 2t), c3 (g+8, 2t+1).
+ *
+ * Defines: DC (multiple of 32) DR (multiple of 16) KV_DT (1 f16, 2 bf16; Q
+ * has the same) O_DT BN (16 or 32) NRG (1 or 2) PF (0 or 1). */
+
+#ifndef EMU
+#define EMU 0
+#endif
+#if EMU
+/* EMU=1 (tests only, PA_OPENCL_MLA=...,emu): the three PTX helpers below
+ * written in OpenCL C with the documented fragment layouts, exchanging
+ * fragments through local memory, so the kernel's indexing can be checked on
+ * any device (PoCL). Slow; every call is reached by all work-items. */
+#define EMU_PARAM , __local float *emu
+#define EMU_ARG , emu_l
+inline float emu_f(uint bits) {
+  ushort h = (ushort)bits;
+  return KV_DT == 1 ? vload_half(0, (const __private half *)&h) : as_float((bits & 0xffffu) << 16);
+}
+inline void pa_mma(float *c, uint a0, uint a1, uint a2, uint a3, uint b0, uint b1 EMU_PARAM) {
+  const int lane = get_local_id(0) % 32, g = lane / 4, t = lane % 4;
+  __local float *A = emu + (get_local_id(0) / 32) * 384, *B = A + 256;
+  A[g * 16 + 2 * t] = emu_f(a0), A[g * 16 + 2 * t + 1] = emu_f(a0 >> 16);
+  A[(g + 8) * 16 + 2 * t] = emu_f(a1), A[(g + 8) * 16 + 2 * t + 1] = emu_f(a1 >> 16);
+  A[g * 16 + 2 * t + 8] = emu_f(a2), A[g * 16 + 2 * t + 9] = emu_f(a2 >> 16);
+  A[(g + 8) * 16 + 2 * t + 8] = emu_f(a3), A[(g + 8) * 16 + 2 * t + 9] = emu_f(a3 >> 16);
+  B[2 * t * 8 + g] = emu_f(b0), B[(2 * t + 1) * 8 + g] = emu_f(b0 >> 16);
+  B[(2 * t + 8) * 8 + g] = emu_f(b1), B[(2 * t + 9) * 8 + g] = emu_f(b1 >> 16);
+  barrier(CLK_LOCAL_MEM_FENCE);
+  for (int e = 0; e < 4; e++) {
+    int row = g + 8 * (e / 2), col = 2 * t + (e & 1);
+    float acc = c[e];
+    for (int kk = 0; kk < 16; kk++) acc = fma(A[row * 16 + kk], B[kk * 8 + col], acc);
+    c[e] = acc;
+  }
+  barrier(CLK_LOCAL_MEM_FENCE);
+}
+inline uint pa_pack2(float lo, float hi) {
+#if KV_DT == 1
+  ushort l, h;
+  vstore_half_rte(lo, 0, (__private half *)&l);
+  vstore_half_rte(hi, 0, (__private half *)&h);
+  return l | (uint)h << 16;
+#else
+  return pa_f32_to_bf16(lo) | (uint)pa_f32_to_bf16(hi) << 16;
+#endif
+}
+inline float pa_shfl_xor(float x, int mask EMU_PARAM) {
+  const int tid = get_local_id(0);
+  __local float *S = emu + NRG * 4 * 384;
+  S[tid] = x;
+  barrier(CLK_LOCAL_MEM_FENCE);
+  float y = S[(tid & ~31) | ((tid & 31) ^ mask)];
+  barrier(CLK_LOCAL_MEM_FENCE);
+  return y;
+}
+/* ldmatrix x4 (trans: the transposed 8x8 blocks); lanes 8i..8i+7 name the
+ * rows of block i, lane l gets row l / 4 (trans: column l / 4) of each. */
+#define LDSM_ARG , k_l, emu_l
+inline void pa_ldsm4(__local const ushort *p, uint *r, int trans, __local const ushort *base EMU_PARAM) {
+  const int tid = get_local_id(0), lane = tid % 32, g = lane / 4, t = lane % 4;
+  __local int *R = (__local int *)(emu + NRG * 4 * 384 + NRG * 128);
+  R[tid] = (int)(p - base);
+  barrier(CLK_LOCAL_MEM_FENCE);
+  for (int i = 0; i < 4; i++) {
+    __local const int *row = R + (tid - lane) + 8 * i;
+    ushort lo = trans ? base[row[2 * t] + g] : base[row[g] + 2 * t];
+    ushort hi = trans ? base[row[2 * t + 1] + g] : base[row[g] + 2 * t + 1];
+    r[i] = lo | (uint)hi << 16;
+  }
+  barrier(CLK_LOCAL_MEM_FENCE);
+}
+inline void pa_fence(void) {}
+inline int pa_opaque(int x) { return x; }
+#else
+#define EMU_PARAM
+#define EMU_ARG
+#define LDSM_ARG
+#if KV_DT == 1
+#define MMA_OP "mma.sync.aligned.m16n8k16.row.col.f32.f16.f16.f32"
+#define CVT_OP "cvt.rn.f16x2.f32"
+#else
+#define MMA_OP "mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32"
+#define CVT_OP "cvt.rn.bf16x2.f32"
+#endif
+
+inline void pa_mma(float *c, uint a0, uint a1, uint a2, uint a3, uint b0, uint b1 EMU_PARAM) {
+  float d0, d1, d2, d3;
+  asm volatile(MMA_OP " {%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, {%10,%11,%12,%13};"
+               : "=f"(d0), "=f"(d1), "=f"(d2), "=f"(d3)
+               : "r"(a0), "r"(a1), "r"(a2), "r"(a3), "r"(b0), "r"(b1), "f"(c[0]), "f"(c[1]),
+                 "f"(c[2]), "f"(c[3]));
+  c[0] = d0, c[1] = d1, c[2] = d2, c[3] = d3;
+}
+
+/* lo goes to the low half: the element with the smaller column index. */
+inline uint pa_pack2(float lo, float hi) {
+  uint r;
+  asm volatile(CVT_OP " %0, %1, %2;" : "=r"(r) : "f"(hi), "f"(lo));
+  return r;
+}
+
+inline float pa_shfl_xor(float x, int mask EMU_PARAM) {
+  uint r;
+  asm volatile("shfl.sync.bfly.b32 %0, %1, %2, 0x1f, 0xffffffff;" : "=r"(r) : "r"(as_uint(x)), "r"(mask));
+  return as_float(r);
+}
+
+/* A __local pointer's value is its .shared window address (NVIDIA OpenCL
+ * has no generic address space to convert from); p is 16-byte aligned. */
+inline void pa_ldsm4(__local const ushort *p, uint *r, int trans) {
+  uint a = (uint)(size_t)p;
+  if (trans)
+    asm volatile("ldmatrix.sync.aligned.m8n8.x4.trans.shared.b16 {%0,%1,%2,%3}, [%4];"
+                 : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3]) : "r"(a) : "memory");
+  else
+    asm volatile("ldmatrix.sync.aligned.m8n8.x4.shared.b16 {%0,%1,%2,%3}, [%4];"
+                 : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3]) : "r"(a) : "memory");
+}
+
+/* Keeps the compiler from moving memory accesses across it (register budget). */
+inline void pa_fence(void) { asm volatile("" ::: "memory"); }
+inline int pa_opaque(int x) {
+  asm volatile("" : "+r"(x));
+  return x;
+}
+#endif
+
+#define DK (DC + DR)
+#define NT (NRG * 128)
+#define KS (DK + 8)             /* halves per staged key row */
+#define NKS (DK / 16)           /* k-steps of Q K^T */
+#define KSQ ((NKS + 3) / 4)     /* k-steps per warp */
+#define NB (BN / 8)             /* n-blocks of S */
+#define DQ (DC / 4)             /* output dims per warp */
+#define NDB (DQ / 8)            /* n-blocks of O per warp */
+#define CH (DK / 8)             /* 16-byte chunks per key row */
+#define NCH ((BN * CH + NT - 1) / NT) /* chunks per thread per tile */
+
+#define O_RAW PA_CAT(PA_RAW_, O_DT)
+#define STO(AS, p, i, v) PA_CAT(PA_ST_, O_DT)(AS, p, i, v)
+
+#ifndef LB
+#define LB 6
+#endif
+#ifndef LDSM
+#define LDSM 0
+#endif
+
+#define F_LSE 1
+#define LOG2E 1.4426950408889634f
+#define LN2 0.6931471805599453f
+
+/* Chunk e of a key tile whose keys sit at ko[] (ckv) and k2o[] (kpe); zero
+ * past the range, so no stale bits reach P V as 0 * NaN. */
+inline uint4 pa_chunk(__global const ushort *k, __global const ushort *k2, __local const long *ko,
+                      __local const long *k2o, int e, int kv_vec) {
+  if (BN * CH % NT != 0 && e >= BN * CH) return (uint4)(0);
+  int c = e / CH, d = (e - c * CH) * 8;
+  long base = d < DC ? ko[c] : k2o[c];
+  if (base < 0) return (uint4)(0);
+  __global const ushort *p = d < DC ? k + base + d : k2 + base + d - DC;
+  if (kv_vec) return *(__global const uint4 *)p;
+  return (uint4)(p[0] | (uint)p[1] << 16, p[2] | (uint)p[3] << 16, p[4] | (uint)p[5] << 16,
+                 p[6] | (uint)p[7] << 16);
+}
+
+__kernel __attribute__((reqd_work_group_size(NT, 1, 1))) void pa_mla_mma(
+    __global const ushort *q, long q_off, long q_st, long q_sh,
+    __global const ushort *q2, long q2_off, long q2_st, long q2_sh,
+    __global const ushort *k, long k_off, long k_st, long k_sp,
+    __global const ushort *k2, long k2_off, long k2_st, long k2_sp,
+    __global O_RAW *out, long o_off, long o_st, long o_sh,
+    __global float *lse, long l_off, long l_st, long l_sh,
+    __global const int *bt, long bt_off, long bt_sb, long bt_sp,
+    __global float *ws, long ws_o, long ws_l,
+    __global const int *sched, int req_off, int work_off,
+    int page_size, int group, int hq, int kv_vec, float scale, int causal, int flags) {
+  __local uint4 k_w[BN * KS / 8];
+  __local float4 sx[NRG * 4 * NB * 32];
+  /* ckv and kpe offsets of the keys of a tile, -1 past the range; two sets,
+   * so the next tile's are written while this tile's are read. */
+  __local long koff_l[2][BN], k2off_l[2][BN];
+  __local const ushort *k_l = (__local const ushort *)k_w;
+#if EMU
+  __local float emu_l[NRG * 4 * 384 + 2 * NT];
+#endif
+
+  const int tid = get_local_id(0), warp = tid / 32, lane = tid % 32, g = lane / 4, t = lane % 4;
+  const int rg = warp / 4, qd = warp % 4;
+  __global const int *w = sched + work_off + get_group_id(0) * 8;
+  const int b = w[0], row0 = w[2], rows = w[3], split = w[4];
+  const int kb = w[5], ke = w[6];
+  __global const int *rq = sched + req_off + b * 8;
+  const int q_start = rq[0], len_q = rq[2], len_k = rq[3], nsplit = rq[4], part_row = rq[6];
+  const int off = len_k - len_q;
+  const int ntiles = (ke - kb + BN - 1) / BN;
+
+  /* This lane's two rows (x = 0: g, x = 1: g + 8) and their last visible key. */
+  int ri[2], rh[2], lim[2];
+  bool rv[2];
+  #pragma unroll
+  for (int x = 0; x < 2; x++) {
+    int r = rg * 16 + g + 8 * x;
+    rv[x] = r < rows;
+    int pr = row0 + (rv[x] ? r : 0);
+    ri[x] = pr / group;
+    rh[x] = pr % group;
+    lim[x] = rv[x] ? (causal ? min(ke - 1, ri[x] + off) : ke - 1) : -1;
+  }
+  /* Q fragments of this warp's k-steps, straight from global (once per item). */
+  uint qa[KSQ][4];
+  #pragma unroll
+  for (int s = 0; s < KSQ; s++) {
+    int ks = qd * KSQ + s;
+    #pragma unroll
+    for (int x = 0; x < 2; x++)
+      #pragma unroll
+      for (int hh = 0; hh < 2; hh++) {
+        int d = ks * 16 + 2 * t + 8 * hh;
+        uint lo = 0, hi = 0;
+        if (rv[x] && (NKS % 4 == 0 || ks < NKS)) {
+          __global const ushort *p = d < DC ? q + q_off + (long)(q_start + ri[x]) * q_st + rh[x] * q_sh + d
+                                            : q2 + q2_off + (long)(q_start + ri[x]) * q2_st + rh[x] * q2_sh + d - DC;
+          lo = p[0], hi = p[1];
+        }
+        qa[s][x + 2 * hh] = lo | (hi << 16);
+      }
+  }
+
+  if (tid < BN) { /* offsets of tile 0 */
+    int j = kb + tid;
+    long ko = -1, k2o = -1;
+    if (j < ke) {
+      long page = bt[bt_off + b * bt_sb + (j / page_size) * bt_sp], in = j % page_size;
+      ko = k_off + page * k_sp + in * k_st;
+      k2o = k2_off + page * k2_sp + in * k2_st;
+    }
+    koff_l[0][tid] = ko;
+    k2off_l[0][tid] = k2o;
+  }
+  barrier(CLK_LOCAL_MEM_FENCE);
+
+  /* The key tile moves in 16-byte chunks: chunk e = tid + u NT is dims
+   * 8 (e % CH).. of key e / CH; with PF the next tile waits in pf[]. */
+  uint4 pf[NCH];
+#if PF
+  if (ntiles > 0) {
+    #pragma unroll
+    for (int u = 0; u < NCH; u++) pf[u] = pa_chunk(k, k2, koff_l[0], k2off_l[0], tid + u * NT, kv_vec);
+  }
+#endif
+
+  float o[NDB][4];
+  #pragma unroll
+  for (int n = 0; n < NDB; n++) o[n][0] = o[n][1] = o[n][2] = o[n][3] = 0.0f;
+  float m_run[2] = {-INFINITY, -INFINITY}, l_run[2] = {0.0f, 0.0f};
+  const float scale2 = scale * LOG2E; /* scores in base 2 */
+
+  for (int tt = 0; tt < ntiles; tt++) {
+    const int kt = kb + tt * BN;
+    /* tid through an opaque move: else the chunk indices and local addresses
+     * of all NCH chunks are hoisted out of the loop and held in registers */
+    const int tv = pa_opaque(tid);
+    barrier(CLK_LOCAL_MEM_FENCE); /* the last tile's keys and scores are consumed */
+    #pragma unroll
+    for (int u = 0; u < NCH; u++) {
+#if !PF
+      /* at most LB loads in flight: more would take registers from O and Q */
+      if (u % LB == 0) pa_fence();
+      pf[u] = pa_chunk(k, k2, koff_l[tt & 1], k2off_l[tt & 1], tv + u * NT, kv_vec);
+#endif
+      int e = tv + u * NT;
+      if (BN * CH % NT == 0 || e < BN * CH) {
+        int c = e / CH, d = (e - c * CH) * 8;
+        k_w[(c * KS + d) / 8] = pf[u];
+      }
+    }
+    if (tid < BN) { /* offsets of the next tile */
+      int j = kt + BN + tid;
+      long ko = -1, k2o = -1;
+      if (j < ke) {
+        long page = bt[bt_off + b * bt_sb + (j / page_size) * bt_sp], in = j % page_size;
+        ko = k_off + page * k_sp + in * k_st;
+        k2o = k2_off + page * k2_sp + in * k2_st;
+      }
+      koff_l[(tt + 1) & 1][tid] = ko;
+      k2off_l[(tt + 1) & 1][tid] = k2o;
+    }
+    barrier(CLK_LOCAL_MEM_FENCE);
+#if PF
+    if (tt + 1 < ntiles) {
+      #pragma unroll
+      for (int u = 0; u < NCH; u++)
+        pf[u] = pa_chunk(k, k2, koff_l[(tt + 1) & 1], k2off_l[(tt + 1) & 1], tv + u * NT, kv_vec);
+    }
+#endif
+
+    /* This warp's part of S = Q K^T: 16 rows x BN keys over its k-steps. */
+    float s[NB][4];
+    #pragma unroll
+    for (int nb = 0; nb < NB; nb++) s[nb][0] = s[nb][1] = s[nb][2] = s[nb][3] = 0.0f;
+#if LDSM
+    /* x4: keys 8 nb.. and 8 nb + 8.., dims 16 ks.. and 16 ks + 8.. -> b0 b1 of two n-blocks */
+    __local const ushort *kl = k_l + (lane % 8 + 8 * (lane / 16)) * KS + 8 * ((lane / 8) & 1) + qd * KSQ * 16;
+    #pragma unroll
+    for (int nb = 0; nb < NB; nb += 2)
+      #pragma unroll
+      for (int x = 0; x < KSQ; x++)
+        if (NKS % 4 == 0 || qd * KSQ + x < NKS) {
+          uint b[4];
+          pa_ldsm4(kl + nb * 8 * KS + x * 16, b, 0 LDSM_ARG);
+          pa_mma(s[nb], qa[x][0], qa[x][1], qa[x][2], qa[x][3], b[0], b[1] EMU_ARG);
+          pa_mma(s[nb + 1], qa[x][0], qa[x][1], qa[x][2], qa[x][3], b[2], b[3] EMU_ARG);
+        }
+#else
+    #pragma unroll
+    for (int nb = 0; nb < NB; nb++) {
+      __local const uint *kr = (__local const uint *)(k_l + (nb * 8 + g) * KS + 2 * t) + qd * KSQ * 8;
+      #pragma unroll
+      for (int x = 0; x < KSQ; x++)
+        if (NKS % 4 == 0 || qd * KSQ + x < NKS)
+          pa_mma(s[nb], qa[x][0], qa[x][1], qa[x][2], qa[x][3], kr[x * 8], kr[x * 8 + 4] EMU_ARG);
+    }
+#endif
+    #pragma unroll
+    for (int nb = 0; nb < NB; nb++)
+      sx[(warp * NB + nb) * 32 + lane] = (float4)(s[nb][0], s[nb][1], s[nb][2], s[nb][3]);
+    barrier(CLK_LOCAL_MEM_FENCE);
+    /* Full scores: the row group's four parts, summed in one order by all four warps. */
+    #pragma unroll
+    for (int nb = 0; nb < NB; nb++) {
+      float4 a = sx[((rg * 4 + 0) * NB + nb) * 32 + lane];
+      a = a + sx[((rg * 4 + 1) * NB + nb) * 32 + lane];
+      a = a + sx[((rg * 4 + 2) * NB + nb) * 32 + lane];
+      a = a + sx[((rg * 4 + 3) * NB + nb) * 32 + lane];
+      s[nb][0] = a.x, s[nb][1] = a.y, s[nb][2] = a.z, s[nb][3] = a.w;
+    }
+    /* Online softmax per row (a row lives in the 4 lanes of a quad). */
+    #pragma unroll
+    for (int x = 0; x < 2; x++) {
+      float mx = -INFINITY;
+      #pragma unroll
+      for (int nb = 0; nb < NB; nb++)
+        #pragma unroll
+        for (int e = 0; e < 2; e++) {
+          float y = kt + nb * 8 + 2 * t + e <= lim[x] ? s[nb][2 * x + e] * scale2 : -INFINITY;
+          s[nb][2 * x + e] = y;
+          mx = fmax(mx, y);
+        }
+      mx = fmax(mx, pa_shfl_xor(mx, 1 EMU_ARG));
+      mx = fmax(mx, pa_shfl_xor(mx, 2 EMU_ARG));
+      float m_new = fmax(m_run[x], mx), mu = pa_safe_max(m_new);
+      float c = native_exp2(m_run[x] - mu), sum = 0.0f;
+      #pragma unroll
+      for (int nb = 0; nb < NB; nb++)
+        #pragma unroll
+        for (int e = 0; e < 2; e++) {
+          float p = native_exp2(s[nb][2 * x + e] - mu);
+          s[nb][2 * x + e] = p;
+          sum += p;
+        }
+      l_run[x] = l_run[x] * c + sum;
+      m_run[x] = m_new;
+      #pragma unroll
+      for (int n = 0; n < NDB; n++) o[n][2 * x] *= c, o[n][2 * x + 1] *= c;
+    }
+    /* O += P V over this warp's DQ dims; P's C fragments are the A fragments. */
+    #pragma unroll
+    for (int kk = 0; kk < BN / 16; kk++) {
+      uint a0 = pa_pack2(s[2 * kk][0], s[2 * kk][1]), a1 = pa_pack2(s[2 * kk][2], s[2 * kk][3]);
+      uint a2 = pa_pack2(s[2 * kk + 1][0], s[2 * kk + 1][1]);
+      uint a3 = pa_pack2(s[2 * kk + 1][2], s[2 * kk + 1][3]);
+#if LDSM
+      /* x4.trans: keys 16 kk.. and 16 kk + 8.., dims 8 n.. and 8 n + 8.. -> b0 b1 of two n-blocks */
+      __local const ushort *vl = k_l + (kk * 16 + lane % 8 + 8 * ((lane / 8) & 1)) * KS + qd * DQ + 8 * (lane / 16);
+      #pragma unroll
+      for (int n = 0; n < NDB; n += 2) {
+        uint b[4];
+        pa_ldsm4(vl + n * 8, b, 1 LDSM_ARG);
+        pa_mma(o[n], a0, a1, a2, a3, b[0], b[1] EMU_ARG);
+        pa_mma(o[n + 1], a0, a1, a2, a3, b[2], b[3] EMU_ARG);
+      }
+#else
+      /* key pairs are a row apart: two 16-bit loads per register */
+      __local const ushort *vp = k_l + (kk * 16 + 2 * t) * KS + qd * DQ + g;
+      #pragma unroll
+      for (int n = 0; n < NDB; n++) {
+        uint b0 = vp[n * 8] | (uint)vp[n * 8 + KS] << 16;
+        uint b1 = vp[n * 8 + 8 * KS] | (uint)vp[n * 8 + 9 * KS] << 16;
+        pa_mma(o[n], a0, a1, a2, a3, b0, b1 EMU_ARG);
+      }
+#endif
+    }
+  }
+
+  /* Row sums across the quad, then normalise; LSE in natural log. */
+  #pragma unroll
+  for (int x = 0; x < 2; x++) {
+    float ll = l_run[x];
+    ll += pa_shfl_xor(ll, 1 EMU_ARG);
+    ll += pa_shfl_xor(ll, 2 EMU_ARG);
+    if (!rv[x]) continue;
+    int i = ri[x], h = rh[x];
+    float fac = ll > 0.0f ? 1.0f / ll : 0.0f;
+    float lse_v = ll > 0.0f ? m_run[x] * LN2 + log(ll) : -INFINITY;
+    if (nsplit == 1) {
+      long oo = o_off + (long)(q_start + i) * o_st + h * o_sh + qd * DQ + 2 * t;
+      #pragma unroll
+      for (int n = 0; n < NDB; n++) {
+        STO(__global, out, oo + n * 8, o[n][2 * x] * fac);
+        STO(__global, out, oo + n * 8 + 1, o[n][2 * x + 1] * fac);
+      }
+      if (qd == 0 && t == 0 && (flags & F_LSE)) lse[l_off + (long)(q_start + i) * l_st + h * l_sh] = lse_v;
+    } else {
+      long p = part_row + ((long)split * len_q + i) * hq + h;
+      __global float *wo = ws + ws_o + p * DC + qd * DQ + 2 * t;
+      #pragma unroll
+      for (int n = 0; n < NDB; n++) wo[n * 8] = o[n][2 * x] * fac, wo[n * 8 + 1] = o[n][2 * x + 1] * fac;
+      if (qd == 0 && t == 0) ws[ws_l + p] = lse_v;
+    }
+  }
+}
