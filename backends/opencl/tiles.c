@@ -99,6 +99,11 @@ static bool use_mma(const pa_cl_state *st, const pa_plan *plan, int64_t rows) {
          !(d->flags & PA_DETERMINISTIC) && st->max_wg >= 128 && st->local_mem >= 40 * 1024;
 }
 
+/* mla.c: kernels/mla_mma.cl, marked by rg = 254 (declared here until
+ * cl_backend.h carries them). */
+bool pa_cl_mla_mma_pick(pa_context *ctx, const pa_plan *plan, pa_kernel_choice *choice);
+pa_status pa_cl_mla_mma_build(pa_context *ctx, pa_plan *plan, pa_cl_plan *cp);
+
 /* The mma kernel's tile: {bq, bkv, 255, cg}; cg = 0 is the PIPE=0 kernel (BQ 64,
  * BKV 64), else cg = 1 the pipelined one (kernels/prefill_mma.cl says why)
  * with bq = 16 x warps: 8 warps (BQ 128) once an item has more than 64 rows,
@@ -146,6 +151,7 @@ pa_status pa_cl_select(pa_context *ctx, const pa_plan *plan, pa_kernel_choice *c
                                  .name = t.bq == 4 ? "opencl.decode4" : "opencl.decode8"};
     return PA_OK;
   }
+  if (mla && pa_cl_mla_mma_pick(ctx, plan, choice)) return PA_OK;
   if (use_mma(pa_cl(ctx), plan, rows)) {
     t = mma_tile(pa_cl(ctx), rows);
     *choice = (pa_kernel_choice){.kernel = pa_cl_tile_pack(t), .q_tile_rows = t.bq, .kv_align = t.bkv,
@@ -172,6 +178,7 @@ pa_status pa_cl_plan_ready(pa_context *ctx, pa_plan *plan) {
   cp->tile = pa_cl_tile_unpack(plan->choice.kernel);
   char defs[512];
   pa_status s = PA_OK;
+  if (cp->tile.rg == 254) s = pa_cl_mla_mma_build(ctx, plan, cp); /* else a portable tile */
   if (cp->tile.rg == 255) { /* prefill_mma.cl; the portable tile if it does not build */
     bool pipe = cp->tile.cg != 0;
     cp->threads = pipe ? (size_t)cp->tile.bq * 2 : 128; /* a warp per 16 rows */
@@ -200,7 +207,7 @@ pa_status pa_cl_plan_ready(pa_context *ctx, pa_plan *plan) {
              d->head_dim_qk, d->head_dim_v, (int)d->q_dtype, (int)d->kv_dtype, (int)d->o_dtype,
              cp->tile.bq, cp->tile.bkv, dl, cp->tile.cg);
     s = pa_cl_kernel(ctx, "decode.cl", defs, "pa_decode", &cp->attention);
-  } else if (cp->tile.rg != 255) {
+  } else if (cp->tile.rg != 255 && cp->tile.rg != 254) {
     cp->threads = (size_t)cp->tile.rg * cp->tile.cg;
     snprintf(defs, sizeof defs, "-DDQK=%d -DDV=%d -DQ_DT=%d -DKV_DT=%d -DO_DT=%d -DBQ=%d -DBKV=%d -DRG=%d -DCG=%d -DMLA=%d",
            d->head_dim_qk, d->head_dim_v, (int)d->q_dtype, (int)d->kv_dtype, (int)d->o_dtype,
