@@ -68,9 +68,29 @@ int pa_cl_decode_lanes(int dqk, int dv) {
   while (dl * 8 < (dqk > dv ? dqk : dv)) dl *= 2;
   return dl;
 }
-static bool pick_decode(const pa_cl_state *st, int rows, const pa_attention_desc *d, pa_cl_tile *out) {
-  if (getenv("PA_OPENCL_NO_DECODE")) return false;
-  int bq = rows <= 4 ? 4 : 8, dl = pa_cl_decode_lanes(d->head_dim_qk, d->head_dim_v);
+/* kernels/decode.cl's pa_decode_w (no barrier in the key loop): on NVIDIA
+ * after the inline-PTX probe (warp shuffles), or anywhere with the shuffles
+ * emulated (PA_OPENCL_DECODE=emu, for testing). Marked by rg = 0 and cg = 0
+ * (PTX) or 1 (emulated); bkv is its step of 32 * warps / bq keys. Warps per
+ * work-group: PA_OPENCL_DECODE_WARPS (1, 2, 4 or 8; default 2). */
+static bool pick_decode_w(const pa_cl_state *st, int bq, int dl, const pa_attention_desc *d, pa_cl_tile *out) {
+  const char *mode = getenv("PA_OPENCL_DECODE");
+  bool emu = mode && !strcmp(mode, "emu");
+  if ((mode && !strcmp(mode, "portable")) || (!emu && !st->mma_ok) || dl < bq || dl > 32) return false;
+  const char *we = getenv("PA_OPENCL_DECODE_WARPS");
+  int warps = we ? atoi(we) : 2;
+  if (warps != 1 && warps != 2 && warps != 8) warps = 4;
+  if ((size_t)warps * 32 > st->max_wg) return false;
+  int ng = warps * 32 / dl;
+  size_t bytes = 4 * ((size_t)ng * bq * d->head_dim_v + 2 * (size_t)ng * bq + 2 * (size_t)bq + (size_t)warps * 32);
+  size_t budget = st->local_mem < 49152 ? st->local_mem : 49152;
+  if (bytes + 1024 > budget) return false;
+  *out = (pa_cl_tile){bq, 32 * warps / bq, 0, emu ? 1 : 0};
+  return true;
+}
+
+/* pa_decode: rg = 0, cg = its KG key groups. */
+static bool pick_decode_tile(const pa_cl_state *st, int bq, int dl, const pa_attention_desc *d, pa_cl_tile *out) {
   if (dl > 32 || st->max_wg < 128) return false;
   int kg = 128 / dl;
   size_t budget = st->local_mem < 49152 ? st->local_mem : 49152;
@@ -85,6 +105,12 @@ static bool pick_decode(const pa_cl_state *st, int rows, const pa_attention_desc
     }
   }
   return false;
+}
+
+static bool pick_decode(const pa_cl_state *st, int rows, const pa_attention_desc *d, pa_cl_tile *out) {
+  if (getenv("PA_OPENCL_NO_DECODE")) return false;
+  int bq = rows <= 4 ? 4 : 8, dl = pa_cl_decode_lanes(d->head_dim_qk, d->head_dim_v);
+  return pick_decode_w(st, bq, dl, d, out) || pick_decode_tile(st, bq, dl, d, out);
 }
 
 /* kernels/prefill_mma.cl: f16/bf16 (Q and K/V alike), head dims multiples of
@@ -147,8 +173,10 @@ pa_status pa_cl_select(pa_context *ctx, const pa_plan *plan, pa_kernel_choice *c
     return PA_OK;
   }
   if (!mla && !(d->flags & PA_DETERMINISTIC) && rows <= 8 && pick_decode(pa_cl(ctx), (int)rows, d, &t)) {
+    bool warp = t.cg <= 1;
     *choice = (pa_kernel_choice){.kernel = pa_cl_tile_pack(t), .q_tile_rows = t.bq, .kv_align = t.bkv,
-                                 .name = t.bq == 4 ? "opencl.decode4" : "opencl.decode8"};
+                                 .name = t.bq == 4 ? (warp ? "opencl.decode4w" : "opencl.decode4")
+                                                   : (warp ? "opencl.decode8w" : "opencl.decode8")};
     return PA_OK;
   }
   if (mla && pa_cl_mla_mma_pick(ctx, plan, choice)) return PA_OK;
@@ -200,14 +228,54 @@ pa_status pa_cl_plan_ready(pa_context *ctx, pa_plan *plan) {
       cp->tile = (pa_cl_tile){64, 32, 8, 16};
     }
   }
-  if (cp->tile.rg == 0) { /* decode.cl */
+  if (cp->tile.rg == 0 && cp->tile.cg <= 1) { /* decode.cl, pa_decode_w */
+    int dl = pa_cl_decode_lanes(d->head_dim_qk, d->head_dim_v), warps = cp->tile.bkv * cp->tile.bq / 32;
+    int ntw = warps * 32, ng = ntw / dl, u = dl / cp->tile.bq;
+    bool nv = cp->tile.cg == 0;
+    /* K/V through a cp.async ring (16-bit K/V) of as many steps as local
+     * memory holds, up to PA_OPENCL_DECODE_STAGES (default 4; 0 or 1: K/V
+     * through registers instead). Tuning switches, read per plan: K/V loads
+     * through ld.global.nc (register path), a register cap. */
+    const char *nc = getenv("PA_OPENCL_DECODE_NC"), *regs = getenv("PA_OPENCL_DECODE_REGS");
+    const char *se = getenv("PA_OPENCL_DECODE_STAGES");
+    int smax = se ? atoi(se) : 4, stages = 0;
+    size_t lm = pa_cl(ctx)->local_mem, budget = lm < 49152 ? lm : 49152;
+    size_t small = 4 * (2 * (size_t)ng * cp->tile.bq + 2 * (size_t)cp->tile.bq) + (nv ? 0 : 4 * (size_t)ntw) + 1024;
+    if (d->kv_dtype != PA_F32 && budget > small)
+      for (stages = smax < 8 ? smax : 8; stages >= 2 && (size_t)stages * 2 * u * ntw * 16 > budget - small; stages--) {
+      }
+    if (stages < 2) stages = 0;
+    char extra[64] = "";
+    if (nv && regs && atoi(regs) > 0) snprintf(extra, sizeof extra, " -cl-nv-maxrregcount=%d", atoi(regs));
+    cp->threads = (size_t)ntw;
+    for (;;) {
+      snprintf(defs, sizeof defs,
+               "-DDQK=%d -DDV=%d -DQ_DT=%d -DKV_DT=%d -DO_DT=%d -DBQ=%d -DDL=%d -DWARPS=%d -DNV=%d -DNC=%d "
+               "-DCPA=%d -DSTAGES=%d -DCP_WAIT=%d%s",
+               d->head_dim_qk, d->head_dim_v, (int)d->q_dtype, (int)d->kv_dtype, (int)d->o_dtype, cp->tile.bq,
+               dl, warps, nv ? 1 : 2, nv && nc && atoi(nc) == 1, stages > 0, stages > 0 ? stages : 1,
+               stages > 0 ? stages - 1 : 0, extra);
+      s = pa_cl_kernel(ctx, "decode.cl", defs, "pa_decode_w", &cp->attention);
+      if (s == PA_OK || stages == 0) break;
+      pa_log(1, "opencl: decode kernel with the cp.async ring did not build, trying registers: %.300s", ctx->err);
+      ctx->err[0] = 0;
+      stages = 0;
+    }
+    /* a driver that takes the probe but not this kernel: the portable one */
+    if (s != PA_OK && pick_decode_tile(pa_cl(ctx), cp->tile.bq, dl, d, &cp->tile)) {
+      pa_log(1, "opencl: decode kernel did not build, using pa_decode: %.300s", ctx->err);
+      ctx->err[0] = 0;
+      s = PA_OK;
+    }
+  }
+  if (cp->tile.rg == 0 && cp->tile.cg > 1) { /* decode.cl, pa_decode */
     int dl = pa_cl_decode_lanes(d->head_dim_qk, d->head_dim_v);
     cp->threads = (size_t)cp->tile.cg * dl;
     snprintf(defs, sizeof defs, "-DDQK=%d -DDV=%d -DQ_DT=%d -DKV_DT=%d -DO_DT=%d -DBQ=%d -DBKV=%d -DDL=%d -DKG=%d",
              d->head_dim_qk, d->head_dim_v, (int)d->q_dtype, (int)d->kv_dtype, (int)d->o_dtype,
              cp->tile.bq, cp->tile.bkv, dl, cp->tile.cg);
     s = pa_cl_kernel(ctx, "decode.cl", defs, "pa_decode", &cp->attention);
-  } else if (cp->tile.rg != 255 && cp->tile.rg != 254) {
+  } else if (cp->tile.rg != 0 && cp->tile.rg != 255 && cp->tile.rg != 254) {
     cp->threads = (size_t)cp->tile.rg * cp->tile.cg;
     snprintf(defs, sizeof defs, "-DDQK=%d -DDV=%d -DQ_DT=%d -DKV_DT=%d -DO_DT=%d -DBQ=%d -DBKV=%d -DRG=%d -DCG=%d -DMLA=%d",
            d->head_dim_qk, d->head_dim_v, (int)d->q_dtype, (int)d->kv_dtype, (int)d->o_dtype,

@@ -321,6 +321,7 @@ inline float pa_shi(float x, int src) {
   return as_float(r);
 }
 #define SHX(x, m) pa_shx(x, m)
+#define PA_XC 0
 #define SHI(x, s) pa_shi(x, s)
 #else
 /* Every work-item reaches every shuffle (the step count is uniform over the
@@ -338,6 +339,7 @@ inline float pa_shi_emu(float x, int src, __local float *xc, int t) {
   return xc[(t & ~31) | src];
 }
 #define SHX(x, m) pa_shx_emu(x, m, xc_l, t)
+#define PA_XC xc_l
 #define SHI(x, s) pa_shi_emu(x, s, xc_l, t)
 #endif
 
@@ -368,6 +370,68 @@ inline long pa_key_off(int j, int page, int page_size, long sp, long st, long fi
   return page_size > 0 ? (long)page * sp + (long)(j % page_size) * st : first + (long)j * st;
 }
 
+/* CPA=1 (16-bit K/V): K/V go through a ring of STAGES steps in local memory,
+ * [stage][K, V][u][work-item] x 16 bytes, filled by cp.async on NVIDIA, so
+ * STAGES - 1 steps are in flight without holding registers. Each work-item
+ * reads back only what it copied, so waiting on its own copies is enough (no
+ * barrier). NV=2 fills the ring with plain loads (tests the indexing). */
+#ifndef CPA
+#define CPA 0
+#endif
+#if CPA
+#define PA_STR_(x) #x
+#define PA_STR(x) PA_STR_(x)
+inline void pa_stage(__local uint4 *dst, __global const KV_RAW *p, long off, int d0, int dlim, int vec, bool valid) {
+#if NV == 1 && VEC_OK
+  if (valid && vec) {
+    asm volatile("cp.async.cg.shared.global [%0], [%1], 16;" ::"r"((uint)(size_t)dst), "l"((ulong)(p + off + d0))
+                 : "memory");
+    return;
+  }
+#endif
+  *dst = valid ? load_raw(p, off, d0, dlim, vec) : (uint4)(0);
+}
+/* Copies of one step into its stage (this work-item's entries; zeros past
+ * the range): K at dst[u * NTW], V at dst[(U + u) * NTW]. */
+static inline __attribute__((always_inline)) void pa_stage_step(__local uint4 *dst, int j0, const int *pg, int ke, int d0, int vec, int page_size,
+                          __global const KV_RAW *k, long k_base, long k_sp, long k_st, long k_first,
+                          __global const KV_RAW *v, long v_base, long v_sp, long v_st, long v_first) {
+  #pragma unroll
+  for (int u = 0; u < U; u++) {
+    int j = j0 + u;
+    pa_stage(dst + u * NTW, k, k_base + pa_key_off(j, pg[u], page_size, k_sp, k_st, k_first), d0, DQK, vec,
+             j < ke && d0 < DQK);
+    pa_stage(dst + (U + u) * NTW, v, v_base + pa_key_off(j, pg[u], page_size, v_sp, v_st, v_first), d0, DV, vec,
+             j < ke && d0 < DV);
+  }
+}
+#if NV == 1
+#define PA_CP_COMMIT() asm volatile("cp.async.commit_group;" ::: "memory")
+#define PA_CP_WAIT() asm volatile("cp.async.wait_group " PA_STR(CP_WAIT) ";" ::: "memory")
+#define PA_CP_WAIT_ALL() asm volatile("cp.async.wait_all;" ::: "memory")
+#else
+#define PA_CP_COMMIT()
+#define PA_CP_WAIT()
+#define PA_CP_WAIT_ALL()
+#endif
+#endif
+
+/* One level of the reduce-scatter over a lane group: lanes with bit h set
+ * keep the upper h of the 2h live entries, the others the lower h, and add
+ * what the partner lane (li ^ h) sent. After levels DL/2 .. 1, lane li holds
+ * entry li. */
+static inline void pa_rs_level(float *sc, const int h, int li, __local float *xc_l, int t) {
+  /* a bit mask, not a select: compilers turn a select between two array
+   * elements into a select of addresses and move the array to memory */
+  uint up = (li & h) ? 0xffffffffu : 0u;
+  #pragma unroll
+  for (int i = 0; i < h; i++) {
+    uint lo = as_uint(sc[i]), hi = as_uint(sc[i + h]);
+    float send = as_float((lo & up) | (hi & ~up)), keep = as_float((hi & up) | (lo & ~up));
+    sc[i] = keep + SHX(send, h);
+  }
+}
+
 __kernel __attribute__((reqd_work_group_size(NTW, 1, 1))) void pa_decode_w(
     __global const Q_RAW *q, long q_off, long q_sb, long q_st, long q_sh,
     __global const Q_RAW *q2, long q2_off, long q2_st, long q2_sh,
@@ -384,7 +448,15 @@ __kernel __attribute__((reqd_work_group_size(NTW, 1, 1))) void pa_decode_w(
     __global const int *sched, int req_off, int work_off,
     int ragged_q, int ragged_k, int page_size, int group, int hq, int kv_vec,
     float scale, float softcap, int causal, int wl, int wr, int sink_tokens, int flags) {
+#if CPA
+  /* the ring during the key loop, the groups' outputs after it */
+#define RING (STAGES * 2 * U * NTW)
+#define RED ((NG * BQ * DV + 3) / 4)
+  __local uint4 ring[RING > RED ? RING : RED];
+  __local float *red_l = (__local float *)ring;
+#else
   __local float red_l[NG * BQ * DV];
+#endif
   __local float m_l[NG * BQ], l_l[NG * BQ];
   __local int rowi_l[BQ], rowh_l[BQ];
 #if NV != 1
@@ -430,10 +502,27 @@ __kernel __attribute__((reqd_work_group_size(NTW, 1, 1))) void pa_decode_w(
   const long bt_row = bt_off + b * bt_sb;
   const long k_base = k_off + hk * k_sh, v_base = v_off + hk * v_sh;
   int pg[U]; /* pages of the next step whose loads are issued */
+#if !CPA
   raw8 kr[U], vr[U];
+#endif
 
   /* step s, slot u of this group: key kb + STEP * s + U * gi + u */
   const int kg0 = kb + gi * U;
+#if CPA
+  /* step s -> ring stage s % STAGES; entries past the range are zeros */
+  const long k_first = b * k_sb + (long)k_start * k_st, v_first = b * v_sb + (long)k_start * v_st;
+#define PA_STAGE_STEP(st_)                                                                              \
+  pa_stage_step(ring + (((st_) % STAGES) * 2 * U) * NTW + t, kg0 + (st_) * STEP, pg, ke, d0, kv_vec, \
+                page_size, k, k_base, k_sp, k_st, k_first, v, v_base, v_sp, v_st, v_first)
+  pa_pages(pg, kg0, ke, bt, bt_row, bt_sp, page_size);
+  for (int s0 = 0; s0 < STAGES - 1; s0++) {
+    if (s0 < nsteps) {
+      PA_STAGE_STEP(s0);
+    }
+    pa_pages(pg, kg0 + (s0 + 1) * STEP, ke, bt, bt_row, bt_sp, page_size);
+    PA_CP_COMMIT();
+  }
+#else
   pa_pages(pg, kg0, ke, bt, bt_row, bt_sp, page_size);
   #pragma unroll
   for (int u = 0; u < U; u++) {
@@ -443,12 +532,27 @@ __kernel __attribute__((reqd_work_group_size(NTW, 1, 1))) void pa_decode_w(
     if (j < ke && d0 < DV) vr[u] = load_kv(v, v_base + pa_key_off(j, pg[u], page_size, v_sp, v_st, b * v_sb + (long)k_start * v_st), d0, DV, kv_vec);
   }
   pa_pages(pg, kg0 + STEP, ke, bt, bt_row, bt_sp, page_size);
+#endif
   for (int s = 0; s < nsteps; s++) {
+#if CPA
+    /* refill the stage step s - 1 used; then this step's copies must be in */
+    if (s + STAGES - 1 < nsteps) {
+      PA_STAGE_STEP(s + STAGES - 1);
+    }
+    pa_pages(pg, kg0 + (s + STAGES) * STEP, ke, bt, bt_row, bt_sp, page_size);
+    PA_CP_COMMIT();
+    PA_CP_WAIT();
+    __local const uint4 *kst = ring + ((s % STAGES) * 2 * U) * NTW + t, *vst = kst + U * NTW;
+#endif
     /* QK: flat index f = u * BQ + r */
     float sc[DL];
     #pragma unroll
     for (int u = 0; u < U; u++) {
+#if CPA
+      slice8 ks = to_slice(kst[u * NTW]);
+#else
       slice8 ks = to_slice(kr[u]);
+#endif
       #pragma unroll
       for (int r = 0; r < BQ; r++) {
         float a = 0.0f;
@@ -457,6 +561,7 @@ __kernel __attribute__((reqd_work_group_size(NTW, 1, 1))) void pa_decode_w(
         sc[u * BQ + r] = a;
       }
     }
+#if !CPA
     if (s + 1 < nsteps) {
       #pragma unroll
       for (int u = 0; u < U; u++) {
@@ -465,18 +570,23 @@ __kernel __attribute__((reqd_work_group_size(NTW, 1, 1))) void pa_decode_w(
         if (j < ke && d0 < DQK) kr[u] = load_kv(k, k_base + pa_key_off(j, pg[u], page_size, k_sp, k_st, b * k_sb + (long)k_start * k_st), d0, DQK, kv_vec);
       }
     }
+#endif
 
     /* reduce-scatter over the group: after the step of offset h, a lane with
      * bit h set holds the upper half; lane li ends with entry li */
-    #pragma unroll
-    for (int h = DL / 2; h >= 1; h /= 2) {
-      bool up = (li & h) != 0;
-      #pragma unroll
-      for (int i = 0; i < h; i++) {
-        float send = up ? sc[i] : sc[i + h], keep = up ? sc[i + h] : sc[i];
-        sc[i] = keep + SHX(send, h);
-      }
-    }
+    pa_rs_level(sc, DL / 2, li, PA_XC, t);
+#if DL >= 4
+    pa_rs_level(sc, DL / 4, li, PA_XC, t);
+#endif
+#if DL >= 8
+    pa_rs_level(sc, DL / 8, li, PA_XC, t);
+#endif
+#if DL >= 16
+    pa_rs_level(sc, DL / 16, li, PA_XC, t);
+#endif
+#if DL >= 32
+    pa_rs_level(sc, DL / 32, li, PA_XC, t);
+#endif
 
     /* this lane's score, then the row maximum over the group's U keys */
     int j = kg0 + s * STEP + my_u;
@@ -492,7 +602,8 @@ __kernel __attribute__((reqd_work_group_size(NTW, 1, 1))) void pa_decode_w(
     }
     float mx = x;
     #pragma unroll
-    for (int h = BQ; h < DL; h *= 2) mx = fmax(mx, SHX(mx, h));
+    for (int lv = 0; lv < 5; lv++) /* h = BQ, 2 BQ, ..., DL / 2 */
+      if ((BQ << lv) < DL) mx = fmax(mx, SHX(mx, BQ << lv));
     float m_old = m[0];
     #pragma unroll
     for (int r = 1; r < BQ; r++) m_old = my_r == r ? m[r] : m_old;
@@ -520,12 +631,17 @@ __kernel __attribute__((reqd_work_group_size(NTW, 1, 1))) void pa_decode_w(
     }
     #pragma unroll
     for (int u = 0; u < U; u++) {
+#if CPA
+      slice8 vs = to_slice(vst[u * NTW]);
+#else
       slice8 vs = to_slice(vr[u]);
+#endif
       #pragma unroll
       for (int r = 0; r < BQ; r++)
         #pragma unroll
         for (int i = 0; i < SL; i++) acc[r][i] = fma(pa[u * BQ + r], vs.x[i], acc[r][i]);
     }
+#if !CPA
     if (s + 1 < nsteps) {
       #pragma unroll
       for (int u = 0; u < U; u++) {
@@ -535,7 +651,12 @@ __kernel __attribute__((reqd_work_group_size(NTW, 1, 1))) void pa_decode_w(
       }
       pa_pages(pg, kg0 + (s + 2) * STEP, ke, bt, bt_row, bt_sp, page_size);
     }
+#endif
   }
+#if CPA
+  PA_CP_WAIT_ALL();
+#undef PA_STAGE_STEP
+#endif
 
   /* Merge the NG group states as pa_decode does (natural log units again). */
   #pragma unroll
