@@ -9,28 +9,34 @@
 
 /* kernels/mla_mma.cl's variant, packed into the plan's tile: bq = 16 NRG rows,
  * bkv = BN keys, rg = 254 (the mark), cg = PF | EMU << 1 | LDSM << 2 |
- * (register cap / 8) << 3. */
+ * CPA << 3 | (index of the register cap in mla_regs) << 4. */
 typedef struct mla_mma_cfg {
-  int bn, nrg, pf, maxreg, ldsm, emu;
+  int bn, nrg, pf, maxreg, ldsm, cpa, emu;
 } mla_mma_cfg;
+static const int mla_regs[4] = {0, 128, 168, 200};
 
-/* PA_OPENCL_MLA=bn,nrg,pf,maxreg,ldsm[,emu] (tuning; read per plan): BN 16
- * or 32, NRG 1 or 2, PF 0 or 1, maxreg 0 (none) or a register cap, ldsm 1:
- * B fragments by ldmatrix; emu runs the kernel's PTX helpers in OpenCL C on
- * any device (tests). "portable" turns the kernel off. Default 16,2,1,0,1:
- * the next key tile's loads in flight during this one's mma (H200, f16 h128
- * b64 kv4096: 1.20 ms against 1.99 ms without PF and 2.6 ms for BN 32 NRG 1). */
+/* PA_OPENCL_MLA=bn,nrg,pf,maxreg,ldsm,cpa[,emu] (tuning; read per plan): BN
+ * 16 or 32, NRG 1 or 2, PF 0 or 1, maxreg 0 (none), 128, 168 or 200 (a
+ * register cap), ldsm 1: B fragments by ldmatrix, cpa 1: two key stages
+ * filled by cp.async (instead of PF); emu runs the kernel's PTX helpers in
+ * OpenCL C on any device (tests). "portable" turns the kernel off. Default
+ * 16,2,0,0,1,1 (H200, f16 h128 b64 kv4096, 2026-11-22 02:21 UTC): 1.017 ms,
+ * against 1.209 for the next tile in registers (16,2,1,0,1,0) and 2.6 for BN
+ * 32 NRG 1 with neither; 32,1,1,0,1,0 ran 0.953 ms but has not been through
+ * the GPU tests yet. Without the ldmatrix/cp.async probe: ldsm 0, PF 1. */
 static bool mla_mma_env(mla_mma_cfg *c) {
-  *c = (mla_mma_cfg){16, 2, 1, 0, 1, 0};
+  *c = (mla_mma_cfg){16, 2, 0, 0, 1, 1, 0};
   const char *e = getenv("PA_OPENCL_MLA");
   if (!e || !*e) return true;
   if (!strcmp(e, "portable")) return false;
   char emu[8] = "";
   mla_mma_cfg v = {0};
-  int n = sscanf(e, "%d,%d,%d,%d,%d,%7s", &v.bn, &v.nrg, &v.pf, &v.maxreg, &v.ldsm, emu);
-  if (n < 5 || (v.ldsm != 0 && v.ldsm != 1) || (v.bn != 16 && v.bn != 32) || (v.nrg != 1 && v.nrg != 2) || (v.pf != 0 && v.pf != 1) ||
-      v.maxreg < 0 || v.maxreg > 255) {
-    pa_log(1, "opencl: PA_OPENCL_MLA=%s ignored (want bn,nrg,pf,maxreg,ldsm[,emu])", e);
+  int n = sscanf(e, "%d,%d,%d,%d,%d,%d,%7s", &v.bn, &v.nrg, &v.pf, &v.maxreg, &v.ldsm, &v.cpa, emu);
+  int reg_ok = 0;
+  for (int i = 0; i < 4; i++) reg_ok |= v.maxreg == mla_regs[i];
+  if (n < 6 || (v.ldsm != 0 && v.ldsm != 1) || (v.cpa != 0 && v.cpa != 1) || (v.cpa && v.pf) ||
+      (v.bn != 16 && v.bn != 32) || (v.nrg != 1 && v.nrg != 2) || (v.pf != 0 && v.pf != 1) || !reg_ok) {
+    pa_log(1, "opencl: PA_OPENCL_MLA=%s ignored (want bn,nrg,pf,maxreg,ldsm,cpa[,emu])", e);
     return true;
   }
   v.emu = !strcmp(emu, "emu");
@@ -39,7 +45,7 @@ static bool mla_mma_env(mla_mma_cfg *c) {
 }
 
 static size_t mla_mma_local(const mla_mma_cfg *c, int dk) {
-  size_t b = (size_t)c->bn * (dk + 8) * 2 + (size_t)c->nrg * 4 * (c->bn / 8) * 32 * 16 + 4 * (size_t)c->bn * 8;
+  size_t b = (size_t)(c->cpa ? 2 : 1) * c->bn * (dk + 8) * 2 + (size_t)c->nrg * 4 * (c->bn / 8) * 32 * 16 + 4 * (size_t)c->bn * 8;
   if (c->emu) b += 4 * ((size_t)c->nrg * 4 * 384 + 2 * (size_t)c->nrg * 128);
   return b;
 }
@@ -51,12 +57,18 @@ bool pa_cl_mla_mma_pick(pa_context *ctx, const pa_plan *plan, pa_kernel_choice *
   if (plan->op != PA_OP_MLA || !mla_mma_env(&c)) return false;
   bool ok = m->q_dtype == PA_F16 ? st->mma_ok : m->q_dtype == PA_BF16 ? st->mma_bf16_ok : false;
   if (c.emu) ok = m->q_dtype == PA_F16 || m->q_dtype == PA_BF16;
+  if (!c.emu && !st->ldsm_ok && (c.ldsm || c.cpa)) { /* ldmatrix/cp.async probe failed */
+    c.pf |= c.cpa;
+    c.ldsm = c.cpa = 0;
+  }
   int dk = m->head_dim_ckv + m->head_dim_kpe;
   if (!ok || m->kv_dtype != m->q_dtype || m->head_dim_ckv % 32 || m->head_dim_kpe % 16 ||
       (plan->desc.flags & PA_DETERMINISTIC) || m->page_size < 1 || st->max_wg < (size_t)c.nrg * 128 ||
       st->local_mem < mla_mma_local(&c, dk) + 256)
     return false;
-  pa_cl_tile t = {16 * c.nrg, c.bn, 254, c.pf | c.emu << 1 | c.ldsm << 2 | (c.maxreg / 8) << 3};
+  int ri = 0;
+  while (mla_regs[ri] != c.maxreg) ri++;
+  pa_cl_tile t = {16 * c.nrg, c.bn, 254, c.pf | c.emu << 1 | c.ldsm << 2 | c.cpa << 3 | ri << 4};
   *choice = (pa_kernel_choice){.kernel = pa_cl_tile_pack(t), .q_tile_rows = t.bq, .kv_align = t.bkv,
                                .name = c.emu ? "opencl.mla.mma.emu" : "opencl.mla.mma"};
   return true;
@@ -67,12 +79,12 @@ bool pa_cl_mla_mma_pick(pa_context *ctx, const pa_plan *plan, pa_kernel_choice *
 pa_status pa_cl_mla_mma_build(pa_context *ctx, pa_plan *plan, pa_cl_plan *cp) {
   const pa_mla_desc *m = &plan->mla;
   int pf = cp->tile.cg & 1, emu = (cp->tile.cg >> 1) & 1, ldsm = (cp->tile.cg >> 2) & 1;
-  int maxreg = (cp->tile.cg >> 3) * 8;
+  int cpa = (cp->tile.cg >> 3) & 1, maxreg = mla_regs[(cp->tile.cg >> 4) & 3];
   char defs[256], cap[40] = "";
   if (maxreg && !emu) snprintf(cap, sizeof cap, " -cl-nv-maxrregcount=%d", maxreg);
-  snprintf(defs, sizeof defs, "-DDC=%d -DDR=%d -DKV_DT=%d -DO_DT=%d -DBN=%d -DNRG=%d -DPF=%d -DLDSM=%d -DEMU=%d%s",
+  snprintf(defs, sizeof defs, "-DDC=%d -DDR=%d -DKV_DT=%d -DO_DT=%d -DBN=%d -DNRG=%d -DPF=%d -DLDSM=%d -DCPA=%d -DEMU=%d%s",
            m->head_dim_ckv, m->head_dim_kpe, (int)m->kv_dtype, (int)m->o_dtype, cp->tile.bkv,
-           cp->tile.bq / 16, pf, ldsm, emu, cap);
+           cp->tile.bq / 16, pf, ldsm, cpa, emu, cap);
   cp->threads = (size_t)cp->tile.bq / 16 * 128;
   pa_status s = pa_cl_kernel(ctx, "mla_mma.cl", defs, "pa_mla_mma", &cp->attention);
   if (s == PA_OK) return PA_OK;

@@ -15,24 +15,27 @@
  * same order, so the four run the same softmax on the same bits and P needs
  * no exchange. Splitting keys between warps instead would need all of Q per
  * warp (18 KB per 16 rows in local memory), which with a 36 KB key tile
- * passes the 48 KB NVIDIA gives a work-group. V is the first DC columns of
- * the key tile: loaded once, read as B fragments by 16-bit loads (key pairs
- * are a row apart).
- * Local memory at BN 32, NRG 1: keys 37.4 KB + scores 8 KB + offsets 1 KB.
- * PF=1 loads the next key tile into registers while this one is in use.
+ * exceeds the 48 KB NVIDIA gives a work-group. V is the first DC columns of
+ * the key tile: loaded once, read as B fragments by ldmatrix (.trans for V;
+ * LDSM=0: 32-bit and 16-bit loads, key pairs being a row apart).
+ * Key tiles move global -> local by one of: CPA=1, two stages filled by
+ * cp.async while the other is used (no registers held; the default, 16,2);
+ * PF=1, the next tile's loads held in registers during this one; neither.
+ * Local memory: BN 32, NRG 1: keys 37.4 KB + scores 8 KB + offsets 1 KB;
+ * BN 16, NRG 2, CPA: 2 x 18.7 KB + 8 KB + 0.5 KB.
  *
  * Fragment layout (PTX ISA, m16n8k16), lane = 4 g + t: A a0 (g, 2t..2t+1),
  * a1 (g+8, 2t..), a2 (g, 2t+8..), a3 (g+8, 2t+8..); B b0 (k 2t..2t+1, n g),
  * b1 (k 2t+8.., n g); C c0 (g, 2t), c1 (g, 2t+1), c2 (g+8, 2t), c3 (g+8, 2t+1).
  *
  * Defines: DC (multiple of 32) DR (multiple of 16) KV_DT (1 f16, 2 bf16; Q
- * has the same) O_DT BN (16 or 32) NRG (1 or 2) PF (0 or 1). */
+ * has the same) O_DT BN (16 or 32) NRG (1 or 2) PF, CPA, LDSM (0 or 1), EMU. */
 
 #ifndef EMU
 #define EMU 0
 #endif
 #if EMU
-/* EMU=1 (tests only, PA_OPENCL_MLA=...,emu): the three PTX helpers below
+/* EMU=1 (tests only, PA_OPENCL_MLA=...,emu): the PTX helpers below
  * written in OpenCL C with the documented fragment layouts, exchanging
  * fragments through local memory, so the kernel's indexing can be checked on
  * any device (PoCL). Slow; every call is reached by all work-items. */
@@ -97,6 +100,11 @@ inline void pa_ldsm4(__local const ushort *p, uint *r, int trans, __local const 
 }
 inline void pa_fence(void) {}
 inline int pa_opaque(int x) { return x; }
+inline void pa_cp16(__local uint4 *dst, __global const ushort *src, int ok) {
+  *dst = ok ? *(__global const uint4 *)src : (uint4)(0);
+}
+inline void pa_cp_commit(void) {}
+inline void pa_cp_wait1(void) {}
 #else
 #define EMU_PARAM
 #define EMU_ARG
@@ -143,6 +151,15 @@ inline void pa_ldsm4(__local const ushort *p, uint *r, int trans) {
                  : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3]) : "r"(a) : "memory");
 }
 
+/* 16 bytes global -> local without registers; src-size 0 fills zeros. */
+inline void pa_cp16(__local uint4 *dst, __global const ushort *src, int ok) {
+  asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;"
+               :: "r"((uint)(size_t)dst), "l"(src), "r"(ok ? 16 : 0) : "memory");
+}
+inline void pa_cp_commit(void) { asm volatile("cp.async.commit_group;" ::: "memory"); }
+/* all but the latest group landed (for this thread; a barrier shares them) */
+inline void pa_cp_wait1(void) { asm volatile("cp.async.wait_group 1;" ::: "memory"); }
+
 /* Keeps the compiler from moving memory accesses across it (register budget). */
 inline void pa_fence(void) { asm volatile("" ::: "memory"); }
 inline int pa_opaque(int x) {
@@ -171,6 +188,10 @@ inline int pa_opaque(int x) {
 #ifndef LDSM
 #define LDSM 0
 #endif
+#ifndef CPA
+#define CPA 0
+#endif
+#define TW (BN * KS / 8) /* uint4 per key tile */
 
 #define F_LSE 1
 #define LOG2E 1.4426950408889634f
@@ -190,6 +211,21 @@ inline uint4 pa_chunk(__global const ushort *k, __global const ushort *k2, __loc
                  p[6] | (uint)p[7] << 16);
 }
 
+/* Starts the copy of chunk e of a key tile into dst (zeros past the range):
+ * cp.async when the rows allow 16-byte vectors, else loads and a store. */
+inline void pa_issue(__local uint4 *dst, __global const ushort *k, __global const ushort *k2,
+                     __local const long *ko, __local const long *k2o, int e, int kv_vec) {
+  if (BN * CH % NT != 0 && e >= BN * CH) return;
+  int c = e / CH, d = (e - c * CH) * 8;
+  long base = d < DC ? ko[c] : k2o[c];
+  __local uint4 *to = dst + (c * KS + d) / 8;
+  if (kv_vec) {
+    pa_cp16(to, base < 0 ? k : d < DC ? k + base + d : k2 + base + d - DC, base >= 0);
+  } else {
+    *to = pa_chunk(k, k2, ko, k2o, e, 0);
+  }
+}
+
 __kernel __attribute__((reqd_work_group_size(NT, 1, 1))) void pa_mla_mma(
     __global const ushort *q, long q_off, long q_st, long q_sh,
     __global const ushort *q2, long q2_off, long q2_st, long q2_sh,
@@ -201,12 +237,11 @@ __kernel __attribute__((reqd_work_group_size(NT, 1, 1))) void pa_mla_mma(
     __global float *ws, long ws_o, long ws_l,
     __global const int *sched, int req_off, int work_off,
     int page_size, int group, int hq, int kv_vec, float scale, int causal, int flags) {
-  __local uint4 k_w[BN * KS / 8];
+  __local uint4 k_w[(CPA ? 2 : 1) * TW];
   __local float4 sx[NRG * 4 * NB * 32];
   /* ckv and kpe offsets of the keys of a tile, -1 past the range; two sets,
    * so the next tile's are written while this tile's are read. */
   __local long koff_l[2][BN], k2off_l[2][BN];
-  __local const ushort *k_l = (__local const ushort *)k_w;
 #if EMU
   __local float emu_l[NRG * 4 * 384 + 2 * NT];
 #endif
@@ -269,7 +304,13 @@ __kernel __attribute__((reqd_work_group_size(NT, 1, 1))) void pa_mla_mma(
   /* The key tile moves in 16-byte chunks: chunk e = tid + u NT is dims
    * 8 (e % CH).. of key e / CH; with PF the next tile waits in pf[]. */
   uint4 pf[NCH];
-#if PF
+#if CPA
+  if (ntiles > 0) {
+    #pragma unroll
+    for (int u = 0; u < NCH; u++) pa_issue(k_w, k, k2, koff_l[0], k2off_l[0], tid + u * NT, kv_vec);
+  }
+  pa_cp_commit();
+#elif PF
   if (ntiles > 0) {
     #pragma unroll
     for (int u = 0; u < NCH; u++) pf[u] = pa_chunk(k, k2, koff_l[0], k2off_l[0], tid + u * NT, kv_vec);
@@ -287,6 +328,30 @@ __kernel __attribute__((reqd_work_group_size(NT, 1, 1))) void pa_mla_mma(
     /* tid through an opaque move: else the chunk indices and local addresses
      * of all NCH chunks are hoisted out of the loop and held in registers */
     const int tv = pa_opaque(tid);
+    __local const ushort *k_l = (__local const ushort *)(k_w + (CPA ? (tt & 1) * TW : 0));
+#if CPA
+    /* two stages: tile tt + 1 is copied (cp.async, no registers) while tile tt is used */
+    if (tid < BN) { /* offsets of the next tile */
+      int j = kt + BN + tid;
+      long ko = -1, k2o = -1;
+      if (j < ke) {
+        long page = bt[bt_off + b * bt_sb + (j / page_size) * bt_sp], in = j % page_size;
+        ko = k_off + page * k_sp + in * k_st;
+        k2o = k2_off + page * k2_sp + in * k2_st;
+      }
+      koff_l[(tt + 1) & 1][tid] = ko;
+      k2off_l[(tt + 1) & 1][tid] = k2o;
+    }
+    barrier(CLK_LOCAL_MEM_FENCE); /* those offsets written; stage (tt + 1) & 1 consumed */
+    if (tt + 1 < ntiles) {
+      #pragma unroll
+      for (int u = 0; u < NCH; u++)
+        pa_issue(k_w + ((tt + 1) & 1) * TW, k, k2, koff_l[(tt + 1) & 1], k2off_l[(tt + 1) & 1], tv + u * NT, kv_vec);
+    }
+    pa_cp_commit();
+    pa_cp_wait1();
+    barrier(CLK_LOCAL_MEM_FENCE); /* tile tt landed for every thread */
+#else
     barrier(CLK_LOCAL_MEM_FENCE); /* the last tile's keys and scores are consumed */
     #pragma unroll
     for (int u = 0; u < NCH; u++) {
@@ -320,6 +385,7 @@ __kernel __attribute__((reqd_work_group_size(NT, 1, 1))) void pa_mla_mma(
         pf[u] = pa_chunk(k, k2, koff_l[(tt + 1) & 1], k2off_l[(tt + 1) & 1], tv + u * NT, kv_vec);
     }
 #endif
+#endif /* CPA */
 
     /* This warp's part of S = Q K^T: 16 rows x BN keys over its k-steps. */
     float s[NB][4];
