@@ -72,13 +72,13 @@ int pa_cl_decode_lanes(int dqk, int dv) {
  * after the inline-PTX probe (warp shuffles), or anywhere with the shuffles
  * emulated (PA_OPENCL_DECODE=emu, for testing). Marked by rg = 0 and cg = 0
  * (PTX) or 1 (emulated); bkv is its step of 32 * warps / bq keys. Warps per
- * work-group: PA_OPENCL_DECODE_WARPS (1, 2, 4 or 8; default 2). */
+ * work-group: PA_OPENCL_DECODE_WARPS (1, 2, 4 or 8; default 4). */
 static bool pick_decode_w(const pa_cl_state *st, int bq, int dl, const pa_attention_desc *d, pa_cl_tile *out) {
   const char *mode = getenv("PA_OPENCL_DECODE");
   bool emu = mode && !strcmp(mode, "emu");
   if ((mode && !strcmp(mode, "portable")) || (!emu && !st->mma_ok) || dl < bq || dl > 32) return false;
   const char *we = getenv("PA_OPENCL_DECODE_WARPS");
-  int warps = we ? atoi(we) : 2;
+  int warps = we ? atoi(we) : 4;
   if (warps != 1 && warps != 2 && warps != 8) warps = 4;
   if ((size_t)warps * 32 > st->max_wg) return false;
   int ng = warps * 32 / dl;
