@@ -247,6 +247,13 @@ pa_status pa_cl_plan_ready(pa_context *ctx, pa_plan *plan) {
     if (stages < 2) stages = 0;
     char extra[64] = "";
     if (nv && regs && atoi(regs) > 0) snprintf(extra, sizeof extra, " -cl-nv-maxrregcount=%d", atoi(regs));
+    /* PA_OPENCL_DECODE_CPAGE=1: the page size compiled in (a program per page
+     * size; key -> page and offset without a runtime division). Not measured yet. */
+    const char *cpage = getenv("PA_OPENCL_DECODE_CPAGE");
+    if (cpage && atoi(cpage) == 1 && d->page_size > 0) {
+      size_t n = strlen(extra);
+      snprintf(extra + n, sizeof extra - n, " -DPAGE=%d", d->page_size);
+    }
     cp->threads = (size_t)ntw;
     for (;;) {
       snprintf(defs, sizeof defs,

@@ -307,7 +307,8 @@ __kernel __attribute__((reqd_work_group_size(NT, 1, 1))) void pa_decode(
  * bytes in flight.
  *
  * Defines: as pa_decode without KG, plus WARPS, NV (1 PTX, 2 emulated), NC
- * (1: K/V through ld.global.nc). Needs BQ <= DL <= 32. */
+ * (1: K/V through ld.global.nc), CPA STAGES CP_WAIT (the ring), PAGE (the
+ * page size, optional). Needs BQ <= DL <= 32. */
 #define NTW (WARPS * 32)
 #define KW (32 / DL)
 #define NG (WARPS * KW)
@@ -470,6 +471,9 @@ __kernel __attribute__((reqd_work_group_size(NTW, 1, 1))) void pa_decode_w(
   __local float xc_l[NTW];
 #endif
 
+#ifdef PAGE
+  page_size = PAGE; /* the plan's page size as a constant: no runtime divisions */
+#endif
   const int t = get_local_id(0), lane = t & 31, li = t % DL, gi = t / DL, d0 = li * SL;
   const int gb = lane & ~(DL - 1); /* the group's first lane in the warp */
   const int my_u = li / BQ, my_r = li % BQ;
