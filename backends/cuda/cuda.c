@@ -223,15 +223,44 @@ static pa_status cu_select(pa_context *ctx, const pa_plan *plan, pa_kernel_choic
 
 typedef struct cu_plan_data {
   int device;
-  int32_t *order; /* device [num_work] */
+  int32_t *order;     /* device [num_work] */
+  unsigned *counters; /* device [batch x Hkv], zeros: decode merges its own splits; NULL: combine */
+  int merge_u;        /* the in-kernel merge's loads in flight per thread */
 } cu_plan_data;
+
+/* Defined in decode.cu; its declaration belongs in launch.h (the lead's). */
+cudaError_t pa_cu_decode_attention_fused(const pa_cu_attn *a, unsigned *counters, int merge_u,
+                                         cudaStream_t s);
 
 static void cu_plan_free(void *p) {
   cu_plan_data *d = p;
   if (!d) return;
   cudaSetDevice(d->device);
   cudaFree(d->order);
+  cudaFree(d->counters);
   free(d);
+}
+
+/* Whether split decode plans merge inside the decode kernel (no combine
+ * launch): PA_CUDA_DECODE_FUSE=0 off, 1 on with 8 partials in flight per
+ * thread, 2 (default) on with 32. Read at plan time. */
+static int decode_fuse_mode(void) {
+  const char *e = getenv("PA_CUDA_DECODE_FUSE");
+  return e && *e >= '0' && *e <= '2' ? *e - '0' : 2;
+}
+
+/* A split decode plan whose merge the decode kernel can do: one tile per
+ * (request, KV head) (the decode kernel's rows <= 16) and at most 1024
+ * splits (the merge keeps 16 x num_splits weights in its 64 KB ring). */
+static int decode_fusable(const pa_plan *plan) {
+  if (plan->op != PA_OP_ATTENTION || plan->choice.kernel != PA_CU_DECODE) return 0;
+  int any = 0;
+  for (int b = 0; b < plan->batch_size; ++b) {
+    const pa_req *r = &plan->reqs[b];
+    if (r->num_splits > 1024 || (int64_t)r->len_q * plan->group > 16) return 0;
+    any |= r->num_splits > 1;
+  }
+  return any;
 }
 
 typedef struct cu_cost {
@@ -276,6 +305,13 @@ static pa_status cu_plan_ready(pa_context *ctx, pa_plan *plan) {
   if (e == cudaSuccess)
     e = cudaMemcpyAsync(d->order, order, sizeof(int32_t) * (size_t)plan->num_work,
                         cudaMemcpyHostToDevice, s->stream);
+  const int fuse = decode_fuse_mode();
+  if (e == cudaSuccess && fuse && decode_fusable(plan)) {
+    const size_t nc = (size_t)plan->batch_size * (size_t)plan->desc.num_kv_heads;
+    d->merge_u = fuse == 1 ? 8 : 32;
+    e = cudaMalloc((void **)&d->counters, sizeof(unsigned) * nc);
+    if (e == cudaSuccess) e = cudaMemsetAsync(d->counters, 0, sizeof(unsigned) * nc, s->stream);
+  }
   if (e == cudaSuccess) e = cudaStreamSynchronize(s->stream);
   free(order);
   if (e != cudaSuccess) {
@@ -365,13 +401,21 @@ static pa_status dispatch(pa_context *ctx, const pa_plan *plan, const pa_cu_attn
            plan->choice.name);
     kernel = PA_CU_GENERIC;
   }
+  /* Decode merges its own splits when the plan has counters and the
+   * workspace takes its 16-byte partial loads. */
+  const cu_plan_data *pd = plan->backend_data;
+  const int fused = kernel == PA_CU_DECODE && pd && pd->counters && ((uintptr_t)a->ws_o % 16) == 0;
   switch (kernel) {
-  case PA_CU_DECODE: e = pa_cu_decode_attention(a, s->stream); break;
+  case PA_CU_DECODE:
+    e = fused ? pa_cu_decode_attention_fused(a, pd->counters, pd->merge_u, s->stream)
+              : pa_cu_decode_attention(a, s->stream);
+    break;
   case PA_CU_PREFILL: e = pa_cu_prefill_attention(a, s->stream); break;
   case PA_CU_MLA: e = pa_cu_mla_decode(a, s->stream); break;
   default: e = pa_cu_generic_attention(a, s->stream); break;
   }
   if (e != cudaSuccess) return pa_cuda_fail(ctx, e, plan->choice.name);
+  if (fused) return PA_OK;
   e = pa_cu_combine(a, s->stream);
   if (e != cudaSuccess) return pa_cuda_fail(ctx, e, "cuda.combine");
   return PA_OK;

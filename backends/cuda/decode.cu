@@ -18,7 +18,13 @@
  * the QK chain of a tile is split over two accumulators. Together these took
  * H200 decode b1 KV 32768 from 0.046 to 0.042 ms and b64 from 0.266 to
  * 0.253 ms; the window alone was slower (0.048 / 0.280), see
- * bench/RESULTS.md for the variants tried. */
+ * bench/RESULTS.md for the variants tried.
+ *
+ * Split requests (decode-long) are merged in this kernel by the last split
+ * of each (request, KV head) to finish (a self-resetting counter per group
+ * that the plan owns), not by combine.cu: no kernel boundary and launch
+ * between the splits and the merge. H200 b1 KV 32768: 73.7% -> 75.6% of
+ * copy bandwidth; unsplit plans run the FUSED = false instantiation. */
 #include "mma.cuh"
 #include "pdl.cuh"
 
@@ -47,8 +53,97 @@ __device__ __forceinline__ float ex(float x, float m) {
   return x == -CUDART_INF_F ? 0.f : y;
 }
 
+/* Merges the num_splits partial rows of each packed row of w's tile into
+ * out/lse, as combine.cu does (sink added once, here; splits summed in index
+ * order, so the result does not depend on which block came last). Partials
+ * are read past L1 (__ldcg): other SMs wrote them during this kernel.
+ * wt: [rows][num_splits] split weights (<= 16 x 1024 floats = 64 KB, within
+ * every ring); rinv: [16] 1 / sum of the weights per row. */
 template <typename T, int D>
-__global__ void __launch_bounds__(W * 32) decode_attention(const pa_cu_attn a) {
+__device__ __forceinline__ void merge_group(const pa_cu_attn &a, const pa_work &w, const pa_req &rq,
+                                            float *rinv, float *wt, int merge_u) {
+  const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5, g = a.group;
+  const int ns = rq.num_splits, R = w.rows;
+  const int64_t step = (int64_t)rq.len_q * a.hq; /* partial rows between splits */
+  for (int r = warp; r < R; r += W) {
+    const int pr = w.row0 + r, i = pr / g, h = w.hk * g + pr % g;
+    const int64_t p0 = (int64_t)rq.part_row + (int64_t)i * a.hq + h;
+    float *wr = wt + r * ns;
+    float M = -CUDART_INF_F;
+    for (int s = lane; s < ns; s += 32) {
+      const float x = __ldcg(a.ws_lse + p0 + s * step);
+      wr[s] = x;
+      M = fmaxf(M, x);
+    }
+    M = pa::warp_max(M);
+    if (a.has_sinks) M = fmaxf(M, a.sinks[h]);
+    float L = 0.f;
+    for (int s = lane; s < ns; s += 32) {
+      const float e = pa::exp_diff(wr[s], M);
+      wr[s] = e;
+      L += e;
+    }
+    L = pa::warp_sum(L) + (a.has_sinks ? pa::exp_diff(a.sinks[h], M) : 0.f);
+    if (lane == 0) {
+      rinv[r] = L > 0.f ? 1.f / L : 0.f;
+      if (a.return_lse)
+        reinterpret_cast<float *>(a.lse.ptr)[pa::row_off(a.lse, w.b, rq.q_start, i, h)] =
+            pa::final_lse(M, L);
+    }
+  }
+  __syncthreads();
+
+  /* Each thread: 4 dims of one row, all splits; merge_u float4 loads are
+   * issued before the first is used (the partials are L2 round trips). */
+  constexpr int C4 = D / 4;
+  const float4 *ws4 = reinterpret_cast<const float4 *>(a.ws_o); /* 16-byte aligned: dispatch checks */
+  for (int idx = tid; idx < R * C4; idx += W * 32) {
+    const int r = idx / C4, c = idx % C4;
+    const int pr = w.row0 + r, i = pr / g, h = w.hk * g + pr % g;
+    const int64_t p0 = (int64_t)rq.part_row + (int64_t)i * a.hq + h;
+    const float4 *src = ws4 + p0 * C4 + c;
+    const int64_t st4 = step * C4;
+    const float *wr = wt + r * ns;
+    float4 acc = make_float4(0.f, 0.f, 0.f, 0.f);
+    auto add = [&](float f, float4 x) {
+      acc.x = fmaf(f, x.x, acc.x);
+      acc.y = fmaf(f, x.y, acc.y);
+      acc.z = fmaf(f, x.z, acc.z);
+      acc.w = fmaf(f, x.w, acc.w);
+    };
+    int s = 0;
+    if (merge_u >= 32) {
+      for (; s + 32 <= ns; s += 32) {
+        float4 x[32];
+#pragma unroll
+        for (int u = 0; u < 32; ++u) x[u] = __ldcg(src + (s + u) * st4);
+#pragma unroll
+        for (int u = 0; u < 32; ++u) add(wr[s + u], x[u]);
+      }
+    }
+    for (; s + 8 <= ns; s += 8) {
+      float4 x[8];
+#pragma unroll
+      for (int u = 0; u < 8; ++u) x[u] = __ldcg(src + (s + u) * st4);
+#pragma unroll
+      for (int u = 0; u < 8; ++u) add(wr[s + u], x[u]);
+    }
+    for (; s < ns; ++s) add(wr[s], __ldcg(src + s * st4));
+    const float inv = rinv[r];
+    T *o = reinterpret_cast<T *>(a.o.ptr) + pa::row_off(a.o, w.b, rq.q_start, i, h) + 4 * c;
+    o[0] = static_cast<T>(acc.x * inv);
+    o[1] = static_cast<T>(acc.y * inv);
+    o[2] = static_cast<T>(acc.z * inv);
+    o[3] = static_cast<T>(acc.w * inv);
+  }
+}
+
+/* FUSED: split requests are merged here, by the last of a group's splits
+ * to finish (merge_group); counters: one per (request, KV head), zero
+ * between runs; merge_u: O partials a thread loads before using any (8, 32). */
+template <typename T, int D, bool FUSED>
+__global__ void __launch_bounds__(W * 32)
+    decode_attention(const pa_cu_attn a, unsigned *counters, int merge_u) {
   using C = cfg<D>;
   constexpr int CH = C::CH, ST = C::ST;
   constexpr int QPT = (16 * CH + W * 32 - 1) / (W * 32); /* Q chunks per thread */
@@ -338,24 +433,61 @@ __global__ void __launch_bounds__(W * 32) decode_attention(const pa_cu_attn a) {
       else reinterpret_cast<float *>(a.lse.ptr)[dst.lse_off] = lse;
     }
   }
+
+  if constexpr (FUSED) {
+    if (rq.num_splits <= 1) return;
+    /* "Last block finishes the group": each thread's partial stores are made
+     * visible device-wide before thread 0 counts this split in; the block
+     * that brings the count to num_splits sees every partial and merges. */
+    __threadfence();
+    __syncthreads(); /* also: every thread is done with om/mm/ll */
+    int *is_last = reinterpret_cast<int *>(smem); /* Q's place: dead now */
+    if (tid == 0) {
+      unsigned *cnt = counters + (w.b * a.hkv + w.hk);
+      const bool last = atomicAdd(cnt, 1u) == (unsigned)rq.num_splits - 1;
+      if (last) {
+        __threadfence(); /* acquire: the other splits' partials before our reads */
+        *cnt = 0;        /* every split has counted: ready for the next run / graph replay */
+      }
+      *is_last = last;
+    }
+    __syncthreads();
+    if (!*is_last) return;
+    merge_group<T, D>(a, w, rq, reinterpret_cast<float *>(smem) + 16, reinterpret_cast<float *>(ring),
+                      merge_u);
+  }
 }
 
 template <typename T, int D> cudaError_t set_smem(int optin) {
   if (cfg<D>::SMEM > optin) return cudaSuccess; /* not on this device: supported() says 0 */
-  return cudaFuncSetAttribute(decode_attention<T, D>, cudaFuncAttributeMaxDynamicSharedMemorySize,
-                              cfg<D>::SMEM);
+  cudaError_t e = cudaFuncSetAttribute(decode_attention<T, D, false>,
+                                       cudaFuncAttributeMaxDynamicSharedMemorySize, cfg<D>::SMEM);
+  if (e == cudaSuccess)
+    e = cudaFuncSetAttribute(decode_attention<T, D, true>,
+                             cudaFuncAttributeMaxDynamicSharedMemorySize, cfg<D>::SMEM);
+  return e;
 }
 
 int smem_of(int d) {
   return d == 64 ? cfg<64>::SMEM : d == 128 ? cfg<128>::SMEM : d == 256 ? cfg<256>::SMEM : 1 << 30;
 }
 
-template <typename T> cudaError_t launch(const pa_cu_attn *a, cudaStream_t s) {
+template <typename T, int D>
+cudaError_t launch_d(const pa_cu_attn *a, unsigned *counters, int merge_u, cudaStream_t s) {
   const dim3 grid(a->num_work), block(W * 32);
+  if (counters)
+    return pa::launch_pdl(decode_attention<T, D, true>, grid, block, cfg<D>::SMEM, s, *a, counters,
+                          merge_u);
+  return pa::launch_pdl(decode_attention<T, D, false>, grid, block, cfg<D>::SMEM, s, *a, counters,
+                        merge_u);
+}
+
+template <typename T>
+cudaError_t launch(const pa_cu_attn *a, unsigned *counters, int merge_u, cudaStream_t s) {
   switch (a->dqk) {
-  case 64: return pa::launch_pdl(decode_attention<T, 64>, grid, block, cfg<64>::SMEM, s, *a);
-  case 128: return pa::launch_pdl(decode_attention<T, 128>, grid, block, cfg<128>::SMEM, s, *a);
-  case 256: return pa::launch_pdl(decode_attention<T, 256>, grid, block, cfg<256>::SMEM, s, *a);
+  case 64: return launch_d<T, 64>(a, counters, merge_u, s);
+  case 128: return launch_d<T, 128>(a, counters, merge_u, s);
+  case 256: return launch_d<T, 256>(a, counters, merge_u, s);
   default: return cudaErrorInvalidValue;
   }
 }
@@ -380,5 +512,18 @@ extern "C" cudaError_t pa_cu_decode_init(int smem_optin) {
 
 extern "C" cudaError_t pa_cu_decode_attention(const pa_cu_attn *a, cudaStream_t s) {
   if (a->num_work == 0) return cudaSuccess;
-  return a->q.dtype == PA_F16 ? launch<__half>(a, s) : launch<__nv_bfloat16>(a, s);
+  return a->q.dtype == PA_F16 ? launch<__half>(a, nullptr, 0, s)
+                              : launch<__nv_bfloat16>(a, nullptr, 0, s);
+}
+
+/* The decode kernel that also merges split requests (no combine launch
+ * after it). counters: [batch x Hkv] zeros, left zero by every run. A plan
+ * is run by one thread on one stream at a time, so its counters are never
+ * shared; two replays of one captured plan on concurrent streams would
+ * share them and are not supported. */
+extern "C" cudaError_t pa_cu_decode_attention_fused(const pa_cu_attn *a, unsigned *counters,
+                                                    int merge_u, cudaStream_t s) {
+  if (a->num_work == 0) return cudaSuccess;
+  return a->q.dtype == PA_F16 ? launch<__half>(a, counters, merge_u, s)
+                              : launch<__nv_bfloat16>(a, counters, merge_u, s);
 }
