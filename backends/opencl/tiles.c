@@ -107,10 +107,32 @@ static bool pick_decode_tile(const pa_cl_state *st, int bq, int dl, const pa_att
   return false;
 }
 
+/* decode.cl's pa_decode_tc (tensor cores: mma.sync, ldmatrix, cp.async) for
+ * f16/bf16 Q and K/V alike, head dims 64 or 128: opt-in, PA_OPENCL_DECODE=tc
+ * after the probe (tcemu: emulated anywhere, for tests). Marked by rg = 0 and
+ * cg = 2 (PTX) or 3 (emulated); bkv = 16 keys x warps (PA_OPENCL_DECODE_TCW:
+ * 1, 2 or 4, default 2). Not measured on a GPU yet. */
+static bool pick_decode_tc(const pa_cl_state *st, int bq, const pa_attention_desc *d, pa_cl_tile *out) {
+  const char *mode = getenv("PA_OPENCL_DECODE");
+  bool emu = mode && !strcmp(mode, "tcemu");
+  if (!mode || (!emu && strcmp(mode, "tc"))) return false;
+  bool ok = d->q_dtype == PA_F16 ? st->mma_ok : d->q_dtype == PA_BF16 ? st->mma_bf16_ok : false;
+  if ((d->q_dtype != PA_F16 && d->q_dtype != PA_BF16) || !(ok || emu) || d->kv_dtype != d->q_dtype ||
+      d->head_dim_qk != d->head_dim_v ||
+      (d->head_dim_qk != 64 && d->head_dim_qk != 128))
+    return false;
+  const char *we = getenv("PA_OPENCL_DECODE_TCW");
+  int warps = we ? atoi(we) : 2;
+  if (warps != 1 && warps != 4) warps = 2;
+  if ((size_t)warps * 32 > st->max_wg) return false;
+  *out = (pa_cl_tile){bq, 16 * warps, 0, emu ? 3 : 2};
+  return true;
+}
+
 static bool pick_decode(const pa_cl_state *st, int rows, const pa_attention_desc *d, pa_cl_tile *out) {
   if (getenv("PA_OPENCL_NO_DECODE")) return false;
   int bq = rows <= 4 ? 4 : 8, dl = pa_cl_decode_lanes(d->head_dim_qk, d->head_dim_v);
-  return pick_decode_w(st, bq, dl, d, out) || pick_decode_tile(st, bq, dl, d, out);
+  return pick_decode_tc(st, bq, d, out) || pick_decode_w(st, bq, dl, d, out) || pick_decode_tile(st, bq, dl, d, out);
 }
 
 /* kernels/prefill_mma.cl: f16/bf16 (Q and K/V alike), head dims multiples of
@@ -173,10 +195,10 @@ pa_status pa_cl_select(pa_context *ctx, const pa_plan *plan, pa_kernel_choice *c
     return PA_OK;
   }
   if (!mla && !(d->flags & PA_DETERMINISTIC) && rows <= 8 && pick_decode(pa_cl(ctx), (int)rows, d, &t)) {
-    bool warp = t.cg <= 1;
+    bool warp = t.cg <= 1, tc = t.cg == 2 || t.cg == 3;
     *choice = (pa_kernel_choice){.kernel = pa_cl_tile_pack(t), .q_tile_rows = t.bq, .kv_align = t.bkv,
-                                 .name = t.bq == 4 ? (warp ? "opencl.decode4w" : "opencl.decode4")
-                                                   : (warp ? "opencl.decode8w" : "opencl.decode8")};
+                                 .name = t.bq == 4 ? (tc ? "opencl.decode4tc" : warp ? "opencl.decode4w" : "opencl.decode4")
+                                                   : (tc ? "opencl.decode8tc" : warp ? "opencl.decode8w" : "opencl.decode8")};
     return PA_OK;
   }
   if (mla && pa_cl_mla_mma_pick(ctx, plan, choice)) return PA_OK;
@@ -275,7 +297,39 @@ pa_status pa_cl_plan_ready(pa_context *ctx, pa_plan *plan) {
       s = PA_OK;
     }
   }
-  if (cp->tile.rg == 0 && cp->tile.cg > 1) { /* decode.cl, pa_decode */
+  if (cp->tile.rg == 0 && (cp->tile.cg == 2 || cp->tile.cg == 3)) { /* decode.cl, pa_decode_tc */
+    int warps = cp->tile.bkv / 16, dd = d->head_dim_qk;
+    bool nv = cp->tile.cg == 2;
+    /* stages per warp ring: as many as local memory holds, at most
+     * PA_OPENCL_DECODE_STAGES (default 4) */
+    const char *se = getenv("PA_OPENCL_DECODE_STAGES");
+    int smax = se ? atoi(se) : 4, stages;
+    size_t lm = pa_cl(ctx)->local_mem, budget = lm < 49152 ? lm : 49152;
+    size_t pair = 2 * 16 * (size_t)(dd + 8) * 2, fixed = 8 * 16 * (size_t)warps + 1024;
+    if (!nv) fixed += 4 * (384 * (size_t)warps + 64 * (size_t)warps);
+    for (stages = smax < 8 ? smax : 8; stages > 2 && fixed + (size_t)stages * warps * pair > budget; stages--) {
+    }
+    if (stages < 2) stages = 2;
+    char extra[32] = "";
+    const char *cpage = getenv("PA_OPENCL_DECODE_CPAGE");
+    if (cpage && atoi(cpage) == 1 && d->page_size > 0) snprintf(extra, sizeof extra, " -DPAGE=%d", d->page_size);
+    cp->threads = (size_t)warps * 32;
+    s = PA_ERR_UNSUPPORTED;
+    if (fixed + (size_t)stages * warps * pair <= budget) {
+      snprintf(defs, sizeof defs,
+               "-DTC=%d -DD=%d -DDQK=%d -DDV=%d -DQ_DT=%d -DKV_DT=%d -DO_DT=%d -DBQ=%d -DNV=%d -DSTAGES=%d -DCP_WAIT=%d%s",
+               warps, dd, dd, dd, (int)d->q_dtype, (int)d->kv_dtype, (int)d->o_dtype, cp->tile.bq, nv ? 1 : 2,
+               stages, stages - 1, extra);
+      s = pa_cl_kernel(ctx, "decode.cl", defs, "pa_decode_tc", &cp->attention);
+    }
+    int dl = pa_cl_decode_lanes(d->head_dim_qk, d->head_dim_v);
+    if (s != PA_OK && pick_decode_tile(pa_cl(ctx), cp->tile.bq, dl, d, &cp->tile)) {
+      pa_log(1, "opencl: tensor-core decode kernel not taken, using pa_decode: %.300s", ctx->err);
+      ctx->err[0] = 0;
+      s = PA_OK;
+    }
+  }
+  if (cp->tile.rg == 0 && cp->tile.cg > 3) { /* decode.cl, pa_decode */
     int dl = pa_cl_decode_lanes(d->head_dim_qk, d->head_dim_v);
     cp->threads = (size_t)cp->tile.cg * dl;
     snprintf(defs, sizeof defs, "-DDQK=%d -DDV=%d -DQ_DT=%d -DKV_DT=%d -DO_DT=%d -DBQ=%d -DBKV=%d -DDL=%d -DKG=%d",

@@ -85,7 +85,7 @@ inline slice8 to_slice(raw8 u) {
   return s;
 }
 
-#ifndef WARPS
+#if !defined(WARPS) && !defined(TC)
 __kernel __attribute__((reqd_work_group_size(NT, 1, 1))) void pa_decode(
     __global const Q_RAW *q, long q_off, long q_sb, long q_st, long q_sh,
     __global const Q_RAW *q2, long q2_off, long q2_st, long q2_sh,
@@ -278,7 +278,7 @@ __kernel __attribute__((reqd_work_group_size(NT, 1, 1))) void pa_decode(
     }
   }
 }
-#endif /* !WARPS */
+#endif /* !WARPS && !TC */
 
 #ifdef WARPS
 /* pa_decode_w: the same work item with no barrier in the key loop, for NVIDIA
@@ -719,3 +719,422 @@ __kernel __attribute__((reqd_work_group_size(NTW, 1, 1))) void pa_decode_w(
   }
 }
 #endif /* WARPS */
+
+#ifdef TC
+/* pa_decode_tc: the decode work item on NVIDIA tensor cores (inline PTX
+ * mma.sync m16n8k16, ldmatrix, cp.async), for f16/bf16 Q and K/V alike, head
+ * dims D = DQK = DV of 64 or 128, up to 16 packed rows (the item's rows are
+ * one m16 tile, so each K/V byte is read once). The shape of
+ * backends/cuda/decode.cu: TC warps per work-group split the item's keys
+ * (warp w takes the 16-key tiles w, w + TC, ...), each with its own ring of
+ * STAGES K/V tile pairs in local memory filled by cp.async, its own online
+ * softmax (base 2) and no barrier in the loop; the TC states merge at the end.
+ * Q A-fragments stay in registers; K B-fragments by ldmatrix, V by
+ * ldmatrix.trans; P goes from the S accumulators to A-fragments in registers.
+ * NV=2 runs the same code with the PTX emulated in local memory (tests).
+ *
+ * Fragment layout (PTX ISA, m16n8k16), lane = 4 g + t: A a0 (g, 2t..2t+1),
+ * a1 (g+8, 2t..), a2 (g, 2t+8..), a3 (g+8, 2t+8..); B b0 (k 2t..2t+1, n g),
+ * b1 (k 2t+8.., n g); C c0 (g, 2t), c1 (g, 2t+1), c2 (g+8, 2t), c3 (g+8, 2t+1).
+ *
+ * Defines: D Q_DT = KV_DT (1 f16, 2 bf16) O_DT TC (warps) NV STAGES CP_WAIT
+ * (= STAGES - 1), PAGE (optional). */
+#define NTC (TC * 32)
+#define KS (D + 8)           /* halves per staged row: ldmatrix rows hit distinct banks */
+#define NKK (D / 16)         /* k-steps of Q K^T */
+#define NDB (D / 8)          /* n-blocks of O */
+#define CHD (D / 8)          /* 16-byte chunks per row */
+#define CPL (16 * CHD / 32)  /* chunks per lane per K (or V) tile */
+#define TSZ (16 * KS / 8)    /* uint4 per K (or V) tile */
+#define WRING (STAGES * 2 * TSZ)
+#define PA_LOG2E 1.4426950408889634f
+#define PA_LN2 0.6931471805599453f
+#define PA_STR_(x) #x
+#define PA_STR(x) PA_STR_(x)
+
+#if NV == 2
+#define EMU_PARAM , __local float *emu
+#define EMU_ARG , emu_l
+inline float pa_emu_f(uint bits) {
+  ushort h = (ushort)bits;
+  return KV_DT == 1 ? vload_half(0, (const __private half *)&h) : as_float((bits & 0xffffu) << 16);
+}
+inline void pa_mma(float *c, const uint *a, uint b0, uint b1 EMU_PARAM) {
+  const int lane = get_local_id(0) % 32, g = lane / 4, t = lane % 4;
+  __local float *A = emu + (get_local_id(0) / 32) * 384, *B = A + 256;
+  A[g * 16 + 2 * t] = pa_emu_f(a[0]), A[g * 16 + 2 * t + 1] = pa_emu_f(a[0] >> 16);
+  A[(g + 8) * 16 + 2 * t] = pa_emu_f(a[1]), A[(g + 8) * 16 + 2 * t + 1] = pa_emu_f(a[1] >> 16);
+  A[g * 16 + 2 * t + 8] = pa_emu_f(a[2]), A[g * 16 + 2 * t + 9] = pa_emu_f(a[2] >> 16);
+  A[(g + 8) * 16 + 2 * t + 8] = pa_emu_f(a[3]), A[(g + 8) * 16 + 2 * t + 9] = pa_emu_f(a[3] >> 16);
+  B[2 * t * 8 + g] = pa_emu_f(b0), B[(2 * t + 1) * 8 + g] = pa_emu_f(b0 >> 16);
+  B[(2 * t + 8) * 8 + g] = pa_emu_f(b1), B[(2 * t + 9) * 8 + g] = pa_emu_f(b1 >> 16);
+  barrier(CLK_LOCAL_MEM_FENCE);
+  for (int e = 0; e < 4; e++) {
+    int row = g + 8 * (e / 2), col = 2 * t + (e & 1);
+    float acc = c[e];
+    for (int kk = 0; kk < 16; kk++) acc = fma(A[row * 16 + kk], B[kk * 8 + col], acc);
+    c[e] = acc;
+  }
+  barrier(CLK_LOCAL_MEM_FENCE);
+}
+inline uint pa_pack2(float lo, float hi) {
+#if KV_DT == 1
+  ushort l, h;
+  vstore_half_rte(lo, 0, (__private half *)&l);
+  vstore_half_rte(hi, 0, (__private half *)&h);
+  return l | (uint)h << 16;
+#else
+  return pa_f32_to_bf16(lo) | (uint)pa_f32_to_bf16(hi) << 16;
+#endif
+}
+inline float pa_shfl_xor(float x, int mask EMU_PARAM) {
+  const int tid = get_local_id(0);
+  __local float *S = emu + TC * 384;
+  S[tid] = x;
+  barrier(CLK_LOCAL_MEM_FENCE);
+  float y = S[(tid & ~31) | ((tid & 31) ^ mask)];
+  barrier(CLK_LOCAL_MEM_FENCE);
+  return y;
+}
+/* ldmatrix x4 (trans: the transposed 8x8 blocks); lanes 8i..8i+7 name the
+ * rows of block i, lane l gets row l / 4 (trans: column l / 4) of each. */
+inline void pa_ldsm4(__local const ushort *p, uint *r, int trans, __local const ushort *base EMU_PARAM) {
+  const int tid = get_local_id(0), lane = tid % 32, g = lane / 4, t = lane % 4;
+  __local int *R = (__local int *)(emu + TC * 384 + NTC);
+  R[tid] = (int)(p - base);
+  barrier(CLK_LOCAL_MEM_FENCE);
+  for (int i = 0; i < 4; i++) {
+    __local const int *row = R + (tid - lane) + 8 * i;
+    ushort lo = trans ? base[row[2 * t] + g] : base[row[g] + 2 * t];
+    ushort hi = trans ? base[row[2 * t + 1] + g] : base[row[g] + 2 * t + 1];
+    r[i] = lo | (uint)hi << 16;
+  }
+  barrier(CLK_LOCAL_MEM_FENCE);
+}
+inline void pa_cp16(__local uint4 *dst, __global const ushort *src, int ok) {
+  *dst = ok ? *(__global const uint4 *)src : (uint4)(0);
+}
+#define PA_CP_COMMIT()
+#define PA_CP_WAIT()
+#define PA_CP_WAIT_ALL()
+#define PA_WARP_SYNC() barrier(CLK_LOCAL_MEM_FENCE)
+#else
+#define EMU_PARAM
+#define EMU_ARG
+#if KV_DT == 1
+#define MMA_OP "mma.sync.aligned.m16n8k16.row.col.f32.f16.f16.f32"
+#define CVT_OP "cvt.rn.f16x2.f32"
+#else
+#define MMA_OP "mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32"
+#define CVT_OP "cvt.rn.bf16x2.f32"
+#endif
+inline void pa_mma(float *c, const uint *a, uint b0, uint b1) {
+  float d0, d1, d2, d3;
+  asm volatile(MMA_OP " {%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, {%10,%11,%12,%13};"
+               : "=f"(d0), "=f"(d1), "=f"(d2), "=f"(d3)
+               : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1), "f"(c[0]), "f"(c[1]),
+                 "f"(c[2]), "f"(c[3]));
+  c[0] = d0, c[1] = d1, c[2] = d2, c[3] = d3;
+}
+/* lo goes to the low half: the element with the smaller column index. */
+inline uint pa_pack2(float lo, float hi) {
+  uint r;
+  asm volatile(CVT_OP " %0, %1, %2;" : "=r"(r) : "f"(hi), "f"(lo));
+  return r;
+}
+inline float pa_shfl_xor(float x, int mask) {
+  uint r;
+  asm volatile("shfl.sync.bfly.b32 %0, %1, %2, 0x1f, 0xffffffff;" : "=r"(r) : "r"(as_uint(x)), "r"(mask));
+  return as_float(r);
+}
+/* A __local pointer's value is its .shared window address (as in mla_mma.cl). */
+inline void pa_ldsm4(__local const ushort *p, uint *r, int trans, __local const ushort *base) {
+  uint a = (uint)(size_t)p;
+  if (trans)
+    asm volatile("ldmatrix.sync.aligned.m8n8.x4.trans.shared.b16 {%0,%1,%2,%3}, [%4];"
+                 : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3]) : "r"(a) : "memory");
+  else
+    asm volatile("ldmatrix.sync.aligned.m8n8.x4.shared.b16 {%0,%1,%2,%3}, [%4];"
+                 : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3]) : "r"(a) : "memory");
+}
+/* 16 bytes global -> local without registers; src-size 0 fills zeros. */
+inline void pa_cp16(__local uint4 *dst, __global const ushort *src, int ok) {
+  asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;" ::"r"((uint)(size_t)dst), "l"(src), "r"(ok ? 16 : 0)
+               : "memory");
+}
+#define PA_CP_COMMIT() asm volatile("cp.async.commit_group;" ::: "memory")
+#define PA_CP_WAIT() asm volatile("cp.async.wait_group " PA_STR(CP_WAIT) ";" ::: "memory")
+#define PA_CP_WAIT_ALL() asm volatile("cp.async.wait_all;" ::: "memory")
+/* the lanes' copies are shared by ldmatrix: a warp barrier orders them */
+#define PA_WARP_SYNC() asm volatile("bar.warp.sync 0xffffffff;" ::: "memory")
+#endif
+
+/* Element offset of key j's row (paged through its page, else from the
+ * request's first row). */
+inline long pa_row_off(int j, int page, int page_size, long sp, long st, long first) {
+  return page_size > 0 ? (long)page * sp + (long)(j % page_size) * st : first + (long)j * st;
+}
+
+/* Starts the copies of this lane's chunks of key tile [kt, kt + 16) into
+ * stage dst (K at dst, V at dst + TSZ); zeros past ke. pg[] holds the pages
+ * of the lane's keys kt + (lane + 32 c) / CHD. */
+static inline __attribute__((always_inline)) void pa_tc_issue(__local uint4 *dst, int kt, int ke, const int *pg, int lane, int page_size, int vec,
+                        __global const ushort *k, long k_base, long k_sp, long k_st, long k_first,
+                        __global const ushort *v, long v_base, long v_sp, long v_st, long v_first) {
+  #pragma unroll
+  for (int c = 0; c < CPL; c++) {
+    int e = lane + 32 * c, key = e / CHD, d = (e - key * CHD) * 8, j = kt + key;
+    int ok = j < ke;
+    __local uint4 *to = dst + (key * KS + d) / 8;
+    __global const ushort *ks = k + k_base + (ok ? pa_row_off(j, pg[c], page_size, k_sp, k_st, k_first) : 0) + d;
+    __global const ushort *vs = v + v_base + (ok ? pa_row_off(j, pg[c], page_size, v_sp, v_st, v_first) : 0) + d;
+    if (vec) {
+      pa_cp16(to, ks, ok);
+      pa_cp16(to + TSZ, vs, ok);
+    } else {
+      to[0] = ok ? (uint4)(ks[0] | (uint)ks[1] << 16, ks[2] | (uint)ks[3] << 16, ks[4] | (uint)ks[5] << 16,
+                           ks[6] | (uint)ks[7] << 16)
+                 : (uint4)(0);
+      to[TSZ] = ok ? (uint4)(vs[0] | (uint)vs[1] << 16, vs[2] | (uint)vs[3] << 16, vs[4] | (uint)vs[5] << 16,
+                             vs[6] | (uint)vs[7] << 16)
+                   : (uint4)(0);
+    }
+  }
+}
+inline void pa_tc_pages(int *pg, int kt, int ke, int lane, __global const int *bt, long bt_row, long bt_sp,
+                        int page_size) {
+  #pragma unroll
+  for (int c = 0; c < CPL; c++) {
+    int j = kt + (lane + 32 * c) / CHD;
+    pg[c] = (page_size > 0 && j < ke) ? bt[bt_row + (j / page_size) * bt_sp] : 0;
+  }
+}
+
+__kernel __attribute__((reqd_work_group_size(NTC, 1, 1))) void pa_decode_tc(
+    __global const ushort *q, long q_off, long q_sb, long q_st, long q_sh,
+    __global const ushort *q2, long q2_off, long q2_st, long q2_sh,
+    __global const ushort *k, long k_off, long k_sb, long k_st, long k_sh, long k_sp,
+    __global const ushort *k2, long k2_off, long k2_st, long k2_sp,
+    __global const ushort *v, long v_off, long v_sb, long v_st, long v_sh, long v_sp,
+    __global O_RAW *out, long o_off, long o_sb, long o_st, long o_sh,
+    __global float *lse, long l_off, long l_sb, long l_st, long l_sh,
+    __global const int *bt, long bt_off, long bt_sb, long bt_sp,
+    __global const float *mask, long m_off, long m_sb, long m_sh, long m_si, long m_sj,
+    __global const float *sinks, long sk_off, long sk_s,
+    __global const float *alibi, long al_off, long al_s,
+    __global float *ws, long ws_o, long ws_l,
+    __global const int *sched, int req_off, int work_off,
+    int ragged_q, int ragged_k, int page_size, int group, int hq, int kv_vec,
+    float scale, float softcap, int causal, int wl, int wr, int sink_tokens, int flags) {
+  /* the warps' rings during the key loop, their outputs after it */
+#define RED4 ((TC * 16 * D + 3) / 4)
+  __local uint4 ring[TC * WRING > RED4 ? TC * WRING : RED4];
+  __local float *red_l = (__local float *)ring;
+  __local float m_l[TC * 16], l_l[TC * 16];
+#if NV == 2
+  __local float emu_l[TC * 384 + 2 * NTC];
+#endif
+#ifdef PAGE
+  page_size = PAGE;
+#endif
+
+  const int tid = get_local_id(0), warp = tid / 32, lane = tid % 32, g = lane / 4, t = lane % 4;
+  __global const int *w = sched + work_off + get_group_id(0) * 8;
+  const int b = w[0], hk = w[1], row0 = w[2], rows = w[3], split = w[4];
+  const int kb = w[5], ke = w[6];
+  __global const int *rq = sched + req_off + b * 8;
+  const int q_start = ragged_q ? rq[0] : 0, k_start = ragged_k ? rq[1] : 0;
+  const int len_q = rq[2], len_k = rq[3], nsplit = rq[4], part_row = rq[6];
+  const int off = len_k - len_q;
+
+  /* this lane's rows g (x = 0) and g + 8 (x = 1) */
+  int ri[2], rh[2], diag[2];
+  bool rv[2];
+  float slope[2];
+  #pragma unroll
+  for (int x = 0; x < 2; x++) {
+    int r = g + 8 * x;
+    rv[x] = r < rows;
+    int pr = row0 + (rv[x] ? r : 0);
+    ri[x] = pr / group;
+    rh[x] = hk * group + pr % group;
+    diag[x] = ri[x] + off;
+    slope[x] = (flags & F_ALIBI) ? alibi[al_off + rh[x] * al_s] : 0.0f;
+  }
+  uint qa[NKK][4];
+  #pragma unroll
+  for (int kk = 0; kk < NKK; kk++)
+    #pragma unroll
+    for (int x = 0; x < 2; x++)
+      #pragma unroll
+      for (int hh = 0; hh < 2; hh++) {
+        uint lo = 0, hi = 0;
+        if (rv[x]) {
+          __global const ushort *p =
+              q + q_off + b * q_sb + (long)(q_start + ri[x]) * q_st + rh[x] * q_sh + kk * 16 + 2 * t + 8 * hh;
+          lo = p[0], hi = p[1];
+        }
+        qa[kk][x + 2 * hh] = lo | (hi << 16);
+      }
+
+  const int nt = ke > kb ? (ke - kb + 15) / 16 : 0, iters = (nt + TC - 1) / TC;
+  const long bt_row = bt_off + b * bt_sb;
+  const long k_base = k_off + hk * k_sh, v_base = v_off + hk * v_sh;
+  const long k_first = b * k_sb + (long)k_start * k_st, v_first = b * v_sb + (long)k_start * v_st;
+  __local uint4 *my_ring = ring + warp * WRING;
+  __local const ushort *ring_h = (__local const ushort *)ring;
+  int pg[CPL];
+  /* iteration it: tile it * TC + warp, keys from kb + 16 (it * TC + warp) */
+#define KT(it) (kb + 16 * ((it) * TC + warp))
+  pa_tc_pages(pg, KT(0), ke, lane, bt, bt_row, bt_sp, page_size);
+  for (int p = 0; p < STAGES - 1; p++) {
+    if (p < iters)
+      pa_tc_issue(my_ring + p * 2 * TSZ, KT(p), ke, pg, lane, page_size, kv_vec, k, k_base, k_sp, k_st, k_first,
+                  v, v_base, v_sp, v_st, v_first);
+    pa_tc_pages(pg, KT(p + 1), ke, lane, bt, bt_row, bt_sp, page_size);
+    PA_CP_COMMIT();
+  }
+
+  float o[NDB][4], m[2] = {-INFINITY, -INFINITY}, l[2] = {0.0f, 0.0f};
+  #pragma unroll
+  for (int n = 0; n < NDB; n++) o[n][0] = o[n][1] = o[n][2] = o[n][3] = 0.0f;
+  /* ldmatrix lane roles: K rows (lane & 7) + 8 (lane >> 4), chunk (lane >> 3) & 1;
+   * V rows (lane & 7) + 8 ((lane >> 3) & 1), chunk lane >> 4 */
+  const int k_row = (lane & 7) + ((lane >> 4) << 3), k_ch = (lane >> 3) & 1;
+  const int v_row = (lane & 7) + (((lane >> 3) & 1) << 3), v_ch = lane >> 4;
+
+  for (int it = 0; it < iters; it++) {
+    PA_WARP_SYNC(); /* every lane is done with the stage refilled next */
+    if (it + STAGES - 1 < iters)
+      pa_tc_issue(my_ring + ((it + STAGES - 1) % STAGES) * 2 * TSZ, KT(it + STAGES - 1), ke, pg, lane, page_size,
+                  kv_vec, k, k_base, k_sp, k_st, k_first, v, v_base, v_sp, v_st, v_first);
+    pa_tc_pages(pg, KT(it + STAGES), ke, lane, bt, bt_row, bt_sp, page_size);
+    PA_CP_COMMIT();
+    PA_CP_WAIT();
+    PA_WARP_SYNC(); /* the other lanes' copies of this stage are in */
+    const int kt = KT(it);
+    const int st0 = (int)((my_ring - ring) + (it % STAGES) * 2 * TSZ) * 8; /* halves */
+    __local const ushort *kst = ring_h + st0, *vst = kst + TSZ * 8;
+
+    /* S = Q K^T: c of n-block nb covers keys kt + 8 nb .. + 7 */
+    float s[2][4] = {{0.0f, 0.0f, 0.0f, 0.0f}, {0.0f, 0.0f, 0.0f, 0.0f}};
+    #pragma unroll
+    for (int kk = 0; kk < NKK; kk++) {
+      uint r[4];
+      pa_ldsm4(kst + k_row * KS + kk * 16 + k_ch * 8, r, 0, ring_h EMU_ARG);
+      pa_mma(s[0], qa[kk], r[0], r[1] EMU_ARG);
+      pa_mma(s[1], qa[kk], r[2], r[3] EMU_ARG);
+    }
+    /* scores in base 2, -inf where invisible; the row maxima over the quad */
+    float mx[2] = {-INFINITY, -INFINITY};
+    #pragma unroll
+    for (int nb = 0; nb < 2; nb++)
+      #pragma unroll
+      for (int e = 0; e < 4; e++) {
+        int x = e >> 1, j = kt + 8 * nb + 2 * t + (e & 1);
+        bool vis = rv[x] && j < ke && !(causal && j > diag[x]) &&
+                   (j < sink_tokens || ((wl < 0 || j >= diag[x] - wl) && (wr < 0 || j <= diag[x] + wr)));
+        float y = -INFINITY;
+        if (vis) {
+          y = s[nb][e] * scale;
+          if (softcap > 0.0f) y = softcap * tanh(y / softcap);
+          if (flags & F_ALIBI) y -= slope[x] * fabs((float)(diag[x] - j));
+          if (flags & F_MASK) y += mask[m_off + b * m_sb + rh[x] * m_sh + ri[x] * m_si + j * m_sj];
+          y *= PA_LOG2E;
+        }
+        s[nb][e] = y;
+        mx[x] = fmax(mx[x], y);
+      }
+    float alpha[2];
+    #pragma unroll
+    for (int x = 0; x < 2; x++) {
+      mx[x] = fmax(mx[x], pa_shfl_xor(mx[x], 1 EMU_ARG));
+      mx[x] = fmax(mx[x], pa_shfl_xor(mx[x], 2 EMU_ARG));
+      float mn = fmax(m[x], mx[x]), mu = pa_safe_max(mn);
+      alpha[x] = exp2(m[x] - mu);
+      m[x] = mn;
+      l[x] *= alpha[x];
+      #pragma unroll
+      for (int nb = 0; nb < 2; nb++)
+        #pragma unroll
+        for (int e = 2 * x; e < 2 * x + 2; e++) {
+          s[nb][e] = exp2(s[nb][e] - mu);
+          l[x] += s[nb][e]; /* this lane's share; the quad sums at the end */
+        }
+    }
+    #pragma unroll
+    for (int n = 0; n < NDB; n++) {
+      o[n][0] *= alpha[0], o[n][1] *= alpha[0];
+      o[n][2] *= alpha[1], o[n][3] *= alpha[1];
+    }
+    /* O += P V: P's A-fragments are S's accumulators, packed */
+    uint pa[4] = {pa_pack2(s[0][0], s[0][1]), pa_pack2(s[0][2], s[0][3]), pa_pack2(s[1][0], s[1][1]),
+                  pa_pack2(s[1][2], s[1][3])};
+    #pragma unroll
+    for (int jj = 0; jj < NDB / 2; jj++) {
+      uint r[4];
+      pa_ldsm4(vst + v_row * KS + jj * 16 + v_ch * 8, r, 1, ring_h EMU_ARG);
+      pa_mma(o[2 * jj], pa, r[0], r[1] EMU_ARG);
+      pa_mma(o[2 * jj + 1], pa, r[2], r[3] EMU_ARG);
+    }
+  }
+#undef KT
+  PA_CP_WAIT_ALL();
+  #pragma unroll
+  for (int x = 0; x < 2; x++) {
+    l[x] += pa_shfl_xor(l[x], 1 EMU_ARG);
+    l[x] += pa_shfl_xor(l[x], 2 EMU_ARG);
+    m[x] *= PA_LN2; /* natural log units again */
+  }
+
+  /* Merge the TC warp states as pa_decode does (rows g, g + 8 of each lane). */
+  if (t == 0)
+    #pragma unroll
+    for (int x = 0; x < 2; x++) m_l[warp * 16 + g + 8 * x] = m[x], l_l[warp * 16 + g + 8 * x] = l[x];
+  barrier(CLK_LOCAL_MEM_FENCE); /* also: every warp is past its ring */
+  #pragma unroll
+  for (int x = 0; x < 2; x++) {
+    int r = g + 8 * x;
+    float mm = -INFINITY;
+    for (int u = 0; u < TC; u++) mm = fmax(mm, m_l[u * 16 + r]);
+    float f = exp(m[x] - pa_safe_max(mm));
+    #pragma unroll
+    for (int n = 0; n < NDB; n++) {
+      red_l[(warp * 16 + r) * D + 8 * n + 2 * t] = o[n][2 * x] * f;
+      red_l[(warp * 16 + r) * D + 8 * n + 2 * t + 1] = o[n][2 * x + 1] * f;
+    }
+  }
+  barrier(CLK_LOCAL_MEM_FENCE);
+
+  for (int e = tid; e < 16 * D; e += NTC) {
+    int r = e / D, d = e - r * D;
+    if (r >= rows) continue;
+    float mm = -INFINITY, ll = 0.0f;
+    for (int u = 0; u < TC; u++) mm = fmax(mm, m_l[u * 16 + r]);
+    for (int u = 0; u < TC; u++) ll += l_l[u * 16 + r] * exp(m_l[u * 16 + r] - pa_safe_max(mm));
+    float o_ = 0.0f;
+    for (int u = 0; u < TC; u++) o_ += red_l[(u * 16 + r) * D + d];
+    int pr = row0 + r, i = pr / group, h = hk * group + pr % group;
+    float fac = 0.0f, lse_v = -INFINITY;
+    if (nsplit == 1 && (flags & F_SINKS)) {
+      float sk = sinks[sk_off + h * sk_s], mx = fmax(mm, sk);
+      if (mx != -INFINITY) {
+        float l2 = ll * exp(mm - mx) + exp(sk - mx);
+        fac = exp(mm - mx) / l2;
+        lse_v = mx + log(l2);
+      }
+    } else if (ll > 0.0f) {
+      fac = 1.0f / ll;
+      lse_v = mm + log(ll);
+    }
+    if (nsplit == 1) {
+      STO(__global, out, o_off + b * o_sb + (long)(q_start + i) * o_st + h * o_sh + d, o_ * fac);
+      if (d == 0 && (flags & F_LSE)) lse[l_off + b * l_sb + (long)(q_start + i) * l_st + h * l_sh] = lse_v;
+    } else {
+      long p = part_row + ((long)split * len_q + i) * hq + h;
+      ws[ws_o + p * D + d] = o_ * fac;
+      if (d == 0) ws[ws_l + p] = lse_v;
+    }
+  }
+}
+#endif /* TC */
