@@ -3,7 +3,9 @@
  * joins here as one more state (O = 0, LSE = sink), never in the splits.
  * One block per (combine entry, head): the split weights go to shared memory
  * once, then each thread owns dims and sums the splits with independent
- * loads in flight (one long request can have 64 splits and one entry). */
+ * loads in flight (one long request can have 64 splits and one entry).
+ * Split plans of decode.cu skip it: that kernel merges its own splits
+ * (PA_CUDA_DECODE_FUSE=0 brings this kernel back for them). */
 #include "common.cuh"
 #include "pdl.cuh"
 
