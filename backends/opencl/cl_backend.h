@@ -101,6 +101,7 @@ typedef struct pa_cl_plan {
   cl_kernel attention;
   cl_kernel combine; /* NULL when no request is split */
   pa_cl_tile tile;  /* rg == 0: kernels/decode.cl with cg key groups;
+                       rg == 254: kernels/mla_mma.cl (mla.c);
                        rg == 255: kernels/prefill_mma.cl */
   size_t threads;   /* work-group size */
 } pa_cl_plan;
@@ -116,6 +117,9 @@ pa_status pa_cl_attention(pa_context *ctx, const pa_plan *plan, const pa_attenti
 pa_status pa_cl_mla(pa_context *ctx, const pa_plan *plan, const pa_mla_args *args, pa_buffer *ws);
 pa_status pa_cl_merge(pa_context *ctx, const pa_merge_launch *m);
 pa_status pa_cl_head_gemm(pa_context *ctx, const pa_tensor *x, const pa_tensor *w, pa_tensor *y);
+/* MLA on tensor cores (mla.c): pick after the mma probe, build rg == 254. */
+bool pa_cl_mla_mma_pick(pa_context *ctx, const pa_plan *plan, pa_kernel_choice *choice);
+pa_status pa_cl_mla_mma_build(pa_context *ctx, pa_plan *plan, pa_cl_plan *cp);
 /* Split-KV combine shared by attention and MLA (merge.c). */
 pa_status pa_cl_combine(pa_context *ctx, const pa_plan *plan, cl_kernel k, const pa_tensor *out,
                         const pa_tensor *lse, const pa_tensor *sinks, pa_buffer *ws);
