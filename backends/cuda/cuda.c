@@ -228,10 +228,6 @@ typedef struct cu_plan_data {
   int merge_u;        /* the in-kernel merge's loads in flight per thread */
 } cu_plan_data;
 
-/* Defined in decode.cu; its declaration belongs in launch.h (the lead's). */
-cudaError_t pa_cu_decode_attention_fused(const pa_cu_attn *a, unsigned *counters, int merge_u,
-                                         cudaStream_t s);
-
 static void cu_plan_free(void *p) {
   cu_plan_data *d = p;
   if (!d) return;

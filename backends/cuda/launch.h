@@ -90,6 +90,10 @@ cudaError_t pa_cu_merge_states(const pa_cu_merge *m, cudaStream_t s);
 int pa_cu_decode_supported(int dqk, int dv, int dtype, int smem_optin);
 cudaError_t pa_cu_decode_init(int smem_optin);
 cudaError_t pa_cu_decode_attention(const pa_cu_attn *a, cudaStream_t s);
+/* Split decode plans: the last split of each (request, KV head) to finish
+ * merges the group (counters: device, batch x Hkv, zero, left zero again). */
+cudaError_t pa_cu_decode_attention_fused(const pa_cu_attn *a, unsigned *counters, int merge_u,
+                                         cudaStream_t s);
 int pa_cu_prefill_supported(int dqk, int dv, int dtype, int smem_optin);
 cudaError_t pa_cu_prefill_init(int smem_optin);
 cudaError_t pa_cu_prefill_attention(const pa_cu_attn *a, cudaStream_t s);
