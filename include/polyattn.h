@@ -17,6 +17,10 @@
  * - Threads: a context and everything made from it are used by one thread at
  *   a time (contexts are independent of each other). Call
  *   pa_set_log_callback before any other function.
+ * - A plan's runs are ordered on its context's queue; a plan may keep state
+ *   on the device between runs (CUDA split decode keeps merge counters), so
+ *   copies of one captured CUDA graph must not replay concurrently on
+ *   different streams: make a plan per concurrent stream.
  */
 #ifndef POLYATTN_H
 #define POLYATTN_H
