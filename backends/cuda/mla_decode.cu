@@ -501,11 +501,15 @@ __global__ void __launch_bounds__(256, 1) mla_decode_wgmma(const pa_cu_attn a) {
  *   WG0: P_A * exp(mA - mB) to shared memory; O_L rescaled; O_L += P_B V_B,L
  *   WG1: O_R += P_A V_A,R
  *   then each issues S of its tile of the next pair.
- * The running max goes between the warpgroups through shared memory (s_m):
- * named barriers, one side arriving and the other waiting, order each
- * hand-over (the tensor cores keep one warpgroup's MMAs while the other
- * waits). Loads of the next pair go into a buffer's 64-dim column blocks as
- * soon as their last reader is done: blocks 0-3 (V_L) by WG0, blocks 4-8 by
+ * The running max goes between the warpgroups through shared memory (s_m);
+ * one side arrives, the other waits, at each hand-over (the tensor cores keep
+ * one warpgroup's MMAs while the other waits). HO picks what orders them:
+ * named barriers (bar.arrive / bar.sync, as PTX orders them; racecheck does
+ * not follow that pattern and reports the s_m accesses), or mbarriers
+ * (arrive.release by the 128 producer threads, try_wait.acquire by the
+ * consumers) for the running max alone or for P_A and P_B too. Loads of the
+ * next pair go into a buffer's 64-dim column blocks as soon as their last
+ * reader is done: blocks 0-3 (V_L) by WG0, blocks 4-8 by
  * WG1, each block completing on its own mbarrier (cp.async.mbarrier.arrive),
  * so S starts on a block as soon as it lands (one mbarrier per half was 3%
  * slower; an L2 prefetch of the next pair 1.5% slower). Q's rope block (64
@@ -519,12 +523,17 @@ constexpr int TILE = 9 * CB;   /* Q or one K/V tile: 73728 B */
 constexpr int PB_OFF = 8 * CB; /* P_B in Q's rope block */
 constexpr int PA_OFF = 3 * TILE, ST_OFF = PA_OFF + CB;
 constexpr int BAR_OFF = ST_OFF + 3 * 64 * 4; /* after m, l[2] rows */
-constexpr int SMEM = BAR_OFF + 18 * 8 + 1024;
+constexpr int NBAR = 18 + 4; /* 18 load mbarriers, then the 4 hand-overs */
+constexpr int SMEM = BAR_OFF + NBAR * 8 + 1024;
 static_assert(SMEM <= 232448, "sm_90 gives a block at most 227 KB");
 static_assert(PB_OFF + CB == TILE, "P_B takes exactly Q's rope block");
-enum { kScale0 = 1, kScale1 = 2, kPA = 3, kPB = 4 }; /* named barriers */
+/* Hand-overs (named barrier ids; mbarrier 18 + id - 1) */
+enum { kScale0 = 1, kScale1 = 2, kPA = 3, kPB = 4 };
+/* What orders them: named barriers; mbarriers for the running max
+ * (kScale0/1); mbarriers for all four. */
+enum { kHoNamed = 0, kHoMbarMax = 1, kHoMbarAll = 2 };
 
-template <typename T>
+template <typename T, int HO>
 __global__ void __launch_bounds__(256, 1) mla_decode_seesaw(const pa_cu_attn a) {
 #if defined(__CUDA_ARCH_FEAT_SM90_ALL)
   using namespace pa::mla;
@@ -538,6 +547,24 @@ __global__ void __launch_bounds__(256, 1) mla_decode_seesaw(const pa_cu_attn a) 
   /* The mbarrier that column block cb of buffer b completes on. */
   const uint32_t bar0 = base + BAR_OFF;
   auto bar = [&](int b, int cb) { return bar0 + 8 * (b * 9 + cb); };
+  /* Hand-over `id`: every producer thread posts after its writes (and reads
+   * of what the consumer writes next); the consumer takes it in pair `it`
+   * (each hand-over completes once per pair, so its phase parity is it & 1;
+   * a producer cannot post pair it + 1 before the consumer took pair it, as
+   * each side waits for the other in between). */
+  auto by_mbar = [](int id) { return HO == kHoMbarAll || (HO == kHoMbarMax && id <= kScale1); };
+  auto post = [&](int id) {
+    if (by_mbar(id)) mbar_arrive(bar0 + 8 * (17 + id));
+    else named_arrive(id);
+  };
+  auto take = [&](int id, int it) {
+    if (by_mbar(id)) {
+      mbar_wait(bar0 + 8 * (17 + id), it & 1);
+      wgmma_fence(); /* after each wait loop, or ptxas inserts its own and serialises */
+    } else {
+      named_sync(id);
+    }
+  };
 
   const pa_work w = pa_cu_item(a);
   const pa_req rq = a.reqs[w.b];
@@ -551,7 +578,7 @@ __global__ void __launch_bounds__(256, 1) mla_decode_seesaw(const pa_cu_attn a) 
 
   if (tid == 0) {
 #pragma unroll
-    for (int b = 0; b < 18; ++b) mbar_init(bar0 + 8 * b, 128);
+    for (int b = 0; b < NBAR; ++b) mbar_init(bar0 + 8 * b, 128);
     mbar_init_fence();
   }
   if (tid < 64) s_m[tid] = -CUDART_INF_F;
@@ -620,6 +647,7 @@ __global__ void __launch_bounds__(256, 1) mla_decode_seesaw(const pa_cu_attn a) 
   for (int kk = 0; kk < 4; ++kk)
     pa::ldsm_x4(q_s + wg::chunk_at(wr + (lane & 15), DC / 8 + 2 * kk + (lane >> 4)), qr[kk][0],
                 qr[kk][1], qr[kk][2], qr[kk][3]);
+  __syncwarp(); /* the warp's reads of its rope rows before it stores P_B there */
 
   const uint64_t dq = desc_k(q_s);
   /* S (+)= Q K^T over column blocks [cb0, cb1) of buffer b, each block after
@@ -754,7 +782,7 @@ __global__ void __launch_bounds__(256, 1) mla_decode_seesaw(const pa_cu_attn a) 
 #pragma unroll
         for (int x = 0; x < 2; ++x) s_m[wr + r0 + 8 * x] = mx[x];
       }
-      named_arrive(kScale0);
+      post(kScale0);
       exp_rows(mu, sum);
 #pragma unroll
       for (int x = 0; x < 2; ++x) l[x] = l[x] * c[x] + sum[x];
@@ -770,7 +798,7 @@ __global__ void __launch_bounds__(256, 1) mla_decode_seesaw(const pa_cu_attn a) 
         load(2 * it + 2, pg[0], 0);
         pg[0] = page_of(2 * it + 4);
       }
-      named_sync(kScale1);
+      take(kScale1, it);
       float c1[2]; /* from mA to mB, the pair's max */
 #pragma unroll
       for (int x = 0; x < 2; ++x) {
@@ -781,9 +809,9 @@ __global__ void __launch_bounds__(256, 1) mla_decode_seesaw(const pa_cu_attn a) 
       pack_p(c1[0], c1[1]);
       store_p(pa_s);
       fence_proxy_async();
-      named_arrive(kPA);
+      post(kPA);
       scale_o(c1);
-      named_sync(kPB);
+      take(kPB, it);
       const uint64_t dpb = desc_k(pb_s);
       wgmma_fence();
 #pragma unroll
@@ -808,7 +836,7 @@ __global__ void __launch_bounds__(256, 1) mla_decode_seesaw(const pa_cu_attn a) 
       const uint32_t par = (it + 1) & 1;
       float mx[2], mu[2], c[2], sum[2];
       mask_max(2 * it + 1, mx);
-      named_sync(kScale0);
+      take(kScale0, it);
 #pragma unroll
       for (int x = 0; x < 2; ++x) {
         const float mn = fmaxf(s_m[wr + r0 + 8 * x], mx[x]); /* mB = max(mA, this tile) */
@@ -821,7 +849,7 @@ __global__ void __launch_bounds__(256, 1) mla_decode_seesaw(const pa_cu_attn a) 
 #pragma unroll
         for (int x = 0; x < 2; ++x) s_m[wr + r0 + 8 * x] = mreg[x];
       }
-      named_arrive(kScale1);
+      post(kScale1);
       exp_rows(mu, sum);
 #pragma unroll
       for (int x = 0; x < 2; ++x) l[x] = l[x] * c[x] + sum[x];
@@ -833,12 +861,12 @@ __global__ void __launch_bounds__(256, 1) mla_decode_seesaw(const pa_cu_attn a) 
 #pragma unroll
       for (int kk = 0; kk < 4; ++kk) wgmma_m64n256k16_rs<T>(o, pf[kk], dv1 + kk * 128, 1);
       wgmma_commit();
-      named_sync(kPA);
+      take(kPA, it);
       const uint64_t dpa = desc_k(pa_s);
 #pragma unroll
       for (int kk = 0; kk < 4; ++kk) wgmma_m64n256k16<T>(o, dpa + kk * 2, dv0 + kk * 128, 1);
       wgmma_commit();
-      named_arrive(kPB);
+      post(kPB);
       /* waits outside the branches, or ptxas serialises the wgmmas */
       wgmma_wait<1>(); /* buffer 1 read: blocks 4-8 take tile 2 it + 3 */
       if (more) {
@@ -909,11 +937,14 @@ extern "C" int pa_cu_mla_supported(int dc, int dr, int dtype, int smem_optin) {
 }
 
 /* On sm_90 (whose sm_90a code they need) the seesaw kernel runs unless
- * PA_CUDA_MLA names another: "wgmma" (the lock-step warpgroup kernel) or
- * "mma" (the mma.sync kernel for sm_80+). Decided once per device at context
+ * PA_CUDA_MLA names another: "wgmma" (the lock-step warpgroup kernel), "mma"
+ * (the mma.sync kernel for sm_80+), or a seesaw hand-over: "seesaw-nb"
+ * (named barriers), "seesaw-mb" (mbarriers for the running max),
+ * "seesaw-mb4" (mbarriers for all four). Decided once per device at context
  * creation, so run does no attribute queries. */
 static constexpr int kMaxDevices = 64;
-enum { kMma = 0, kWgmma, kSeesaw };
+enum { kMma = 0, kWgmma, kSeesawNb, kSeesawMb, kSeesawMb4 };
+static constexpr int kSeesaw = kSeesawNb; /* the default seesaw hand-over */
 static int g_kind[kMaxDevices];
 
 static int kind_now(void) {
@@ -934,6 +965,9 @@ static int wanted_kind(int *dev_out) {
   if (!k) return kSeesaw;
   if (strcmp(k, "mma") == 0) return kMma;
   if (strcmp(k, "wgmma") == 0) return kWgmma;
+  if (strcmp(k, "seesaw-nb") == 0) return kSeesawNb;
+  if (strcmp(k, "seesaw-mb") == 0) return kSeesawMb;
+  if (strcmp(k, "seesaw-mb4") == 0) return kSeesawMb4;
   return kSeesaw;
 }
 
@@ -956,9 +990,17 @@ extern "C" cudaError_t pa_cu_mla_init(int smem_optin) {
     e = allow_smem(wg::mla_decode_wgmma<__half>, wg::SMEM);
     if (e == cudaSuccess) e = allow_smem(wg::mla_decode_wgmma<__nv_bfloat16>, wg::SMEM);
     break;
+  case kSeesawNb:
+    e = allow_smem(ss::mla_decode_seesaw<__half, ss::kHoNamed>, ss::SMEM);
+    if (e == cudaSuccess) e = allow_smem(ss::mla_decode_seesaw<__nv_bfloat16, ss::kHoNamed>, ss::SMEM);
+    break;
+  case kSeesawMb:
+    e = allow_smem(ss::mla_decode_seesaw<__half, ss::kHoMbarMax>, ss::SMEM);
+    if (e == cudaSuccess) e = allow_smem(ss::mla_decode_seesaw<__nv_bfloat16, ss::kHoMbarMax>, ss::SMEM);
+    break;
   default:
-    e = allow_smem(ss::mla_decode_seesaw<__half>, ss::SMEM);
-    if (e == cudaSuccess) e = allow_smem(ss::mla_decode_seesaw<__nv_bfloat16>, ss::SMEM);
+    e = allow_smem(ss::mla_decode_seesaw<__half, ss::kHoMbarAll>, ss::SMEM);
+    if (e == cudaSuccess) e = allow_smem(ss::mla_decode_seesaw<__nv_bfloat16, ss::kHoMbarAll>, ss::SMEM);
   }
   if (e == cudaSuccess) g_kind[dev] = kind;
   return e;
@@ -968,9 +1010,17 @@ extern "C" cudaError_t pa_cu_mla_decode(const pa_cu_attn *a, cudaStream_t s) {
   if (a->num_work == 0) return cudaSuccess;
   const bool f16 = a->q.dtype == PA_F16;
   switch (kind_now()) {
-  case kSeesaw:
-    if (f16) ss::mla_decode_seesaw<__half><<<a->num_work, 256, ss::SMEM, s>>>(*a);
-    else ss::mla_decode_seesaw<__nv_bfloat16><<<a->num_work, 256, ss::SMEM, s>>>(*a);
+  case kSeesawNb:
+    if (f16) ss::mla_decode_seesaw<__half, ss::kHoNamed><<<a->num_work, 256, ss::SMEM, s>>>(*a);
+    else ss::mla_decode_seesaw<__nv_bfloat16, ss::kHoNamed><<<a->num_work, 256, ss::SMEM, s>>>(*a);
+    break;
+  case kSeesawMb:
+    if (f16) ss::mla_decode_seesaw<__half, ss::kHoMbarMax><<<a->num_work, 256, ss::SMEM, s>>>(*a);
+    else ss::mla_decode_seesaw<__nv_bfloat16, ss::kHoMbarMax><<<a->num_work, 256, ss::SMEM, s>>>(*a);
+    break;
+  case kSeesawMb4:
+    if (f16) ss::mla_decode_seesaw<__half, ss::kHoMbarAll><<<a->num_work, 256, ss::SMEM, s>>>(*a);
+    else ss::mla_decode_seesaw<__nv_bfloat16, ss::kHoMbarAll><<<a->num_work, 256, ss::SMEM, s>>>(*a);
     break;
   case kWgmma:
     if (f16) wg::mla_decode_wgmma<__half><<<a->num_work, 256, wg::SMEM, s>>>(*a);

@@ -4,7 +4,7 @@
  * the sm_90a features exist; the caller guards on __CUDA_ARCH_FEAT_SM90_ALL
  * as this file does. The seesaw kernel adds m64n64k16 (S = Q K^T, A from
  * shared memory or registers), m64n256k16 with A in registers, mbarriers for
- * cp.async and named barriers.
+ * cp.async and for hand-overs between warpgroups, and named barriers.
  *
  * Layout (what pa::swz<8> writes): a column block holds rows of 64 16-bit
  * elements (128 B); 16-byte chunk c of row r sits at r * 128 +
@@ -172,6 +172,11 @@ __device__ __forceinline__ void mbar_wait(uint32_t bar, uint32_t parity) {
                "@P1 bra DONE;\nbra LAB_WAIT;\nDONE:\n}\n" ::"r"(bar),
                "r"(parity)
                : "memory");
+}
+/* A plain arrival (release, CTA scope: this thread's earlier shared-memory
+ * accesses are performed before a waiter's try_wait acquires the phase). */
+__device__ __forceinline__ void mbar_arrive(uint32_t bar) {
+  asm volatile("mbarrier.arrive.shared::cta.b64 _, [%0];\n" ::"r"(bar) : "memory");
 }
 /* Named barriers between the two warpgroups (256 threads): one side
  * arrives (does not wait), the other syncs. Id 0 is __syncthreads'. */
