@@ -507,7 +507,9 @@ __global__ void __launch_bounds__(256, 1) mla_decode_wgmma(const pa_cu_attn a) {
  * named barriers (bar.arrive / bar.sync, as PTX orders them; racecheck does
  * not follow that pattern and reports the s_m accesses), or mbarriers
  * (arrive.release by the 128 producer threads, try_wait.acquire by the
- * consumers) for the running max alone or for P_A and P_B too. Loads of the
+ * consumers) for the running max alone or for P_A and P_B too. The default
+ * is mbarriers for all four: racecheck-clean, and 333 TFLOP/s against 329
+ * with named barriers (H200, one call, two runs each). Loads of the
  * next pair go into a buffer's 64-dim column blocks as soon as their last
  * reader is done: blocks 0-3 (V_L) by WG0, blocks 4-8 by
  * WG1, each block completing on its own mbarrier (cp.async.mbarrier.arrive),
@@ -944,7 +946,7 @@ extern "C" int pa_cu_mla_supported(int dc, int dr, int dtype, int smem_optin) {
  * creation, so run does no attribute queries. */
 static constexpr int kMaxDevices = 64;
 enum { kMma = 0, kWgmma, kSeesawNb, kSeesawMb, kSeesawMb4 };
-static constexpr int kSeesaw = kSeesawNb; /* the default seesaw hand-over */
+static constexpr int kSeesaw = kSeesawMb4; /* the default seesaw hand-over */
 static int g_kind[kMaxDevices];
 
 static int kind_now(void) {
