@@ -107,11 +107,6 @@ static bool pick_decode_tile(const pa_cl_state *st, int bq, int dl, const pa_att
   return false;
 }
 
-/* decode.cl's pa_decode_tc (tensor cores: mma.sync, ldmatrix, cp.async) for
- * f16/bf16 Q and K/V alike, head dims 64 or 128: opt-in, PA_OPENCL_DECODE=tc
- * after the probe (tcemu: emulated anywhere, for tests). Marked by rg = 0 and
- * cg = 2 (PTX) or 3 (emulated); bkv = 16 keys x warps (PA_OPENCL_DECODE_TCW:
- * 1, 2 or 4, default 2). Not measured on a GPU yet. */
 /* The decode kernels get the plan's page size compiled in (one program per
  * page size): key -> page and offset without a runtime division per key. On
  * the H200 (NVIDIA OpenCL, 2026-11-22 02:40 UTC) that took f16 GQA decode b64
@@ -122,11 +117,17 @@ static bool cpage_on(void) {
   return !(e && atoi(e) == 0);
 }
 
+/* decode.cl's pa_decode_tc (tensor cores: mma.sync, ldmatrix, cp.async) for
+ * f16/bf16 Q and K/V alike, head dims 64 or 128: opt-in, PA_OPENCL_DECODE=tc
+ * after the probe (tcemu: emulated anywhere, for tests). Marked by rg = 0 and
+ * cg = 2 (PTX) or 3 (emulated); bkv = 16 keys x warps (PA_OPENCL_DECODE_TCW:
+ * 1, 2 or 4, default 2). Correct on the H200 but slower than pa_decode_w with
+ * the page size compiled in (0.355 vs 0.333 ms, 2026-11-22), hence opt-in. */
 static bool pick_decode_tc(const pa_cl_state *st, int bq, const pa_attention_desc *d, pa_cl_tile *out) {
   const char *mode = getenv("PA_OPENCL_DECODE");
   bool emu = mode && !strcmp(mode, "tcemu");
   if (!mode || (!emu && strcmp(mode, "tc"))) return false;
-  bool ok = d->q_dtype == PA_F16 ? st->mma_ok : d->q_dtype == PA_BF16 ? st->mma_bf16_ok : false;
+  bool ok = (d->q_dtype == PA_F16 ? st->mma_ok : d->q_dtype == PA_BF16 ? st->mma_bf16_ok : false) && st->ldsm_ok;
   if ((d->q_dtype != PA_F16 && d->q_dtype != PA_BF16) || !(ok || emu) || d->kv_dtype != d->q_dtype ||
       d->head_dim_qk != d->head_dim_v ||
       (d->head_dim_qk != 64 && d->head_dim_qk != 128))
@@ -165,15 +166,25 @@ static bool use_mma(const pa_cl_state *st, const pa_plan *plan, int64_t rows) {
  * s4096: 191.6 TFLOP/s vs 146.4 with 4 warps, 2026-11-22). PA_OPENCL_MMA=old|warps,bkv
  * (4|8, 32|64) overrides, for tuning. */
 static pa_cl_tile mma_tile(const pa_cl_state *st, int64_t rows) {
+  const char *env = getenv("PA_OPENCL_MMA");
+  if (env && !strcmp(env, "old")) return (pa_cl_tile){64, 64, 255, 0}; /* its rows are fixed at 64 */
   pa_cl_tile t = {64, 64, 255, st->ldsm_ok ? 1 : 0};
   if (t.cg && rows > 64 && st->max_wg >= 256) t.bq = 128;
-  const char *env = getenv("PA_OPENCL_MMA");
   int w, bkv;
-  if (env && !strcmp(env, "old")) t.cg = 0;
   if (env && t.cg && sscanf(env, "%d,%d", &w, &bkv) == 2 && (w == 4 || (w == 8 && st->max_wg >= 256)) &&
       (bkv == 32 || bkv == 64))
     t.bq = 16 * w, t.bkv = bkv;
   return t;
+}
+
+/* Builds (or finds in the program cache) prefill_mma.cl for an mma tile. */
+static pa_status mma_build(pa_context *ctx, const pa_attention_desc *d, pa_cl_tile t, cl_kernel *k) {
+  char defs[256];
+  bool pipe = t.cg != 0;
+  int n = snprintf(defs, sizeof defs, "-DPROBE_ONLY=0 -DDQK=%d -DDV=%d -DKV_DT=%d -DO_DT=%d -DPIPE=%d",
+                   d->head_dim_qk, d->head_dim_v, (int)d->kv_dtype, (int)d->o_dtype, pipe);
+  if (pipe) snprintf(defs + n, sizeof defs - n, " -DWARPS=%d -DBKV=%d", t.bq / 16, t.bkv);
+  return pa_cl_kernel(ctx, "prefill_mma.cl", defs, "pa_prefill_mma", k);
 }
 
 static const char *tile_name(pa_cl_tile t, bool mla) {
@@ -210,6 +221,15 @@ pa_status pa_cl_select(pa_context *ctx, const pa_plan *plan, pa_kernel_choice *c
   if (mla && pa_cl_mla_mma_pick(ctx, plan, choice)) return PA_OK;
   if (use_mma(pa_cl(ctx), plan, rows)) {
     t = mma_tile(pa_cl(ctx), rows);
+    /* Only 64-row items have fallbacks (plain kernel, portable tile), so a
+     * taller tile is chosen only once its kernel is known to build (plan time;
+     * plan_ready then finds it in the cache). */
+    cl_kernel k;
+    if (t.bq > 64 && mma_build(ctx, d, t, &k) != PA_OK) {
+      pa_log(1, "opencl: %d-row mma kernel did not build, using 64 rows: %.300s", t.bq, ctx->err);
+      ctx->err[0] = 0;
+      t.bq = 64;
+    }
     *choice = (pa_kernel_choice){.kernel = pa_cl_tile_pack(t), .q_tile_rows = t.bq, .kv_align = t.bkv,
                                  .name = t.cg == 0 ? "opencl.mma64" : t.bq == 64 ? "opencl.mma64p" : "opencl.mma128p"};
     return PA_OK;
@@ -238,17 +258,12 @@ pa_status pa_cl_plan_ready(pa_context *ctx, pa_plan *plan) {
   if (cp->tile.rg == 255) { /* prefill_mma.cl; the portable tile if it does not build */
     bool pipe = cp->tile.cg != 0;
     cp->threads = pipe ? (size_t)cp->tile.bq * 2 : 128; /* a warp per 16 rows */
-    int n = snprintf(defs, sizeof defs, "-DPROBE_ONLY=0 -DDQK=%d -DDV=%d -DKV_DT=%d -DO_DT=%d -DPIPE=%d",
-                     d->head_dim_qk, d->head_dim_v, (int)d->kv_dtype, (int)d->o_dtype, pipe);
-    if (pipe) snprintf(defs + n, sizeof defs - n, " -DWARPS=%d -DBKV=%d", cp->tile.bq / 16, cp->tile.bkv);
-    s = pa_cl_kernel(ctx, "prefill_mma.cl", defs, "pa_prefill_mma", &cp->attention);
+    s = mma_build(ctx, d, cp->tile, &cp->attention);
     if (s != PA_OK && pipe && cp->tile.bq == 64 && cp->tile.bkv == 64) {
       pa_log(1, "opencl: pipelined mma kernel did not build, using the plain one: %.300s", ctx->err);
       ctx->err[0] = 0;
       cp->tile.cg = 0, cp->threads = 128;
-      snprintf(defs, sizeof defs, "-DPROBE_ONLY=0 -DDQK=%d -DDV=%d -DKV_DT=%d -DO_DT=%d -DPIPE=0",
-               d->head_dim_qk, d->head_dim_v, (int)d->kv_dtype, (int)d->o_dtype);
-      s = pa_cl_kernel(ctx, "prefill_mma.cl", defs, "pa_prefill_mma", &cp->attention);
+      s = mma_build(ctx, d, cp->tile, &cp->attention);
     }
     if (s != PA_OK && cp->tile.bq == 64) {
       pa_log(1, "opencl: mma kernel did not build, using the portable tile: %.300s", ctx->err);
@@ -272,7 +287,8 @@ pa_status pa_cl_plan_ready(pa_context *ctx, pa_plan *plan) {
     if (d->kv_dtype != PA_F32 && budget > small)
       for (stages = smax < 8 ? smax : 8; stages >= 2 && (size_t)stages * 2 * u * ntw * 16 > budget - small; stages--) {
       }
-    if (stages < 2) stages = 0;
+    /* the ring's cp.async needs the probe that checked its shared addresses */
+    if (stages < 2 || (nv && !pa_cl(ctx)->ldsm_ok)) stages = 0;
     char extra[64] = "";
     if (nv && regs && atoi(regs) > 0) snprintf(extra, sizeof extra, " -cl-nv-maxrregcount=%d", atoi(regs));
     if (cpage_on() && d->page_size > 0) {
@@ -316,8 +332,10 @@ pa_status pa_cl_plan_ready(pa_context *ctx, pa_plan *plan) {
     char extra[32] = "";
     if (cpage_on() && d->page_size > 0) snprintf(extra, sizeof extra, " -DPAGE=%d", d->page_size);
     cp->threads = (size_t)warps * 32;
-    s = PA_ERR_UNSUPPORTED;
-    if (fixed + (size_t)stages * warps * pair <= budget) {
+    if (fixed + (size_t)stages * warps * pair > budget)
+      s = pa_fail(ctx, PA_ERR_UNSUPPORTED, "opencl: pa_decode_tc needs %zu B of local memory, the budget is %zu B",
+                  fixed + (size_t)stages * warps * pair, budget);
+    else {
       snprintf(defs, sizeof defs,
                "-DTC=%d -DD=%d -DDQK=%d -DDV=%d -DQ_DT=%d -DKV_DT=%d -DO_DT=%d -DBQ=%d -DNV=%d -DSTAGES=%d -DCP_WAIT=%d%s",
                warps, dd, dd, dd, (int)d->q_dtype, (int)d->kv_dtype, (int)d->o_dtype, cp->tile.bq, nv ? 1 : 2,
