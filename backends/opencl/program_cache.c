@@ -187,29 +187,47 @@ pa_status pa_cl_kernel(pa_context *ctx, const char *file, const char *defines, c
   return s;
 }
 
+/* The programs written on inline PTX get kernels/ptx.cl after common.cl
+ * (which of its parts is active follows their defines). */
+static bool uses_ptx(const char *file) {
+  return !strcmp(file, "prefill_mma.cl") || !strcmp(file, "mla_mma.cl") || !strcmp(file, "decode.cl");
+}
+
 static pa_status kernel_from_source(pa_context *ctx, const char *file, const char *defines,
                                     const char *kernel, cl_kernel *out) {
   pa_cl_state *st = pa_cl(ctx);
-  bool own_common, own_file;
-  const char *common = pa_cl_source("common.cl", &own_common);
-  const char *body = pa_cl_source(file, &own_file);
+  /* program text: common.cl, ptx.cl where used, the file, joined by newlines */
+  const char *names[3] = {"common.cl", uses_ptx(file) ? "ptx.cl" : NULL, file};
+  const char *parts[3] = {NULL, NULL, NULL};
+  bool owned[3] = {false, false, false};
   char options[1024];
   snprintf(options, sizeof options, "-cl-std=CL1.2 %s", defines);
   pa_status s = PA_OK;
   char *text = NULL;
-  if (!common || !body) {
-    s = pa_fail(ctx, PA_ERR_BACKEND, "opencl: kernel source %s not found", !body ? file : "common.cl");
-    goto done;
+  size_t len = 0;
+  for (int i = 0; i < 3; i++) {
+    if (!names[i]) continue;
+    parts[i] = pa_cl_source(names[i], &owned[i]);
+    if (!parts[i]) {
+      s = pa_fail(ctx, PA_ERR_BACKEND, "opencl: kernel source %s not found", names[i]);
+      goto done;
+    }
+    len += strlen(parts[i]) + 1;
   }
-  size_t n1 = strlen(common), n2 = strlen(body);
-  text = malloc(n1 + n2 + 2);
+  text = malloc(len);
   if (!text) {
     s = pa_fail(ctx, PA_ERR_OUT_OF_MEMORY, "opencl: program text");
     goto done;
   }
-  memcpy(text, common, n1);
-  text[n1] = '\n';
-  memcpy(text + n1 + 1, body, n2 + 1);
+  char *at = text;
+  for (int i = 0; i < 3; i++) {
+    if (!parts[i]) continue;
+    size_t n = strlen(parts[i]);
+    memcpy(at, parts[i], n);
+    at += n;
+    *at++ = '\n';
+  }
+  at[-1] = 0; /* the last part ends the text */
   uint64_t h = fnv1a(fnv1a(fnv1a(1469598103934665603ull, st->device_key), options), text);
 
   pthread_mutex_lock(&st->lock);
@@ -253,8 +271,8 @@ static pa_status kernel_from_source(pa_context *ctx, const char *file, const cha
   pthread_mutex_unlock(&st->lock);
 done:
   free(text);
-  if (own_common) free((void *)common);
-  if (own_file) free((void *)body);
+  for (int i = 0; i < 3; i++)
+    if (owned[i]) free((void *)parts[i]);
   return s;
 }
 

@@ -317,20 +317,10 @@ __kernel __attribute__((reqd_work_group_size(NT, 1, 1))) void pa_decode(
 #define PA_LOG2E 1.4426950408889634f
 #define PA_LN2 0.6931471805599453f
 
-#if NV == 1
-inline float pa_shx(float x, int m) {
-  uint r;
-  asm volatile("shfl.sync.bfly.b32 %0, %1, %2, 0x1f, 0xffffffff;" : "=r"(r) : "r"(as_uint(x)), "r"(m));
-  return as_float(r);
-}
-inline float pa_shi(float x, int src) {
-  uint r;
-  asm volatile("shfl.sync.idx.b32 %0, %1, %2, 0x1f, 0xffffffff;" : "=r"(r) : "r"(as_uint(x)), "r"(src));
-  return as_float(r);
-}
-#define SHX(x, m) pa_shx(x, m)
+#if NV == 1 /* pa_shfl_xor, pa_shfl_idx: ptx.cl */
+#define SHX(x, m) pa_shfl_xor(x, m)
 #define PA_XC 0
-#define SHI(x, s) pa_shi(x, s)
+#define SHI(x, s) pa_shfl_idx(x, s)
 #else
 /* Every work-item reaches every shuffle (the step count is uniform over the
  * work-group), so barriers make local memory a shuffle. */
@@ -387,8 +377,6 @@ inline long pa_key_off(int j, int page, int page_size, long sp, long st, long fi
 #define CPA 0
 #endif
 #if CPA
-#define PA_STR_(x) #x
-#define PA_STR(x) PA_STR_(x)
 inline void pa_stage(__local uint4 *dst, __global const KV_RAW *p, long off, int d0, int dlim, int vec, bool valid) {
 #if NV == 1 && VEC_OK
   if (valid && vec) {
@@ -413,13 +401,9 @@ static inline __attribute__((always_inline)) void pa_stage_step(__local uint4 *d
              j < ke && d0 < DV);
   }
 }
-#if NV == 1
-#define PA_CP_COMMIT() asm volatile("cp.async.commit_group;" ::: "memory")
-#define PA_CP_WAIT() asm volatile("cp.async.wait_group " PA_STR(CP_WAIT) ";" ::: "memory")
-#define PA_CP_WAIT_ALL() asm volatile("cp.async.wait_all;" ::: "memory")
-#else
-#define PA_CP_COMMIT()
-#define PA_CP_WAIT()
+#if NV != 1 /* NV=1: pa_cp_commit, PA_CP_WAIT, PA_CP_WAIT_ALL from ptx.cl */
+inline void pa_cp_commit(void) {}
+#define PA_CP_WAIT(n)
 #define PA_CP_WAIT_ALL()
 #endif
 #endif
@@ -531,7 +515,7 @@ __kernel __attribute__((reqd_work_group_size(NTW, 1, 1))) void pa_decode_w(
       PA_STAGE_STEP(s0);
     }
     pa_pages(pg, kg0 + (s0 + 1) * STEP, ke, bt, bt_row, bt_sp, page_size);
-    PA_CP_COMMIT();
+    pa_cp_commit();
   }
 #else
   pa_pages(pg, kg0, ke, bt, bt_row, bt_sp, page_size);
@@ -551,8 +535,8 @@ __kernel __attribute__((reqd_work_group_size(NTW, 1, 1))) void pa_decode_w(
       PA_STAGE_STEP(s + STAGES - 1);
     }
     pa_pages(pg, kg0 + (s + STAGES) * STEP, ke, bt, bt_row, bt_sp, page_size);
-    PA_CP_COMMIT();
-    PA_CP_WAIT();
+    pa_cp_commit();
+    PA_CP_WAIT(CP_WAIT);
     __local const uint4 *kst = ring + ((s % STAGES) * 2 * U) * NTW + t, *vst = kst + U * NTW;
 #endif
     /* QK: flat index f = u * BQ + r */
@@ -749,124 +733,13 @@ __kernel __attribute__((reqd_work_group_size(NTW, 1, 1))) void pa_decode_w(
 #define WRING (STAGES * 2 * TSZ)
 #define PA_LOG2E 1.4426950408889634f
 #define PA_LN2 0.6931471805599453f
-#define PA_STR_(x) #x
-#define PA_STR(x) PA_STR_(x)
-
-#if NV == 2
-#define EMU_PARAM , __local float *emu
-#define EMU_ARG , emu_l
-inline float pa_emu_f(uint bits) {
-  ushort h = (ushort)bits;
-  return KV_DT == 1 ? vload_half(0, (const __private half *)&h) : as_float((bits & 0xffffu) << 16);
-}
-inline void pa_mma(float *c, const uint *a, uint b0, uint b1 EMU_PARAM) {
-  const int lane = get_local_id(0) % 32, g = lane / 4, t = lane % 4;
-  __local float *A = emu + (get_local_id(0) / 32) * 384, *B = A + 256;
-  A[g * 16 + 2 * t] = pa_emu_f(a[0]), A[g * 16 + 2 * t + 1] = pa_emu_f(a[0] >> 16);
-  A[(g + 8) * 16 + 2 * t] = pa_emu_f(a[1]), A[(g + 8) * 16 + 2 * t + 1] = pa_emu_f(a[1] >> 16);
-  A[g * 16 + 2 * t + 8] = pa_emu_f(a[2]), A[g * 16 + 2 * t + 9] = pa_emu_f(a[2] >> 16);
-  A[(g + 8) * 16 + 2 * t + 8] = pa_emu_f(a[3]), A[(g + 8) * 16 + 2 * t + 9] = pa_emu_f(a[3] >> 16);
-  B[2 * t * 8 + g] = pa_emu_f(b0), B[(2 * t + 1) * 8 + g] = pa_emu_f(b0 >> 16);
-  B[(2 * t + 8) * 8 + g] = pa_emu_f(b1), B[(2 * t + 9) * 8 + g] = pa_emu_f(b1 >> 16);
-  barrier(CLK_LOCAL_MEM_FENCE);
-  for (int e = 0; e < 4; e++) {
-    int row = g + 8 * (e / 2), col = 2 * t + (e & 1);
-    float acc = c[e];
-    for (int kk = 0; kk < 16; kk++) acc = fma(A[row * 16 + kk], B[kk * 8 + col], acc);
-    c[e] = acc;
-  }
-  barrier(CLK_LOCAL_MEM_FENCE);
-}
-inline uint pa_pack2(float lo, float hi) {
-#if KV_DT == 1
-  ushort l, h;
-  vstore_half_rte(lo, 0, (__private half *)&l);
-  vstore_half_rte(hi, 0, (__private half *)&h);
-  return l | (uint)h << 16;
+/* The PTX helpers (NV=2: emulated in local memory, tests only) are in
+ * ptx.cl, prepended to this program. The emulated ldmatrix reads relative to
+ * the ring. */
+#if PA_PTX
+#define LDSM_ARG
 #else
-  return pa_f32_to_bf16(lo) | (uint)pa_f32_to_bf16(hi) << 16;
-#endif
-}
-inline float pa_shfl_xor(float x, int mask EMU_PARAM) {
-  const int tid = get_local_id(0);
-  __local float *S = emu + TC * 384;
-  S[tid] = x;
-  barrier(CLK_LOCAL_MEM_FENCE);
-  float y = S[(tid & ~31) | ((tid & 31) ^ mask)];
-  barrier(CLK_LOCAL_MEM_FENCE);
-  return y;
-}
-/* ldmatrix x4 (trans: the transposed 8x8 blocks); lanes 8i..8i+7 name the
- * rows of block i, lane l gets row l / 4 (trans: column l / 4) of each. */
-inline void pa_ldsm4(__local const ushort *p, uint *r, int trans, __local const ushort *base EMU_PARAM) {
-  const int tid = get_local_id(0), lane = tid % 32, g = lane / 4, t = lane % 4;
-  __local int *R = (__local int *)(emu + TC * 384 + NTC);
-  R[tid] = (int)(p - base);
-  barrier(CLK_LOCAL_MEM_FENCE);
-  for (int i = 0; i < 4; i++) {
-    __local const int *row = R + (tid - lane) + 8 * i;
-    ushort lo = trans ? base[row[2 * t] + g] : base[row[g] + 2 * t];
-    ushort hi = trans ? base[row[2 * t + 1] + g] : base[row[g] + 2 * t + 1];
-    r[i] = lo | (uint)hi << 16;
-  }
-  barrier(CLK_LOCAL_MEM_FENCE);
-}
-inline void pa_cp16(__local uint4 *dst, __global const ushort *src, int ok) {
-  *dst = ok ? *(__global const uint4 *)src : (uint4)(0);
-}
-#define PA_CP_COMMIT()
-#define PA_CP_WAIT()
-#define PA_CP_WAIT_ALL()
-#define PA_WARP_SYNC() barrier(CLK_LOCAL_MEM_FENCE)
-#else
-#define EMU_PARAM
-#define EMU_ARG
-#if KV_DT == 1
-#define MMA_OP "mma.sync.aligned.m16n8k16.row.col.f32.f16.f16.f32"
-#define CVT_OP "cvt.rn.f16x2.f32"
-#else
-#define MMA_OP "mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32"
-#define CVT_OP "cvt.rn.bf16x2.f32"
-#endif
-inline void pa_mma(float *c, const uint *a, uint b0, uint b1) {
-  float d0, d1, d2, d3;
-  asm volatile(MMA_OP " {%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, {%10,%11,%12,%13};"
-               : "=f"(d0), "=f"(d1), "=f"(d2), "=f"(d3)
-               : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1), "f"(c[0]), "f"(c[1]),
-                 "f"(c[2]), "f"(c[3]));
-  c[0] = d0, c[1] = d1, c[2] = d2, c[3] = d3;
-}
-/* lo goes to the low half: the element with the smaller column index. */
-inline uint pa_pack2(float lo, float hi) {
-  uint r;
-  asm volatile(CVT_OP " %0, %1, %2;" : "=r"(r) : "f"(hi), "f"(lo));
-  return r;
-}
-inline float pa_shfl_xor(float x, int mask) {
-  uint r;
-  asm volatile("shfl.sync.bfly.b32 %0, %1, %2, 0x1f, 0xffffffff;" : "=r"(r) : "r"(as_uint(x)), "r"(mask));
-  return as_float(r);
-}
-/* A __local pointer's value is its .shared window address (as in mla_mma.cl). */
-inline void pa_ldsm4(__local const ushort *p, uint *r, int trans, __local const ushort *base) {
-  uint a = (uint)(size_t)p;
-  if (trans)
-    asm volatile("ldmatrix.sync.aligned.m8n8.x4.trans.shared.b16 {%0,%1,%2,%3}, [%4];"
-                 : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3]) : "r"(a) : "memory");
-  else
-    asm volatile("ldmatrix.sync.aligned.m8n8.x4.shared.b16 {%0,%1,%2,%3}, [%4];"
-                 : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3]) : "r"(a) : "memory");
-}
-/* 16 bytes global -> local without registers; src-size 0 fills zeros. */
-inline void pa_cp16(__local uint4 *dst, __global const ushort *src, int ok) {
-  asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;" ::"r"((uint)(size_t)dst), "l"(src), "r"(ok ? 16 : 0)
-               : "memory");
-}
-#define PA_CP_COMMIT() asm volatile("cp.async.commit_group;" ::: "memory")
-#define PA_CP_WAIT() asm volatile("cp.async.wait_group " PA_STR(CP_WAIT) ";" ::: "memory")
-#define PA_CP_WAIT_ALL() asm volatile("cp.async.wait_all;" ::: "memory")
-/* the lanes' copies are shared by ldmatrix: a warp barrier orders them */
-#define PA_WARP_SYNC() asm volatile("bar.warp.sync 0xffffffff;" ::: "memory")
+#define LDSM_ARG , ring_h, emu_l
 #endif
 
 /* Element offset of key j's row (paged through its page, else from the
@@ -889,8 +762,8 @@ static inline __attribute__((always_inline)) void pa_tc_issue(__local uint4 *dst
     __global const ushort *ks = k + k_base + (ok ? pa_row_off(j, pg[c], page_size, k_sp, k_st, k_first) : 0) + d;
     __global const ushort *vs = v + v_base + (ok ? pa_row_off(j, pg[c], page_size, v_sp, v_st, v_first) : 0) + d;
     if (vec) {
-      pa_cp16(to, ks, ok);
-      pa_cp16(to + TSZ, vs, ok);
+      pa_cp16p(to, ks, ok);
+      pa_cp16p(to + TSZ, vs, ok);
     } else {
       to[0] = ok ? (uint4)(ks[0] | (uint)ks[1] << 16, ks[2] | (uint)ks[3] << 16, ks[4] | (uint)ks[5] << 16,
                            ks[6] | (uint)ks[7] << 16)
@@ -992,7 +865,7 @@ __kernel __attribute__((reqd_work_group_size(NTC, 1, 1))) void pa_decode_tc(
       pa_tc_issue(my_ring + p * 2 * TSZ, KT(p), ke, pg, lane, page_size, kv_vec, k, k_base, k_sp, k_st, k_first,
                   v, v_base, v_sp, v_st, v_first);
     pa_tc_pages(pg, KT(p + 1), ke, lane, bt, bt_row, bt_sp, page_size);
-    PA_CP_COMMIT();
+    pa_cp_commit();
   }
 
   float o[NDB][4], m[2] = {-INFINITY, -INFINITY}, l[2] = {0.0f, 0.0f};
@@ -1009,8 +882,8 @@ __kernel __attribute__((reqd_work_group_size(NTC, 1, 1))) void pa_decode_tc(
       pa_tc_issue(my_ring + ((it + STAGES - 1) % STAGES) * 2 * TSZ, KT(it + STAGES - 1), ke, pg, lane, page_size,
                   kv_vec, k, k_base, k_sp, k_st, k_first, v, v_base, v_sp, v_st, v_first);
     pa_tc_pages(pg, KT(it + STAGES), ke, lane, bt, bt_row, bt_sp, page_size);
-    PA_CP_COMMIT();
-    PA_CP_WAIT();
+    pa_cp_commit();
+    PA_CP_WAIT(CP_WAIT);
     PA_WARP_SYNC(); /* the other lanes' copies of this stage are in */
     const int kt = KT(it);
     const int st0 = (int)((my_ring - ring) + (it % STAGES) * 2 * TSZ) * 8; /* halves */
@@ -1021,9 +894,9 @@ __kernel __attribute__((reqd_work_group_size(NTC, 1, 1))) void pa_decode_tc(
     #pragma unroll
     for (int kk = 0; kk < NKK; kk++) {
       uint r[4];
-      pa_ldsm4(kst + k_row * KS + kk * 16 + k_ch * 8, r, 0, ring_h EMU_ARG);
-      pa_mma(s[0], qa[kk], r[0], r[1] EMU_ARG);
-      pa_mma(s[1], qa[kk], r[2], r[3] EMU_ARG);
+      pa_ldsm4p(kst + k_row * KS + kk * 16 + k_ch * 8, r, 0 LDSM_ARG);
+      pa_mma(s[0], qa[kk][0], qa[kk][1], qa[kk][2], qa[kk][3], r[0], r[1] EMU_ARG);
+      pa_mma(s[1], qa[kk][0], qa[kk][1], qa[kk][2], qa[kk][3], r[2], r[3] EMU_ARG);
     }
     /* scores in base 2, -inf where invisible; the row maxima over the quad */
     float mx[2] = {-INFINITY, -INFINITY};
@@ -1073,9 +946,9 @@ __kernel __attribute__((reqd_work_group_size(NTC, 1, 1))) void pa_decode_tc(
     #pragma unroll
     for (int jj = 0; jj < NDB / 2; jj++) {
       uint r[4];
-      pa_ldsm4(vst + v_row * KS + jj * 16 + v_ch * 8, r, 1, ring_h EMU_ARG);
-      pa_mma(o[2 * jj], pa, r[0], r[1] EMU_ARG);
-      pa_mma(o[2 * jj + 1], pa, r[2], r[3] EMU_ARG);
+      pa_ldsm4p(vst + v_row * KS + jj * 16 + v_ch * 8, r, 1 LDSM_ARG);
+      pa_mma(o[2 * jj], pa[0], pa[1], pa[2], pa[3], r[0], r[1] EMU_ARG);
+      pa_mma(o[2 * jj + 1], pa[0], pa[1], pa[2], pa[3], r[2], r[3] EMU_ARG);
     }
   }
 #undef KT

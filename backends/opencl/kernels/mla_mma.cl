@@ -31,141 +31,14 @@
  * Defines: DC (multiple of 32) DR (multiple of 16) KV_DT (1 f16, 2 bf16; Q
  * has the same) O_DT BN (16 or 32) NRG (1 or 2) PF, CPA, LDSM (0 or 1), EMU. */
 
-#ifndef EMU
-#define EMU 0
-#endif
-#if EMU
-/* EMU=1 (tests only, PA_OPENCL_MLA=...,emu): the PTX helpers below
- * written in OpenCL C with the documented fragment layouts, exchanging
- * fragments through local memory, so the kernel's indexing can be checked on
- * any device (PoCL). Slow; every call is reached by all work-items. */
-#define EMU_PARAM , __local float *emu
-#define EMU_ARG , emu_l
-inline float emu_f(uint bits) {
-  ushort h = (ushort)bits;
-  return KV_DT == 1 ? vload_half(0, (const __private half *)&h) : as_float((bits & 0xffffu) << 16);
-}
-inline void pa_mma(float *c, uint a0, uint a1, uint a2, uint a3, uint b0, uint b1 EMU_PARAM) {
-  const int lane = get_local_id(0) % 32, g = lane / 4, t = lane % 4;
-  __local float *A = emu + (get_local_id(0) / 32) * 384, *B = A + 256;
-  A[g * 16 + 2 * t] = emu_f(a0), A[g * 16 + 2 * t + 1] = emu_f(a0 >> 16);
-  A[(g + 8) * 16 + 2 * t] = emu_f(a1), A[(g + 8) * 16 + 2 * t + 1] = emu_f(a1 >> 16);
-  A[g * 16 + 2 * t + 8] = emu_f(a2), A[g * 16 + 2 * t + 9] = emu_f(a2 >> 16);
-  A[(g + 8) * 16 + 2 * t + 8] = emu_f(a3), A[(g + 8) * 16 + 2 * t + 9] = emu_f(a3 >> 16);
-  B[2 * t * 8 + g] = emu_f(b0), B[(2 * t + 1) * 8 + g] = emu_f(b0 >> 16);
-  B[(2 * t + 8) * 8 + g] = emu_f(b1), B[(2 * t + 9) * 8 + g] = emu_f(b1 >> 16);
-  barrier(CLK_LOCAL_MEM_FENCE);
-  for (int e = 0; e < 4; e++) {
-    int row = g + 8 * (e / 2), col = 2 * t + (e & 1);
-    float acc = c[e];
-    for (int kk = 0; kk < 16; kk++) acc = fma(A[row * 16 + kk], B[kk * 8 + col], acc);
-    c[e] = acc;
-  }
-  barrier(CLK_LOCAL_MEM_FENCE);
-}
-inline uint pa_pack2(float lo, float hi) {
-#if KV_DT == 1
-  ushort l, h;
-  vstore_half_rte(lo, 0, (__private half *)&l);
-  vstore_half_rte(hi, 0, (__private half *)&h);
-  return l | (uint)h << 16;
-#else
-  return pa_f32_to_bf16(lo) | (uint)pa_f32_to_bf16(hi) << 16;
-#endif
-}
-inline float pa_shfl_xor(float x, int mask EMU_PARAM) {
-  const int tid = get_local_id(0);
-  __local float *S = emu + NRG * 4 * 384;
-  S[tid] = x;
-  barrier(CLK_LOCAL_MEM_FENCE);
-  float y = S[(tid & ~31) | ((tid & 31) ^ mask)];
-  barrier(CLK_LOCAL_MEM_FENCE);
-  return y;
-}
-/* ldmatrix x4 (trans: the transposed 8x8 blocks); lanes 8i..8i+7 name the
- * rows of block i, lane l gets row l / 4 (trans: column l / 4) of each. */
-#define LDSM_ARG , k_l, emu_l
-inline void pa_ldsm4(__local const ushort *p, uint *r, int trans, __local const ushort *base EMU_PARAM) {
-  const int tid = get_local_id(0), lane = tid % 32, g = lane / 4, t = lane % 4;
-  __local int *R = (__local int *)(emu + NRG * 4 * 384 + NRG * 128);
-  R[tid] = (int)(p - base);
-  barrier(CLK_LOCAL_MEM_FENCE);
-  for (int i = 0; i < 4; i++) {
-    __local const int *row = R + (tid - lane) + 8 * i;
-    ushort lo = trans ? base[row[2 * t] + g] : base[row[g] + 2 * t];
-    ushort hi = trans ? base[row[2 * t + 1] + g] : base[row[g] + 2 * t + 1];
-    r[i] = lo | (uint)hi << 16;
-  }
-  barrier(CLK_LOCAL_MEM_FENCE);
-}
-inline void pa_fence(void) {}
-inline int pa_opaque(int x) { return x; }
-inline void pa_cp16(__local uint4 *dst, __global const ushort *src, int ok) {
-  *dst = ok ? *(__global const uint4 *)src : (uint4)(0);
-}
-inline void pa_cp_commit(void) {}
-inline void pa_cp_wait1(void) {}
-#else
-#define EMU_PARAM
-#define EMU_ARG
+/* The PTX helpers (EMU=1, tests only, PA_OPENCL_MLA=...,emu: emulated in
+ * local memory, so the indexing can be checked on PoCL) are in ptx.cl,
+ * prepended to this program. The emulated ldmatrix reads relative to the
+ * key tile. */
+#if PA_PTX
 #define LDSM_ARG
-#if KV_DT == 1
-#define MMA_OP "mma.sync.aligned.m16n8k16.row.col.f32.f16.f16.f32"
-#define CVT_OP "cvt.rn.f16x2.f32"
 #else
-#define MMA_OP "mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32"
-#define CVT_OP "cvt.rn.bf16x2.f32"
-#endif
-
-inline void pa_mma(float *c, uint a0, uint a1, uint a2, uint a3, uint b0, uint b1 EMU_PARAM) {
-  float d0, d1, d2, d3;
-  asm volatile(MMA_OP " {%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, {%10,%11,%12,%13};"
-               : "=f"(d0), "=f"(d1), "=f"(d2), "=f"(d3)
-               : "r"(a0), "r"(a1), "r"(a2), "r"(a3), "r"(b0), "r"(b1), "f"(c[0]), "f"(c[1]),
-                 "f"(c[2]), "f"(c[3]));
-  c[0] = d0, c[1] = d1, c[2] = d2, c[3] = d3;
-}
-
-/* lo goes to the low half: the element with the smaller column index. */
-inline uint pa_pack2(float lo, float hi) {
-  uint r;
-  asm volatile(CVT_OP " %0, %1, %2;" : "=r"(r) : "f"(hi), "f"(lo));
-  return r;
-}
-
-inline float pa_shfl_xor(float x, int mask EMU_PARAM) {
-  uint r;
-  asm volatile("shfl.sync.bfly.b32 %0, %1, %2, 0x1f, 0xffffffff;" : "=r"(r) : "r"(as_uint(x)), "r"(mask));
-  return as_float(r);
-}
-
-/* A __local pointer's value is its .shared window address (NVIDIA OpenCL
- * has no generic address space to convert from); p is 16-byte aligned. */
-inline void pa_ldsm4(__local const ushort *p, uint *r, int trans) {
-  uint a = (uint)(size_t)p;
-  if (trans)
-    asm volatile("ldmatrix.sync.aligned.m8n8.x4.trans.shared.b16 {%0,%1,%2,%3}, [%4];"
-                 : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3]) : "r"(a) : "memory");
-  else
-    asm volatile("ldmatrix.sync.aligned.m8n8.x4.shared.b16 {%0,%1,%2,%3}, [%4];"
-                 : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3]) : "r"(a) : "memory");
-}
-
-/* 16 bytes global -> local without registers; src-size 0 fills zeros. */
-inline void pa_cp16(__local uint4 *dst, __global const ushort *src, int ok) {
-  asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;"
-               :: "r"((uint)(size_t)dst), "l"(src), "r"(ok ? 16 : 0) : "memory");
-}
-inline void pa_cp_commit(void) { asm volatile("cp.async.commit_group;" ::: "memory"); }
-/* all but the latest group landed (for this thread; a barrier shares them) */
-inline void pa_cp_wait1(void) { asm volatile("cp.async.wait_group 1;" ::: "memory"); }
-
-/* Keeps the compiler from moving memory accesses across it (register budget). */
-inline void pa_fence(void) { asm volatile("" ::: "memory"); }
-inline int pa_opaque(int x) {
-  asm volatile("" : "+r"(x));
-  return x;
-}
+#define LDSM_ARG , k_l, emu_l
 #endif
 
 #define DK (DC + DR)
@@ -220,7 +93,7 @@ inline void pa_issue(__local uint4 *dst, __global const ushort *k, __global cons
   long base = d < DC ? ko[c] : k2o[c];
   __local uint4 *to = dst + (c * KS + d) / 8;
   if (kv_vec) {
-    pa_cp16(to, base < 0 ? k : d < DC ? k + base + d : k2 + base + d - DC, base >= 0);
+    pa_cp16p(to, base < 0 ? k : d < DC ? k + base + d : k2 + base + d - DC, base >= 0);
   } else {
     *to = pa_chunk(k, k2, ko, k2o, e, 0);
   }
@@ -242,7 +115,7 @@ __kernel __attribute__((reqd_work_group_size(NT, 1, 1))) void pa_mla_mma(
   /* ckv and kpe offsets of the keys of a tile, -1 past the range; two sets,
    * so the next tile's are written while this tile's are read. */
   __local long koff_l[2][BN], k2off_l[2][BN];
-#if EMU
+#if !PA_PTX
   __local float emu_l[NRG * 4 * 384 + 2 * NT];
 #endif
 
@@ -349,7 +222,7 @@ __kernel __attribute__((reqd_work_group_size(NT, 1, 1))) void pa_mla_mma(
         pa_issue(k_w + ((tt + 1) & 1) * TW, k, k2, koff_l[(tt + 1) & 1], k2off_l[(tt + 1) & 1], tv + u * NT, kv_vec);
     }
     pa_cp_commit();
-    pa_cp_wait1();
+    PA_CP_WAIT(1);
     barrier(CLK_LOCAL_MEM_FENCE); /* tile tt landed for every thread */
 #else
     barrier(CLK_LOCAL_MEM_FENCE); /* the last tile's keys and scores are consumed */
@@ -400,7 +273,7 @@ __kernel __attribute__((reqd_work_group_size(NT, 1, 1))) void pa_mla_mma(
       for (int x = 0; x < KSQ; x++)
         if (NKS % 4 == 0 || qd * KSQ + x < NKS) {
           uint b[4];
-          pa_ldsm4(kl + nb * 8 * KS + x * 16, b, 0 LDSM_ARG);
+          pa_ldsm4p(kl + nb * 8 * KS + x * 16, b, 0 LDSM_ARG);
           pa_mma(s[nb], qa[x][0], qa[x][1], qa[x][2], qa[x][3], b[0], b[1] EMU_ARG);
           pa_mma(s[nb + 1], qa[x][0], qa[x][1], qa[x][2], qa[x][3], b[2], b[3] EMU_ARG);
         }
@@ -468,7 +341,7 @@ __kernel __attribute__((reqd_work_group_size(NT, 1, 1))) void pa_mla_mma(
       #pragma unroll
       for (int n = 0; n < NDB; n += 2) {
         uint b[4];
-        pa_ldsm4(vl + n * 8, b, 1 LDSM_ARG);
+        pa_ldsm4p(vl + n * 8, b, 1 LDSM_ARG);
         pa_mma(o[n], a0, a1, a2, a3, b[0], b[1] EMU_ARG);
         pa_mma(o[n + 1], a0, a1, a2, a3, b[2], b[3] EMU_ARG);
       }

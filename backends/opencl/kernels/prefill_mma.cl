@@ -27,35 +27,8 @@
  * Defines: DQK DV (multiples of 16, <= 128) KV_DT (1 f16, 2 bf16; Q has the
  * same) O_DT PIPE WARPS BKV; PROBE_ONLY builds just the probes. */
 
-#if KV_DT == 1
-#define MMA_OP "mma.sync.aligned.m16n8k16.row.col.f32.f16.f16.f32"
-#define CVT_OP "cvt.rn.f16x2.f32"
-#else
-#define MMA_OP "mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32"
-#define CVT_OP "cvt.rn.bf16x2.f32"
-#endif
-
-inline void pa_mma(float *c, uint a0, uint a1, uint a2, uint a3, uint b0, uint b1) {
-  float d0, d1, d2, d3;
-  asm volatile(MMA_OP " {%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, {%10,%11,%12,%13};"
-               : "=f"(d0), "=f"(d1), "=f"(d2), "=f"(d3)
-               : "r"(a0), "r"(a1), "r"(a2), "r"(a3), "r"(b0), "r"(b1), "f"(c[0]), "f"(c[1]),
-                 "f"(c[2]), "f"(c[3]));
-  c[0] = d0, c[1] = d1, c[2] = d2, c[3] = d3;
-}
-
-/* lo goes to the low half: the element with the smaller column index. */
-inline uint pa_pack2(float lo, float hi) {
-  uint r;
-  asm volatile(CVT_OP " %0, %1, %2;" : "=r"(r) : "f"(hi), "f"(lo));
-  return r;
-}
-
-inline float pa_shfl_xor(float x, int mask) {
-  uint r;
-  asm volatile("shfl.sync.bfly.b32 %0, %1, %2, 0x1f, 0xffffffff;" : "=r"(r) : "r"(as_uint(x)), "r"(mask));
-  return as_float(r);
-}
+/* The mma.sync, cvt, shfl, ldmatrix and cp.async helpers are in ptx.cl,
+ * prepended to this program. */
 
 /* 2^x; ex2.approx(-inf) = 0, which masked scores rely on. */
 inline float pa_ex2(float x) {
@@ -72,27 +45,6 @@ inline uint pa_saddr(__local const void *p) {
   ulong a = (ulong)p;
   if (a >> 32) asm volatile("cvta.to.shared.u64 %0, %1;" : "=l"(a) : "l"(a));
   return (uint)a;
-}
-
-/* 16 bytes global -> local without registers; ok = 0 writes zeros. */
-inline void pa_cp16(uint dst, __global const ushort *src, bool ok) {
-  asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;" ::"r"(dst), "l"((ulong)src), "r"(ok ? 16 : 0)
-               : "memory");
-}
-inline void pa_cp_commit(void) { asm volatile("cp.async.commit_group;" ::: "memory"); }
-#define PA_CP_WAIT(n) asm volatile("cp.async.wait_group " #n ";" ::: "memory")
-
-inline void pa_ldsm4(uint a, uint *r) {
-  asm volatile("ldmatrix.sync.aligned.m8n8.x4.shared.b16 {%0,%1,%2,%3}, [%4];"
-               : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3])
-               : "r"(a)
-               : "memory");
-}
-inline void pa_ldsm4t(uint a, uint *r) {
-  asm volatile("ldmatrix.sync.aligned.m8n8.x4.trans.shared.b16 {%0,%1,%2,%3}, [%4];"
-               : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3])
-               : "r"(a)
-               : "memory");
 }
 
 /* The probe: one warp, A[r][k] = ((r + 2k) % 5) - 2, B[k][n] = ((3k + n) % 7) - 3
