@@ -262,6 +262,53 @@ __global__ void __launch_bounds__(kWarps * 32, 1) mla_decode(const pa_cu_attn a)
  *     MN-major operand of the same K tile: each V element read once).
  * Shared memory: Q 72 KB + 2 x 72 KB K/V + P 8 KB + row maxima + the page
  * rows of the next tiles = 226.5 KB, 1024-byte aligned for the swizzle. */
+/* The output epilogue of both Hopper kernels (wg and ss below): warpgroup g
+ * holds O[64 rows, dims 256g..256g+255] in o (wgmma m64n256 accumulator
+ * layout: row wr + r0 + 8x, dims 8n + 2tq, +1) and its part of each row's
+ * denominator in l. The parts meet through red[2][64]; then O / l and, from
+ * warpgroup 0, the LSE (row max m_of(x, r) in base 2) go to each row's
+ * destination (output or split partial). */
+template <typename T, typename MaxOf>
+__device__ __forceinline__ void hopper_epilogue(const pa_cu_attn &a, const pa_req &rq, const pa_work &w, int grp,
+                                                const float (&o)[128], const float (&l)[2], MaxOf m_of,
+                                                float *red, int g, int wr, int r0, int tq) {
+  /* The denominator: this thread's columns, then the quad, then both halves. */
+#pragma unroll
+  for (int x = 0; x < 2; ++x) {
+    float ls = l[x];
+    ls += __shfl_xor_sync(0xffffffffu, ls, 1);
+    ls += __shfl_xor_sync(0xffffffffu, ls, 2);
+    if (tq == 0) red[g * 64 + wr + r0 + 8 * x] = ls;
+  }
+  __syncthreads();
+#pragma unroll
+  for (int x = 0; x < 2; ++x) {
+    const int r = wr + r0 + 8 * x;
+    if (r >= w.rows) continue;
+    const float ls = red[r] + red[64 + r];
+    const int pr = w.row0 + r, i = pr / grp, h = pr % grp;
+    const pa::row_dest dst = pa::dest_of(a, rq, w.b, w.split, i, h);
+    const float inv = ls > 0.f ? 1.f / ls : 0.f;
+#pragma unroll
+    for (int n = 0; n < 32; ++n) {
+      const int d = g * 256 + n * 8 + 2 * tq;
+      const float v0 = o[4 * n + 2 * x] * inv, v1 = o[4 * n + 2 * x + 1] * inv;
+      if (dst.split) {
+        *reinterpret_cast<float2 *>(a.ws_o + dst.o_off + d) = make_float2(v0, v1);
+      } else {
+        T *op = reinterpret_cast<T *>(a.o.ptr) + dst.o_off + d;
+        op[0] = static_cast<T>(v0);
+        op[1] = static_cast<T>(v1);
+      }
+    }
+    if (g == 0 && tq == 0 && dst.lse_off >= 0) {
+      const float lse = pa::final_lse(m_of(x, r) * kLn2, ls);
+      if (dst.split) a.ws_lse[dst.lse_off] = lse;
+      else reinterpret_cast<float *>(a.lse.ptr)[dst.lse_off] = lse;
+    }
+  }
+}
+
 namespace wg {
 
 constexpr int BN = 64;
@@ -445,41 +492,7 @@ __global__ void __launch_bounds__(256, 1) mla_decode_wgmma(const pa_cu_attn a) {
   }
   pa::cp_wait<0>();
 
-  /* The denominator: this thread's columns, then the quad, then both halves. */
-#pragma unroll
-  for (int x = 0; x < 2; ++x) {
-    float ls = l[x];
-    ls += __shfl_xor_sync(0xffffffffu, ls, 1);
-    ls += __shfl_xor_sync(0xffffffffu, ls, 2);
-    if (tq == 0) red[g * 64 + wr + r0 + 8 * x] = ls;
-  }
-  __syncthreads();
-#pragma unroll
-  for (int x = 0; x < 2; ++x) {
-    const int r = wr + r0 + 8 * x;
-    if (r >= w.rows) continue;
-    const float ls = red[r] + red[64 + r];
-    const int pr = w.row0 + r, i = pr / grp, h = pr % grp;
-    const pa::row_dest dst = pa::dest_of(a, rq, w.b, w.split, i, h);
-    const float inv = ls > 0.f ? 1.f / ls : 0.f;
-#pragma unroll
-    for (int n = 0; n < 32; ++n) {
-      const int d = g * 256 + n * 8 + 2 * tq;
-      const float v0 = o[4 * n + 2 * x] * inv, v1 = o[4 * n + 2 * x + 1] * inv;
-      if (dst.split) {
-        *reinterpret_cast<float2 *>(a.ws_o + dst.o_off + d) = make_float2(v0, v1);
-      } else {
-        T *op = reinterpret_cast<T *>(a.o.ptr) + dst.o_off + d;
-        op[0] = static_cast<T>(v0);
-        op[1] = static_cast<T>(v1);
-      }
-    }
-    if (g == 0 && tq == 0 && dst.lse_off >= 0) {
-      const float lse = pa::final_lse(m[x] * kLn2, ls);
-      if (dst.split) a.ws_lse[dst.lse_off] = lse;
-      else reinterpret_cast<float *>(a.lse.ptr)[dst.lse_off] = lse;
-    }
-  }
+  hopper_epilogue<T>(a, rq, w, grp, o, l, [&](int x, int) { return m[x]; }, red, g, wr, r0, tq);
 #else
   __trap(); /* only launched on sm_90, which runs the sm_90a code above */
 #endif
@@ -890,41 +903,7 @@ __global__ void __launch_bounds__(256, 1) mla_decode_seesaw(const pa_cu_attn a) 
     }
   }
 
-  /* The denominator: this thread's columns, then the quad, then both halves. */
-#pragma unroll
-  for (int x = 0; x < 2; ++x) {
-    float ls = l[x];
-    ls += __shfl_xor_sync(0xffffffffu, ls, 1);
-    ls += __shfl_xor_sync(0xffffffffu, ls, 2);
-    if (tq == 0) s_l[g * 64 + wr + r0 + 8 * x] = ls;
-  }
-  __syncthreads();
-#pragma unroll
-  for (int x = 0; x < 2; ++x) {
-    const int r = wr + r0 + 8 * x;
-    if (r >= w.rows) continue;
-    const float ls = s_l[r] + s_l[64 + r];
-    const int pr = w.row0 + r, i = pr / grp, h = pr % grp;
-    const pa::row_dest dst = pa::dest_of(a, rq, w.b, w.split, i, h);
-    const float inv = ls > 0.f ? 1.f / ls : 0.f;
-#pragma unroll
-    for (int n = 0; n < 32; ++n) {
-      const int d = g * 256 + n * 8 + 2 * tq;
-      const float v0 = o[4 * n + 2 * x] * inv, v1 = o[4 * n + 2 * x + 1] * inv;
-      if (dst.split) {
-        *reinterpret_cast<float2 *>(a.ws_o + dst.o_off + d) = make_float2(v0, v1);
-      } else {
-        T *op = reinterpret_cast<T *>(a.o.ptr) + dst.o_off + d;
-        op[0] = static_cast<T>(v0);
-        op[1] = static_cast<T>(v1);
-      }
-    }
-    if (g == 0 && tq == 0 && dst.lse_off >= 0) {
-      const float lse = pa::final_lse(s_m[r] * kLn2, ls);
-      if (dst.split) a.ws_lse[dst.lse_off] = lse;
-      else reinterpret_cast<float *>(a.lse.ptr)[dst.lse_off] = lse;
-    }
-  }
+  hopper_epilogue<T>(a, rq, w, grp, o, l, [s_m](int, int r) { return s_m[r]; }, s_l, g, wr, r0, tq);
 #else
   __trap(); /* only launched on sm_90, which runs the sm_90a code above */
 #endif
