@@ -96,31 +96,26 @@ pa_status pa_cl_mla_mma_build(pa_context *ctx, pa_plan *plan, pa_cl_plan *cp) {
   return PA_OK;
 }
 
+/* A tensor as the kernels take it: buffer, element offset, strides s0 and s1. */
+static void arg_view(pa_cl_args *g, const pa_tensor *t, int s0, int s1) {
+  pa_cl_arg_mem(g, t->buf);
+  pa_cl_arg_long(g, pa_cl_elem_off(t));
+  pa_cl_arg_long(g, t->stride[s0]), pa_cl_arg_long(g, t->stride[s1]);
+}
+
 /* mla_mma.cl's arguments: paged ckv/kpe, ragged q/out/lse [T, H, ...]. */
 static void mla_mma_args(pa_cl_args *g, const pa_plan *plan, const pa_mla_args *a, pa_buffer *ws, bool want_lse) {
   const pa_attention_desc *d = &plan->desc;
-  pa_cl_arg_mem(g, a->q_nope.buf);
-  pa_cl_arg_long(g, pa_cl_elem_off(&a->q_nope));
-  pa_cl_arg_long(g, a->q_nope.stride[0]), pa_cl_arg_long(g, a->q_nope.stride[1]);
-  pa_cl_arg_mem(g, a->q_pe.buf);
-  pa_cl_arg_long(g, pa_cl_elem_off(&a->q_pe));
-  pa_cl_arg_long(g, a->q_pe.stride[0]), pa_cl_arg_long(g, a->q_pe.stride[1]);
-  pa_cl_arg_mem(g, a->ckv.buf);
-  pa_cl_arg_long(g, pa_cl_elem_off(&a->ckv));
-  pa_cl_arg_long(g, a->ckv.stride[1]), pa_cl_arg_long(g, a->ckv.stride[0]);
-  pa_cl_arg_mem(g, a->kpe.buf);
-  pa_cl_arg_long(g, pa_cl_elem_off(&a->kpe));
-  pa_cl_arg_long(g, a->kpe.stride[1]), pa_cl_arg_long(g, a->kpe.stride[0]);
-  pa_cl_arg_mem(g, a->out.buf);
-  pa_cl_arg_long(g, pa_cl_elem_off(&a->out));
-  pa_cl_arg_long(g, a->out.stride[0]), pa_cl_arg_long(g, a->out.stride[1]);
+  arg_view(g, &a->q_nope, 0, 1);
+  arg_view(g, &a->q_pe, 0, 1);
+  arg_view(g, &a->ckv, 1, 0);
+  arg_view(g, &a->kpe, 1, 0);
+  arg_view(g, &a->out, 0, 1);
   pa_cl_arg_mem(g, want_lse ? a->lse.buf : NULL);
   pa_cl_arg_long(g, want_lse ? pa_cl_elem_off(&a->lse) : 0);
   pa_cl_arg_long(g, want_lse ? a->lse.stride[0] : 0);
   pa_cl_arg_long(g, want_lse ? a->lse.stride[1] : 0);
-  pa_cl_arg_mem(g, a->block_table.buf);
-  pa_cl_arg_long(g, pa_cl_elem_off(&a->block_table));
-  pa_cl_arg_long(g, a->block_table.stride[0]), pa_cl_arg_long(g, a->block_table.stride[1]);
+  arg_view(g, &a->block_table, 0, 1);
   pa_cl_arg_mem(g, plan->ws_size ? ws : NULL);
   pa_cl_arg_long(g, (int64_t)(plan->ws_o_offset / 4));
   pa_cl_arg_long(g, (int64_t)(plan->ws_lse_offset / 4));
@@ -143,9 +138,7 @@ static void tile_args(pa_cl_args *g, const pa_plan *plan, const pa_mla_args *a, 
   pa_cl_arg_mem(g, a->q_nope.buf);
   pa_cl_arg_long(g, pa_cl_elem_off(&a->q_nope));
   pa_cl_arg_long(g, 0), pa_cl_arg_long(g, a->q_nope.stride[0]), pa_cl_arg_long(g, a->q_nope.stride[1]);
-  pa_cl_arg_mem(g, a->q_pe.buf);
-  pa_cl_arg_long(g, pa_cl_elem_off(&a->q_pe));
-  pa_cl_arg_long(g, a->q_pe.stride[0]), pa_cl_arg_long(g, a->q_pe.stride[1]);
+  arg_view(g, &a->q_pe, 0, 1);
 
   /* ckv [pages, page_size, Dc]: (batch, token, head, page) strides. */
   pa_cl_arg_mem(g, a->ckv.buf);

@@ -99,6 +99,21 @@ inline void pa_issue(__local uint4 *dst, __global const ushort *k, __global cons
   }
 }
 
+/* The ckv and kpe element offsets of key j (-1 past ke) into entry i of set
+ * st of ko, k2o (work-item i < BN fills entry i of a tile's offsets). */
+inline void pa_key_offsets(__local long (*ko)[BN], __local long (*k2o)[BN], int st, int i, int j, int ke, __global const int *bt,
+                           long bt_off, int b, long bt_sb, long bt_sp, int page_size, long k_off, long k_st,
+                           long k_sp, long k2_off, long k2_st, long k2_sp) {
+  long kof = -1, k2of = -1;
+  if (j < ke) {
+    long page = bt[bt_off + b * bt_sb + (j / page_size) * bt_sp], in = j % page_size;
+    kof = k_off + page * k_sp + in * k_st;
+    k2of = k2_off + page * k2_sp + in * k2_st;
+  }
+  ko[st][i] = kof;
+  k2o[st][i] = k2of;
+}
+
 __kernel __attribute__((reqd_work_group_size(NT, 1, 1))) void pa_mla_mma(
     __global const ushort *q, long q_off, long q_st, long q_sh,
     __global const ushort *q2, long q2_off, long q2_st, long q2_sh,
@@ -162,15 +177,8 @@ __kernel __attribute__((reqd_work_group_size(NT, 1, 1))) void pa_mla_mma(
   }
 
   if (tid < BN) { /* offsets of tile 0 */
-    int j = kb + tid;
-    long ko = -1, k2o = -1;
-    if (j < ke) {
-      long page = bt[bt_off + b * bt_sb + (j / page_size) * bt_sp], in = j % page_size;
-      ko = k_off + page * k_sp + in * k_st;
-      k2o = k2_off + page * k2_sp + in * k2_st;
-    }
-    koff_l[0][tid] = ko;
-    k2off_l[0][tid] = k2o;
+    pa_key_offsets(koff_l, k2off_l, 0, tid, kb + tid, ke, bt, bt_off, b, bt_sb, bt_sp,
+                   page_size, k_off, k_st, k_sp, k2_off, k2_st, k2_sp);
   }
   barrier(CLK_LOCAL_MEM_FENCE);
 
@@ -205,15 +213,8 @@ __kernel __attribute__((reqd_work_group_size(NT, 1, 1))) void pa_mla_mma(
 #if CPA
     /* two stages: tile tt + 1 is copied (cp.async, no registers) while tile tt is used */
     if (tid < BN) { /* offsets of the next tile */
-      int j = kt + BN + tid;
-      long ko = -1, k2o = -1;
-      if (j < ke) {
-        long page = bt[bt_off + b * bt_sb + (j / page_size) * bt_sp], in = j % page_size;
-        ko = k_off + page * k_sp + in * k_st;
-        k2o = k2_off + page * k2_sp + in * k2_st;
-      }
-      koff_l[(tt + 1) & 1][tid] = ko;
-      k2off_l[(tt + 1) & 1][tid] = k2o;
+      pa_key_offsets(koff_l, k2off_l, (tt + 1) & 1, tid, kt + BN + tid, ke, bt, bt_off, b, bt_sb, bt_sp,
+                     page_size, k_off, k_st, k_sp, k2_off, k2_st, k2_sp);
     }
     barrier(CLK_LOCAL_MEM_FENCE); /* those offsets written; stage (tt + 1) & 1 consumed */
     if (tt + 1 < ntiles) {
@@ -240,15 +241,8 @@ __kernel __attribute__((reqd_work_group_size(NT, 1, 1))) void pa_mla_mma(
       }
     }
     if (tid < BN) { /* offsets of the next tile */
-      int j = kt + BN + tid;
-      long ko = -1, k2o = -1;
-      if (j < ke) {
-        long page = bt[bt_off + b * bt_sb + (j / page_size) * bt_sp], in = j % page_size;
-        ko = k_off + page * k_sp + in * k_st;
-        k2o = k2_off + page * k2_sp + in * k2_st;
-      }
-      koff_l[(tt + 1) & 1][tid] = ko;
-      k2off_l[(tt + 1) & 1][tid] = k2o;
+      pa_key_offsets(koff_l, k2off_l, (tt + 1) & 1, tid, kt + BN + tid, ke, bt, bt_off, b, bt_sb, bt_sp,
+                     page_size, k_off, k_st, k_sp, k2_off, k2_st, k2_sp);
     }
     barrier(CLK_LOCAL_MEM_FENCE);
 #if PF
