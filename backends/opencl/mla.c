@@ -50,6 +50,18 @@ static size_t mla_mma_local(const mla_mma_cfg *c, int dk) {
   return b;
 }
 
+/* Builds (or finds in the program cache) mla_mma.cl for a tile. */
+static pa_status mla_mma_kernel(pa_context *ctx, const pa_mla_desc *m, pa_cl_tile t, cl_kernel *k) {
+  int pf = t.cg & 1, emu = (t.cg >> 1) & 1, ldsm = (t.cg >> 2) & 1;
+  int cpa = (t.cg >> 3) & 1, maxreg = mla_regs[(t.cg >> 4) & 3];
+  char defs[256], cap[40] = "";
+  if (maxreg && !emu) snprintf(cap, sizeof cap, " -cl-nv-maxrregcount=%d", maxreg);
+  snprintf(defs, sizeof defs, "-DDC=%d -DDR=%d -DKV_DT=%d -DO_DT=%d -DBN=%d -DNRG=%d -DPF=%d -DLDSM=%d -DCPA=%d -DEMU=%d%s",
+           m->head_dim_ckv, m->head_dim_kpe, (int)m->kv_dtype, (int)m->o_dtype, t.bkv, t.bq / 16, pf,
+           ldsm, cpa, emu, cap);
+  return pa_cl_kernel(ctx, "mla_mma.cl", defs, "pa_mla_mma", k);
+}
+
 bool pa_cl_mla_mma_pick(pa_context *ctx, const pa_plan *plan, pa_kernel_choice *choice) {
   const pa_cl_state *st = pa_cl(ctx);
   const pa_mla_desc *m = &plan->mla;
@@ -69,28 +81,29 @@ bool pa_cl_mla_mma_pick(pa_context *ctx, const pa_plan *plan, pa_kernel_choice *
   int ri = 0;
   while (mla_regs[ri] != c.maxreg) ri++;
   pa_cl_tile t = {16 * c.nrg, c.bn, 254, c.pf | c.emu << 1 | c.ldsm << 2 | c.cpa << 3 | ri << 4};
+  /* Only 16-row items have a portable fallback, so a taller tile is chosen
+   * only once its kernel builds (plan_ready then finds it in the cache). */
+  cl_kernel k;
+  if (t.bq > 16 && mla_mma_kernel(ctx, m, t, &k) != PA_OK) {
+    pa_log(1, "opencl: %d-row mla_mma.cl did not build, trying 16 rows: %.300s", t.bq, ctx->err);
+    ctx->err[0] = 0;
+    t.bq = 16;
+  }
   *choice = (pa_kernel_choice){.kernel = pa_cl_tile_pack(t), .q_tile_rows = t.bq, .kv_align = t.bkv,
                                .name = c.emu ? "opencl.mla.mma.emu" : "opencl.mla.mma"};
   return true;
 }
 
-/* Builds the plan's mla_mma.cl kernel; if it does not build, logs why and
- * leaves a portable attention.cl tile in cp->tile for the caller to build. */
+/* Builds the plan's mla_mma.cl kernel; if it does not build (only 16-row
+ * tiles get here unbuilt: pick checks taller ones), logs why and leaves a
+ * portable attention.cl tile in cp->tile for the caller to build. */
 pa_status pa_cl_mla_mma_build(pa_context *ctx, pa_plan *plan, pa_cl_plan *cp) {
-  const pa_mla_desc *m = &plan->mla;
-  int pf = cp->tile.cg & 1, emu = (cp->tile.cg >> 1) & 1, ldsm = (cp->tile.cg >> 2) & 1;
-  int cpa = (cp->tile.cg >> 3) & 1, maxreg = mla_regs[(cp->tile.cg >> 4) & 3];
-  char defs[256], cap[40] = "";
-  if (maxreg && !emu) snprintf(cap, sizeof cap, " -cl-nv-maxrregcount=%d", maxreg);
-  snprintf(defs, sizeof defs, "-DDC=%d -DDR=%d -DKV_DT=%d -DO_DT=%d -DBN=%d -DNRG=%d -DPF=%d -DLDSM=%d -DCPA=%d -DEMU=%d%s",
-           m->head_dim_ckv, m->head_dim_kpe, (int)m->kv_dtype, (int)m->o_dtype, cp->tile.bkv,
-           cp->tile.bq / 16, pf, ldsm, cpa, emu, cap);
   cp->threads = (size_t)cp->tile.bq / 16 * 128;
-  pa_status s = pa_cl_kernel(ctx, "mla_mma.cl", defs, "pa_mla_mma", &cp->attention);
+  pa_status s = mla_mma_kernel(ctx, &plan->mla, cp->tile, &cp->attention);
   if (s == PA_OK) return PA_OK;
   pa_log(1, "opencl: mla_mma.cl did not build, using the portable tile: %.300s", ctx->err);
   ctx->err[0] = 0;
-  if (cp->tile.bq > 16) return pa_fail(ctx, PA_ERR_BACKEND, "opencl: mla_mma.cl (%s) did not build", defs);
+  if (cp->tile.bq > 16) return pa_fail(ctx, PA_ERR_BACKEND, "opencl: mla_mma.cl (%d rows) did not build", cp->tile.bq);
   cp->tile = (pa_cl_tile){16, 16, 8, 16}; /* attention.cl MLA tile: 37 KB for 576 dims */
   plan->choice.name = "opencl.mla.tile16";
   return PA_OK;
