@@ -79,6 +79,19 @@ else
   python3 bench/peers/sdpa.py --out "$OUT/peers.json" 2>&1 | tee "$OUT/peers.txt"
 fi
 
+# FlashMLA: the caller copies shared/peers/flashmla to .peers/flashmla and
+# carries it (its README); rebuilt when the prebuilt binary does not start.
+FM=.peers/flashmla
+if [ -s "$OUT/pa_cuda.json" ] && [ -d "$FM" ]; then
+  log "peer FlashMLA (bench/peers/flashmla.py)"
+  fm_bin=$FM/bench_flashmla.prebuilt
+  if ! "$fm_bin" --help >/dev/null 2>&1; then
+    bash "$FM/build.sh" /tmp/bench_flashmla >"$OUT/flashmla-build.log" 2>&1 && fm_bin=/tmp/bench_flashmla
+  fi
+  python3 bench/peers/flashmla.py --from "$OUT/pa_cuda.json" --bin "$fm_bin" \
+    --peers "$OUT/peers.json" 2>&1 | tee "$OUT/flashmla.txt"
+fi
+
 log "ratios (polyattn TFLOP/s / peer TFLOP/s; % of ceilings measured in this run)"
 [ ${#jsons[@]} -gt 0 ] || die "no pa-bench results"
 python3 bench/peers/compare.py "${jsons[@]}" --peers "$OUT/peers.json" --md "$OUT/ratios.md" \
