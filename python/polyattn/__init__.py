@@ -14,7 +14,7 @@ on the CUDA backend), viewed in place.
 from . import _ops  # noqa: F401  (adds the operations to Context)
 from ._core import (BF16, F16, F32, I32, BackendError, Buffer, Context, Error, InvalidArgument,
                     NoDevice, OutOfMemory, Tensor, Unsupported, WorkspaceTooSmall)
-from ._lib import lib as _lib, path as library_path
+from ._lib import lib as _clib, path as library_path
 from ._ops import AttentionPlan, MlaPlan, Plan
 
 __version__ = "0.1.0"
@@ -24,20 +24,20 @@ def version():
     """The loaded library's version, (major, minor, patch)."""
     import ctypes
     v = [ctypes.c_int() for _ in range(3)]
-    _lib.pa_version(*[ctypes.byref(x) for x in v])
+    _clib.pa_version(*[ctypes.byref(x) for x in v])
     return tuple(x.value for x in v)
 
 
 def backend_compiled(name):
     from ._core import BACKENDS
-    return bool(_lib.pa_backend_compiled(BACKENDS[name]))
+    return bool(_clib.pa_backend_compiled(BACKENDS[name]))
 
 
 def device_count(name):
     import ctypes
     from ._core import BACKENDS
     n = ctypes.c_int(0)
-    _lib.pa_device_count(BACKENDS[name], ctypes.byref(n))
+    _clib.pa_device_count(BACKENDS[name], ctypes.byref(n))
     return n.value
 
 

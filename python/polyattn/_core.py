@@ -1,5 +1,6 @@
 """Contexts, buffers, tensors and errors: the objects every operation uses."""
 import ctypes
+import weakref
 
 from . import _dlpack
 from ._lib import ContextDesc, DeviceInfo, PaTensor, lib
@@ -98,6 +99,7 @@ class Context:
         if backend not in BACKENDS:
             raise invalid("Context", f"backend={backend!r}: expected one of {list(BACKENDS)}")
         self._handle = None
+        self._children = weakref.WeakSet()  # plans and buffers, closed before the context
         self._stream = None if stream is None else _stream_handle(stream)
         self._create(BACKENDS[backend], device, num_threads, cache_dir)
         if self.backend == "cuda" and self._stream is None:
@@ -144,11 +146,19 @@ class Context:
         check(lib.pa_context_synchronize(self.handle), self.handle, "pa_context_synchronize")
 
     def close(self):
-        """Destroys the context; buffers and plans made from it hold it open
-        until they are gone, so close() is only needed for determinism."""
+        """Destroys the context, and first the plans and buffers still made
+        from it (they hold it open otherwise, so close() is optional)."""
         if self._handle:
+            children = sorted(self._children, key=lambda c: isinstance(c, Buffer))
+            for c in children:  # plans before buffers
+                c.close()
             lib.pa_context_destroy(self._handle)
             self._handle = None
+
+    def _alive(self):
+        """False once closed: a child finalised after its context (garbage
+        cycles end in any order) must not call into it."""
+        return bool(self._handle)
 
     def __del__(self):
         try:
@@ -233,8 +243,9 @@ class Context:
         code, bits, lanes = v.dtype
         dt = _DL_DTYPES.get((code, bits))
         if dt is None or lanes != 1:
-            raise invalid(name, f"DLPack dtype (code {code}, {bits} bits, {lanes} lanes) is not "
-                          "f32, f16, bf16 or i32")
+            kind = {0: "int", 1: "uint", 2: "float", 4: "bfloat", 5: "complex", 6: "bool"}
+            got = f"{kind.get(code, f'code {code} ')}{bits}" + (f"x{lanes}" if lanes != 1 else "")
+            raise invalid(name, f"dtype {got} is not float32, float16, bfloat16 or int32")
         if not 1 <= len(v.shape) <= 4:
             raise invalid(name, f"ndim={len(v.shape)}: polyattn tensors have 1 to 4 dims")
         if any(s < 0 for s in v.strides):
@@ -255,6 +266,7 @@ class Buffer:
     def __init__(self, ctx, handle, nbytes, owned):
         self.ctx, self._handle, self.nbytes, self.owned = ctx, handle, nbytes, owned
         self._keep = None
+        ctx._children.add(self)
 
     @property
     def handle(self):
@@ -283,9 +295,9 @@ class Buffer:
         return dst.raw
 
     def close(self):
-        if self._handle:
+        if self._handle and self.ctx._alive():
             lib.pa_buffer_destroy(self._handle)
-            self._handle = None
+        self._handle = None
         self._keep = None
 
     def __del__(self):

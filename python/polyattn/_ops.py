@@ -35,6 +35,7 @@ class Plan:
         self.ctx, self._handle = ctx, handle
         self._run_fn, self._args_type, self._names = run_fn, args_type, names
         self._last = None
+        ctx._children.add(self)
 
     @property
     def handle(self):
@@ -66,11 +67,11 @@ class Plan:
         self._last = kept  # views stay valid until the next run (GPU work is async)
 
     def close(self):
-        if self._handle:
+        if self._handle and self.ctx._alive():
             if self._last is not None and self.ctx.backend != "cpu":
                 self.ctx.synchronize()  # a queued run may still read the plan's schedule
             lib.pa_plan_destroy(self._handle)
-            self._handle = None
+        self._handle = None
         self._last = None
 
     def __del__(self):
