@@ -14,7 +14,7 @@ on the CUDA backend), viewed in place.
 from . import _ops  # noqa: F401  (adds the operations to Context)
 from ._core import (BF16, F16, F32, I32, BackendError, Buffer, Context, Error, InvalidArgument,
                     NoDevice, OutOfMemory, Tensor, Unsupported, WorkspaceTooSmall)
-from ._lib import lib as _clib, path as library_path
+from ._lib import HAS_APPEND, lib as _clib, path as library_path
 from ._ops import AttentionPlan, MlaPlan, Plan
 
 __version__ = "0.1.0"
@@ -44,4 +44,4 @@ def device_count(name):
 __all__ = ["Context", "Buffer", "Tensor", "Plan", "AttentionPlan", "MlaPlan", "Error",
            "InvalidArgument", "Unsupported", "OutOfMemory", "NoDevice", "BackendError",
            "WorkspaceTooSmall", "F32", "F16", "BF16", "I32", "version", "backend_compiled",
-           "device_count", "library_path"]
+           "device_count", "library_path", "HAS_APPEND"]

@@ -3,12 +3,16 @@ import ctypes
 import weakref
 
 from . import _dlpack
-from ._lib import ContextDesc, DeviceInfo, PaTensor, lib
+from ._lib import HAS_APPEND, ContextDesc, DeviceInfo, PaTensor, lib
 
-F32, F16, BF16, I32 = 0, 1, 2, 3
+F32, F16, BF16, I32, FP8_E4M3, FP8_E5M2 = 0, 1, 2, 3, 4, 5
 DTYPES = {"f32": F32, "float32": F32, "f16": F16, "float16": F16, "bf16": BF16,
           "bfloat16": BF16, "i32": I32, "int32": I32}
 DTYPE_NAMES = {F32: "f32", F16: "f16", BF16: "bf16", I32: "i32"}
+if HAS_APPEND:  # fp8 KV caches: uint8 storage, named with Context.tensor(x, dtype=...)
+    DTYPES.update({"fp8_e4m3": FP8_E4M3, "float8_e4m3fn": FP8_E4M3, "fp8_e5m2": FP8_E5M2,
+                   "float8_e5m2": FP8_E5M2})
+    DTYPE_NAMES.update({FP8_E4M3: "fp8_e4m3", FP8_E5M2: "fp8_e5m2"})
 _DL_DTYPES = {(_dlpack.FLOAT, 32): F32, (_dlpack.FLOAT, 16): F16, (_dlpack.BFLOAT, 16): BF16,
               (_dlpack.INT, 32): I32}
 BACKENDS = {"auto": 0, "cpu": 1, "cuda": 2, "opencl": 3}
@@ -72,7 +76,7 @@ def dtype_code(d):
         return d
     code = DTYPES.get(str(d).replace("torch.", ""))
     if code is None:
-        raise invalid("dtype", f"{d!r} is not one of f32, f16, bf16, i32")
+        raise invalid("dtype", f"{d!r} is not one of {', '.join(DTYPE_NAMES.values())}")
     return code
 
 
@@ -218,9 +222,11 @@ class Context:
             t.buffer.write(0, a)
         return t
 
-    def tensor(self, obj, name="tensor"):
+    def tensor(self, obj, name="tensor", dtype=None):
         """obj as a polyattn.Tensor: a Tensor of this context as it is, or any
-        object with __dlpack__ (NumPy, PyTorch, CuPy, JAX) viewed in place."""
+        object with __dlpack__ (NumPy, PyTorch, CuPy, JAX) viewed in place.
+        dtype names the elements of a same-size DLPack type (an fp8 cache
+        held as uint8)."""
         if obj is None:
             return None
         if isinstance(obj, Tensor):
@@ -230,9 +236,9 @@ class Context:
         if not hasattr(obj, "__dlpack__"):
             raise TypeError(f"{name}: expected a polyattn.Tensor or an object with __dlpack__, "
                             f"got {type(obj).__name__}")
-        return self._wrap_dlpack(obj, name)
+        return self._wrap_dlpack(obj, name, dtype)
 
-    def _wrap_dlpack(self, obj, name):
+    def _wrap_dlpack(self, obj, name, dtype=None):
         v = _dlpack.view(obj, self._stream if self.backend == "cuda" else None)
         ok = {"cpu": (_dlpack.CPU, _dlpack.CUDA_HOST),
               "cuda": (_dlpack.CUDA, _dlpack.CUDA_MANAGED)}.get(self.backend, ())
@@ -242,6 +248,11 @@ class Context:
                           f"{self.backend} context{hint}")
         code, bits, lanes = v.dtype
         dt = _DL_DTYPES.get((code, bits))
+        if dtype is not None and lanes == 1:
+            want = dtype_code(dtype)
+            if bits != 8 * lib.pa_dtype_size(want):
+                raise invalid(name, f"dtype={dtype!r} but the elements have {bits} bits")
+            dt = want
         if dt is None or lanes != 1:
             kind = {0: "int", 1: "uint", 2: "float", 4: "bfloat", 5: "complex", 6: "bool"}
             got = f"{kind.get(code, f'code {code} ')}{bits}" + (f"x{lanes}" if lanes != 1 else "")
@@ -341,7 +352,8 @@ class Tensor:
         """A NumPy copy (bf16 comes back as float32); waits for queued work."""
         import numpy as np
         self.buffer.ctx.synchronize()
-        npdt = {F32: np.float32, F16: np.float16, BF16: np.uint16, I32: np.int32}[self.dtype]
+        npdt = {F32: np.float32, F16: np.float16, BF16: np.uint16, I32: np.int32,
+                FP8_E4M3: np.uint8, FP8_E5M2: np.uint8}[self.dtype]  # fp8: the codes
         if 0 in self.shape:
             return np.zeros(self.shape, np.float32 if self.dtype == BF16 else npdt)
         extent = 1 + sum((n - 1) * s for n, s in zip(self.shape, self.strides))

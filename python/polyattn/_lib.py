@@ -17,53 +17,6 @@ c_int, c_float, c_size_t, c_int64, c_void_p = (ctypes.c_int, ctypes.c_float, cty
 P_i32 = ctypes.POINTER(ctypes.c_int32)
 
 
-class DeviceInfo(ctypes.Structure):
-    _fields_ = [("name", ctypes.c_char * 128), ("backend", c_int), ("compute_units", c_int),
-                ("global_mem", c_int64), ("shared_mem", c_int64),
-                ("features", ctypes.c_char * 128)]
-
-
-class ContextDesc(ctypes.Structure):
-    _fields_ = [("backend", c_int), ("device", c_int), ("native_queue", c_void_p),
-                ("num_threads", c_int), ("cache_dir", ctypes.c_char_p)]
-
-
-class PaTensor(ctypes.Structure):
-    _fields_ = [("buf", c_void_p), ("offset", c_size_t), ("dtype", c_int), ("ndim", c_int),
-                ("shape", c_int64 * PA_MAX_DIMS), ("stride", c_int64 * PA_MAX_DIMS)]
-
-
-class AttentionDesc(ctypes.Structure):
-    _fields_ = [("num_q_heads", c_int), ("num_kv_heads", c_int), ("head_dim_qk", c_int),
-                ("head_dim_v", c_int), ("q_dtype", c_int), ("kv_dtype", c_int),
-                ("o_dtype", c_int), ("causal", c_int), ("window_left", c_int),
-                ("window_right", c_int), ("sink_tokens", c_int), ("scale", c_float),
-                ("softcap", c_float), ("page_size", c_int), ("num_splits", c_int),
-                ("kv_chunk", c_int), ("flags", ctypes.c_uint)]
-
-
-class Batch(ctypes.Structure):
-    _fields_ = [("batch_size", c_int), ("seqlens_q", P_i32), ("seqlens_k", P_i32),
-                ("cu_seqlens_q", P_i32), ("cu_seqlens_k", P_i32)]
-
-
-class AttentionArgs(ctypes.Structure):
-    _fields_ = [(n, PaTensor) for n in ("q", "k", "v", "out", "block_table", "lse", "sinks",
-                                         "alibi_slopes", "mask")]
-
-
-class MlaDesc(ctypes.Structure):
-    _fields_ = [("num_heads", c_int), ("head_dim_ckv", c_int), ("head_dim_kpe", c_int),
-                ("q_dtype", c_int), ("kv_dtype", c_int), ("o_dtype", c_int),
-                ("page_size", c_int), ("causal", c_int), ("scale", c_float),
-                ("num_splits", c_int), ("kv_chunk", c_int), ("flags", ctypes.c_uint)]
-
-
-class MlaArgs(ctypes.Structure):
-    _fields_ = [(n, PaTensor) for n in ("q_nope", "q_pe", "ckv", "kpe", "block_table", "out",
-                                         "lse")]
-
-
 def _candidates():
     """Where the library may be, in order: $POLYATTN_LIBRARY (a file),
     $POLYATTN_BUILD_DIR (a meson build folder), the system's search path
@@ -101,6 +54,70 @@ def _load():
 
 
 lib, path = _load()
+# The fp8 / append API (pa_kv_append, k_scale and v_scale in the run
+# arguments) is used where the loaded library has it: the argument structs
+# grow only then, so the binding works with a library from before it too.
+HAS_APPEND = hasattr(lib, "pa_kv_append")
+
+
+class DeviceInfo(ctypes.Structure):
+    _fields_ = [("name", ctypes.c_char * 128), ("backend", c_int), ("compute_units", c_int),
+                ("global_mem", c_int64), ("shared_mem", c_int64),
+                ("features", ctypes.c_char * 128)]
+
+
+class ContextDesc(ctypes.Structure):
+    _fields_ = [("backend", c_int), ("device", c_int), ("native_queue", c_void_p),
+                ("num_threads", c_int), ("cache_dir", ctypes.c_char_p)]
+
+
+class PaTensor(ctypes.Structure):
+    _fields_ = [("buf", c_void_p), ("offset", c_size_t), ("dtype", c_int), ("ndim", c_int),
+                ("shape", c_int64 * PA_MAX_DIMS), ("stride", c_int64 * PA_MAX_DIMS)]
+
+
+class AttentionDesc(ctypes.Structure):
+    _fields_ = [("num_q_heads", c_int), ("num_kv_heads", c_int), ("head_dim_qk", c_int),
+                ("head_dim_v", c_int), ("q_dtype", c_int), ("kv_dtype", c_int),
+                ("o_dtype", c_int), ("causal", c_int), ("window_left", c_int),
+                ("window_right", c_int), ("sink_tokens", c_int), ("scale", c_float),
+                ("softcap", c_float), ("page_size", c_int), ("num_splits", c_int),
+                ("kv_chunk", c_int), ("flags", ctypes.c_uint)]
+
+
+class Batch(ctypes.Structure):
+    _fields_ = [("batch_size", c_int), ("seqlens_q", P_i32), ("seqlens_k", P_i32),
+                ("cu_seqlens_q", P_i32), ("cu_seqlens_k", P_i32)]
+
+
+class AttentionArgs(ctypes.Structure):
+    _fields_ = [(n, PaTensor) for n in ("q", "k", "v", "out", "block_table", "lse", "sinks",
+                                         "alibi_slopes", "mask") +
+                (("k_scale", "v_scale") if HAS_APPEND else ())]
+
+
+class MlaDesc(ctypes.Structure):
+    _fields_ = [("num_heads", c_int), ("head_dim_ckv", c_int), ("head_dim_kpe", c_int),
+                ("q_dtype", c_int), ("kv_dtype", c_int), ("o_dtype", c_int),
+                ("page_size", c_int), ("causal", c_int), ("scale", c_float),
+                ("num_splits", c_int), ("kv_chunk", c_int), ("flags", ctypes.c_uint)]
+
+
+class MlaArgs(ctypes.Structure):
+    _fields_ = [(n, PaTensor) for n in ("q_nope", "q_pe", "ckv", "kpe", "block_table", "out",
+                                         "lse") + (("kv_scale",) if HAS_APPEND else ())]
+
+
+class KvAppendArgs(ctypes.Structure):
+    _fields_ = [(n, PaTensor) for n in ("k", "v", "slot_mapping", "k_cache", "v_cache",
+                                         "k_scale", "v_scale")]
+
+
+class MlaAppendArgs(ctypes.Structure):
+    _fields_ = [(n, PaTensor) for n in ("ckv", "kpe", "slot_mapping", "ckv_cache", "kpe_cache",
+                                         "kv_scale")]
+
+
 
 _P = ctypes.POINTER
 _protos = {
@@ -137,6 +154,13 @@ _protos = {
     "pa_merge_states": (c_int, [c_void_p] + [_P(PaTensor)] * 4),
     "pa_merge_states_varlen": (c_int, [c_void_p] + [_P(PaTensor)] * 5),
 }
+if HAS_APPEND:
+    _protos.update({
+        "pa_kv_append": (c_int, [c_void_p, _P(KvAppendArgs)]),
+        "pa_mla_append": (c_int, [c_void_p, _P(MlaAppendArgs)]),
+        "pa_fp8_decode": (c_float, [c_int, ctypes.c_uint8]),
+        "pa_fp8_encode": (ctypes.c_uint8, [c_int, c_float]),
+    })
 for _name, (_res, _args) in _protos.items():
     _f = getattr(lib, _name)
     _f.restype, _f.argtypes = _res, _args

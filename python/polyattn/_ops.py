@@ -3,8 +3,9 @@ the three merges. Each run takes polyattn Tensors or anything with
 __dlpack__ (viewed in place; see Context.tensor)."""
 import ctypes
 
-from ._core import Context, Tensor, check, dtype_code, invalid
-from ._lib import AttentionArgs, AttentionDesc, Batch, MlaArgs, MlaDesc, PaTensor, lib
+from ._core import Context, Tensor, Unsupported, check, dtype_code, invalid
+from ._lib import (HAS_APPEND, AttentionArgs, AttentionDesc, Batch, KvAppendArgs, MlaAppendArgs,
+                   MlaArgs, MlaDesc, PaTensor, lib)
 
 RETURN_LSE, DETERMINISTIC, HAS_SINKS, HAS_ALIBI, HAS_MASK = 1, 2, 4, 8, 16
 
@@ -81,17 +82,24 @@ class Plan:
             pass
 
 
+def _some(**kw):
+    return {k: v for k, v in kw.items() if v is not None}
+
+
 class AttentionPlan(Plan):
     def run(self, q, k, v, out, *, block_table=None, lse=None, sinks=None, alibi_slopes=None,
-            mask=None, workspace=None):
+            mask=None, k_scale=None, v_scale=None, workspace=None):
+        """k_scale / v_scale: fp8 caches (a library with the fp8 API)."""
         super().run(workspace, q=q, k=k, v=v, out=out, block_table=block_table, lse=lse,
-                    sinks=sinks, alibi_slopes=alibi_slopes, mask=mask)
+                    sinks=sinks, alibi_slopes=alibi_slopes, mask=mask,
+                    **_some(k_scale=k_scale, v_scale=v_scale))
 
 
 class MlaPlan(Plan):
-    def run(self, q_nope, q_pe, ckv, kpe, block_table, out, *, lse=None, workspace=None):
+    def run(self, q_nope, q_pe, ckv, kpe, block_table, out, *, lse=None, kv_scale=None,
+            workspace=None):
         super().run(workspace, q_nope=q_nope, q_pe=q_pe, ckv=ckv, kpe=kpe,
-                    block_table=block_table, out=out, lse=lse)
+                    block_table=block_table, out=out, lse=lse, **_some(kv_scale=kv_scale))
 
 
 def attention_plan(self, num_q_heads, num_kv_heads, head_dim, dtype="f32", *, seqlens_q=None,
@@ -151,6 +159,32 @@ def _call(self, fn, **tensors):
     check(fn(self.handle, *structs), self.handle, fn.__name__)
 
 
+def _append(self, fn, args_type, **tensors):
+    if not HAS_APPEND:
+        raise Unsupported(-2, fn, "the loaded libpolyattn has no paged-cache append")
+    args, kept = args_type(), []
+    for name, obj in tensors.items():
+        t = self.tensor(obj, name)
+        if t is not None:
+            setattr(args, name, t.struct())
+            kept.append(t)
+    f = getattr(lib, fn)
+    check(f(self.handle, ctypes.byref(args)), self.handle, fn)
+
+
+def kv_append(self, k, v, slot_mapping, k_cache, v_cache, k_scale=None, v_scale=None):
+    """pa_kv_append: k/v [T, Hkv, D] into paged caches at slot_mapping (i32
+    [T], page * page_size + offset, -1 skips); fp8 caches take their scales."""
+    _append(self, "pa_kv_append", KvAppendArgs, k=k, v=v, slot_mapping=slot_mapping,
+            k_cache=k_cache, v_cache=v_cache, k_scale=k_scale, v_scale=v_scale)
+
+
+def mla_append(self, ckv, kpe, slot_mapping, ckv_cache, kpe_cache, kv_scale=None):
+    """pa_mla_append: ckv [T, Dc] and kpe [T, Dr] into the latent caches."""
+    _append(self, "pa_mla_append", MlaAppendArgs, ckv=ckv, kpe=kpe, slot_mapping=slot_mapping,
+            ckv_cache=ckv_cache, kpe_cache=kpe_cache, kv_scale=kv_scale)
+
+
 def head_gemm(self, x, w, y):
     """y[t, h, :] = x[t, h, :] @ w[h, :, :] (pa_head_gemm)."""
     _call(self, lib.pa_head_gemm, x=x, w=w, y=y)
@@ -199,5 +233,5 @@ def attention(self, q, k, v, out, *, lse=None, block_table=None, seqlens_q=None,
 
 
 for _f in (attention_plan, mla_plan, head_gemm, merge_state_pair, merge_states,
-           merge_states_varlen, attention):
+           merge_states_varlen, attention, kv_append, mla_append):
     setattr(Context, _f.__name__, _f)

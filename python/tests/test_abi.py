@@ -9,11 +9,16 @@ import pytest
 
 from polyattn import _lib
 
-HEADER_DIR = os.path.join(os.path.dirname(__file__), "..", "..", "include")
+# The header of the library under test (run_tests.sh: the source tree's).
+HEADER_DIR = os.environ.get("POLYATTN_INCLUDE_DIR") or \
+    os.path.join(os.path.dirname(__file__), "..", "..", "include")
 STRUCTS = {"pa_device_info": _lib.DeviceInfo, "pa_context_desc": _lib.ContextDesc,
            "pa_tensor": _lib.PaTensor, "pa_attention_desc": _lib.AttentionDesc,
            "pa_batch": _lib.Batch, "pa_attention_args": _lib.AttentionArgs,
            "pa_mla_desc": _lib.MlaDesc, "pa_mla_args": _lib.MlaArgs}
+if _lib.HAS_APPEND:
+    STRUCTS.update({"pa_kv_append_args": _lib.KvAppendArgs,
+                    "pa_mla_append_args": _lib.MlaAppendArgs})
 
 
 def test_structs_match_header(tmp_path):
