@@ -8,8 +8,11 @@ import polyattn as pa  # noqa: E402
 
 
 def backends():
-    """cpu always; opencl where compiled with a device (tensors copied there)."""
+    """cpu always; opencl and cuda where compiled with a device (tensors
+    copied there with from_host)."""
     out = ["cpu"]
+    if pa.backend_compiled("cuda") and pa.device_count("cuda") > 0:
+        out.append("cuda")
     if pa.backend_compiled("opencl") and pa.device_count("opencl") > 0 and \
             os.environ.get("POLYATTN_TEST_OPENCL", "1") != "0":
         out.append("opencl")

@@ -1,6 +1,5 @@
 """pa_kv_append / pa_mla_append and fp8 caches through the binding, where the
 loaded library has them (CPU backend, NumPy)."""
-import ctypes
 
 import numpy as np
 import pytest

@@ -1,16 +1,44 @@
 """The binding on the CUDA backend with PyTorch CUDA tensors (zero-copy
 through DLPack, on the caller's stream), against
-torch.nn.functional.scaled_dot_product_attention. Skips without a GPU."""
-import pytest
+torch.nn.functional.scaled_dot_product_attention. Skips without a GPU.
+Runs under pytest, or alone (`python3 test_torch_cuda.py`) where the GPU
+machine has no pytest."""
+import contextlib
+import re
+import sys
 
 import polyattn as pa
 
-torch = pytest.importorskip("torch")
-if not torch.cuda.is_available() or not pa.backend_compiled("cuda") or \
-        pa.device_count("cuda") == 0:
-    pytest.skip("needs PyTorch with CUDA and polyattn built with CUDA on a GPU",
-                allow_module_level=True)
-F = torch.nn.functional
+try:
+    import torch
+    GPU = torch.cuda.is_available() and pa.backend_compiled("cuda") and \
+        pa.device_count("cuda") > 0
+except ImportError:
+    torch, GPU = None, False
+WHY = "needs PyTorch with CUDA and polyattn built with CUDA on a GPU"
+if not GPU and __name__ != "__main__":
+    import pytest
+    pytest.skip(WHY, allow_module_level=True)
+F = torch.nn.functional if torch else None
+_ctx = {}
+
+
+def cuda_ctx():
+    """One context on one side stream for the module's tests."""
+    if not _ctx:
+        _ctx["stream"] = torch.cuda.Stream()
+        _ctx["ctx"] = pa.Context("cuda", stream=_ctx["stream"])
+    return _ctx["ctx"], _ctx["stream"]
+
+
+@contextlib.contextmanager
+def raises(exc, match):
+    try:
+        yield
+    except exc as e:
+        assert re.search(match, str(e)), str(e)
+    else:
+        raise AssertionError(f"{exc.__name__} not raised")
 
 
 def rel_l2(got, want):
@@ -34,19 +62,13 @@ def sdpa(q, k, v, causal):
     return o.transpose(0, 1)
 
 
-@pytest.fixture(scope="module")
-def stream():
-    return torch.cuda.Stream()
+def test_bf16_gqa_padded():
+    for causal in (False, True):
+        bf16_gqa_padded(causal)
 
 
-@pytest.fixture(scope="module")
-def ctx(stream):
-    with pa.Context("cuda", stream=stream) as c:
-        yield c
-
-
-@pytest.mark.parametrize("causal", [False, True])
-def test_bf16_gqa_padded(ctx, stream, causal):
+def bf16_gqa_padded(causal):
+    ctx, stream = cuda_ctx()
     B, S, Hq, Hkv, D = 2, 129, 32, 8, 128
     with torch.cuda.stream(stream):
         q = torch.randn(B, S, Hq, D, device="cuda", dtype=torch.bfloat16)
@@ -78,8 +100,9 @@ def test_ragged_on_current_stream():
             assert rel_l2(out[qs], sdpa(q[qs], k[ks], v[ks], True)) < 2e-3
 
 
-def test_paged_decode_via_gather(ctx, stream):
+def test_paged_decode_via_gather():
     """bf16 decode over a shuffled paged cache vs SDPA on the gathered K/V."""
+    ctx, stream = cuda_ctx()
     B, Hq, Hkv, D, page = 4, 32, 8, 128, 16
     lens = [100, 37, 250, 5]
     per = [-(-n // page) for n in lens]
@@ -104,13 +127,15 @@ def test_paged_decode_via_gather(ctx, stream):
             assert rel_l2(out[b:b + 1], sdpa(q[b:b + 1], k, v, False)) < 1e-2
 
 
-def test_cpu_tensor_on_cuda_context_is_refused(ctx):
+def test_cpu_tensor_on_cuda_context_is_refused():
+    ctx, _ = cuda_ctx()
     q = torch.randn(1, 1, 4, 64)
-    with pytest.raises(pa.InvalidArgument, match="cannot be used in place"):
+    with raises(pa.InvalidArgument, "cannot be used in place"):
         ctx.attention(q, q, q, q)
 
 
-def test_merge_pair_cuda(ctx, stream):
+def test_merge_pair_cuda():
+    ctx, stream = cuda_ctx()
     with torch.cuda.stream(stream):
         a, b = (torch.randn(8, 4, 64, device="cuda") for _ in range(2))
         la, lb = (torch.randn(8, 4, device="cuda") for _ in range(2))
@@ -119,3 +144,14 @@ def test_merge_pair_cuda(ctx, stream):
         want_l = torch.logaddexp(la, lb)
         want = (a * (la - want_l).exp()[..., None] + b * (lb - want_l).exp()[..., None])
         assert rel_l2(out, want) < 1e-5 and torch.allclose(lse, want_l, atol=1e-5)
+
+
+if __name__ == "__main__":
+    if not GPU:
+        print(f"skipped: {WHY}")
+        sys.exit(0)
+    tests = [f for n, f in sorted(globals().items()) if n.startswith("test_")]
+    for f in tests:
+        f()
+        print(f"{f.__name__} passed")
+    print(f"{len(tests)} passed")
