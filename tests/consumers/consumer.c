@@ -4,6 +4,12 @@
 #include <math.h>
 #include <polyattn.h>
 #include <stdio.h>
+#ifdef PA_CONSUMER_CUDA /* CMake's polyattn::cuda: the interop header compiles */
+#include <polyattn_cuda.h>
+#endif
+#ifdef PA_CONSUMER_OPENCL /* polyattn::opencl */
+#include <polyattn_opencl.h>
+#endif
 
 #define CHECK(call)                                                                                \
   do {                                                                                             \
@@ -17,6 +23,10 @@
 
 int main(void) {
   pa_context *ctx = NULL;
+#ifdef PA_CONSUMER_OPENCL /* an interop function resolves at link time */
+  int (*has_mma)(const pa_context *) = pa_opencl_has_mma;
+  if (!has_mma) return 1;
+#endif
   pa_context_desc cd = {PA_BACKEND_CPU, -1, NULL, 1, NULL};
   CHECK(pa_context_create(&cd, &ctx));
 

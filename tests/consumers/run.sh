@@ -22,8 +22,11 @@ unset LD_LIBRARY_PATH
 
 # Installs into $tmp/root and sets prefix to the installed prefix there.
 install_root() {
-  meson install -C "$build" --no-rebuild --quiet --destdir "$tmp/root" >"$tmp/install.log" 2>&1 ||
-    { cat "$tmp/install.log"; exit 1; }
+  # One install at a time per build folder (meson writes its install log there).
+  local lock=()
+  command -v flock >/dev/null && lock=(flock "$build/meson-private/pa-consumer-install.lock")
+  "${lock[@]}" meson install -C "$build" --no-rebuild --quiet --destdir "$tmp/root" \
+    >"$tmp/install.log" 2>&1 || { cat "$tmp/install.log"; exit 1; }
   prefix=$tmp/root$(meson introspect "$build" --buildoptions |
     python3 -c 'import json, sys; print(next(o["value"] for o in json.load(sys.stdin) if o["name"] == "prefix"))')
 }
@@ -39,6 +42,7 @@ cmake)
   cmake -S "$proj" -B "$tmp/b" -DCMAKE_PREFIX_PATH="$prefix" \
     -DCMAKE_C_FLAGS="$flags" -DCMAKE_EXE_LINKER_FLAGS="$flags" >"$tmp/cmake.log" 2>&1 ||
     { cat "$tmp/cmake.log"; exit 1; }
+  grep -E "linked$" "$tmp/cmake.log" || true
   cmake --build "$tmp/b" >"$tmp/build.log" 2>&1 || { cat "$tmp/build.log"; exit 1; }
   "$tmp/b/consumer"
   ;;
