@@ -105,6 +105,7 @@ class Context:
         self._handle = None
         self._children = weakref.WeakSet()  # plans and buffers, closed before the context
         self._stream = None if stream is None else _stream_handle(stream)
+        self._device = device
         self._create(BACKENDS[backend], device, num_threads, cache_dir)
         if self.backend == "cuda" and self._stream is None:
             # A context that made its own stream could not name it to DLPack
@@ -246,6 +247,8 @@ class Context:
             hint = " (copy it with ctx.from_host())" if v.device_type == _dlpack.CPU else ""
             raise invalid(name, f"memory on {v.device_name} cannot be used in place by a "
                           f"{self.backend} context{hint}")
+        if self.backend == "cuda" and self._device >= 0 and v.device_id != self._device:
+            raise invalid(name, f"on cuda:{v.device_id} but the context is on cuda:{self._device}")
         code, bits, lanes = v.dtype
         dt = _DL_DTYPES.get((code, bits))
         if dtype is not None and lanes == 1:

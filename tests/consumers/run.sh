@@ -16,9 +16,21 @@ proj=$tmp/proj
 mkdir -p "$proj"
 cp "$src/tests/consumers/consumer.c" "$proj/"
 
-# The consumer must load the installed library, not the build tree's (meson
-# test puts that one on LD_LIBRARY_PATH).
-unset LD_LIBRARY_PATH
+# The consumer must load the installed library, not the build tree's: meson
+# test puts the build folder on LD_LIBRARY_PATH (the rest, e.g. a CUDA
+# runtime's folder, stays).
+LD_LIBRARY_PATH=$(tr ':' '\n' <<<"${LD_LIBRARY_PATH:-}" | grep -vxF -e "$build" -e "$build/" |
+  paste -sd: - || true)
+export LD_LIBRARY_PATH
+
+# Runs the consumer EXE after checking that it loads libpolyattn from $tmp/root.
+run_installed() {
+  local from
+  from=$(ldd "$1" | grep libpolyattn || true)
+  echo "loads:$from"
+  [[ $from == *"$tmp/root"* ]] || { echo "not the installed libpolyattn"; exit 1; }
+  "$1"
+}
 
 # Installs into $tmp/root and sets prefix to the installed prefix there.
 install_root() {
@@ -44,7 +56,7 @@ cmake)
     { cat "$tmp/cmake.log"; exit 1; }
   grep -E "linked$" "$tmp/cmake.log" || true
   cmake --build "$tmp/b" >"$tmp/build.log" 2>&1 || { cat "$tmp/build.log"; exit 1; }
-  "$tmp/b/consumer"
+  run_installed "$tmp/b/consumer"
   ;;
 pkgconfig)
   command -v pkg-config >/dev/null || { echo "no pkg-config: skipped"; exit 77; }
@@ -59,7 +71,7 @@ pkgconfig)
   echo "cc consumer.c $pcflags"
   # shellcheck disable=SC2086
   ${CC:-cc} $flags -o "$tmp/consumer" "$proj/consumer.c" $pcflags -lm
-  LD_LIBRARY_PATH="$libdir" "$tmp/consumer"
+  LD_LIBRARY_PATH="$libdir${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}" run_installed "$tmp/consumer"
   ;;
 meson)
   cp "$src/tests/consumers/meson/meson.build" "$proj/"
