@@ -14,6 +14,9 @@ def _i32(values, name):
     if values is None:
         return None
     vals = [int(x) for x in (values.tolist() if hasattr(values, "tolist") else values)]
+    bad = [x for x in vals if not -2**31 <= x < 2**31]
+    if bad:
+        raise invalid(name, f"{bad[0]} does not fit in int32")
     return (ctypes.c_int32 * max(1, len(vals)))(*vals), len(vals)
 
 
