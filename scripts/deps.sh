@@ -4,6 +4,8 @@
 # toolkit is in its usual place. Elsewhere it lists what is missing and goes on.
 PA_DEBS="gcc pkg-config meson ninja-build python3 libcriterion-dev ocl-icd-opencl-dev
 opencl-headers pocl-opencl-icd libclblast-dev clinfo"
+# CMake and pkg-config consumers, the Python binding's tests (tests/consumers, python/).
+PA_DEBS="$PA_DEBS cmake python3-numpy python3-pytest"
 
 pa_install_deps() {
   local missing=() p

@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
 """Joins pa-bench JSON files and peers JSON (sdpa.py) by shape key and prints
 ratios: polyattn TFLOP/s over each peer's, plus polyattn's fraction of the
-device's measured ceilings. Draws a bar plot when matplotlib is present.
+device's measured ceilings. Draws a bar plot when matplotlib is present
+(also for pa-bench JSON alone: bench/plot.sh).
 
   compare.py PA.json [PA2.json ...] [--peers peers.json] [--plot ratios.png] [--md out.md]
 """
@@ -14,6 +15,48 @@ import sys
 def load(path):
     with open(path) as f:
         return json.load(f)
+
+
+def plot(rows, peer_names, path):
+    """Bar chart of the table: speed ratios (polyattn over each peer, and over
+    the unfused CLBlast baseline) where there are any, and each row's fraction
+    of the ceilings measured in its run. Needs matplotlib; says so otherwise."""
+    try:
+        import matplotlib
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        print("compare.py: matplotlib not installed; no plot", file=sys.stderr)
+        return False
+    ok = [r for r in rows if "tflops" in r]
+    if not ok:
+        print("compare.py: no successful rows; no plot", file=sys.stderr)
+        return False
+    labels = [f"{r['backend']}:{r['label']}" for r in ok]
+    ratio_series = [(f"polyattn / {p}", [r.get("ratios", {}).get(p) for r in ok])
+                    for p in peer_names]
+    ratio_series.append(("polyattn / unfused CLBlast", [r.get("unfused") for r in ok]))
+    ratio_series = [s for s in ratio_series if any(v for v in s[1])]
+    frac_series = [("of the FLOP ceiling", [r["peak"] for r in ok]),
+                   ("of the bandwidth ceiling", [r["bw"] for r in ok])]
+    panels = ([("speed ratio (TFLOP/s)", ratio_series)] if ratio_series else []) + \
+        [("fraction of measured ceiling", frac_series)]
+    fig, axes = plt.subplots(len(panels), 1, squeeze=False,
+                             figsize=(max(6, 1.0 * len(labels)), 3.5 * len(panels)))
+    for ax, (ylabel, series) in zip(axes[:, 0], panels):
+        width = 0.8 / len(series)
+        for k, (name, vals) in enumerate(series):
+            xs = [i + k * width for i, v in enumerate(vals) if v]
+            ax.bar(xs, [v for v in vals if v], width, label=name)
+        ax.axhline(1.0, color="k", lw=0.8)
+        ax.set_xticks([i + 0.4 - width / 2 for i in range(len(labels))])
+        ax.set_xticklabels(labels, rotation=20, ha="right")
+        ax.set_ylabel(ylabel)
+        ax.legend(fontsize="small")
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    print(f"compare.py: plot written to {path}")
+    return True
 
 
 def main():
@@ -47,7 +90,10 @@ def main():
         backend = stem[3:] if stem.startswith("pa_") else doc.get("backend", "?")
         ceil = doc.get("ceilings", {})
         for r in doc.get("results", []):
-            row = dict(backend=backend, label=r.get("label", r.get("case")), shape=r.get("shape"),
+            label = r.get("label")
+            if label in (None, "custom"):  # a shape given by flags: name it by its case
+                label = r.get("case")
+            row = dict(backend=backend, label=label, shape=r.get("shape"),
                        key=r.get("key"), status=r.get("status"))
             if r.get("status") == "PA_OK":
                 row.update(ms=r["ms_median"], tflops=r["tflops"], gbs=r["gbs"],
@@ -97,33 +143,7 @@ def main():
             f.write("\n".join(md) + "\n")
 
     if a.plot:
-        try:
-            import matplotlib
-            matplotlib.use("Agg")
-            import matplotlib.pyplot as plt
-        except ImportError:
-            print("compare.py: matplotlib not installed; no plot", file=sys.stderr)
-            return 0
-        pts = [(f"{r['backend']}:{r['label']}", p, v) for r in rows
-               for p, v in r.get("ratios", {}).items()]
-        if not pts:
-            print("compare.py: no joined rows; no plot", file=sys.stderr)
-            return 0
-        labels = sorted({x[0] for x in pts}, key=lambda x: [y[0] for y in pts].index(x))
-        fig, ax = plt.subplots(figsize=(max(6, 1.2 * len(labels)), 4))
-        width = 0.8 / max(1, len(peer_names))
-        for k, p in enumerate(peer_names):
-            xs = [labels.index(x[0]) + k * width for x in pts if x[1] == p]
-            ys = [x[2] for x in pts if x[1] == p]
-            ax.bar(xs, ys, width, label=f"polyattn / {p}")
-        ax.axhline(1.0, color="k", lw=0.8)
-        ax.set_xticks([i + 0.4 - width / 2 for i in range(len(labels))])
-        ax.set_xticklabels(labels, rotation=20, ha="right")
-        ax.set_ylabel("speed ratio (TFLOP/s)")
-        ax.legend()
-        fig.tight_layout()
-        fig.savefig(a.plot, dpi=120)
-        print(f"compare.py: plot written to {a.plot}")
+        plot(rows, peer_names, a.plot)
     return 0
 
 
