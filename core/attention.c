@@ -3,6 +3,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "fault.h"
 #include "plan.h"
 #include "tensor.h"
 
@@ -59,7 +60,7 @@ static pa_status check_desc(pa_context *ctx, const pa_attention_desc *d) {
 }
 
 pa_status pa_plan_new(pa_context *ctx, pa_op op, pa_plan **out) {
-  pa_plan *p = calloc(1, sizeof *p);
+  pa_plan *p = PA_FAULT_OR(calloc(1, sizeof *p));
   if (!p) return pa_fail(ctx, PA_ERR_OUT_OF_MEMORY, "plan");
   p->ctx = ctx;
   p->op = op;

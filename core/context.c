@@ -3,6 +3,7 @@
 #include <string.h>
 
 #include "backend.h"
+#include "fault.h"
 #include "registry.h"
 
 pa_status pa_context_create(const pa_context_desc *desc, pa_context **out) {
@@ -25,7 +26,7 @@ pa_status pa_context_create(const pa_context_desc *desc, pa_context **out) {
     return pa_fail(NULL, PA_ERR_BACKEND, "backend %s has ABI %d, core expects %d", ops->name,
                    ops->abi_version, PA_BACKEND_ABI);
 
-  pa_context *ctx = calloc(1, sizeof *ctx);
+  pa_context *ctx = PA_FAULT_OR(calloc(1, sizeof *ctx));
   if (!ctx) return pa_fail(NULL, PA_ERR_OUT_OF_MEMORY, "context of %zu bytes", sizeof *ctx);
   ctx->ops = ops;
   ctx->kind = d.backend;
@@ -77,7 +78,7 @@ pa_status pa_buffer_create(pa_context *ctx, size_t bytes, pa_buffer **out) {
   if (!ctx || !out) return pa_fail(ctx, PA_ERR_INVALID_ARGUMENT, "ctx or out is NULL");
   *out = NULL;
   if (bytes == 0) return pa_fail(ctx, PA_ERR_INVALID_ARGUMENT, "bytes=0: empty buffer");
-  pa_buffer *b = calloc(1, sizeof *b);
+  pa_buffer *b = PA_FAULT_OR(calloc(1, sizeof *b));
   if (!b) return pa_fail(ctx, PA_ERR_OUT_OF_MEMORY, "buffer header");
   pa_status st = ctx->ops->buf_alloc(ctx, bytes, &b->handle);
   if (st != PA_OK) {
@@ -96,7 +97,7 @@ pa_status pa_buffer_wrap(pa_context *ctx, void *native, size_t bytes, pa_buffer 
   *out = NULL;
   if (!native) return pa_fail(ctx, PA_ERR_INVALID_ARGUMENT, "native is NULL");
   if (bytes == 0) return pa_fail(ctx, PA_ERR_INVALID_ARGUMENT, "bytes=0: empty buffer");
-  pa_buffer *b = calloc(1, sizeof *b);
+  pa_buffer *b = PA_FAULT_OR(calloc(1, sizeof *b));
   if (!b) return pa_fail(ctx, PA_ERR_OUT_OF_MEMORY, "buffer header");
   b->handle = native;
   if (ctx->ops->buf_wrap) {

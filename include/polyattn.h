@@ -172,6 +172,19 @@ PA_API pa_status pa_tensor_init(pa_tensor *t, pa_buffer *buf, size_t offset, pa_
  * LSE_i = log of that denominator (natural log, f32, sink included).
  * A row with no visible key (and no sink) gives O = 0, LSE = -inf.
  *
+ * Non-finite values. desc.scale and desc.softcap must be finite (else
+ * PA_ERR_INVALID_ARGUMENT); tensors are not scanned. Elements no request uses
+ * (padding, slot gaps, strided gaps, page slots at or past seqlens_k, pages
+ * the block table does not reach) are never read into a result: NaN or inf
+ * there changes nothing. A mask entry of -inf hides its key; a sink of -inf is
+ * no sink. Any other NaN or inf spoils (unspecified O and LSE, usually NaN)
+ * only: in q[t, h] the row (t, h); in k or v of a used key of request b and
+ * KV head g every row of request b whose head reads g (visible or not); in
+ * mask[b, h', i, j] the row(s) (b, i, h' or every head); in sinks[h] or
+ * alibi_slopes[h] the rows of head h. Every other row is exact, nothing
+ * outside out and lse is written, and no backend traps or stalls on them.
+ * Merges: a state with LSE -inf contributes nothing, whatever its O holds.
+ *
  * Layouts (the tensor's ndim tells which):
  *   q, out     [T, Hq, D]  ragged: request b's tokens start at the batch's q start
  *              [B, S, Hq, D] padded: request b's token i at [b, i]

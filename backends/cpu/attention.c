@@ -11,6 +11,7 @@
 #include <string.h>
 
 #include "cpu.h"
+#include "fault.h"
 
 #define BK PA_CPU_BLOCK_KV
 
@@ -564,7 +565,7 @@ static void groups_free(void *p) {
 pa_status pa_cpu_plan_groups(pa_context *ctx, pa_plan *pl) {
   const int n = pl->num_work;
   if (pl->op != PA_OP_ATTENTION || pl->desc.num_kv_heads < 2 || n < 2) return PA_OK;
-  pa_cpu_groups *g = calloc(1, sizeof *g);
+  pa_cpu_groups *g = PA_FAULT_OR(calloc(1, sizeof *g));
   group_key *keys = malloc((size_t)n * sizeof *keys);
   group_rank *rank = malloc((size_t)n * sizeof *rank);
   int32_t *first = malloc((size_t)n * sizeof *first), *size = malloc((size_t)n * sizeof *size);

@@ -2,6 +2,7 @@
  * host buffers, the kernel selector. The operations live in attention.c,
  * mla.c, merge.c and gemm.c. */
 #include "cpu.h"
+#include "fault.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -95,7 +96,7 @@ static pa_status cpu_create(pa_context *ctx, int device, const pa_context_desc *
   pa_status s = choose_isa(ctx, &isa);
   if (s != PA_OK) return s;
 
-  pa_cpu_state *st = calloc(1, sizeof *st);
+  pa_cpu_state *st = PA_FAULT_OR(calloc(1, sizeof *st));
   if (!st) return pa_fail(ctx, PA_ERR_OUT_OF_MEMORY, "cpu: context state");
   if (pa_pool_create(threads, &st->pool) != PA_OK) {
     free(st);
@@ -131,7 +132,7 @@ pa_status pa_cpu_reserve(pa_context *ctx, size_t bytes) {
   if (bytes > SIZE_MAX / (size_t)st->threads)
     return pa_fail(ctx, PA_ERR_OUT_OF_MEMORY, "cpu: scratch of %zu bytes per thread", bytes);
   void *p = NULL;
-  if (posix_memalign(&p, 64, bytes * (size_t)st->threads) != 0)
+  if (pa_fault_hit() || posix_memalign(&p, 64, bytes * (size_t)st->threads) != 0)
     return pa_fail(ctx, PA_ERR_OUT_OF_MEMORY, "cpu: scratch of %zu bytes x %d threads", bytes,
                    st->threads);
   free(st->scratch);
@@ -142,7 +143,7 @@ pa_status pa_cpu_reserve(pa_context *ctx, size_t bytes) {
 
 static pa_status cpu_buf_alloc(pa_context *ctx, size_t bytes, void **handle) {
   void *p = NULL;
-  if (posix_memalign(&p, 64, bytes ? bytes : 64) != 0)
+  if (pa_fault_hit() || posix_memalign(&p, 64, bytes ? bytes : 64) != 0)
     return pa_fail(ctx, PA_ERR_OUT_OF_MEMORY, "cpu: buffer of %zu bytes", bytes);
   *handle = p;
   return PA_OK;

@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "cl_backend.h"
+#include "fault.h"
 
 /* Local memory bytes of kernels/attention.cl for a tile (mirrors its arrays). */
 static size_t pad_elems(int d, int dt) {
@@ -249,7 +250,7 @@ static void plan_free(void *p) { free(p); }
 pa_status pa_cl_plan_ready(pa_context *ctx, pa_plan *plan) {
   const pa_attention_desc *d = &plan->desc;
   bool mla = plan->op == PA_OP_MLA;
-  pa_cl_plan *cp = calloc(1, sizeof *cp);
+  pa_cl_plan *cp = PA_FAULT_OR(calloc(1, sizeof *cp));
   if (!cp) return pa_fail(ctx, PA_ERR_OUT_OF_MEMORY, "opencl: plan state");
   cp->tile = pa_cl_tile_unpack(plan->choice.kernel);
   char defs[512];
