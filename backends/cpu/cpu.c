@@ -73,7 +73,7 @@ static pa_status choose_isa(pa_context *ctx, pa_cpu_isa *isa) {
   int want = pa_cpu_isa_parse(env);
   if (want < 0)
     return pa_fail(ctx, PA_ERR_UNSUPPORTED,
-                   "PA_CPU_ISA=%s is not one of scalar, avx2, avx512, neon", env);
+                   "PA_CPU_ISA=%s is not one of scalar, avx2, avx512, avx512bf16, neon", env);
   if (!pa_cpu_isa_kernels((pa_cpu_isa)want))
     return pa_fail(ctx, PA_ERR_UNSUPPORTED, "PA_CPU_ISA=%s: not built into this library", env);
   if (!pa_cpu_isa_host((pa_cpu_isa)want))
