@@ -102,9 +102,72 @@ INLINE float dot1(int D, const float *q, const char *k, pa_dtype t) {
   return red1(a);
 }
 
+/* 4 rows x 2 keys: each K vector converted once for 4 rows (decode with a
+ * GQA group of 4 or 8 rows). b<r><c>: row r, key c; the tree of qk_2x4,
+ * inputs reordered, leaves S[r][c] in lane 2r + c, each sum in red1()'s
+ * order (so the scores equal qk_2x4's bit for bit). */
+INLINE void qk_4x2(int D, const float *q, int64_t ldq, const char *const *kp, pa_dtype t, float *s,
+                   int64_t lds, int accumulate) {
+  const float *q0 = q, *q1 = q + ldq, *q2 = q + 2 * ldq, *q3 = q + 3 * ldq;
+  const char *k0 = kp[0], *k1 = kp[1];
+  __m256 b00 = _mm256_setzero_ps(), b01 = b00, b10 = b00, b11 = b00, b20 = b00, b21 = b00,
+         b30 = b00, b31 = b00;
+#define QK42(X0, X1, LQ)                                                                           \
+  do {                                                                                             \
+    const __m256 x0 = X0, x1 = X1;                                                                 \
+    __m256 y = LQ(q0);                                                                             \
+    b00 = _mm256_fmadd_ps(y, x0, b00);                                                             \
+    b01 = _mm256_fmadd_ps(y, x1, b01);                                                             \
+    y = LQ(q1);                                                                                    \
+    b10 = _mm256_fmadd_ps(y, x0, b10);                                                             \
+    b11 = _mm256_fmadd_ps(y, x1, b11);                                                             \
+    y = LQ(q2);                                                                                    \
+    b20 = _mm256_fmadd_ps(y, x0, b20);                                                             \
+    b21 = _mm256_fmadd_ps(y, x1, b21);                                                             \
+    y = LQ(q3);                                                                                    \
+    b30 = _mm256_fmadd_ps(y, x0, b30);                                                             \
+    b31 = _mm256_fmadd_ps(y, x1, b31);                                                             \
+  } while (0)
+  int d = 0;
+#define LQ(qr) _mm256_loadu_ps(qr + d)
+  for (; d + 8 <= D; d += 8) QK42(ldv(k0, d, t), ldv(k1, d, t), LQ);
+#undef LQ
+  if (d < D) {
+    const int n = D - d;
+#define LQ(qr) ldv_tail((const char *)(qr), d, PA_F32, n)
+    QK42(ldv_tail(k0, d, t, n), ldv_tail(k1, d, t, n), LQ);
+#undef LQ
+  }
+#undef QK42
+  /* the tree puts its k-th input in lane (k even: k/2, odd: 4 + k/2) */
+  __m256 f = red_c(red_b(red_a(b00, b20), red_a(b01, b21)), red_b(red_a(b10, b30), red_a(b11, b31)));
+  __m128 lo = _mm256_castps256_ps128(f), hi = _mm256_extractf128_ps(f, 1);
+  if (accumulate) {
+    lo = _mm_add_ps(lo, _mm_loadh_pi(_mm_loadl_pi(_mm_setzero_ps(), (const __m64 *)(const void *)s),
+                                     (const __m64 *)(const void *)(s + lds)));
+    hi = _mm_add_ps(hi, _mm_loadh_pi(_mm_loadl_pi(_mm_setzero_ps(),
+                                                  (const __m64 *)(const void *)(s + 2 * lds)),
+                                     (const __m64 *)(const void *)(s + 3 * lds)));
+  }
+  _mm_storel_pi((__m64 *)(void *)s, lo);
+  _mm_storeh_pi((__m64 *)(void *)(s + lds), lo);
+  _mm_storel_pi((__m64 *)(void *)(s + 2 * lds), hi);
+  _mm_storeh_pi((__m64 *)(void *)(s + 3 * lds), hi);
+}
+
 INLINE void qk_body(int R, int N, int D, const float *q, int64_t ldq, const char *const *kp,
                     pa_dtype t, float *s, int64_t lds, int accumulate) {
   int r = 0;
+  for (; r + 4 <= R; r += 4) {
+    int j = 0;
+    for (; j + 2 <= N; j += 2)
+      qk_4x2(D, q + r * ldq, ldq, kp + j, t, s + r * lds + j, lds, accumulate);
+    for (; j < N; j++)
+      for (int rr = r; rr < r + 4; rr++) {
+        float v = dot1(D, q + rr * ldq, kp[j], t);
+        s[rr * lds + j] = accumulate ? s[rr * lds + j] + v : v;
+      }
+  }
   for (; r + 2 <= R; r += 2) {
     int j = 0;
     for (; j + 4 <= N; j += 4)
