@@ -1,6 +1,7 @@
 /* The CPU backend's results do not depend on its thread count: the same
  * decode (one long request, GQA; a batch), prefill and MLA decode give
- * bitwise the same O and LSE on 1, 2, 3 and 8 threads, on every ISA path,
+ * bitwise the same O and LSE on 1, 2, 3 and 8 threads, on every ISA path
+ * (plus a bf16 prefill with an odd head dim and odd key tails),
  * and the 1-thread result is within tolerance of the oracle. */
 #include <criterion/criterion.h>
 #include <stdio.h>
@@ -17,6 +18,10 @@ static const attn_case batch_decode = {.name = "threads_batch_decode", .batch = 
   .hq = 8, .hkv = 2, .dqk = 64, .dtype = PA_F16, .page_size = 64, .causal = 1, .opts = AO_LSE | AO_SINKS};
 static const attn_case prefill = {.name = "threads_prefill", .batch = 2, .lq = {203, 113}, .lk = {1025, 113},
   .hq = 4, .hkv = 2, .dqk = 128, .dtype = PA_F32, .causal = 1, .opts = AO_LSE};
+/* bf16 tiles of many rows with an odd head dim and odd block tails (the
+ * AVX512-BF16 path pairs dims and keys) */
+static const attn_case prefill_bf16_odd = {.name = "threads_prefill_bf16_odd", .batch = 2, .lq = {70, 40}, .lk = {301, 40},
+  .hq = 4, .hkv = 2, .dqk = 59, .dtype = PA_BF16, .causal = 1, .opts = AO_LSE};
 static const mla_case mla = {.name = "threads_mla", .batch = 1, .lq = {1}, .lk = {3001}, .h = 16,
   .dc = 512, .dr = 64, .dtype = PA_BF16, .page_size = 64, .lse = 1};
 /* clang-format on */
@@ -105,6 +110,7 @@ static void mla_threads(const char *target, const mla_case *c) {
   Test(target, long_decode) { attn_threads(#target, &long_decode); }                               \
   Test(target, batch_decode) { attn_threads(#target, &batch_decode); }                             \
   Test(target, prefill) { attn_threads(#target, &prefill); }                                       \
+  Test(target, prefill_bf16_odd) { attn_threads(#target, &prefill_bf16_odd); }                     \
   Test(target, mla) { mla_threads(#target, &mla); }
 
 THREAD_TESTS(cpu_scalar)
