@@ -107,6 +107,18 @@ step() {
 step plain "$PLAIN" 2 "--no-suite long" \
   -Dcuda="$(pa_cuda_option)" -Dopencl=auto -Dbuildtype=release
 
+# Arm: the CPU suites cross-built for aarch64 and run under qemu-user
+# (scripts/test_arm.sh, NEON kernels); its meson summary joins the totals.
+# PA_TEST_ARM=0 leaves it out.
+if [ "${PA_TEST_ARM:-1}" = 1 ]; then
+  echo "== arm: scripts/test_arm.sh"
+  arm_t0=$(date +%s)
+  scripts/test_arm.sh >"$LOGS/arm-test.log" 2>&1
+  grep -E "^== arm|^ *[0-9]+/[0-9]+ .* (FAIL|TIMEOUT|SKIP)" "$LOGS/arm-test.log"
+  count "$LOGS/arm-test.log"
+  echo "== arm: $(($(date +%s) - arm_t0)) s"
+fi
+
 # PoCL and the ICD loader keep allocations for the process lifetime; only
 # those are suppressed (scripts/lsan.supp), our own leaks still fail.
 export ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=1:protect_shadow_gap=0:abort_on_error=0}

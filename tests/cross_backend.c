@@ -199,6 +199,7 @@ static void run_mla(const char *target, const mla_case *cases, int n) {
   GROUP_ON(cpu_avx2, group, runner, table)                                                        \
   GROUP_ON(cpu_avx512, group, runner, table)                                                      \
   GROUP_ON(cpu_neon, group, runner, table)                                                        \
+  GROUP_ON(cpu_avx512bf16, group, runner, table)                                                  \
   GROUP_ON(cuda, group, runner, table)                                                            \
   GROUP_ON(opencl, group, runner, table)
 

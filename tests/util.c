@@ -312,6 +312,7 @@ static const tu_target targets[] = {
     {"cpu_scalar", PA_BACKEND_CPU, "scalar"}, {"cpu_avx2", PA_BACKEND_CPU, "avx2"},
     {"cpu_avx512", PA_BACKEND_CPU, "avx512"}, {"cpu_neon", PA_BACKEND_CPU, "neon"},
     {"cuda", PA_BACKEND_CUDA, NULL},          {"opencl", PA_BACKEND_OPENCL, NULL},
+    {"cpu_avx512bf16", PA_BACKEND_CPU, "avx512bf16"},
 };
 
 const tu_target *tu_target_find(const char *name) {

@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "convert.h"
 #include "cpu.h"
 #include "fault.h"
 
@@ -25,6 +26,7 @@ typedef struct att_scratch {
   float *kf, *vf, *qrow;           /* transposed mode: K and V rows as f32, one Q row */
   const float **kfp[2];            /* per segment */
   const char **vfp;
+  uint32_t *qp, *pvw;              /* bf16 path: Q^T as bf16 pairs, pv_tb's packing space */
 } att_scratch;
 
 static int round16(int n) { return (n + 15) & ~15; }
@@ -60,6 +62,8 @@ static size_t carve(void *base, int R, int dqk, int dv, int full, att_scratch *s
   TAKE(qrow, float *, dqk * F);
   TAKE(kfp[0], const float **, BK * F);
   TAKE(kfp[1], const float **, BK * F);
+  TAKE(qp, uint32_t *, (size_t)Rc * (dqk / 2 + 2) * F);
+  TAKE(pvw, uint32_t *, (size_t)(BK / 2) * (Rc + dv + 16) * F);
 #undef TAKE
   return off;
 }
@@ -221,6 +225,20 @@ static void item_begin(const att_job *jb, const pa_work *w, att_scratch *sc, int
   if (trans)
     for (int x = 0; x < dqk; x++)
       for (int r = R; r < Rp; r++) sc->q[(int64_t)x * Rp + r] = 0.0f;
+  if (trans == 2) { /* bf16 pairs of Q^T per segment (an odd last dim pairs with 0) */
+    int col = 0, pb = 0;
+    for (int sg = 0; sg < io->nseg; sg++) {
+      const int dq = jb->dq[sg];
+      for (int t = 0; t < (dq + 1) / 2; t++)
+        for (int r = 0; r < Rp; r++) {
+          const float *q0 = sc->q + (int64_t)(col + 2 * t) * Rp + r;
+          uint32_t hi = 2 * t + 1 < dq ? pa_f32_to_bf16(q0[Rp]) : 0;
+          sc->qp[(int64_t)(pb + t) * Rp + r] = pa_f32_to_bf16(q0[0]) | hi << 16;
+        }
+      col += dq;
+      pb += (dq + 1) / 2;
+    }
+  }
   memset(sc->o, 0, (size_t)R * dv * sizeof(float));
 }
 
@@ -275,7 +293,13 @@ static void run_item(void *arg, int64_t item, int tid) {
 
   /* Tiles of many rows take the transposed path where the ISA has one:
    * Q is stored [d][Rp] and the scores [j][Rp], Rp = R rounded up to 16. */
-  const int trans = kern->qk_t && R >= 32;
+  int trans = kern->qk_t && R >= 32;
+  /* 2: bf16 dot products (K and V both bf16, where the ISA has them) */
+  if (trans && kern->bf16 && io->v->dtype == PA_BF16) {
+    trans = 2;
+    for (int sg = 0; sg < io->nseg; sg++)
+      if (io->k[sg]->dtype != PA_BF16) trans = 1;
+  }
 
   const int Rp = round16(R);
   item_begin(jb, w, &sc, trans);
@@ -344,6 +368,16 @@ static void run_item(void *arg, int64_t item, int tid) {
         if (pf_n > n) prefetch_rows(sc.kp[cur ^ 1][sg] + n, pf_n - n,
                                     (int64_t)jb->dq[sg] * pa_cpu_esize(io->k[sg]->dtype));
       if (pf_n > n && io->v != io->k[0]) prefetch_rows(sc.vp[cur ^ 1] + n, pf_n - n, vbytes);
+    } else if (trans == 2) {
+      for (int sg = 0, pb = 0; sg < io->nseg; sg++) {
+        kern->bf16->qk_tb(R, n, jb->dq[sg], sc.qp + (int64_t)pb * Rp, Rp, sc.kp[cur][sg], sc.s, Rp,
+                          sg > 0);
+        pb += (jb->dq[sg] + 1) / 2;
+      }
+      if (vis == 1 || terms)
+        score_terms(jb, w->b, R, sc.tok, sc.head, j0, n, off, vis == 1, sc.s, 1, Rp);
+      kern->softmax_t(R, n, sc.s, Rp, sc.m, sc.l, sc.alpha);
+      kern->bf16->pv_tb(R, n, dv, sc.s, Rp, sc.vp[cur], sc.alpha, sc.o, dv, sc.pvw);
     } else {
       for (int sg = 0; sg < io->nseg; sg++) {
         const int dq = jb->dq[sg];

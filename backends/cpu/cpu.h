@@ -17,6 +17,10 @@
 /* Packed query rows per work item: the K/V block is reused by this many rows. */
 #define PA_CPU_Q_TILE 64
 
+/* Units the split policy sees (cpu.c): results are bitwise the same for
+ * every thread count up to this (above it, within each power of two). */
+#define PA_CPU_SPLIT_UNITS 16
+
 /* Items of at most this many packed rows (decode) run in groups of up to
  * PA_CPU_GROUP_MAX KV heads in lockstep (attention.c, run_group). */
 #define PA_CPU_GROUP_ROWS 16

@@ -441,4 +441,4 @@ static void store(pa_dtype t, const float *src, void *dst, int64_t n, float scal
   }
 }
 
-const pa_cpu_kernels pa_cpu_kernels_avx512 = {"avx512", qk, pv, softmax, qk_t, softmax_t, load, store};
+const pa_cpu_kernels pa_cpu_kernels_avx512 = {"avx512", qk, pv, softmax, qk_t, softmax_t, load, store, NULL};
