@@ -92,13 +92,17 @@ echo "== arm: meson test (${tests[*]})"
 export QEMU_LD_PREFIX=/usr/aarch64-linux-gnu
 MAGIC='\x7fELF\x02\x01\x01\x00\x00\x00\x00\x00\x00\x00\x00\x00\x02\x00\xb7\x00'
 MASK='\xff\xff\xff\xff\xff\xff\xff\x00\xff\xff\xff\xff\xff\xff\xff\xff\xfe\xff\xff\xff'
+if ! unshare --user --map-root-user --mount true 2>/dev/null; then
+  echo "== arm: no unprivileged user namespaces here: Criterion cannot start its test children"
+  exit 77
+fi
 unshare --user --map-root-user --mount bash -c '
   mount -t binfmt_misc binfmt_misc /proc/sys/fs/binfmt_misc 2>/dev/null &&
     printf "%s" ":qemu-aarch64:M::'"$MAGIC"':'"$MASK"':$(command -v qemu-aarch64):F" \
       >/proc/sys/fs/binfmt_misc/register || {
     echo "== arm: no binfmt_misc in a user namespace here (needs Linux >= 6.7 and"
     echo "   unprivileged user namespaces): Criterion cannot start its test children"
-    exit 1
+    exit 77
   }
   exec meson test -C "$0" --print-errorlogs --timeout-multiplier 3 \
     --num-processes "$(nproc 2>/dev/null || echo 2)" "$@"' "$BUILD" "${tests[@]}" 2>&1
