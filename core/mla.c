@@ -6,6 +6,17 @@
 #include "plan.h"
 #include "tensor.h"
 
+void pa_mla_desc_init(pa_mla_desc *d, int num_heads, int head_dim_ckv, int head_dim_kpe,
+                      int page_size, pa_dtype dtype) {
+  if (!d) return;
+  memset(d, 0, sizeof *d);
+  d->num_heads = num_heads;
+  d->head_dim_ckv = head_dim_ckv;
+  d->head_dim_kpe = head_dim_kpe;
+  d->q_dtype = d->kv_dtype = d->o_dtype = dtype;
+  d->page_size = page_size;
+}
+
 static pa_status check_desc(pa_context *ctx, const pa_mla_desc *d) {
 #define BAD(...) return pa_fail(ctx, PA_ERR_INVALID_ARGUMENT, __VA_ARGS__)
   if (d->num_heads < 1 || d->num_heads > 4096) BAD("desc.num_heads=%d must be 1..4096", d->num_heads);

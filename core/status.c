@@ -84,12 +84,18 @@ void pa_log(int level, const char *fmt, ...) {
   emit(level, msg);
 }
 
+/* The last failure on this thread, with or without a context (pa_last_error). */
+static _Thread_local char thread_err[PA_ERR_MSG_LEN];
+
+const char *pa_last_error(void) { return thread_err; }
+
 pa_status pa_fail(pa_context *ctx, pa_status s, const char *fmt, ...) {
   char msg[PA_ERR_MSG_LEN - 64]; /* room for the status name in ctx->err */
   va_list ap;
   va_start(ap, fmt);
   vsnprintf(msg, sizeof msg, fmt, ap);
   va_end(ap);
+  snprintf(thread_err, sizeof thread_err, "%s: %s", pa_status_str(s), msg);
   if (ctx) snprintf(ctx->err, sizeof ctx->err, "%s: %s", pa_status_str(s), msg);
   /* With no context the log is the only place the message can go. */
   emit(ctx ? 3 : 1, msg);

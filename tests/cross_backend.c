@@ -142,6 +142,28 @@ static const mla_case mla_bf16_cases[] = {
   {.name = "mla_h128",          .batch = 1, .lq = {1},       .lk = {64},           .h = 128, .dc = 512, .dr = 64, .dtype = PA_BF16, .page_size = 64,  .lse = 1},
   {.name = "mla_splits3_bf16",  .batch = 2, .lq = {3, 1},    .lk = {203, 113},     .h = 16,  .dc = 512, .dr = 64, .dtype = PA_BF16, .page_size = 16,  .causal = 1, .one_cache = 1, .lse = 1, .num_splits = 3},
 };
+
+/* Latent shapes off DeepSeek's 512/64, for the tensor-core kernel's warp
+ * split: Dc/32 odd (each warp's Dc/4 output dims end in one n-block of 8
+ * instead of a pair) and (Dc + Dr)/16 = 0, 1, 2, 3 mod 4 (the four warps of
+ * a row group get unequal k-steps; 128/16: one gets none). Few and small on
+ * purpose, in three groups: the emulated PoCL runs build one kernel per
+ * shape (10-50 s of CPU each). */
+static const mla_case mla_odd_cases[] = {
+  {.name = "mla_dc96_dr32_f16",   .batch = 2, .lq = {1, 1}, .lk = {37, 16},  .h = 8,  .dc = 96,  .dr = 32, .dtype = PA_F16,  .page_size = 16, .lse = 1},
+  {.name = "mla_dc160_dr64_bf16", .batch = 2, .lq = {2, 1}, .lk = {40, 9},   .h = 5,  .dc = 160, .dr = 64, .dtype = PA_BF16, .page_size = 16, .causal = 1, .lse = 1},
+};
+
+/* DeepSeek's width less one pair of n-blocks: the largest kernel (about
+ * half of these groups' build time), so a group of its own. */
+static const mla_case mla_odd480_cases[] = {
+  {.name = "mla_dc480_dr64_f16",  .batch = 1, .lq = {1},    .lk = {50},      .h = 4,  .dc = 480, .dr = 64, .dtype = PA_F16,  .page_size = 64, .one_cache = 1, .lse = 1},
+};
+
+static const mla_case mla_ksteps_cases[] = {
+  {.name = "mla_dc128_dr16_bf16", .batch = 2, .lq = {3, 1}, .lk = {20, 48},  .h = 6,  .dc = 128, .dr = 16, .dtype = PA_BF16, .page_size = 16, .causal = 1, .lse = 1},
+  {.name = "mla_dc96_dr80_f16",   .batch = 1, .lq = {1},    .lk = {45},      .h = 8,  .dc = 96,  .dr = 80, .dtype = PA_F16,  .page_size = 32, .lse = 1, .num_splits = 2},
+};
 /* clang-format on */
 
 static double now_ms(void) {
@@ -213,3 +235,6 @@ GROUP(features, run_attn, feature_cases)
 GROUP(dtype, run_attn, dtype_cases)
 GROUP(mla, run_mla, mla_cases)
 GROUP(mla_bf16, run_mla, mla_bf16_cases)
+GROUP(mla_shapes_odd, run_mla, mla_odd_cases)
+GROUP(mla_shapes_odd480, run_mla, mla_odd480_cases)
+GROUP(mla_shapes_ksteps, run_mla, mla_ksteps_cases)
