@@ -13,8 +13,8 @@ B=${PA_FUZZ_BUILD:-build-fuzz}
 if [ ! -f "$B/build.ninja" ]; then
   CC=clang meson setup "$B" -Dfuzz=true -Dcuda=disabled -Dopencl=disabled -Dtests=disabled \
     -Dbench=false -Dexamples=false -Dbuildtype=debugoptimized \
-    -Db_sanitize=address,undefined -Db_lundef=false >"$B.setup.log" 2>&1 ||
-    { tail -20 "$B.setup.log"; exit 1; }
+    -Db_sanitize=address,undefined -Db_lundef=false >"${TMPDIR:-/tmp}/pa-fuzz-setup.log" 2>&1 ||
+    { tail -20 "${TMPDIR:-/tmp}/pa-fuzz-setup.log"; exit 1; }
 fi
 ninja -C "$B" >/dev/null || exit 1
 export UBSAN_OPTIONS=${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}
