@@ -1,4 +1,5 @@
 /* Status strings, version, the last-error message and logging. */
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -54,20 +55,28 @@ const char *pa_backend_name(pa_backend b) {
   return "unknown";
 }
 
-/* The callback is process-wide: set it before creating contexts. */
+/* The callback is process-wide. The lock pairs fn with its user pointer
+ * and is held during the call, so once pa_set_log_callback returns the old
+ * callback is never called again (polyattn.h). */
+static pthread_mutex_t log_lock = PTHREAD_MUTEX_INITIALIZER;
 static pa_log_fn log_fn;
 static void *log_user;
 
 void pa_set_log_callback(pa_log_fn fn, void *user) {
+  pthread_mutex_lock(&log_lock);
   log_fn = fn;
   log_user = user;
+  pthread_mutex_unlock(&log_lock);
 }
 
 static void emit(int level, const char *msg) {
+  pthread_mutex_lock(&log_lock);
   if (log_fn) {
     log_fn(level, msg, log_user);
+    pthread_mutex_unlock(&log_lock);
     return;
   }
+  pthread_mutex_unlock(&log_lock);
   const char *env = getenv("PA_LOG");
   if (!env || !*env) return;
   /* PA_LOG=<level> prints notes up to that level; any other value means 2 (info). */

@@ -73,7 +73,10 @@ PA_API const char *pa_last_error(void);
 
 /* Logging: one-time notes (a shape taking a generic kernel, a chosen ISA).
  * Off by default; with PA_LOG set in the environment notes go to stderr.
- * level: 0 error, 1 warning, 2 info, 3 debug. fn NULL restores the default. */
+ * level: 0 error, 1 warning, 2 info, 3 debug. fn NULL restores the default.
+ * Process-wide and thread-safe: it may be called while other threads log;
+ * once it returns the previous callback is never called again. Calls to fn
+ * are serialised under a library lock: fn must not call polyattn. */
 typedef void (*pa_log_fn)(int level, const char *message, void *user);
 PA_API void pa_set_log_callback(pa_log_fn fn, void *user);
 

@@ -136,6 +136,13 @@ step sanitize "$ASAN" 4 "--no-suite long --no-suite opencl_emu" \
   -Dcuda=disabled -Dopencl=auto -Dbuildtype=debugoptimized \
   -Db_sanitize=address,undefined -Db_lundef=false -Dbench=false -Dfault_injection=true
 
+# ThreadSanitizer over the thread test, CPU contexts only (the OpenCL driver
+# is not instrumented, so its internal locks would be reported).
+export TSAN_OPTIONS=${TSAN_OPTIONS:-halt_on_error=1:second_deadlock_stack=1}
+step tsan "${PA_TEST_TSAN_BUILD:-build-tsan}" 4 "threads_tsan" \
+  -Dcuda=disabled -Dopencl=disabled -Dbuildtype=debugoptimized -Db_sanitize=thread \
+  -Db_lundef=false -Dbench=false -Dexamples=false
+
 echo "== all steps: $(($(date +%s) - T0)) s"
 if [ "$skipped" -gt 0 ]; then
   echo "$skipped skipped:"

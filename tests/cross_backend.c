@@ -28,6 +28,10 @@ static const attn_case headdim_cases[] = {
   {.name = "d192",     .batch = 3, .lq = {7, 1, 3}, .lk = {113, 203, 1025}, .hq = 4, .hkv = 2, .dqk = 192, .dtype = PA_F32, .causal = 1, .opts = AO_LSE},
   {.name = "d256",     .batch = 3, .lq = {7, 1, 3}, .lk = {113, 203, 1025}, .hq = 4, .hkv = 2, .dqk = 256, .dtype = PA_F32, .causal = 1, .opts = AO_LSE},
   {.name = "d192v128", .batch = 3, .lq = {7, 1, 3}, .lk = {113, 203, 1025}, .hq = 4, .hkv = 2, .dqk = 192, .dv = 128, .dtype = PA_F32, .causal = 1, .opts = AO_LSE},
+};
+
+/* Head dims without a specialised kernel (generic paths), and the rarer dtypes. */
+static const attn_case headdim_generic_cases[] = {
   {.name = "d40",      .batch = 3, .lq = {7, 1, 3}, .lk = {113, 203, 1025}, .hq = 4, .hkv = 2, .dqk = 40,  .dtype = PA_F32, .causal = 1, .opts = AO_LSE},
   {.name = "d59",      .batch = 3, .lq = {7, 1, 3}, .lk = {113, 203, 1025}, .hq = 4, .hkv = 2, .dqk = 59,  .dtype = PA_F32, .causal = 1, .opts = AO_LSE},
   {.name = "d111",     .batch = 3, .lq = {7, 1, 3}, .lk = {113, 203, 1025}, .hq = 4, .hkv = 2, .dqk = 111, .dtype = PA_F32, .causal = 1, .opts = AO_LSE},
@@ -226,6 +230,7 @@ static void run_mla(const char *target, const mla_case *cases, int n) {
   GROUP_ON(opencl, group, runner, table)
 
 GROUP(headdim, run_attn, headdim_cases)
+GROUP(headdim_generic, run_attn, headdim_generic_cases)
 GROUP(prefill, run_attn, prefill_cases)
 GROUP(gqa, run_attn, gqa_cases)
 GROUP(paged, run_attn, paged_cases)
