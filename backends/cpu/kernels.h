@@ -11,7 +11,7 @@
 
 #include <stdint.h>
 
-#include "polyattn.h"
+#include "backend.h" /* fp8 decode tables */
 
 typedef struct pa_cpu_kernels {
   const char *name;

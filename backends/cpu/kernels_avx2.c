@@ -11,7 +11,26 @@
 
 #define INLINE static inline __attribute__((always_inline))
 
+/* fp8 -> f32 through F16C: an e5m2 code is the top byte of an f16; an e4m3
+ * code's exponent and mantissa sit in an f16 at 2^-8 of the value (bias 15
+ * vs 7), so f16 subnormals give e4m3's; its NaN codes (0x7f, 0xff) are
+ * patched in. Both exact, as the tables. */
+INLINE __m256 ld_e5m2(const char *p) {
+  const __m128i b = _mm_loadl_epi64((const __m128i *)(const void *)p);
+  return _mm256_cvtph_ps(_mm_unpacklo_epi8(_mm_setzero_si128(), b));
+}
+INLINE __m256 ld_e4m3(const char *p) {
+  const __m128i w = _mm_cvtepu8_epi16(_mm_loadl_epi64((const __m128i *)(const void *)p));
+  const __m128i mag = _mm_and_si128(w, _mm_set1_epi16(0x7f));
+  const __m128i h = _mm_or_si128(_mm_slli_epi16(mag, 7), _mm_slli_epi16(_mm_xor_si128(w, mag), 8));
+  const __m256 f = _mm256_mul_ps(_mm256_cvtph_ps(h), _mm256_set1_ps(256.0f));
+  const __m256i nan = _mm256_cvtepi16_epi32(_mm_cmpeq_epi16(mag, _mm_set1_epi16(0x7f)));
+  return _mm256_or_ps(f, _mm256_and_ps(_mm256_castsi256_ps(nan), _mm256_set1_ps(NAN)));
+}
+
 INLINE __m256 ldv(const char *p, int64_t i, pa_dtype t) {
+  if (t == PA_FP8_E4M3) return ld_e4m3(p + i);
+  if (t == PA_FP8_E5M2) return ld_e5m2(p + i);
   if (t == PA_F16) return _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(const void *)(p + 2 * i)));
   if (t == PA_BF16)
     return _mm256_castsi256_ps(_mm256_slli_epi32(
@@ -27,6 +46,10 @@ static __m256 ldv_tail(const char *p, int64_t i, pa_dtype t, int n) {
       b[x] = pa_f16_to_f32(((const uint16_t *)(const void *)p)[i + x]);
     else if (t == PA_BF16)
       b[x] = pa_bf16_to_f32(((const uint16_t *)(const void *)p)[i + x]);
+    else if (t == PA_FP8_E4M3)
+      b[x] = pa_fp8_e4m3_table[((const uint8_t *)p)[i + x]];
+    else if (t == PA_FP8_E5M2)
+      b[x] = pa_fp8_e5m2_table[((const uint8_t *)p)[i + x]];
     else
       b[x] = ((const float *)(const void *)p)[i + x];
   }
@@ -123,7 +146,11 @@ INLINE void qk_body(int R, int N, int D, const float *q, int64_t ldq, const char
 
 static void qk(int R, int N, int D, const float *q, int64_t ldq, const char *const *kp, pa_dtype kt,
                float *s, int64_t lds, int accumulate) {
-  if (kt == PA_F16)
+  if (kt == PA_FP8_E4M3)
+    qk_body(R, N, D, q, ldq, kp, PA_FP8_E4M3, s, lds, accumulate);
+  else if (kt == PA_FP8_E5M2)
+    qk_body(R, N, D, q, ldq, kp, PA_FP8_E5M2, s, lds, accumulate);
+  else if (kt == PA_F16)
     qk_body(R, N, D, q, ldq, kp, PA_F16, s, lds, accumulate);
   else if (kt == PA_BF16)
     qk_body(R, N, D, q, ldq, kp, PA_BF16, s, lds, accumulate);
@@ -199,7 +226,11 @@ INLINE void pv_body(int R, int N, int D, const float *p, int64_t ldp, int64_t pj
 
 static void pv(int R, int N, int D, const float *p, int64_t prs, int64_t pjs, const char *const *vp,
                pa_dtype vt, const float *alpha, float *o, int64_t ldo) {
-  if (vt == PA_F16)
+  if (vt == PA_FP8_E4M3)
+    pv_body(R, N, D, p, prs, pjs, vp, PA_FP8_E4M3, alpha, o, ldo);
+  else if (vt == PA_FP8_E5M2)
+    pv_body(R, N, D, p, prs, pjs, vp, PA_FP8_E5M2, alpha, o, ldo);
+  else if (vt == PA_F16)
     pv_body(R, N, D, p, prs, pjs, vp, PA_F16, alpha, o, ldo);
   else if (vt == PA_BF16)
     pv_body(R, N, D, p, prs, pjs, vp, PA_BF16, alpha, o, ldo);
