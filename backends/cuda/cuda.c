@@ -458,6 +458,12 @@ static pa_status cu_attention(pa_context *ctx, const pa_plan *plan,
   a.sink_tokens = d->sink_tokens;
   a.scale = plan->scale;
   a.softcap = d->softcap;
+  if (pa_dtype_is_fp8(d->kv_dtype)) { /* only the generic kernel takes fp8 (cu_select) */
+    a.k_scale = (const float *)tptr(&args->k_scale);
+    a.v_scale = (const float *)tptr(&args->v_scale);
+    a.k_scale_s = args->k_scale.shape[0] > 1 ? args->k_scale.stride[0] : 0;
+    a.v_scale_s = args->v_scale.shape[0] > 1 ? args->v_scale.stride[0] : 0;
+  }
   fill_schedule(plan, ws, &a);
   return dispatch(ctx, plan, &a);
 }
@@ -488,8 +494,16 @@ static pa_status cu_mla(pa_context *ctx, const pa_plan *plan, const pa_mla_args 
   a.causal = m->causal;
   a.window_left = a.window_right = -1;
   a.scale = plan->scale;
+  if (pa_dtype_is_fp8(m->kv_dtype)) a.k_scale = a.v_scale = (const float *)tptr(&args->kv_scale);
   fill_schedule(plan, ws, &a);
   return dispatch(ctx, plan, &a);
+}
+
+static pa_status cu_append(pa_context *ctx, const pa_append_launch *L) {
+  pa_cuda_state *s = pa_cuda_st(ctx);
+  CU_TRY(ctx, cudaSetDevice(s->device));
+  cudaError_t e = pa_cu_append(L, s->stream);
+  return e == cudaSuccess ? PA_OK : pa_cuda_fail(ctx, e, "cuda.append");
 }
 
 static pa_cu_nd nd_view(const pa_tensor *t) {
@@ -554,4 +568,5 @@ const pa_backend_ops pa_cuda_backend = {
     .merge = cu_merge,
     .head_gemm = pa_cuda_head_gemm,
     .synchronize = cu_synchronize,
+    .append = cu_append,
 };

@@ -40,6 +40,10 @@ typedef struct pa_cu_attn {
   float scale, softcap;
   int return_lse, has_sinks, has_alibi, has_mask;
   int smem_optin; /* bytes of dynamic shared memory a block may use on this device */
+  /* fp8 K/V (generic kernel): dequantisation scales at k_scale[hk * k_scale_s]
+   * (stride 0: one per tensor); NULL otherwise. MLA: both are kv_scale. */
+  const float *k_scale, *v_scale;
+  int64_t k_scale_s, v_scale_s;
 } pa_cu_attn;
 
 /* A merge-states operand: up to 4-d strided view. */
@@ -98,6 +102,9 @@ int pa_cu_prefill_supported(int dqk, int dv, int dtype, int smem_optin);
 cudaError_t pa_cu_prefill_init(int smem_optin);
 cudaError_t pa_cu_prefill_attention(const pa_cu_attn *a, cudaStream_t s);
 int pa_cu_mla_supported(int dc, int dr, int dtype, int smem_optin);
+
+/* pa_kv_append / pa_mla_append (append.cu). */
+cudaError_t pa_cu_append(const pa_append_launch *L, cudaStream_t s);
 cudaError_t pa_cu_mla_init(int smem_optin);
 cudaError_t pa_cu_mla_decode(const pa_cu_attn *a, cudaStream_t s);
 
