@@ -148,6 +148,8 @@ static void *host_random(pa_dtype dt, size_t n, uint64_t seed, float scale) {
     float v = ((float)(rng_next(&seed) >> 40) / 16777216.0f * 2.0f - 1.0f) * scale;
     if (dt == PA_F32)
       memcpy(p + i * 4, &v, 4);
+    else if (dt == PA_FP8_E4M3 || dt == PA_FP8_E5M2)
+      p[i] = pa_fp8_encode(dt, v);
     else {
       uint16_t h = dt == PA_F16 ? f32_to_f16(v) : f32_to_bf16(v);
       memcpy(p + i * 2, &h, 2);
@@ -180,6 +182,8 @@ typedef struct bench_case {
   /* shared across sets */
   pa_buffer *block_table, *ws, *indptr;
   pa_tensor bt;
+  pa_buffer *kv_scale_buf; /* fp8 K/V: one dequantisation scale (1.0) */
+  pa_tensor kv_scale;
   pa_plan *plan;
   const bench_shape *s;
 } bench_case;
@@ -226,6 +230,7 @@ static void free_case(bench_case *c) {
   for (int s = 0; s < MAX_SETS; s++)
     for (int k = 0; k < MAX_TENSORS; k++) pa_buffer_destroy(c->buf[s][k]);
   pa_buffer_destroy(c->block_table);
+  pa_buffer_destroy(c->kv_scale_buf);
   pa_buffer_destroy(c->ws);
   pa_buffer_destroy(c->indptr);
   pa_plan_destroy(c->plan);
@@ -291,6 +296,7 @@ static pa_status run_one(bench_case *c, int set) {
     a.v = t[T_V];
     a.out = t[T_O];
     if (s->page > 0) a.block_table = c->bt;
+    if (c->kv_scale_buf) a.k_scale = a.v_scale = c->kv_scale;
     return pa_attention_run(c->plan, &a, c->ws);
   }
   case BENCH_MLA: {
@@ -302,6 +308,7 @@ static pa_status run_one(bench_case *c, int set) {
     a.kpe = t[M_KPE];
     a.out = t[M_O];
     a.block_table = c->bt;
+    if (c->kv_scale_buf) a.kv_scale = c->kv_scale;
     return pa_mla_run(c->plan, &a, c->ws);
   }
   case BENCH_MERGE: {
@@ -310,6 +317,17 @@ static pa_status run_one(bench_case *c, int set) {
   }
   default: return pa_head_gemm(c->ctx, &t[0], &t[1], &t[2]);
   }
+}
+
+/* fp8 K/V need a scale tensor: one f32 1.0 (the codes hold values in [-1, 1]). */
+static pa_status make_kv_scale(bench_case *c, bench_result *r, pa_dtype kv) {
+  if (kv != PA_FP8_E4M3 && kv != PA_FP8_E5M2) return PA_OK;
+  const float one = 1.0f;
+  const int64_t shape[1] = {1};
+  pa_status st = pa_buffer_create(c->ctx, sizeof one, &c->kv_scale_buf);
+  if (st == PA_OK) st = pa_buffer_write(c->kv_scale_buf, 0, &one, sizeof one);
+  if (st == PA_OK) st = pa_tensor_init(&c->kv_scale, c->kv_scale_buf, 0, PA_F32, 1, shape);
+  return st == PA_OK ? PA_OK : fail(r, st, "kv scale", c->ctx);
 }
 
 static pa_status make_block_table(bench_case *c, bench_result *r, int b, int64_t ppr) {
@@ -372,6 +390,7 @@ static pa_status setup_attention(bench_case *c, const bench_opts *o, const bench
   pa_status st = alloc_sets(c, r);
   if (st != PA_OK) return st;
   if (s->page > 0 && (st = make_block_table(c, r, s->b, ppr)) != PA_OK) return st;
+  if ((st = make_kv_scale(c, r, s->kv_dtype)) != PA_OK) return st;
 
   pa_attention_desc d;
   pa_attention_desc_init(&d, s->hq, s->hkv, s->d, s->dtype);
@@ -414,6 +433,7 @@ static pa_status setup_mla(bench_case *c, const bench_opts *o, const bench_shape
   c->sets = choose_sets(o, set_bytes);
   pa_status st = alloc_sets(c, r);
   if (st != PA_OK || (st = make_block_table(c, r, s->b, ppr)) != PA_OK) return st;
+  if ((st = make_kv_scale(c, r, s->kv_dtype)) != PA_OK) return st;
 
   pa_mla_desc d;
   memset(&d, 0, sizeof d);
