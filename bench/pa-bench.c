@@ -1,7 +1,7 @@
 /* pa-bench: times polyattn's operations on one backend and sets each figure
  * beside the machine's own ceilings, measured in the same run.
  *
- *   pa-bench [prefill|decode|mla|merge|gemm|all ...] [--backend cpu|cuda|opencl]
+ *   pa-bench [prefill|decode|mla|merge|gemm|append|all ...] [--backend cpu|cuda|opencl]
  *            [--dtype f32|f16|bf16] [--kv-dtype ..] [-b N] [--hq N] [--hkv N] [-d N]
  *            [--dv N] [--dr N] [--sq N] [--skv N] [--page N] [--causal 0|1]
  *            [--window N] [--splits N] [--iters N] [--warmup N] [--rotate N]
@@ -23,7 +23,7 @@ double bench_now(void) {
 }
 
 static void usage(void) {
-  fputs("usage: pa-bench [prefill|decode|mla|merge|gemm|all ...] [options]\n"
+  fputs("usage: pa-bench [prefill|decode|mla|merge|gemm|append|all ...] [options]\n"
         "  --backend cpu|cuda|opencl|auto   (default auto)\n"
         "  --dtype f32|f16|bf16  --kv-dtype f32|f16|bf16|e4m3|e5m2\n"
         "  -b N  --hq N  --hkv N  -d N  --dv N  --dr N (MLA rope dim)\n"

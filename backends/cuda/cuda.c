@@ -196,6 +196,13 @@ static pa_status cu_select(pa_context *ctx, const pa_plan *plan, pa_kernel_choic
   /* Deterministic: one kernel whatever the batch, so a request's bits do not
    * depend on its neighbours (the decode kernel is picked by the batch). */
   const int det = (d->flags & PA_DETERMINISTIC) != 0;
+  /* fp8 K/V: the tensor-core decode for D = 128 and f16/bf16 Q = O; every
+   * other fp8 shape takes the generic kernel */
+  if (tc_ok && !det && rows <= 16 && d->q_dtype == d->o_dtype &&
+      pa_cu_decode8_supported(d->head_dim_qk, d->head_dim_v, d->q_dtype, d->kv_dtype, s->smem_optin)) {
+    *c = (pa_kernel_choice){.kernel = PA_CU_DECODE, .q_tile_rows = 16, .kv_align = 64, .name = "cuda.decode.fp8"};
+    return PA_OK;
+  }
   if (tc_ok && tc_dtype(d->q_dtype, d->kv_dtype, d->o_dtype)) {
     if (!det && rows <= 16 && pa_cu_decode_supported(d->head_dim_qk, d->head_dim_v, d->q_dtype, s->smem_optin)) {
       *c = (pa_kernel_choice){.kernel = PA_CU_DECODE, .q_tile_rows = 16, .kv_align = 64, .name = "cuda.decode"};
@@ -381,7 +388,7 @@ static void fill_schedule(const pa_plan *plan, pa_buffer *ws, pa_cu_attn *a) {
 /* The tensor-core kernels move 16-byte chunks of rows: base and strides of
  * q, k, v (and k2 for MLA) must keep every row 16-byte aligned. */
 static int aligned16(const pa_cu_view *v) {
-  const int64_t e = v->dtype == PA_F32 ? 4 : 8; /* elements per 16 bytes */
+  const int64_t e = 16 / (int64_t)pa_dtype_size((pa_dtype)v->dtype); /* elements per 16 bytes */
   return ((uintptr_t)v->ptr % 16) == 0 && v->sb % e == 0 && v->st % e == 0 && v->sh % e == 0;
 }
 
@@ -458,7 +465,7 @@ static pa_status cu_attention(pa_context *ctx, const pa_plan *plan,
   a.sink_tokens = d->sink_tokens;
   a.scale = plan->scale;
   a.softcap = d->softcap;
-  if (pa_dtype_is_fp8(d->kv_dtype)) { /* only the generic kernel takes fp8 (cu_select) */
+  if (pa_dtype_is_fp8(d->kv_dtype)) { /* generic kernel, or the decode kernel for D = 128 */
     a.k_scale = (const float *)tptr(&args->k_scale);
     a.v_scale = (const float *)tptr(&args->v_scale);
     a.k_scale_s = args->k_scale.shape[0] > 1 ? args->k_scale.stride[0] : 0;

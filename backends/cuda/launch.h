@@ -93,6 +93,8 @@ cudaError_t pa_cu_merge_states(const pa_cu_merge *m, cudaStream_t s);
  * dtype); for prefill it is the packed rows per work item (BM). */
 int pa_cu_decode_supported(int dqk, int dv, int dtype, int smem_optin);
 cudaError_t pa_cu_decode_init(int smem_optin);
+/* fp8 K/V (e4m3/e5m2) with f16/bf16 Q and O, D = 128. */
+int pa_cu_decode8_supported(int dqk, int dv, int dtype, int kv_dtype, int smem_optin);
 cudaError_t pa_cu_decode_attention(const pa_cu_attn *a, cudaStream_t s);
 /* Split decode plans: the last split of each (request, KV head) to finish
  * merges the group (counters: device, batch x Hkv, zero, left zero again). */
