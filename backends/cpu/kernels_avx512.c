@@ -22,13 +22,13 @@ INLINE __m512 cvt_e5m2(__m128i b) {
   return _mm512_cvtph_ps(_mm256_slli_epi16(_mm256_cvtepu8_epi16(b), 8));
 }
 INLINE __m512 cvt_e4m3(__m128i b) {
-  const __m256i w = _mm256_cvtepu8_epi16(b);
-  const __m256i mag = _mm256_and_si256(w, _mm256_set1_epi16(0x7f));
-  const __m256i h =
-      _mm256_or_si256(_mm256_slli_epi16(mag, 7), _mm256_slli_epi16(_mm256_xor_si256(w, mag), 8));
+  /* code << 8 shifted right arithmetically by 1, the sign's copy in bit 14
+   * cleared: an f16 at 2^-8 of the value (kernels_avx2.c) */
+  const __m256i h = _mm256_and_si256(_mm256_srai_epi16(_mm256_slli_epi16(_mm256_cvtepu8_epi16(b), 8), 1),
+                                     _mm256_set1_epi16((short)0xbfff));
   const __m512 f = _mm512_mul_ps(_mm512_cvtph_ps(h), _mm512_set1_ps(256.0f));
-  const __mmask16 nan = _mm256_cmpeq_epi16_mask(mag, _mm256_set1_epi16(0x7f));
-  return _mm512_mask_or_ps(f, nan, f, _mm512_set1_ps(NAN));
+  const __mmask16 nan = _mm512_cmp_ps_mask(_mm512_abs_ps(f), _mm512_set1_ps(480.0f), _CMP_EQ_OQ);
+  return _mm512_mask_mov_ps(f, nan, _mm512_set1_ps(NAN)); /* only NaN codes land on +-480 */
 }
 
 INLINE __m512 ldv(const char *p, int64_t i, pa_dtype t) {
