@@ -25,7 +25,10 @@ static void row(const append_job *jb, const pa_append_stream *s, int64_t t, int6
     if (s->scale) {
       const float sc = ((const float *)(const void *)pa_tensor_ptr_host(s->scale))[h * s->scale_h];
       uint8_t *d = (uint8_t *)dst + x0;
-      for (int64_t x = 0; x < n; x++) d[x] = pa_fp8_encode(ct, buf[x] / sc);
+      if (jb->kern->quantize)
+        jb->kern->quantize(ct, buf, d, n, sc);
+      else
+        for (int64_t x = 0; x < n; x++) d[x] = pa_fp8_encode(ct, buf[x] / sc);
     } else {
       jb->kern->store(ct, buf, dst + x0 * (int64_t)ces, n, 1.0f);
     }

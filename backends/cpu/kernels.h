@@ -41,6 +41,9 @@ typedef struct pa_cpu_kernels {
   void (*load)(pa_dtype t, const void *src, float *dst, int64_t n, float scale);
   /* dst[i] = scale * src[i] rounded to dtype t (nearest even). */
   void (*store)(pa_dtype t, const float *src, void *dst, int64_t n, float scale);
+  /* Optional (NULL: pa_fp8_encode per element): dst[i] = the fp8 code (t
+   * e4m3 or e5m2) of src[i] / scale, pa_fp8_encode's rule bit for bit. */
+  void (*quantize)(pa_dtype t, const float *src, uint8_t *dst, int64_t n, float scale);
 } pa_cpu_kernels;
 
 extern const pa_cpu_kernels pa_cpu_kernels_scalar;

@@ -7,6 +7,7 @@
 #include <math.h>
 
 #include "convert.h"
+#include "fp8_avx2.h"
 #include "kernels.h"
 
 #define INLINE static inline __attribute__((always_inline))
@@ -355,4 +356,5 @@ static void store(pa_dtype t, const float *src, void *dst, int64_t n, float scal
   }
 }
 
-const pa_cpu_kernels pa_cpu_kernels_avx2 = {"avx2", qk, pv, softmax, NULL, NULL, load, store};
+const pa_cpu_kernels pa_cpu_kernels_avx2 = {"avx2", qk, pv, softmax, NULL, NULL, load, store,
+    pa_fp8_quantize_avx2};

@@ -10,6 +10,7 @@
 #include <math.h>
 
 #include "convert.h"
+#include "fp8_avx2.h"
 #include "kernels.h"
 
 #define INLINE static inline __attribute__((always_inline))
@@ -468,4 +469,5 @@ static void store(pa_dtype t, const float *src, void *dst, int64_t n, float scal
   }
 }
 
-const pa_cpu_kernels pa_cpu_kernels_avx512 = {"avx512", qk, pv, softmax, qk_t, softmax_t, load, store};
+const pa_cpu_kernels pa_cpu_kernels_avx512 = {"avx512", qk, pv, softmax, qk_t, softmax_t, load, store,
+    pa_fp8_quantize_avx2};
