@@ -38,8 +38,8 @@
 #define STO(AS, p, i, v) PA_CAT(PA_ST_, O_DT)(AS, p, i, v)
 
 /* 16-byte vectors: KVW elements each; usable when the row lengths divide. */
-#define KVW (KV_DT == 0 ? 4 : 8)
-#define KV_VEC_OK (KV_DT < 4 && DQK % KVW == 0 && DV % KVW == 0) /* fp8: byte loads */
+#define KVW (KV_DT == 0 ? 4 : KV_DT >= 4 ? 16 : 8)
+#define KV_VEC_OK (DQK % KVW == 0 && DV % KVW == 0)
 
 #define F_LSE 1    /* PA_RETURN_LSE */
 #define F_SINKS 4  /* PA_HAS_SINKS */
