@@ -203,6 +203,14 @@ static pa_status cu_select(pa_context *ctx, const pa_plan *plan, pa_kernel_choic
     *c = (pa_kernel_choice){.kernel = PA_CU_DECODE, .q_tile_rows = 16, .kv_align = 64, .name = "cuda.decode.fp8"};
     return PA_OK;
   }
+  const int bm8 = tc_ok && d->q_dtype == d->o_dtype
+                      ? pa_cu_prefill8_supported(d->head_dim_qk, d->head_dim_v, d->q_dtype,
+                                                 d->kv_dtype, s->smem_optin)
+                      : 0;
+  if (bm8 > 0) {
+    *c = (pa_kernel_choice){.kernel = PA_CU_PREFILL, .q_tile_rows = bm8, .kv_align = 64, .name = "cuda.prefill.fp8"};
+    return PA_OK;
+  }
   if (tc_ok && tc_dtype(d->q_dtype, d->kv_dtype, d->o_dtype)) {
     if (!det && rows <= 16 && pa_cu_decode_supported(d->head_dim_qk, d->head_dim_v, d->q_dtype, s->smem_optin)) {
       *c = (pa_kernel_choice){.kernel = PA_CU_DECODE, .q_tile_rows = 16, .kv_align = 64, .name = "cuda.decode"};

@@ -102,6 +102,8 @@ cudaError_t pa_cu_decode_attention_fused(const pa_cu_attn *a, unsigned *counters
                                          cudaStream_t s);
 int pa_cu_prefill_supported(int dqk, int dv, int dtype, int smem_optin);
 cudaError_t pa_cu_prefill_init(int smem_optin);
+/* fp8 K/V (e4m3/e5m2) with f16/bf16 Q and O, D 128/128: BM, or 0. */
+int pa_cu_prefill8_supported(int dqk, int dv, int dtype, int kv_dtype, int smem_optin);
 cudaError_t pa_cu_prefill_attention(const pa_cu_attn *a, cudaStream_t s);
 int pa_cu_mla_supported(int dc, int dr, int dtype, int smem_optin);
 
