@@ -173,6 +173,8 @@ __global__ void __launch_bounds__(kWarps * 32, 2) prefill_attention(const pa_cu_
     if constexpr (KV != 0) { /* fp8 stage -> the 16-bit tile, then as usual */
       const unsigned char *sk = smem + (k_addr - q_addr), *sv = sk + C::SK_BYTES;
       unsigned char *ck = smem + C::Q_BYTES, *cv = ck + C::K_BYTES;
+      /* one chunk at a time: the O accumulators already take most registers */
+#pragma unroll 1
       for (int c = tid; c < BN * C::CHK8; c += kWarps * 32) {
         const int r = c / C::CHK8, ch = c % C::CHK8;
         uint4 lo, hi;
@@ -180,6 +182,7 @@ __global__ void __launch_bounds__(kWarps * 32, 2) prefill_attention(const pa_cu_
         *reinterpret_cast<uint4 *>(ck + 16 * pa::swz<CHK>(r, 2 * ch)) = lo;
         *reinterpret_cast<uint4 *>(ck + 16 * pa::swz<CHK>(r, 2 * ch + 1)) = hi;
       }
+#pragma unroll 1
       for (int c = tid; c < BN * C::CHV8; c += kWarps * 32) {
         const int r = c / C::CHV8, ch = c % C::CHV8;
         uint4 lo, hi;
