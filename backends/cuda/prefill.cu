@@ -43,29 +43,24 @@ template <int DQK, int DV, int KV = 0> struct cfg {
   static constexpr int SMEM = Q_BYTES + CONV + 2 * STAGE; /* K/V double-buffered */
 };
 
-/* 16 fp8 codes -> 16 values of T (two 16-byte chunks), exact. */
-template <typename T, int KV>
-__device__ __forceinline__ void fp8x16_to(uint4 x, uint4 &lo, uint4 &hi) {
+/* 8 fp8 codes -> 8 values of T (one 16-byte chunk), exact; 8 at a time
+ * keeps the conversion's registers few next to the O accumulators. */
+template <typename T, int KV> __device__ __forceinline__ uint4 fp8x8_to(uint2 x) {
   const __nv_fp8_interpretation_t kind = KV == PA_FP8_E4M3 ? __NV_E4M3 : __NV_E5M2;
-  const uint32_t in[4] = {x.x, x.y, x.z, x.w};
-  uint32_t out[8];
+  const uint32_t in[2] = {x.x, x.y};
+  uint32_t out[4];
 #pragma unroll
-  for (int i = 0; i < 4; ++i)
-#pragma unroll
-    for (int hlf = 0; hlf < 2; ++hlf) {
-      const __half2_raw h = __nv_cvt_fp8x2_to_halfraw2(
-          (__nv_fp8x2_storage_t)((in[i] >> (16 * hlf)) & 0xffffu), kind);
-      uint32_t r;
-      if constexpr (pa::dtype_of<T>::value == PA_F16) {
-        r = (uint32_t)h.x | ((uint32_t)h.y << 16);
-      } else {
-        const __nv_bfloat162 b = __float22bfloat162_rn(__half22float2(__half2(h)));
-        r = *reinterpret_cast<const uint32_t *>(&b);
-      }
-      out[2 * i + hlf] = r;
+  for (int i = 0; i < 4; ++i) {
+    const __half2_raw h = __nv_cvt_fp8x2_to_halfraw2(
+        (__nv_fp8x2_storage_t)((in[i / 2] >> (16 * (i % 2))) & 0xffffu), kind);
+    if constexpr (pa::dtype_of<T>::value == PA_F16) {
+      out[i] = (uint32_t)h.x | ((uint32_t)h.y << 16);
+    } else {
+      const __nv_bfloat162 b = __float22bfloat162_rn(__half22float2(__half2(h)));
+      out[i] = *reinterpret_cast<const uint32_t *>(&b);
     }
-  lo = make_uint4(out[0], out[1], out[2], out[3]);
-  hi = make_uint4(out[4], out[5], out[6], out[7]);
+  }
+  return make_uint4(out[0], out[1], out[2], out[3]);
 }
 
 __device__ __forceinline__ float ex2(float x) {
@@ -173,22 +168,18 @@ __global__ void __launch_bounds__(kWarps * 32, 2) prefill_attention(const pa_cu_
     if constexpr (KV != 0) { /* fp8 stage -> the 16-bit tile, then as usual */
       const unsigned char *sk = smem + (k_addr - q_addr), *sv = sk + C::SK_BYTES;
       unsigned char *ck = smem + C::Q_BYTES, *cv = ck + C::K_BYTES;
-      /* one chunk at a time: the O accumulators already take most registers */
+      /* one 8-code half chunk at a time: the O accumulators hold most registers */
 #pragma unroll 1
-      for (int c = tid; c < BN * C::CHK8; c += kWarps * 32) {
-        const int r = c / C::CHK8, ch = c % C::CHK8;
-        uint4 lo, hi;
-        fp8x16_to<T, KV>(reinterpret_cast<const uint4 *>(sk)[c], lo, hi);
-        *reinterpret_cast<uint4 *>(ck + 16 * pa::swz<CHK>(r, 2 * ch)) = lo;
-        *reinterpret_cast<uint4 *>(ck + 16 * pa::swz<CHK>(r, 2 * ch + 1)) = hi;
+      for (int c = tid; c < BN * CHK; c += kWarps * 32) {
+        const int r = c / CHK, ch = c % CHK;
+        *reinterpret_cast<uint4 *>(ck + 16 * pa::swz<CHK>(r, ch)) =
+            fp8x8_to<T, KV>(reinterpret_cast<const uint2 *>(sk)[c]);
       }
 #pragma unroll 1
-      for (int c = tid; c < BN * C::CHV8; c += kWarps * 32) {
-        const int r = c / C::CHV8, ch = c % C::CHV8;
-        uint4 lo, hi;
-        fp8x16_to<T, KV>(reinterpret_cast<const uint4 *>(sv)[c], lo, hi);
-        *reinterpret_cast<uint4 *>(cv + 16 * pa::swz<CHV>(r, 2 * ch)) = lo;
-        *reinterpret_cast<uint4 *>(cv + 16 * pa::swz<CHV>(r, 2 * ch + 1)) = hi;
+      for (int c = tid; c < BN * CHV; c += kWarps * 32) {
+        const int r = c / CHV, ch = c % CHV;
+        *reinterpret_cast<uint4 *>(cv + 16 * pa::swz<CHV>(r, ch)) =
+            fp8x8_to<T, KV>(reinterpret_cast<const uint2 *>(sv)[c]);
       }
       __syncthreads(); /* the converted tile complete (the loop's last barrier guards its reuse) */
       k_addr = conv_addr;
