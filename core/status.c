@@ -31,6 +31,8 @@ size_t pa_dtype_size(pa_dtype t) {
   case PA_F16: return 2;
   case PA_BF16: return 2;
   case PA_I32: return 4;
+  case PA_FP8_E4M3: return 1;
+  case PA_FP8_E5M2: return 1;
   }
   return 0;
 }
@@ -41,6 +43,8 @@ const char *pa_dtype_name(pa_dtype t) {
   case PA_F16: return "f16";
   case PA_BF16: return "bf16";
   case PA_I32: return "i32";
+  case PA_FP8_E4M3: return "e4m3";
+  case PA_FP8_E5M2: return "e5m2";
   }
   return "unknown";
 }

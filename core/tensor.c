@@ -189,3 +189,23 @@ pa_status pa_tensor_check2(pa_context *ctx, const char *name, const pa_tensor *t
                    ndim_a, ndim_b);
   return pa_tensor_check(ctx, name, t, dtype, ndim_a, want_a);
 }
+
+pa_status pa_check_kv_scale(pa_context *ctx, const char *name, const pa_tensor *t,
+                            pa_dtype kv_dtype, int hkv) {
+  if (!pa_dtype_is_fp8(kv_dtype)) {
+    if (t->buf)
+      return pa_fail(ctx, PA_ERR_INVALID_ARGUMENT,
+                     "%s is set but the cache dtype is %s: scales are for e4m3/e5m2 only", name,
+                     pa_dtype_name(kv_dtype));
+    return PA_OK;
+  }
+  if (!t->buf)
+    return pa_fail(ctx, PA_ERR_INVALID_ARGUMENT, "%s.buf is NULL but the cache dtype is %s", name,
+                   pa_dtype_name(kv_dtype));
+  pa_status st = pa_tensor_check(ctx, name, t, PA_F32, 1, NULL);
+  if (st != PA_OK) return st;
+  if (t->shape[0] != 1 && t->shape[0] != hkv)
+    return pa_fail(ctx, PA_ERR_INVALID_ARGUMENT, "%s.shape[0]=%lld must be 1 or num_kv_heads=%d",
+                   name, (long long)t->shape[0], hkv);
+  return PA_OK;
+}

@@ -95,6 +95,8 @@ typedef enum pa_dtype {
   PA_F16 = 1,
   PA_BF16 = 2,
   PA_I32 = 3,
+  PA_FP8_E4M3 = 4, /* KV caches only: 1-4-3, bias 7, max 448, no inf, NaN = S.1111.111 */
+  PA_FP8_E5M2 = 5, /* KV caches only: 1-5-2, bias 15, max 57344, inf and NaN as IEEE */
 } pa_dtype;
 
 PA_API size_t pa_dtype_size(pa_dtype t);        /* 0 for an unknown dtype */
@@ -301,6 +303,7 @@ typedef struct pa_attention_args {
   pa_tensor sinks;       /* PA_HAS_SINKS: f32 [Hq] */
   pa_tensor alibi_slopes;/* PA_HAS_ALIBI: f32 [Hq] */
   pa_tensor mask;        /* PA_HAS_MASK: f32 [B, Hm, Sq_max, Sk_max] */
+  pa_tensor k_scale, v_scale; /* fp8 K/V only (see "fp8 KV caches"): f32 [1] or [Hkv] */
 } pa_attention_args;
 
 /* Host work for one batch: validation, GQA grouping, splits, schedule upload.
@@ -350,6 +353,7 @@ PA_API void pa_mla_desc_init(pa_mla_desc *d, int num_heads, int head_dim_ckv, in
 
 typedef struct pa_mla_args {
   pa_tensor q_nope, q_pe, ckv, kpe, block_table, out, lse;
+  pa_tensor kv_scale; /* fp8 ckv/kpe only: f32 [1], dequantises both */
 } pa_mla_args;
 
 PA_API pa_status pa_mla_plan(pa_context *ctx, const pa_mla_desc *desc, const pa_batch *batch,
@@ -364,6 +368,58 @@ PA_API pa_status pa_mla_run(pa_plan *plan, const pa_mla_args *args, pa_buffer *w
  * or f32; accumulation f32. */
 PA_API pa_status pa_head_gemm(pa_context *ctx, const pa_tensor *x, const pa_tensor *w,
                               pa_tensor *y);
+
+/* ------------------------------------------------------------------------ */
+/* fp8 KV caches and the paged-cache append                                  */
+/*
+ * K/V (attention) and ckv/kpe (MLA) may be PA_FP8_E4M3 or PA_FP8_E5M2 (OCP
+ * fp8 formats); q, out and every other tensor stay f32/f16/bf16. The value
+ * of a stored code c is scale * decode(c), with the dequantisation scale an
+ * f32 tensor: shape [1] (one per tensor, vLLM's k_scale / v_scale) or
+ * [Hkv] (one per KV head; MLA has one latent head, so [1]). Accumulation is
+ * f32. A scale is required for fp8 K/V and refused for other dtypes.
+ *
+ * Conversions are the same bit for bit on every backend:
+ * - decode is exact (every code is an f32); NaN codes give a NaN (of the
+ *   code's sign); e5m2's infinities give infinities.
+ * - encode (append: x / scale, then the code) rounds to nearest even and
+ *   saturates: every finite value beyond the largest code (448 for e4m3,
+ *   57344 for e5m2) and +-inf become +-that largest code; NaN becomes the
+ *   code 0x7f (a NaN in both formats); -0 keeps its sign.
+ */
+PA_API float pa_fp8_decode(pa_dtype t, uint8_t code); /* NaN for a non-fp8 t */
+PA_API uint8_t pa_fp8_encode(pa_dtype t, float x);    /* 0 for a non-fp8 t */
+
+/* pa_kv_append: writes T new tokens' keys and values into paged caches:
+ *   k_cache[slot / page_size, slot % page_size, h, :] = convert(k[t, h, :])
+ * for slot = slot_mapping[t] (page * page_size + offset, vLLM's
+ * convention; -1 skips the token), likewise v. k, v [T, Hkv, Dk] / [T, Hkv,
+ * Dv] in f32/f16/bf16 (rows may be strided, as in a packed QKV); caches
+ * [num_pages, page_size, Hkv, D] with any strides (NHD or HND), of k's
+ * dtype (copied, or converted between f32/f16/bf16 with rounding to nearest
+ * even) or fp8 (k / k_scale[h] encoded as above; k_scale f32 [1] or [Hkv]).
+ * Slots of a host-visible slot_mapping (CPU backend) are checked: one
+ * outside [-1, num_pages * page_size) fails the call before anything is
+ * written. On a device the map is not read by the host: such a slot is
+ * skipped there, as -1 is. Two tokens with the same slot: either may win
+ * (a caller's error, not checked). Enqueued like every run; the caller
+ * keeps ownership of everything. */
+typedef struct pa_kv_append_args {
+  pa_tensor k, v;               /* [T, Hkv, Dk], [T, Hkv, Dv] */
+  pa_tensor slot_mapping;       /* i32 [T] */
+  pa_tensor k_cache, v_cache;   /* [num_pages, page_size, Hkv, Dk / Dv] */
+  pa_tensor k_scale, v_scale;   /* fp8 caches only: f32 [1] or [Hkv] */
+} pa_kv_append_args;
+PA_API pa_status pa_kv_append(pa_context *ctx, const pa_kv_append_args *args);
+
+/* pa_mla_append: the same for MLA's latent cache: ckv [T, Dc] and kpe
+ * [T, Dr] into ckv_cache [num_pages, page_size, Dc] and kpe_cache
+ * [num_pages, page_size, Dr] (two views of one [.., Dc + Dr] cache work);
+ * fp8 caches take kv_scale f32 [1] for both. */
+typedef struct pa_mla_append_args {
+  pa_tensor ckv, kpe, slot_mapping, ckv_cache, kpe_cache, kv_scale;
+} pa_mla_append_args;
+PA_API pa_status pa_mla_append(pa_context *ctx, const pa_mla_append_args *args);
 
 /* ------------------------------------------------------------------------ */
 /* Merge states                                                              */

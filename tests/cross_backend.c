@@ -168,6 +168,24 @@ static const mla_case mla_ksteps_cases[] = {
   {.name = "mla_dc128_dr16_bf16", .batch = 2, .lq = {3, 1}, .lk = {20, 48},  .h = 6,  .dc = 128, .dr = 16, .dtype = PA_BF16, .page_size = 16, .causal = 1, .lse = 1},
   {.name = "mla_dc96_dr80_f16",   .batch = 1, .lq = {1},    .lk = {45},      .h = 8,  .dc = 96,  .dr = 80, .dtype = PA_F16,  .page_size = 32, .lse = 1, .num_splits = 2},
 };
+
+/* fp8 K/V (scale per tensor or per KV head) against the oracle on the
+ * dequantised values: decode, prefill, paged (NHD, HND), GQA, splits, MLA. */
+static const attn_case fp8_cases[] = {
+  {.name = "fp8_decode_e4m3",     .batch = 3, .lq = {1, 1, 1}, .lk = {1025, 203, 7}, .hq = 8, .hkv = 2, .dqk = 128, .dtype = PA_BF16, .page_size = 16, .kv8 = PA_FP8_E4M3, .opts = AO_LSE},
+  {.name = "fp8_decode_e5m2_head",.batch = 2, .lq = {1, 1},    .lk = {203, 1025},    .hq = 8, .hkv = 2, .dqk = 128, .dtype = PA_F16,  .page_size = 64, .kv8 = PA_FP8_E5M2, .opts = AO_LSE | AO_SCALE_HEAD},
+  {.name = "fp8_gqa32_8_head",    .batch = 2, .lq = {1, 1},    .lk = {113, 1025},    .hq = 32, .hkv = 8, .dqk = 128, .dtype = PA_BF16, .page_size = 16, .kv8 = PA_FP8_E4M3, .opts = AO_LSE | AO_SCALE_HEAD},
+  {.name = "fp8_prefill_e4m3",    .batch = 2, .lq = {113, 7},  .lk = {113, 203},     .hq = 4, .hkv = 2, .dqk = 128, .dtype = PA_BF16, .causal = 1, .kv8 = PA_FP8_E4M3, .opts = AO_LSE | AO_SCALE_HEAD},
+  {.name = "fp8_prefill_f32_d64", .batch = 1, .lq = {203},     .lk = {203},          .hq = 2, .hkv = 1, .dqk = 64, .dtype = PA_F32, .causal = 1, .page_size = 16, .kv8 = PA_FP8_E5M2, .opts = AO_LSE},
+  {.name = "fp8_paged_hnd_d59",   .batch = 2, .lq = {3, 1},    .lk = {77, 203},      .hq = 6, .hkv = 3, .dqk = 59, .dtype = PA_F16, .causal = 1, .page_size = 16, .kv8 = PA_FP8_E4M3, .opts = AO_LSE | AO_HND | AO_SCALE_HEAD},
+  {.name = "fp8_splits5",         .batch = 2, .lq = {1, 2},    .lk = {1025, 203},    .hq = 4, .hkv = 1, .dqk = 128, .dtype = PA_BF16, .causal = 1, .page_size = 16, .num_splits = 5, .kv8 = PA_FP8_E4M3, .opts = AO_LSE},
+  {.name = "fp8_ragged_d80",      .batch = 2, .lq = {7, 1},    .lk = {113, 203},     .hq = 4, .hkv = 2, .dqk = 80, .dtype = PA_F32, .causal = 1, .kv8 = PA_FP8_E4M3, .opts = AO_LSE | AO_SCALE_HEAD},
+};
+
+static const mla_case fp8_mla_cases[] = {
+  {.name = "fp8_mla_e4m3",        .batch = 3, .lq = {1, 1, 1}, .lk = {203, 1025, 7}, .h = 16, .dc = 512, .dr = 64, .dtype = PA_BF16, .page_size = 64, .lse = 1, .kv8 = PA_FP8_E4M3},
+  {.name = "fp8_mla_onecache_e5m2", .batch = 2, .lq = {2, 1},  .lk = {113, 203},     .h = 8,  .dc = 512, .dr = 64, .dtype = PA_F16, .page_size = 16, .causal = 1, .one_cache = 1, .lse = 1, .kv8 = PA_FP8_E5M2},
+};
 /* clang-format on */
 
 static double now_ms(void) {
@@ -243,3 +261,5 @@ GROUP(mla_bf16, run_mla, mla_bf16_cases)
 GROUP(mla_shapes_odd, run_mla, mla_odd_cases)
 GROUP(mla_shapes_odd480, run_mla, mla_odd480_cases)
 GROUP(mla_shapes_ksteps, run_mla, mla_ksteps_cases)
+GROUP(fp8, run_attn, fp8_cases)
+GROUP(fp8_mla, run_mla, fp8_mla_cases)

@@ -89,7 +89,13 @@ typedef struct att_job {
   int64_t sinks_s, alibi_s, mask_s[4];
   int mask_heads;
   float *ws_o, *ws_lse;
+  const float *k_scale, *v_scale; /* fp8: dequantisation scales, [1] or [Hkv] */
+  int64_t k_scale_s, v_scale_s;   /* 0 for one scale per tensor */
 } att_job;
+
+/* fp8 K/V: K's scale multiplies Q (s = q . (c k) = (c q) . k), V's the
+ * output rows (sum p (c v) = c sum p v), so the kernels see raw codes. */
+static float kv_scale(const float *t, int64_t s, int hk) { return t ? t[hk * s] : 1.0f; }
 
 static const char *row_ptr(const pa_tensor *t, const pa_req *rq, int32_t b, int64_t i, int h) {
   int64_t e = pa_row_offset(t, b, rq->q_start, i) + (int64_t)h * pa_head_stride(t);
@@ -204,6 +210,7 @@ static void item_begin(const att_job *jb, const pa_work *w, att_scratch *sc, int
   const pa_req *rq = &pl->reqs[w->b];
   const int R = w->rows, g = pl->group, dqk = pl->desc.head_dim_qk, dv = pl->desc.head_dim_v;
   const int Rp = round16(R);
+  const float qscale = pl->scale * kv_scale(jb->k_scale, jb->k_scale_s, w->hk);
   for (int r = 0; r < R; r++) {
     int pr = w->row0 + r;
     sc->tok[r] = pr / g;
@@ -212,9 +219,9 @@ static void item_begin(const att_job *jb, const pa_work *w, att_scratch *sc, int
     for (int sg = 0; sg < io->nseg; sg++) {
       const char *src = row_ptr(io->q[sg], rq, w->b, sc->tok[r], sc->head[r]);
       if (!trans) {
-        jb->kern->load(io->q[sg]->dtype, src, sc->q + (int64_t)r * dqk + col, jb->dq[sg], pl->scale);
+        jb->kern->load(io->q[sg]->dtype, src, sc->q + (int64_t)r * dqk + col, jb->dq[sg], qscale);
       } else {
-        jb->kern->load(io->q[sg]->dtype, src, sc->qrow, jb->dq[sg], pl->scale);
+        jb->kern->load(io->q[sg]->dtype, src, sc->qrow, jb->dq[sg], qscale);
         for (int x = 0; x < jb->dq[sg]; x++) sc->q[(int64_t)(col + x) * Rp + r] = sc->qrow[x];
       }
       col += jb->dq[sg];
@@ -251,6 +258,7 @@ static void item_end(const att_job *jb, const pa_work *w, const att_scratch *sc)
   const pa_cpu_att_io *io = jb->io;
   const pa_req *rq = &pl->reqs[w->b];
   const int R = w->rows, dv = d->head_dim_v, Hq = d->num_q_heads;
+  const float vs = kv_scale(jb->v_scale, jb->v_scale_s, w->hk);
   for (int r = 0; r < R; r++) {
     float m = sc->m[r], l = sc->l[r];
     float *orow = sc->o + (int64_t)r * dv;
@@ -259,7 +267,7 @@ static void item_end(const att_job *jb, const pa_work *w, const att_scratch *sc)
     if (rq->num_splits > 1) { /* partial state; the sink joins in the combine */
       int64_t p = (int64_t)rq->part_row + ((int64_t)w->split * rq->len_q + i) * Hq + h;
       float lse = l > 0.0f ? m + logf(l) : -INFINITY;
-      kern->load(PA_F32, orow, jb->ws_o + p * dv, dv, l > 0.0f ? 1.0f / l : 0.0f);
+      kern->load(PA_F32, orow, jb->ws_o + p * dv, dv, l > 0.0f ? vs / l : 0.0f);
       jb->ws_lse[p] = lse;
       continue;
     }
@@ -269,7 +277,7 @@ static void item_end(const att_job *jb, const pa_work *w, const att_scratch *sc)
       float a = m == -INFINITY ? 0.0f : expf(m - mm);
       float den = l * a + (sink == -INFINITY ? 0.0f : expf(sink - mm));
       lse = mm + logf(den);
-      scale = a / den;
+      scale = a / den * vs;
     }
     kern->store(d->o_dtype, orow, (void *)row_ptr(io->out, rq, w->b, i, h), dv, scale);
     if (io->lse)
@@ -741,6 +749,14 @@ pa_status pa_cpu_run_attention(pa_context *ctx, const pa_plan *plan, const pa_cp
     for (int k = 0; k < 4; k++) jb.mask_s[k] = io->mask->stride[k];
     jb.mask_heads = (int)io->mask->shape[1];
   }
+  if (io->k_scale) {
+    jb.k_scale = (const float *)(void *)pa_tensor_ptr_host(io->k_scale);
+    jb.k_scale_s = io->k_scale->shape[0] > 1 ? io->k_scale->stride[0] : 0;
+  }
+  if (io->v_scale) {
+    jb.v_scale = (const float *)(void *)pa_tensor_ptr_host(io->v_scale);
+    jb.v_scale_s = io->v_scale->shape[0] > 1 ? io->v_scale->stride[0] : 0;
+  }
   if (plan->part_rows > 0 && ws) {
     jb.ws_o = (float *)(void *)((char *)ws->handle + plan->ws_o_offset);
     jb.ws_lse = (float *)(void *)((char *)ws->handle + plan->ws_lse_offset);
@@ -769,5 +785,9 @@ pa_status pa_cpu_attention(pa_context *ctx, const pa_plan *plan, const pa_attent
   io.sinks = (d->flags & PA_HAS_SINKS) ? &a->sinks : NULL;
   io.alibi = (d->flags & PA_HAS_ALIBI) ? &a->alibi_slopes : NULL;
   io.mask = (d->flags & PA_HAS_MASK) ? &a->mask : NULL;
+  if (pa_dtype_is_fp8(d->kv_dtype)) {
+    io.k_scale = &a->k_scale;
+    io.v_scale = &a->v_scale;
+  }
   return pa_cpu_run_attention(ctx, plan, &io, ws);
 }

@@ -227,4 +227,5 @@ const pa_backend_ops pa_cpu_backend = {
     .merge = pa_cpu_merge,
     .head_gemm = pa_cpu_head_gemm,
     .synchronize = cpu_synchronize,
+    .append = pa_cpu_append,
 };

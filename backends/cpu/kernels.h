@@ -11,7 +11,7 @@
 
 #include <stdint.h>
 
-#include "polyattn.h"
+#include "backend.h" /* fp8 decode tables */
 
 /* Optional bf16 dot-product kernels (AVX512-BF16: vdpbf16ps) for tiles of
  * many rows whose K and V are bf16, in the transposed layout of qk_t and
@@ -58,6 +58,9 @@ typedef struct pa_cpu_kernels {
   void (*store)(pa_dtype t, const float *src, void *dst, int64_t n, float scale);
   /* NULL where the ISA has none (isa.c sets it for avx512bf16). */
   const pa_cpu_bf16_kernels *bf16;
+  /* Optional (NULL: pa_fp8_encode per element): dst[i] = the fp8 code (t
+   * e4m3 or e5m2) of src[i] / scale, pa_fp8_encode's rule bit for bit. */
+  void (*quantize)(pa_dtype t, const float *src, uint8_t *dst, int64_t n, float scale);
 } pa_cpu_kernels;
 
 extern const pa_cpu_kernels pa_cpu_kernels_scalar;

@@ -8,11 +8,40 @@
 #include <math.h>
 
 #include "convert.h"
+#include "fp8_avx2.h"
 #include "kernels.h"
 
 #define INLINE static inline __attribute__((always_inline))
 
+/* fp8 -> f32 through F16C: an e5m2 code is the top byte of an f16; an e4m3
+ * code's exponent and mantissa sit in an f16 at 2^-8 of the value (bias 15
+ * vs 7), so f16 subnormals give e4m3's; its NaN codes (0x7f, 0xff) are
+ * patched in. Both exact, as the tables. */
+INLINE __m256 ld_e5m2(const char *p) {
+  const __m128i b = _mm_loadl_epi64((const __m128i *)(const void *)p);
+  return _mm256_cvtph_ps(_mm_unpacklo_epi8(_mm_setzero_si128(), b));
+}
+INLINE __m256 ld_e4m3(const char *p) {
+#ifdef PA_E4M3_GATHER /* measurement variant: the exact decode table, gathered */
+  return _mm256_i32gather_ps(pa_fp8_e4m3_table,
+                             _mm256_cvtepu8_epi32(_mm_loadl_epi64((const __m128i *)(const void *)p)), 4);
+#else
+  /* code << 8, shifted right arithmetically by 1: sign at bit 15, exponent
+   * and mantissa at bits 13..7 (bit 14, a copy of the sign, cleared) */
+  const __m128i b = _mm_loadl_epi64((const __m128i *)(const void *)p);
+  const __m128i h = _mm_and_si128(_mm_srai_epi16(_mm_unpacklo_epi8(_mm_setzero_si128(), b), 1),
+                                  _mm_set1_epi16((short)0xbfff));
+  const __m256 f = _mm256_mul_ps(_mm256_cvtph_ps(h), _mm256_set1_ps(256.0f));
+  /* only the NaN codes land on +-480 */
+  const __m256 nan = _mm256_cmp_ps(_mm256_andnot_ps(_mm256_set1_ps(-0.0f), f),
+                                   _mm256_set1_ps(480.0f), _CMP_EQ_OQ);
+  return _mm256_blendv_ps(f, _mm256_set1_ps(NAN), nan);
+#endif
+}
+
 INLINE __m256 ldv(const char *p, int64_t i, pa_dtype t) {
+  if (t == PA_FP8_E4M3) return ld_e4m3(p + i);
+  if (t == PA_FP8_E5M2) return ld_e5m2(p + i);
   if (t == PA_F16) return _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(const void *)(p + 2 * i)));
   if (t == PA_BF16)
     return _mm256_castsi256_ps(_mm256_slli_epi32(
@@ -28,6 +57,10 @@ static __m256 ldv_tail(const char *p, int64_t i, pa_dtype t, int n) {
       b[x] = pa_f16_to_f32(((const uint16_t *)(const void *)p)[i + x]);
     else if (t == PA_BF16)
       b[x] = pa_bf16_to_f32(((const uint16_t *)(const void *)p)[i + x]);
+    else if (t == PA_FP8_E4M3)
+      b[x] = pa_fp8_e4m3_table[((const uint8_t *)p)[i + x]];
+    else if (t == PA_FP8_E5M2)
+      b[x] = pa_fp8_e5m2_table[((const uint8_t *)p)[i + x]];
     else
       b[x] = ((const float *)(const void *)p)[i + x];
   }
@@ -187,7 +220,11 @@ INLINE void qk_body(int R, int N, int D, const float *q, int64_t ldq, const char
 
 static void qk(int R, int N, int D, const float *q, int64_t ldq, const char *const *kp, pa_dtype kt,
                float *s, int64_t lds, int accumulate) {
-  if (kt == PA_F16)
+  if (kt == PA_FP8_E4M3)
+    qk_body(R, N, D, q, ldq, kp, PA_FP8_E4M3, s, lds, accumulate);
+  else if (kt == PA_FP8_E5M2)
+    qk_body(R, N, D, q, ldq, kp, PA_FP8_E5M2, s, lds, accumulate);
+  else if (kt == PA_F16)
     qk_body(R, N, D, q, ldq, kp, PA_F16, s, lds, accumulate);
   else if (kt == PA_BF16)
     qk_body(R, N, D, q, ldq, kp, PA_BF16, s, lds, accumulate);
@@ -263,7 +300,11 @@ INLINE void pv_body(int R, int N, int D, const float *p, int64_t ldp, int64_t pj
 
 static void pv(int R, int N, int D, const float *p, int64_t prs, int64_t pjs, const char *const *vp,
                pa_dtype vt, const float *alpha, float *o, int64_t ldo) {
-  if (vt == PA_F16)
+  if (vt == PA_FP8_E4M3)
+    pv_body(R, N, D, p, prs, pjs, vp, PA_FP8_E4M3, alpha, o, ldo);
+  else if (vt == PA_FP8_E5M2)
+    pv_body(R, N, D, p, prs, pjs, vp, PA_FP8_E5M2, alpha, o, ldo);
+  else if (vt == PA_F16)
     pv_body(R, N, D, p, prs, pjs, vp, PA_F16, alpha, o, ldo);
   else if (vt == PA_BF16)
     pv_body(R, N, D, p, prs, pjs, vp, PA_BF16, alpha, o, ldo);
@@ -475,4 +516,5 @@ static void store(pa_dtype t, const float *src, void *dst, int64_t n, float scal
   }
 }
 
-const pa_cpu_kernels pa_cpu_kernels_avx2 = {"avx2", qk, pv, softmax, qk_t, softmax_t, load, store, NULL};
+const pa_cpu_kernels pa_cpu_kernels_avx2 = {"avx2", qk, pv, softmax, qk_t, softmax_t, load, store, NULL,
+    pa_fp8_quantize_avx2};

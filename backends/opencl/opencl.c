@@ -368,4 +368,5 @@ const pa_backend_ops pa_opencl_backend = {
     .merge = pa_cl_merge,
     .head_gemm = pa_cl_head_gemm,
     .synchronize = cl_synchronize,
+    .append = pa_cl_append,
 };
