@@ -21,6 +21,7 @@ export UBSAN_OPTIONS=${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}
 total=0
 rc=0
 for h in "$B"/tests/fuzz/fuzz_*; do
+  [ -f "$h" ] && [ -x "$h" ] || continue
   name=${h##*/fuzz_}
   mkdir -p "$B/corpus/$name"
   log="$B/fuzz-$name.log"

@@ -6,7 +6,8 @@
 #      mix) and the test-only fault injection (tests/faults.c), and runs the
 #      suite there, less the emulated NVIDIA OpenCL kernels (their host code
 #      is the plain OpenCL path's; only device code differs, which ASan does
-#      not see).
+#      not see);
+#   3. builds the CPU backend with ThreadSanitizer and runs the thread test.
 # Each step is one `step` call; its counts join the totals. The end lists the
 # skipped tests by name with the reason their test printed, then one line
 # "N passed, N failed" (timeouts, build failures, unexpected passes and leak
