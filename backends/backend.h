@@ -7,6 +7,7 @@
 #include <stdarg.h>
 #include <stdbool.h>
 
+#include "config.h"
 #include "polyattn.h"
 
 #define PA_BACKEND_ABI 1
@@ -27,6 +28,7 @@ struct pa_context {
   int device;
   pa_device_info info;
   pa_device_props props;
+  pa_config cfg; /* read once at creation, before the backend's create */
   char err[PA_ERR_MSG_LEN];
 };
 

@@ -37,6 +37,7 @@ typedef struct bench_opts {
   int rotate; /* input sets to rotate through; 0: auto (beat the caches) */
   const char *json_path;
   int verbose;
+  const char *options; /* pa_context_desc.options */
 } bench_opts;
 
 typedef struct bench_result {

@@ -116,6 +116,7 @@ typedef struct pa_context_desc {
   void *native_queue;  /* borrowed cudaStream_t / cl_command_queue; NULL: own one */
   int num_threads;     /* CPU: 0 = all cores */
   const char *cache_dir; /* OpenCL/NVRTC program cache on disk; NULL: memory only */
+  const char *options;   /* "key=value,..." (README: Configuration); beats the environment */
 } pa_context_desc;
 
 /* desc NULL: defaults (auto backend, default device). Caller owns *out. */

@@ -62,22 +62,22 @@ static pa_status cpu_device_info(int device, pa_device_info *info) {
   return PA_OK;
 }
 
-/* PA_CPU_ISA (read here, per context) forces an ISA; otherwise the best the
- * host runs. */
+/* cpu.isa (PA_CPU_ISA) forces an ISA; otherwise the best the host runs. */
 static pa_status choose_isa(pa_context *ctx, pa_cpu_isa *isa) {
-  const char *env = getenv("PA_CPU_ISA");
-  if (!env || !*env) {
+  static const char *const names[] = {"auto", "scalar", "avx2", "avx512", "neon"};
+  if (ctx->cfg.cpu_isa == PA_CFG_ISA_AUTO) {
     *isa = pa_cpu_isa_best();
     return PA_OK;
   }
+  const char *env = names[ctx->cfg.cpu_isa];
   int want = pa_cpu_isa_parse(env);
   if (want < 0)
-    return pa_fail(ctx, PA_ERR_UNSUPPORTED,
-                   "PA_CPU_ISA=%s is not one of scalar, avx2, avx512, neon", env);
+    return pa_fail(ctx, PA_ERR_UNSUPPORTED, "cpu.isa=%s is not one of scalar, avx2, avx512, neon",
+                   env);
   if (!pa_cpu_isa_kernels((pa_cpu_isa)want))
-    return pa_fail(ctx, PA_ERR_UNSUPPORTED, "PA_CPU_ISA=%s: not built into this library", env);
+    return pa_fail(ctx, PA_ERR_UNSUPPORTED, "cpu.isa=%s: not built into this library", env);
   if (!pa_cpu_isa_host((pa_cpu_isa)want))
-    return pa_fail(ctx, PA_ERR_UNSUPPORTED, "PA_CPU_ISA=%s: this CPU (or OS) does not support it",
+    return pa_fail(ctx, PA_ERR_UNSUPPORTED, "cpu.isa=%s: this CPU (or OS) does not support it",
                    env);
   *isa = (pa_cpu_isa)want;
   return PA_OK;

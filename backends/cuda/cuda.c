@@ -54,10 +54,8 @@ static pa_status cu_create(pa_context *ctx, int device, const pa_context_desc *d
   int n = 0;
   cu_device_count(&n);
   if (device < 0) {
-    const char *env = getenv("PA_CUDA_DEVICE");
-    device = env && *env ? atoi(env) : 0;
+    device = ctx->cfg.cuda_device >= 0 ? ctx->cfg.cuda_device : 0;
   }
-  if (device < 0) return pa_fail(ctx, PA_ERR_NO_DEVICE, "cuda: device=%d (PA_CUDA_DEVICE)", device);
   if (n == 0) return pa_fail(ctx, PA_ERR_NO_DEVICE, "cuda: no CUDA device (cudaGetDeviceCount=0)");
   if (device >= n)
     return pa_fail(ctx, PA_ERR_NO_DEVICE, "cuda: device=%d but %d device(s)", device, n);
@@ -75,6 +73,7 @@ static pa_status cu_create(pa_context *ctx, int device, const pa_context_desc *d
     e = cudaDeviceGetAttribute(&s->sm_minor, cudaDevAttrComputeCapabilityMinor, device);
   if (e == cudaSuccess)
     e = cudaDeviceGetAttribute(&s->smem_optin, cudaDevAttrMaxSharedMemoryPerBlockOptin, device);
+  s->pdl = ctx->cfg.cuda_pdl && s->sm_major >= 9;
   if (e == cudaSuccess && desc && desc->native_queue) {
     s->stream = (cudaStream_t)desc->native_queue;
   } else if (e == cudaSuccess) {
@@ -84,8 +83,9 @@ static pa_status cu_create(pa_context *ctx, int device, const pa_context_desc *d
   /* Raise the kernels' shared-memory limits once, here, not in run. */
   if (e == cudaSuccess) e = pa_cu_generic_init(s->smem_optin);
   if (e == cudaSuccess && s->sm_major >= 8) e = pa_cu_decode_init(s->smem_optin);
-  if (e == cudaSuccess && s->sm_major >= 8) e = pa_cu_prefill_init(s->smem_optin);
-  if (e == cudaSuccess && s->sm_major >= 8) e = pa_cu_mla_init(s->smem_optin);
+  if (e == cudaSuccess && s->sm_major >= 8)
+    e = pa_cu_prefill_init(s->smem_optin, ctx->cfg.cuda_prefill == PA_CFG_PREFILL_AUTO);
+  if (e == cudaSuccess && s->sm_major >= 8) e = pa_cu_mla_init(s->smem_optin, ctx->cfg.cuda_mla);
   if (e != cudaSuccess) {
     if (s->own_stream) cudaStreamDestroy(s->stream);
     free(s);
@@ -104,9 +104,7 @@ static pa_status cu_create(pa_context *ctx, int device, const pa_context_desc *d
   /* One work item per SM per wave: fewer, longer splits. Measured on H200,
    * decode b1 KV 32768: 1 -> 32 splits 48 us, 2 -> 64 splits 59 us (the
    * per-item pipeline ramp and the combine grow with the split count). */
-  ctx->props.slots_per_unit = 1;
-  const char *slots = getenv("PA_CUDA_SLOTS"); /* tuning: work items per SM per wave */
-  if (slots && atoi(slots) > 0) ctx->props.slots_per_unit = atoi(slots);
+  ctx->props.slots_per_unit = ctx->cfg.dev_cuda_slots; /* tuning; default 1 */
   ctx->props.min_kv_per_split = 256;
   ctx->props.max_splits = 64;
   *state = s;
@@ -238,12 +236,8 @@ static void cu_plan_free(void *p) {
 }
 
 /* Whether split decode plans merge inside the decode kernel (no combine
- * launch): PA_CUDA_DECODE_FUSE=0 off, 1 on with 8 partials in flight per
- * thread, 2 (default) on with 32. Read at plan time. */
-static int decode_fuse_mode(void) {
-  const char *e = getenv("PA_CUDA_DECODE_FUSE");
-  return e && *e >= '0' && *e <= '2' ? *e - '0' : 2;
-}
+ * launch): cuda.decode_fuse, with dev.cuda.fuse_loads partials in flight per
+ * thread. */
 
 /* A split decode plan whose merge the decode kernel can do: one tile per
  * (request, KV head) (the decode kernel's rows <= 16) and at most 1024
@@ -301,10 +295,9 @@ static pa_status cu_plan_ready(pa_context *ctx, pa_plan *plan) {
   if (e == cudaSuccess)
     e = cudaMemcpyAsync(d->order, order, sizeof(int32_t) * (size_t)plan->num_work,
                         cudaMemcpyHostToDevice, s->stream);
-  const int fuse = decode_fuse_mode();
-  if (e == cudaSuccess && fuse && decode_fusable(plan)) {
+  if (e == cudaSuccess && ctx->cfg.cuda_decode_fuse && decode_fusable(plan)) {
     const size_t nc = (size_t)plan->batch_size * (size_t)plan->desc.num_kv_heads;
-    d->merge_u = fuse == 1 ? 8 : 32;
+    d->merge_u = ctx->cfg.dev_cuda_fuse_loads;
     e = cudaMalloc((void **)&d->counters, sizeof(unsigned) * nc);
     if (e == cudaSuccess) e = cudaMemsetAsync(d->counters, 0, sizeof(unsigned) * nc, s->stream);
   }
@@ -372,6 +365,7 @@ static void fill_schedule(const pa_plan *plan, pa_buffer *ws, pa_cu_attn *a) {
   if (plan->backend_data) a->order = ((const cu_plan_data *)plan->backend_data)->order;
   a->num_combine = plan->num_combine;
   a->smem_optin = pa_cuda_st(plan->ctx)->smem_optin;
+  a->pdl = pa_cuda_st(plan->ctx)->pdl;
   if (ws && plan->ws_size > 0) {
     a->ws_o = (float *)((char *)ws->handle + plan->ws_o_offset);
     a->ws_lse = (float *)((char *)ws->handle + plan->ws_lse_offset);

@@ -40,6 +40,7 @@ typedef struct pa_cu_attn {
   float scale, softcap;
   int return_lse, has_sinks, has_alibi, has_mask;
   int smem_optin; /* bytes of dynamic shared memory a block may use on this device */
+  int pdl;        /* launch with programmatic dependent launch (pdl.cuh) */
 } pa_cu_attn;
 
 /* A merge-states operand: up to 4-d strided view. */
@@ -95,10 +96,12 @@ cudaError_t pa_cu_decode_attention(const pa_cu_attn *a, cudaStream_t s);
 cudaError_t pa_cu_decode_attention_fused(const pa_cu_attn *a, unsigned *counters, int merge_u,
                                          cudaStream_t s);
 int pa_cu_prefill_supported(int dqk, int dv, int dtype, int smem_optin);
-cudaError_t pa_cu_prefill_init(int smem_optin);
+/* wgmma: 1 lets D 64/128 take the sm_90 wgmma kernel (cuda.prefill=auto). */
+cudaError_t pa_cu_prefill_init(int smem_optin, int wgmma);
 cudaError_t pa_cu_prefill_attention(const pa_cu_attn *a, cudaStream_t s);
 int pa_cu_mla_supported(int dc, int dr, int dtype, int smem_optin);
-cudaError_t pa_cu_mla_init(int smem_optin);
+/* want: the cuda.mla key (PA_CFG_MLA_*). */
+cudaError_t pa_cu_mla_init(int smem_optin, int want);
 cudaError_t pa_cu_mla_decode(const pa_cu_attn *a, cudaStream_t s);
 
 #ifdef __cplusplus

@@ -918,7 +918,7 @@ extern "C" int pa_cu_mla_supported(int dc, int dr, int dtype, int smem_optin) {
 }
 
 /* On sm_90 (whose sm_90a code they need) the seesaw kernel runs unless
- * PA_CUDA_MLA names another: "wgmma" (the lock-step warpgroup kernel), "mma"
+ * cuda.mla names another: "wgmma" (the lock-step warpgroup kernel), "mma"
  * (the mma.sync kernel for sm_80+), or a seesaw hand-over: "seesaw-nb"
  * (named barriers), "seesaw-mb" (mbarriers for the running max),
  * "seesaw-mb4" (mbarriers for all four). Decided once per device at context
@@ -933,7 +933,7 @@ static int kind_now(void) {
   return cudaGetDevice(&dev) == cudaSuccess && dev >= 0 && dev < kMaxDevices ? g_kind[dev] : kMma;
 }
 
-static int wanted_kind(int *dev_out) {
+static int wanted_kind(int want, int *dev_out) {
   int dev = 0, major = 0, minor = 0;
   if (cudaGetDevice(&dev) != cudaSuccess ||
       cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, dev) != cudaSuccess ||
@@ -942,27 +942,25 @@ static int wanted_kind(int *dev_out) {
     return kMma;
   *dev_out = dev;
   if (!(major == 9 && minor == 0)) return kMma;
-  const char *k = getenv("PA_CUDA_MLA");
-  if (!k) return kSeesaw;
-  if (strcmp(k, "mma") == 0) return kMma;
-  if (strcmp(k, "wgmma") == 0) return kWgmma;
-  if (strcmp(k, "seesaw-nb") == 0) return kSeesawNb;
-  if (strcmp(k, "seesaw-mb") == 0) return kSeesawMb;
-  if (strcmp(k, "seesaw-mb4") == 0) return kSeesawMb4;
-  return kSeesaw;
+  switch (want) {
+  case PA_CFG_MLA_MMA: return kMma;
+  case PA_CFG_MLA_WGMMA: return kWgmma;
+  case PA_CFG_MLA_SEESAW_NB: return kSeesawNb;
+  case PA_CFG_MLA_SEESAW_MB: return kSeesawMb;
+  default: return kSeesaw;
+  }
 }
 
 template <typename K> static cudaError_t allow_smem(K kernel, int bytes) {
   return cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, bytes);
 }
 
-
-extern "C" cudaError_t pa_cu_mla_init(int smem_optin) {
+extern "C" cudaError_t pa_cu_mla_init(int smem_optin, int want) {
   if (SMEM > smem_optin) return cudaSuccess; /* not on this device: supported() says 0 */
   cudaError_t e = allow_smem(mla_decode<__half>, SMEM);
   if (e == cudaSuccess) e = allow_smem(mla_decode<__nv_bfloat16>, SMEM);
   int dev = -1;
-  const int kind = wanted_kind(&dev);
+  const int kind = wanted_kind(want, &dev);
   if (dev < 0) return e;
   g_kind[dev] = kMma;
   if (e != cudaSuccess || kind == kMma) return e;

@@ -314,14 +314,14 @@ extern "C" int pa_cu_prefill_supported(int dqk, int dv, int dtype, int smem_opti
 }
 
 /* The Hopper kernel (prefill_wgmma.cu) takes D 64/128 on sm_90. */
-extern "C" cudaError_t pa_cu_prefill_wgmma_init(void);
+extern "C" cudaError_t pa_cu_prefill_wgmma_init(int allowed);
 extern "C" int pa_cu_prefill_wgmma_takes(int dqk, int dv);
 extern "C" cudaError_t pa_cu_prefill_wgmma(const pa_cu_attn *a, cudaStream_t s);
 
-extern "C" cudaError_t pa_cu_prefill_init(int smem_optin) {
+extern "C" cudaError_t pa_cu_prefill_init(int smem_optin, int wgmma) {
   cudaError_t e = init_all<__half>(smem_optin);
   if (e == cudaSuccess) e = init_all<__nv_bfloat16>(smem_optin);
-  return e == cudaSuccess ? pa_cu_prefill_wgmma_init() : e;
+  return e == cudaSuccess ? pa_cu_prefill_wgmma_init(wgmma) : e;
 }
 
 extern "C" cudaError_t pa_cu_prefill_attention(const pa_cu_attn *a, cudaStream_t s) {

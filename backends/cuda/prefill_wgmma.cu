@@ -283,16 +283,15 @@ int g_use[kMaxDevices]; /* per device ordinal: 1 when init found sm_90 */
 
 } // namespace
 
-/* sm_90 only (the sm_90a code runs nowhere else); PA_CUDA_PREFILL=mma turns
- * it off (to compare with the mma.sync kernel). Called once per context. */
-extern "C" cudaError_t pa_cu_prefill_wgmma_init(void) {
+/* sm_90 only (the sm_90a code runs nowhere else); allowed 0 (cuda.prefill=mma)
+ * turns it off (to compare with the mma.sync kernel). Called once per context. */
+extern "C" cudaError_t pa_cu_prefill_wgmma_init(int allowed) {
   int dev = 0, major = 0, minor = 0;
   cudaError_t e = cudaGetDevice(&dev);
   if (e == cudaSuccess) e = cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, dev);
   if (e == cudaSuccess) e = cudaDeviceGetAttribute(&minor, cudaDevAttrComputeCapabilityMinor, dev);
   if (e != cudaSuccess) return e;
-  const char *env = getenv("PA_CUDA_PREFILL");
-  const int use = major == 9 && minor == 0 && !(env && !strcmp(env, "mma"));
+  const int use = major == 9 && minor == 0 && allowed;
   if (use) {
     e = init_dim<__half, 64>();
     if (e == cudaSuccess) e = init_dim<__half, 128>();

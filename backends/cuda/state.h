@@ -14,6 +14,7 @@ typedef struct pa_cuda_state {
   cublasHandle_t blas;
   int sm_major, sm_minor;
   int smem_optin; /* cudaDevAttrMaxSharedMemoryPerBlockOptin */
+  int pdl;        /* cuda.pdl on an sm_90+ device */
 } pa_cuda_state;
 
 static inline pa_cuda_state *pa_cuda_st(pa_context *ctx) { return (pa_cuda_state *)ctx->state; }

@@ -41,9 +41,9 @@ const char *pa_cl_error_name(cl_int err);
 /* pa_fail(ctx, PA_ERR_BACKEND, "<what>: <name> (<code>)"). */
 pa_status pa_cl_fail(pa_context *ctx, cl_int err, const char *what);
 
-/* The text of kernels/<name>: from PA_OPENCL_KERNEL_DIR when set (development),
+/* The text of kernels/<name>: from dir (dev.opencl.kernel_dir) when not empty,
  * else the copy embedded at build time. *owned is set when the caller must free it. */
-const char *pa_cl_source(const char *name, bool *owned);
+const char *pa_cl_source(const char *dir, const char *name, bool *owned);
 
 /* Kernel `kernel` of program common.cl + `file` built with `defines` for the
  * context's device; compiled once per (device, source hash, options), cached

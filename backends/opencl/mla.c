@@ -15,33 +15,19 @@ typedef struct mla_mma_cfg {
 } mla_mma_cfg;
 static const int mla_regs[4] = {0, 128, 168, 200};
 
-/* PA_OPENCL_MLA=bn,nrg,pf,maxreg,ldsm,cpa[,emu] (tuning; read per plan): BN
- * 16 or 32, NRG 1 or 2, PF 0 or 1, maxreg 0 (none), 128, 168 or 200 (a
- * register cap), ldsm 1: B fragments by ldmatrix, cpa 1: two key stages
- * filled by cp.async (instead of PF); emu runs the kernel's PTX helpers in
- * OpenCL C on any device (tests). "portable" turns the kernel off. Default
- * 16,2,0,0,1,1 (H200, f16 h128 b64 kv4096, 2026-11-22 02:21 UTC): 1.017 ms,
- * against 1.209 for the next tile in registers (16,2,1,0,1,0) and 2.6 for BN
- * 32 NRG 1 with neither; 32,1,1,0,1,0 ran 0.953 ms but has not been through
- * the GPU tests yet. Without the ldmatrix/cp.async probe: ldsm 0, PF 1. */
-static bool mla_mma_env(mla_mma_cfg *c) {
-  *c = (mla_mma_cfg){16, 2, 0, 0, 1, 1, 0};
-  const char *e = getenv("PA_OPENCL_MLA");
-  if (!e || !*e) return true;
-  if (!strcmp(e, "portable")) return false;
-  char emu[8] = "";
-  mla_mma_cfg v = {0};
-  int n = sscanf(e, "%d,%d,%d,%d,%d,%d,%7s", &v.bn, &v.nrg, &v.pf, &v.maxreg, &v.ldsm, &v.cpa, emu);
-  int reg_ok = 0;
-  for (int i = 0; i < 4; i++) reg_ok |= v.maxreg == mla_regs[i];
-  if (n < 6 || (v.ldsm != 0 && v.ldsm != 1) || (v.cpa != 0 && v.cpa != 1) || (v.cpa && v.pf) ||
-      (v.bn != 16 && v.bn != 32) || (v.nrg != 1 && v.nrg != 2) || (v.pf != 0 && v.pf != 1) || !reg_ok) {
-    pa_log(1, "opencl: PA_OPENCL_MLA=%s ignored (want bn,nrg,pf,maxreg,ldsm,cpa[,emu])", e);
-    return true;
-  }
-  v.emu = !strcmp(emu, "emu");
-  *c = v;
-  return true;
+/* The variant from opencl.mla and the dev.opencl.mla_* keys (validated by
+ * the configuration reader; defaults and the measurements behind them in
+ * bench/RESULTS.md). False: the kernel is off (opencl.mla=portable). Without
+ * the ldmatrix/cp.async probe the caller turns ldsm/cpa into PF. */
+static bool mla_mma_env(const pa_config *cfg, mla_mma_cfg *c) {
+  *c = (mla_mma_cfg){cfg->dev_opencl_mla_bn,
+                     cfg->dev_opencl_mla_nrg,
+                     cfg->dev_opencl_mla_pf,
+                     cfg->dev_opencl_mla_maxreg,
+                     cfg->dev_opencl_mla_ldsm,
+                     cfg->dev_opencl_mla_cpa,
+                     cfg->opencl_mla == PA_CFG_CLMLA_EMU};
+  return cfg->opencl_mla != PA_CFG_CLMLA_PORTABLE;
 }
 
 static size_t mla_mma_local(const mla_mma_cfg *c, int dk) {
@@ -66,7 +52,7 @@ bool pa_cl_mla_mma_pick(pa_context *ctx, const pa_plan *plan, pa_kernel_choice *
   const pa_cl_state *st = pa_cl(ctx);
   const pa_mla_desc *m = &plan->mla;
   mla_mma_cfg c;
-  if (plan->op != PA_OP_MLA || !mla_mma_env(&c)) return false;
+  if (plan->op != PA_OP_MLA || !mla_mma_env(&ctx->cfg, &c)) return false;
   bool ok = m->q_dtype == PA_F16 ? st->mma_ok : m->q_dtype == PA_BF16 ? st->mma_bf16_ok : false;
   if (c.emu) ok = m->q_dtype == PA_F16 || m->q_dtype == PA_BF16;
   if (!c.emu && !st->ldsm_ok && (c.ldsm || c.cpa)) { /* ldmatrix/cp.async probe failed */

@@ -28,9 +28,8 @@ static uint64_t fnv1a(uint64_t h, const char *s) {
   return h;
 }
 
-const char *pa_cl_source(const char *name, bool *owned) {
+const char *pa_cl_source(const char *dir, const char *name, bool *owned) {
   *owned = false;
-  const char *dir = getenv("PA_OPENCL_KERNEL_DIR");
   if (dir && *dir) {
     char path[1024];
     snprintf(path, sizeof path, "%s/%s", dir, name);
@@ -49,7 +48,8 @@ const char *pa_cl_source(const char *name, bool *owned) {
       free(text);
       fclose(f);
     }
-    pa_log(1, "opencl: PA_OPENCL_KERNEL_DIR=%s has no readable %s; using the embedded copy", dir, name);
+    pa_log(1, "opencl: dev.opencl.kernel_dir=%s has no readable %s; using the embedded copy", dir,
+           name);
   }
   for (int i = 0; i < pa_cl_embedded_count; i++)
     if (!strcmp(pa_cl_embedded_names[i], name)) return pa_cl_embedded_texts[i];
@@ -207,7 +207,7 @@ static pa_status kernel_from_source(pa_context *ctx, const char *file, const cha
   size_t len = 0;
   for (int i = 0; i < 3; i++) {
     if (!names[i]) continue;
-    parts[i] = pa_cl_source(names[i], &owned[i]);
+    parts[i] = pa_cl_source(ctx->cfg.dev_opencl_kernel_dir, names[i], &owned[i]);
     if (!parts[i]) {
       s = pa_fail(ctx, PA_ERR_BACKEND, "opencl: kernel source %s not found", names[i]);
       goto done;

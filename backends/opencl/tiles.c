@@ -70,16 +70,15 @@ int pa_cl_decode_lanes(int dqk, int dv) {
 }
 /* kernels/decode.cl's pa_decode_w (no barrier in the key loop): on NVIDIA
  * after the inline-PTX probe (warp shuffles), or anywhere with the shuffles
- * emulated (PA_OPENCL_DECODE=emu, for testing). Marked by rg = 0 and cg = 0
+ * emulated (opencl.decode=emu, for testing). Marked by rg = 0 and cg = 0
  * (PTX) or 1 (emulated); bkv is its step of 32 * warps / bq keys. Warps per
- * work-group: PA_OPENCL_DECODE_WARPS (1, 2, 4 or 8; default 4). */
-static bool pick_decode_w(const pa_cl_state *st, int bq, int dl, const pa_attention_desc *d, pa_cl_tile *out) {
-  const char *mode = getenv("PA_OPENCL_DECODE");
-  bool emu = mode && !strcmp(mode, "emu");
-  if ((mode && !strcmp(mode, "portable")) || (!emu && !st->mma_ok) || dl < bq || dl > 32) return false;
-  const char *we = getenv("PA_OPENCL_DECODE_WARPS");
-  int warps = we ? atoi(we) : 4;
-  if (warps != 1 && warps != 2 && warps != 8) warps = 4;
+ * work-group: dev.opencl.decode_warps. */
+static bool pick_decode_w(const pa_cl_state *st, const pa_config *cfg, int bq, int dl,
+                          const pa_attention_desc *d, pa_cl_tile *out) {
+  bool emu = cfg->opencl_decode == PA_CFG_DECODE_EMU;
+  if (cfg->opencl_decode == PA_CFG_DECODE_PORTABLE || (!emu && !st->mma_ok) || dl < bq || dl > 32)
+    return false;
+  int warps = cfg->dev_opencl_decode_warps;
   if ((size_t)warps * 32 > st->max_wg) return false;
   int ng = warps * 32 / dl;
   size_t bytes = 4 * ((size_t)ng * bq * d->head_dim_v + 2 * (size_t)ng * bq + 2 * (size_t)bq + (size_t)warps * 32);
@@ -108,42 +107,37 @@ static bool pick_decode_tile(const pa_cl_state *st, int bq, int dl, const pa_att
 }
 
 /* The decode kernels get the plan's page size compiled in (one program per
- * page size): key -> page and offset without a runtime division per key. On
- * the H200 (NVIDIA OpenCL, 2026-11-22 02:40 UTC) that took f16 GQA decode b64
- * kv4096 page 16 from 0.494 to 0.333 ms (51.6% -> 76.5% of read BW).
- * PA_OPENCL_DECODE_CPAGE=0 keeps the runtime page size. */
-static bool cpage_on(void) {
-  const char *e = getenv("PA_OPENCL_DECODE_CPAGE");
-  return !(e && atoi(e) == 0);
-}
+ * page size): key -> page and offset without a runtime division per key
+ * (bench/RESULTS.md, OpenCL decode). dev.opencl.decode_cpage=0 keeps the
+ * runtime page size. */
+static bool cpage_on(const pa_config *cfg) { return cfg->dev_opencl_decode_cpage != 0; }
 
 /* decode.cl's pa_decode_tc (tensor cores: mma.sync, ldmatrix, cp.async) for
- * f16/bf16 Q and K/V alike, head dims 64 or 128: opt-in, PA_OPENCL_DECODE=tc
+ * f16/bf16 Q and K/V alike, head dims 64 or 128: opt-in, opencl.decode=tc
  * after the probe (tcemu: emulated anywhere, for tests). Marked by rg = 0 and
- * cg = 2 (PTX) or 3 (emulated); bkv = 16 keys x warps (PA_OPENCL_DECODE_TCW:
- * 1, 2 or 4, default 2). Correct on the H200 but slower than pa_decode_w with
- * the page size compiled in (0.355 vs 0.333 ms, 2026-11-22), hence opt-in. */
-static bool pick_decode_tc(const pa_cl_state *st, int bq, const pa_attention_desc *d, pa_cl_tile *out) {
-  const char *mode = getenv("PA_OPENCL_DECODE");
-  bool emu = mode && !strcmp(mode, "tcemu");
-  if (!mode || (!emu && strcmp(mode, "tc"))) return false;
+ * cg = 2 (PTX) or 3 (emulated); bkv = 16 keys x dev.opencl.decode_tc_warps.
+ * Correct on the H200 but slower than pa_decode_w (bench/RESULTS.md), hence opt-in. */
+static bool pick_decode_tc(const pa_cl_state *st, const pa_config *cfg, int bq,
+                           const pa_attention_desc *d, pa_cl_tile *out) {
+  bool emu = cfg->opencl_decode == PA_CFG_DECODE_TCEMU;
+  if (!emu && cfg->opencl_decode != PA_CFG_DECODE_TC) return false;
   bool ok = (d->q_dtype == PA_F16 ? st->mma_ok : d->q_dtype == PA_BF16 ? st->mma_bf16_ok : false) && st->ldsm_ok;
   if ((d->q_dtype != PA_F16 && d->q_dtype != PA_BF16) || !(ok || emu) || d->kv_dtype != d->q_dtype ||
       d->head_dim_qk != d->head_dim_v ||
       (d->head_dim_qk != 64 && d->head_dim_qk != 128))
     return false;
-  const char *we = getenv("PA_OPENCL_DECODE_TCW");
-  int warps = we ? atoi(we) : 2;
-  if (warps != 1 && warps != 4) warps = 2;
+  int warps = cfg->dev_opencl_decode_tc_warps;
   if ((size_t)warps * 32 > st->max_wg) return false;
   *out = (pa_cl_tile){bq, 16 * warps, 0, emu ? 3 : 2};
   return true;
 }
 
-static bool pick_decode(const pa_cl_state *st, int rows, const pa_attention_desc *d, pa_cl_tile *out) {
-  if (getenv("PA_OPENCL_NO_DECODE")) return false;
+static bool pick_decode(const pa_cl_state *st, const pa_config *cfg, int rows,
+                        const pa_attention_desc *d, pa_cl_tile *out) {
+  if (cfg->opencl_decode == PA_CFG_DECODE_OFF) return false;
   int bq = rows <= 4 ? 4 : 8, dl = pa_cl_decode_lanes(d->head_dim_qk, d->head_dim_v);
-  return pick_decode_tc(st, bq, d, out) || pick_decode_w(st, bq, dl, d, out) || pick_decode_tile(st, bq, dl, d, out);
+  return pick_decode_tc(st, cfg, bq, d, out) || pick_decode_w(st, cfg, bq, dl, d, out) ||
+         pick_decode_tile(st, bq, dl, d, out);
 }
 
 /* kernels/prefill_mma.cl: f16/bf16 (Q and K/V alike), head dims multiples of
@@ -158,22 +152,20 @@ static bool use_mma(const pa_cl_state *st, const pa_plan *plan, int64_t rows) {
          !(d->flags & PA_DETERMINISTIC) && st->max_wg >= 128 && st->local_mem >= 40 * 1024;
 }
 
-
 /* The mma kernel's tile: {bq, bkv, 255, cg}; cg = 0 is the PIPE=0 kernel (BQ 64,
  * BKV 64), else cg = 1 the pipelined one (kernels/prefill_mma.cl says why)
  * with bq = 16 x warps: 8 warps (BQ 128) once an item has more than 64 rows,
  * since each staged K/V tile then feeds twice the rows (H200, f16 d128 causal
- * s4096: 191.6 TFLOP/s vs 146.4 with 4 warps, 2026-11-22). PA_OPENCL_MMA=old|warps,bkv
- * (4|8, 32|64) overrides, for tuning. */
-static pa_cl_tile mma_tile(const pa_cl_state *st, int64_t rows) {
-  const char *env = getenv("PA_OPENCL_MMA");
-  if (env && !strcmp(env, "old")) return (pa_cl_tile){64, 64, 255, 0}; /* its rows are fixed at 64 */
+ * s4096, bench/RESULTS.md). dev.opencl.prefill=plain and dev.opencl.prefill_warps /
+ * _bkv override, for tuning. */
+static pa_cl_tile mma_tile(const pa_cl_state *st, const pa_config *cfg, int64_t rows) {
+  if (cfg->dev_opencl_prefill == PA_CFG_CLPREFILL_PLAIN)
+    return (pa_cl_tile){64, 64, 255, 0}; /* its rows are fixed at 64 */
   pa_cl_tile t = {64, 64, 255, st->ldsm_ok ? 1 : 0};
   if (t.cg && rows > 64 && st->max_wg >= 256) t.bq = 128;
-  int w, bkv;
-  if (env && t.cg && sscanf(env, "%d,%d", &w, &bkv) == 2 && (w == 4 || (w == 8 && st->max_wg >= 256)) &&
-      (bkv == 32 || bkv == 64))
-    t.bq = 16 * w, t.bkv = bkv;
+  int w = cfg->dev_opencl_prefill_warps;
+  if (t.cg && (w == 4 || (w == 8 && st->max_wg >= 256))) t.bq = 16 * w;
+  if (t.cg && cfg->dev_opencl_prefill_bkv) t.bkv = cfg->dev_opencl_prefill_bkv;
   return t;
 }
 
@@ -202,16 +194,18 @@ pa_status pa_cl_select(pa_context *ctx, const pa_plan *plan, pa_kernel_choice *c
   bool mla = plan->op == PA_OP_MLA;
   int64_t rows = (int64_t)plan->group * (plan->max_len_q > 0 ? plan->max_len_q : 1);
   pa_cl_tile t;
-  /* PA_OPENCL_TILE=bq,bkv,rg,cg forces a tile (tuning; must fit the device). */
-  const char *force = getenv("PA_OPENCL_TILE");
-  if (force && sscanf(force, "%d,%d,%d,%d", &t.bq, &t.bkv, &t.rg, &t.cg) == 4 && t.bq > 0 &&
-      t.bq <= 64 && t.rg > 0 && t.bq % t.rg == 0 && t.cg > 0 && t.bkv % t.cg == 0 &&
-      t.bq <= t.rg * t.cg && t.bkv <= 128) {
+  /* dev.opencl.tile_* force a tile (tuning; validated by the reader, must
+   * fit the device). */
+  const pa_config *cfg = &ctx->cfg;
+  if (cfg->dev_opencl_tile_bq > 0) {
+    t = (pa_cl_tile){cfg->dev_opencl_tile_bq, cfg->dev_opencl_tile_bkv, cfg->dev_opencl_tile_rg,
+                     cfg->dev_opencl_tile_cg};
     *choice = (pa_kernel_choice){.kernel = pa_cl_tile_pack(t), .q_tile_rows = t.bq,
                                  .kv_align = t.bkv, .name = "opencl.tile.forced"};
     return PA_OK;
   }
-  if (!mla && !(d->flags & PA_DETERMINISTIC) && rows <= 8 && pick_decode(pa_cl(ctx), (int)rows, d, &t)) {
+  if (!mla && !(d->flags & PA_DETERMINISTIC) && rows <= 8 &&
+      pick_decode(pa_cl(ctx), cfg, (int)rows, d, &t)) {
     bool warp = t.cg <= 1, tc = t.cg == 2 || t.cg == 3;
     *choice = (pa_kernel_choice){.kernel = pa_cl_tile_pack(t), .q_tile_rows = t.bq, .kv_align = t.bkv,
                                  .name = t.bq == 4 ? (tc ? "opencl.decode4tc" : warp ? "opencl.decode4w" : "opencl.decode4")
@@ -220,7 +214,7 @@ pa_status pa_cl_select(pa_context *ctx, const pa_plan *plan, pa_kernel_choice *c
   }
   if (mla && pa_cl_mla_mma_pick(ctx, plan, choice)) return PA_OK;
   if (use_mma(pa_cl(ctx), plan, rows)) {
-    t = mma_tile(pa_cl(ctx), rows);
+    t = mma_tile(pa_cl(ctx), cfg, rows);
     /* Only 64-row items have fallbacks (plain kernel, portable tile), so a
      * taller tile is chosen only once its kernel is known to build (plan time;
      * plan_ready then finds it in the cache). */
@@ -276,12 +270,12 @@ pa_status pa_cl_plan_ready(pa_context *ctx, pa_plan *plan) {
     int ntw = warps * 32, ng = ntw / dl, u = dl / cp->tile.bq;
     bool nv = cp->tile.cg == 0;
     /* K/V through a cp.async ring (16-bit K/V) of as many steps as local
-     * memory holds, up to PA_OPENCL_DECODE_STAGES (default 4; 0 or 1: K/V
-     * through registers instead). Tuning switches, read per plan: K/V loads
-     * through ld.global.nc (register path), a register cap. */
-    const char *nc = getenv("PA_OPENCL_DECODE_NC"), *regs = getenv("PA_OPENCL_DECODE_REGS");
-    const char *se = getenv("PA_OPENCL_DECODE_STAGES");
-    int smax = se ? atoi(se) : 4, stages = 0;
+     * memory holds, up to dev.opencl.decode_stages (0 or 1: K/V through
+     * registers instead). Tuning switches: K/V loads through ld.global.nc
+     * (register path), a register cap. */
+    const pa_config *cfg = &ctx->cfg;
+    int nc = cfg->dev_opencl_decode_nc, regs = cfg->dev_opencl_decode_regs;
+    int smax = cfg->dev_opencl_decode_stages, stages = 0;
     size_t lm = pa_cl(ctx)->local_mem, budget = lm < 49152 ? lm : 49152;
     size_t small = 4 * (2 * (size_t)ng * cp->tile.bq + 2 * (size_t)cp->tile.bq) + (nv ? 0 : 4 * (size_t)ntw) + 1024;
     if (d->kv_dtype != PA_F32 && budget > small)
@@ -290,19 +284,20 @@ pa_status pa_cl_plan_ready(pa_context *ctx, pa_plan *plan) {
     /* the ring's cp.async needs the probe that checked its shared addresses */
     if (stages < 2 || (nv && !pa_cl(ctx)->ldsm_ok)) stages = 0;
     char extra[64] = "";
-    if (nv && regs && atoi(regs) > 0) snprintf(extra, sizeof extra, " -cl-nv-maxrregcount=%d", atoi(regs));
-    if (cpage_on() && d->page_size > 0) {
+    if (nv && regs > 0) snprintf(extra, sizeof extra, " -cl-nv-maxrregcount=%d", regs);
+    if (cpage_on(cfg) && d->page_size > 0) {
       size_t n = strlen(extra);
       snprintf(extra + n, sizeof extra - n, " -DPAGE=%d", d->page_size);
     }
     cp->threads = (size_t)ntw;
     for (;;) {
       snprintf(defs, sizeof defs,
-               "-DDQK=%d -DDV=%d -DQ_DT=%d -DKV_DT=%d -DO_DT=%d -DBQ=%d -DDL=%d -DWARPS=%d -DNV=%d -DNC=%d "
+               "-DDQK=%d -DDV=%d -DQ_DT=%d -DKV_DT=%d -DO_DT=%d -DBQ=%d -DDL=%d -DWARPS=%d -DNV=%d "
+               "-DNC=%d "
                "-DCPA=%d -DSTAGES=%d -DCP_WAIT=%d%s",
-               d->head_dim_qk, d->head_dim_v, (int)d->q_dtype, (int)d->kv_dtype, (int)d->o_dtype, cp->tile.bq,
-               dl, warps, nv ? 1 : 2, nv && nc && atoi(nc) == 1, stages > 0, stages > 0 ? stages : 1,
-               stages > 0 ? stages - 1 : 0, extra);
+               d->head_dim_qk, d->head_dim_v, (int)d->q_dtype, (int)d->kv_dtype, (int)d->o_dtype,
+               cp->tile.bq, dl, warps, nv ? 1 : 2, nv && nc == 1, stages > 0,
+               stages > 0 ? stages : 1, stages > 0 ? stages - 1 : 0, extra);
       s = pa_cl_kernel(ctx, "decode.cl", defs, "pa_decode_w", &cp->attention);
       if (s == PA_OK || stages == 0) break;
       pa_log(1, "opencl: decode kernel with the cp.async ring did not build, trying registers: %.300s", ctx->err);
@@ -320,9 +315,8 @@ pa_status pa_cl_plan_ready(pa_context *ctx, pa_plan *plan) {
     int warps = cp->tile.bkv / 16, dd = d->head_dim_qk;
     bool nv = cp->tile.cg == 2;
     /* stages per warp ring: as many as local memory holds, at most
-     * PA_OPENCL_DECODE_STAGES (default 4) */
-    const char *se = getenv("PA_OPENCL_DECODE_STAGES");
-    int smax = se ? atoi(se) : 4, stages;
+     * dev.opencl.decode_stages */
+    int smax = ctx->cfg.dev_opencl_decode_stages, stages;
     size_t lm = pa_cl(ctx)->local_mem, budget = lm < 49152 ? lm : 49152;
     size_t pair = 2 * 16 * (size_t)(dd + 8) * 2, fixed = 8 * 16 * (size_t)warps + 1024;
     if (!nv) fixed += 4 * (384 * (size_t)warps + 64 * (size_t)warps);
@@ -330,7 +324,8 @@ pa_status pa_cl_plan_ready(pa_context *ctx, pa_plan *plan) {
     }
     if (stages < 2) stages = 2;
     char extra[32] = "";
-    if (cpage_on() && d->page_size > 0) snprintf(extra, sizeof extra, " -DPAGE=%d", d->page_size);
+    if (cpage_on(&ctx->cfg) && d->page_size > 0)
+      snprintf(extra, sizeof extra, " -DPAGE=%d", d->page_size);
     cp->threads = (size_t)warps * 32;
     if (fixed + (size_t)stages * warps * pair > budget)
       s = pa_fail(ctx, PA_ERR_UNSUPPORTED, "opencl: pa_decode_tc needs %zu B of local memory, the budget is %zu B",
