@@ -96,16 +96,27 @@ typedef struct pa_combine {
 
 typedef enum pa_op { PA_OP_ATTENTION = 0, PA_OP_MLA = 1 } pa_op;
 
-/* The kernel a backend picked for a plan; supports() and dispatch share it. */
+/* The kernel a backend's select picked for a plan, once, fallbacks included;
+ * the launchers run exactly this. The fields above `variant` are what core
+ * needs to build the schedule. */
 typedef struct pa_kernel_choice {
-  int kernel;        /* backend-defined id */
   int q_tile_rows;   /* packed rows per work item */
   int kv_align;      /* split boundaries are multiples of this */
-  const char *name;  /* for logs and the bench */
+  const char *name;  /* the kernel function that runs, for PA_LOG and the bench;
+                      * valid while the plan lives (may point into variant) */
   int kv_heads_per_item; /* KV heads the backend runs together as one unit of
                           * parallelism (0 or 1: one); the split policy counts
                           * natural parallelism in such units */
+  void *variant;         /* the backend's typed variant (malloc'd by select, or
+                          * NULL); core frees it with free() with the plan */
 } pa_kernel_choice;
+
+/* What plan_ready hands back: the backend's per-plan state (device
+ * schedules, counters, built kernels), freed by free_fn with the plan. */
+typedef struct pa_plan_state {
+  void *data;
+  void (*free_fn)(void *data);
+} pa_plan_state;
 
 struct pa_plan {
   pa_context *ctx;
@@ -175,8 +186,9 @@ typedef struct pa_backend_ops {
    * PA_DETERMINISTIC the choice must not depend on the batch's lengths, so a
    * request gets the same arithmetic whatever else is in the batch. */
   pa_status (*select)(pa_context *ctx, const pa_plan *plan, pa_kernel_choice *choice);
-  /* Optional: called once the plan is complete (work list uploaded). */
-  pa_status (*plan_ready)(pa_context *ctx, pa_plan *plan);
+  /* Optional: called once the plan is complete (work list uploaded); returns
+   * the backend's per-plan state, never changes the plan. */
+  pa_status (*plan_ready)(pa_context *ctx, const pa_plan *plan, pa_plan_state *state);
 
   /* Enqueue; arguments are validated; ws has at least plan->ws_size bytes. */
   pa_status (*attention)(pa_context *ctx, const pa_plan *plan, const pa_attention_args *args,

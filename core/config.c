@@ -17,7 +17,8 @@ static const pa_config_key keys[] = {
   {"backend", PA_CFG_TEXT, "cpu|cuda|opencl", 0, 0, "", 0, 1,
    "backend PA_BACKEND_AUTO takes (environment only)"},
   {"log", PA_CFG_TEXT, NULL, 0, 0, "", 0, 1,
-   "notes on stderr up to this level, 0-3 (other text: 2) (environment only)"},
+   "notes on stderr up to this level: 0 errors, 1 warnings, 2 notes (the kernel each plan runs), "
+   "3 debug; other text: 2 (environment only)"},
   {"cpu.isa", PA_CFG_ENUM, "auto|scalar|avx2|avx512|neon", 0, 0, "auto", F(cpu_isa), 0,
    "CPU kernels for this ISA instead of the best the host runs"},
   {"cuda.device", PA_CFG_INT, NULL, 0, 1023, "0", F(cuda_device), 0,

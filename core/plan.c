@@ -227,10 +227,16 @@ pa_status pa_plan_build(pa_plan *p, const pa_batch *batch) {
     st = pa_buffer_write(p->schedule, p->sched_combine_off, p->combine,
                          (size_t)num_combine * sizeof(pa_combine));
   if (st != PA_OK) return st;
-  if (ctx->ops->plan_ready) st = ctx->ops->plan_ready(ctx, p);
+  if (ctx->ops->plan_ready) {
+    pa_plan_state ps = {NULL, NULL};
+    st = ctx->ops->plan_ready(ctx, p, &ps);
+    p->backend_data = ps.data;
+    p->backend_free = ps.free_fn;
+  }
   if (st == PA_OK)
-    pa_log(3, "plan: %s B=%d work=%d combine=%d ws=%zu kernel=%s", p->op == PA_OP_MLA ? "mla" : "attention",
-           B, p->num_work, p->num_combine, p->ws_size, p->choice.name ? p->choice.name : "?");
+    pa_log(2, "plan: %s B=%d work=%d combine=%d ws=%zu kernel=%s",
+           p->op == PA_OP_MLA ? "mla" : "attention", B, p->num_work, p->num_combine, p->ws_size,
+           p->choice.name ? p->choice.name : "?");
   return st;
 }
 
@@ -298,6 +304,7 @@ int pa_plan_num_splits(const pa_plan *plan, int b) {
 void pa_plan_destroy(pa_plan *plan) {
   if (!plan) return;
   if (plan->backend_free) plan->backend_free(plan->backend_data);
+  free(plan->choice.variant);
   pa_buffer_destroy(plan->schedule);
   pa_buffer_destroy(plan->own_ws);
   free(plan->reqs);

@@ -63,11 +63,10 @@ static size_t carve(void *base, int R, int dqk, int dv, int full, att_scratch *s
   return off;
 }
 
-size_t pa_cpu_attention_scratch(const pa_plan *plan) {
+size_t pa_cpu_attention_scratch(const pa_plan *plan, const pa_cpu_groups *gr) {
   const int R = plan->choice.q_tile_rows > 0 ? plan->choice.q_tile_rows : PA_CPU_Q_TILE;
   const int dqk = plan->desc.head_dim_qk, dv = plan->desc.head_dim_v;
   size_t one = carve(NULL, R, dqk, dv, 1, NULL);
-  const pa_cpu_groups *gr = plan->backend_data;
   size_t group = gr ? (size_t)gr->max_heads * carve(NULL, PA_CPU_GROUP_ROWS, dqk, dv, 0, NULL) : 0;
   return one > group ? one : group;
 }
@@ -561,7 +560,7 @@ static void groups_free(void *p) {
   free(g);
 }
 
-pa_status pa_cpu_plan_groups(pa_context *ctx, pa_plan *pl) {
+pa_status pa_cpu_plan_groups(pa_context *ctx, const pa_plan *pl, pa_plan_state *out) {
   const int n = pl->num_work;
   if (pl->op != PA_OP_ATTENTION || pl->desc.num_kv_heads < 2 || n < 2) return PA_OK;
   pa_cpu_groups *g = calloc(1, sizeof *g);
@@ -634,8 +633,8 @@ pa_status pa_cpu_plan_groups(pa_context *ctx, pa_plan *pl) {
   free(rank);
   free(first);
   free(size);
-  pl->backend_data = g;
-  pl->backend_free = groups_free;
+  out->data = g;
+  out->free_fn = groups_free;
   if (g->max_heads > 1)
     pa_log(3, "cpu: %d work items in %d head groups (up to %d heads)", n, ng, g->max_heads);
   return PA_OK;
@@ -677,7 +676,7 @@ pa_status pa_cpu_run_attention(pa_context *ctx, const pa_plan *plan, const pa_cp
                                pa_buffer *ws) {
   pa_cpu_state *st = pa_cpu(ctx);
   /* normally reserved by plan_ready; this only allocates for a plan that skipped it */
-  pa_status s = pa_cpu_reserve(ctx, pa_cpu_attention_scratch(plan));
+  pa_status s = pa_cpu_reserve(ctx, pa_cpu_attention_scratch(plan, plan->backend_data));
   if (s != PA_OK) return s;
 
   att_job jb;

@@ -179,17 +179,18 @@ static pa_status cpu_select(pa_context *ctx, const pa_plan *plan, pa_kernel_choi
   const int grouped = plan->op == PA_OP_ATTENTION && hkv > 1 &&
                       (int64_t)plan->max_len_q * plan->group <= PA_CPU_GROUP_ROWS;
   choice->kv_heads_per_item = grouped ? (hkv < PA_CPU_GROUP_MAX ? hkv : PA_CPU_GROUP_MAX) : 1;
-  choice->kernel = (int)st->isa;
   choice->q_tile_rows = PA_CPU_Q_TILE;
   choice->kv_align = PA_CPU_BLOCK_KV;
   choice->name = st->kern->name;
   return PA_OK;
 }
 
-static pa_status cpu_plan_ready(pa_context *ctx, pa_plan *plan) {
-  pa_status s = pa_cpu_plan_groups(ctx, plan);
-  if (s != PA_OK) return s;
-  return pa_cpu_reserve(ctx, pa_cpu_attention_scratch(plan));
+static pa_status cpu_plan_ready(pa_context *ctx, const pa_plan *plan, pa_plan_state *state) {
+  pa_status s = pa_cpu_plan_groups(ctx, plan, state);
+  if (s == PA_OK) s = pa_cpu_reserve(ctx, pa_cpu_attention_scratch(plan, state->data));
+  if (s != PA_OK && state->free_fn) state->free_fn(state->data);
+  if (s != PA_OK) *state = (pa_plan_state){NULL, NULL};
+  return s;
 }
 
 static pa_status cpu_synchronize(pa_context *ctx) {

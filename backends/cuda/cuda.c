@@ -74,6 +74,14 @@ static pa_status cu_create(pa_context *ctx, int device, const pa_context_desc *d
   if (e == cudaSuccess)
     e = cudaDeviceGetAttribute(&s->smem_optin, cudaDevAttrMaxSharedMemoryPerBlockOptin, device);
   s->pdl = ctx->cfg.cuda_pdl && s->sm_major >= 9;
+  /* The sm_90a kernels run on sm_90 only; elsewhere prefill and MLA take
+   * their mma.sync kernels whatever the configuration says. */
+  const int sm90 = s->sm_major == 9 && s->sm_minor == 0;
+  static const pa_cu_kernel mla_of_cfg[] = {PA_CU_MLA_SEESAW_MB4, PA_CU_MLA_MMA,
+                                            PA_CU_MLA_WGMMA,      PA_CU_MLA_SEESAW_NB,
+                                            PA_CU_MLA_SEESAW_MB,  PA_CU_MLA_SEESAW_MB4};
+  s->wgmma_prefill = sm90 && ctx->cfg.cuda_prefill == PA_CFG_PREFILL_AUTO;
+  s->mla_kernel = sm90 ? mla_of_cfg[ctx->cfg.cuda_mla] : PA_CU_MLA_MMA;
   if (e == cudaSuccess && desc && desc->native_queue) {
     s->stream = (cudaStream_t)desc->native_queue;
   } else if (e == cudaSuccess) {
@@ -83,9 +91,9 @@ static pa_status cu_create(pa_context *ctx, int device, const pa_context_desc *d
   /* Raise the kernels' shared-memory limits once, here, not in run. */
   if (e == cudaSuccess) e = pa_cu_generic_init(s->smem_optin);
   if (e == cudaSuccess && s->sm_major >= 8) e = pa_cu_decode_init(s->smem_optin);
+  if (e == cudaSuccess && s->sm_major >= 8) e = pa_cu_prefill_init(s->smem_optin, s->wgmma_prefill);
   if (e == cudaSuccess && s->sm_major >= 8)
-    e = pa_cu_prefill_init(s->smem_optin, ctx->cfg.cuda_prefill == PA_CFG_PREFILL_AUTO);
-  if (e == cudaSuccess && s->sm_major >= 8) e = pa_cu_mla_init(s->smem_optin, ctx->cfg.cuda_mla);
+    e = pa_cu_mla_init(s->smem_optin, (pa_cu_kernel)s->mla_kernel);
   if (e != cudaSuccess) {
     if (s->own_stream) cudaStreamDestroy(s->stream);
     free(s);
@@ -170,24 +178,47 @@ static int tc_dtype(pa_dtype q, pa_dtype kv, pa_dtype o) {
   return q == kv && kv == o && (q == PA_F16 || q == PA_BF16);
 }
 
+/* The kernel function each variant runs, as plans report it. */
+static const char *kernel_name(pa_cu_kernel k) {
+  switch (k) {
+  case PA_CU_GENERIC: return "cuda.generic_attention";
+  case PA_CU_DECODE: return "cuda.decode_attention";
+  case PA_CU_PREFILL_MMA: return "cuda.prefill_attention";
+  case PA_CU_PREFILL_WGMMA: return "cuda.prefill_wgmma";
+  case PA_CU_MLA_MMA: return "cuda.mla_decode";
+  case PA_CU_MLA_WGMMA: return "cuda.mla_decode_wgmma";
+  case PA_CU_MLA_SEESAW_NB: return "cuda.mla_decode_seesaw.named";
+  case PA_CU_MLA_SEESAW_MB: return "cuda.mla_decode_seesaw.mbar_max";
+  case PA_CU_MLA_SEESAW_MB4: return "cuda.mla_decode_seesaw.mbar_all";
+  }
+  return "cuda.?";
+}
+
+/* The variant and the schedule needs core reads from the choice. */
+static pa_status choose(pa_context *ctx, pa_kernel_choice *c, pa_cu_kernel k, int rows, int align) {
+  pa_cu_variant *v = malloc(sizeof *v);
+  if (!v) return pa_fail(ctx, PA_ERR_OUT_OF_MEMORY, "cuda: plan variant");
+  *v = (pa_cu_variant){k, PA_CU_GENERIC};
+  *c = (pa_kernel_choice){
+      .q_tile_rows = rows, .kv_align = align, .name = kernel_name(k), .variant = v};
+  return PA_OK;
+}
+
 static pa_status cu_select(pa_context *ctx, const pa_plan *plan, pa_kernel_choice *c) {
   const pa_cuda_state *s = pa_cuda_st(ctx);
   const int tc_ok = s->sm_major >= 8;
   if (plan->op == PA_OP_MLA) {
     const pa_mla_desc *m = &plan->mla;
     if (tc_ok && m->q_dtype == m->kv_dtype && m->kv_dtype == m->o_dtype &&
-        pa_cu_mla_supported(m->head_dim_ckv, m->head_dim_kpe, m->q_dtype, s->smem_optin)) {
-      *c = (pa_kernel_choice){.kernel = PA_CU_MLA, .q_tile_rows = 64, .kv_align = 64, .name = "cuda.mla_decode"};
-      return PA_OK;
-    }
-    *c = (pa_kernel_choice){.kernel = PA_CU_GENERIC, .q_tile_rows = PA_CU_GENERIC_ROWS, .kv_align = 32, .name = "cuda.generic"};
+        pa_cu_mla_supported(m->head_dim_ckv, m->head_dim_kpe, m->q_dtype, s->smem_optin))
+      return choose(ctx, c, (pa_cu_kernel)s->mla_kernel, 64, 64);
     if (!pa_cu_generic_fits(m->head_dim_ckv + m->head_dim_kpe, m->head_dim_ckv, s->smem_optin))
       return pa_fail(ctx, PA_ERR_UNSUPPORTED,
                      "cuda: MLA Dc=%d Dr=%d needs more shared memory than this device's %d bytes",
                      m->head_dim_ckv, m->head_dim_kpe, s->smem_optin);
     pa_log(2, "cuda: MLA Dc=%d Dr=%d %s takes the generic kernel", m->head_dim_ckv,
            m->head_dim_kpe, pa_dtype_name(m->q_dtype));
-    return PA_OK;
+    return choose(ctx, c, PA_CU_GENERIC, PA_CU_GENERIC_ROWS, 32);
   }
   const pa_attention_desc *d = &plan->desc;
   const int64_t rows = (int64_t)plan->max_len_q * plan->group;
@@ -195,17 +226,17 @@ static pa_status cu_select(pa_context *ctx, const pa_plan *plan, pa_kernel_choic
    * depend on its neighbours (the decode kernel is picked by the batch). */
   const int det = (d->flags & PA_DETERMINISTIC) != 0;
   if (tc_ok && tc_dtype(d->q_dtype, d->kv_dtype, d->o_dtype)) {
-    if (!det && rows <= 16 && pa_cu_decode_supported(d->head_dim_qk, d->head_dim_v, d->q_dtype, s->smem_optin)) {
-      *c = (pa_kernel_choice){.kernel = PA_CU_DECODE, .q_tile_rows = 16, .kv_align = 64, .name = "cuda.decode"};
-      return PA_OK;
-    }
+    if (!det && rows <= 16 &&
+        pa_cu_decode_supported(d->head_dim_qk, d->head_dim_v, d->q_dtype, s->smem_optin))
+      return choose(ctx, c, PA_CU_DECODE, 16, 64);
     const int bm = pa_cu_prefill_supported(d->head_dim_qk, d->head_dim_v, d->q_dtype, s->smem_optin);
-    if (bm > 0) {
-      *c = (pa_kernel_choice){.kernel = PA_CU_PREFILL, .q_tile_rows = bm, .kv_align = 64, .name = "cuda.prefill"};
-      return PA_OK;
-    }
+    /* The wgmma kernel's items are the mma.sync kernel's (BM 128), so the
+     * plan is the same whichever of the two runs. */
+    if (bm == 128 && s->wgmma_prefill &&
+        pa_cu_prefill_wgmma_supported(d->head_dim_qk, d->head_dim_v, d->q_dtype))
+      return choose(ctx, c, PA_CU_PREFILL_WGMMA, bm, 64);
+    if (bm > 0) return choose(ctx, c, PA_CU_PREFILL_MMA, bm, 64);
   }
-  *c = (pa_kernel_choice){.kernel = PA_CU_GENERIC, .q_tile_rows = PA_CU_GENERIC_ROWS, .kv_align = 32, .name = "cuda.generic"};
   if (!pa_cu_generic_fits(d->head_dim_qk, d->head_dim_v, s->smem_optin))
     return pa_fail(ctx, PA_ERR_UNSUPPORTED,
                    "cuda: Dqk=%d Dv=%d need more shared memory than this device's %d bytes",
@@ -213,7 +244,7 @@ static pa_status cu_select(pa_context *ctx, const pa_plan *plan, pa_kernel_choic
   pa_log(2, "cuda: attention Dqk=%d Dv=%d q/kv/o=%s/%s/%s takes the generic kernel",
          d->head_dim_qk, d->head_dim_v, pa_dtype_name(d->q_dtype), pa_dtype_name(d->kv_dtype),
          pa_dtype_name(d->o_dtype));
-  return PA_OK;
+  return choose(ctx, c, PA_CU_GENERIC, PA_CU_GENERIC_ROWS, 32);
 }
 
 /* ------------------------------------------------------------------------ */
@@ -243,7 +274,8 @@ static void cu_plan_free(void *p) {
  * (request, KV head) (the decode kernel's rows <= 16) and at most 1024
  * splits (the merge keeps 16 x num_splits weights in its 64 KB ring). */
 static int decode_fusable(const pa_plan *plan) {
-  if (plan->op != PA_OP_ATTENTION || plan->choice.kernel != PA_CU_DECODE) return 0;
+  const pa_cu_variant *v = plan->choice.variant;
+  if (plan->op != PA_OP_ATTENTION || v->kernel != PA_CU_DECODE) return 0;
   int any = 0;
   for (int b = 0; b < plan->batch_size; ++b) {
     const pa_req *r = &plan->reqs[b];
@@ -266,7 +298,7 @@ static int by_cost_desc(const void *x, const void *y) {
 
 /* Heavy items first (causal prefill, uneven lengths), so the last wave is
  * short; uploaded once here, so run stays free of host work. */
-static pa_status cu_plan_ready(pa_context *ctx, pa_plan *plan) {
+static pa_status cu_plan_ready(pa_context *ctx, const pa_plan *plan, pa_plan_state *state) {
   if (plan->num_work < 2) return PA_OK;
   pa_cuda_state *s = pa_cuda_st(ctx);
   const size_t n = (size_t)plan->num_work;
@@ -307,8 +339,7 @@ static pa_status cu_plan_ready(pa_context *ctx, pa_plan *plan) {
     cu_plan_free(d);
     return pa_cuda_fail(ctx, e, "cuda: work order upload");
   }
-  plan->backend_data = d;
-  plan->backend_free = cu_plan_free;
+  *state = (pa_plan_state){d, cu_plan_free};
   return PA_OK;
 }
 
@@ -383,13 +414,16 @@ static pa_status dispatch(pa_context *ctx, const pa_plan *plan, const pa_cu_attn
   pa_cuda_state *s = pa_cuda_st(ctx);
   CU_TRY(ctx, cudaSetDevice(s->device));
   cudaError_t e = cudaSuccess;
-  int kernel = plan->choice.kernel;
-  if (kernel != PA_CU_GENERIC &&
-      !(aligned16(&a->q) && aligned16(&a->k) && aligned16(&a->v) && aligned16(&a->q2) &&
-        aligned16(&a->k2))) {
-    pa_log(2, "cuda: %s needs 16-byte aligned rows; this run takes the generic kernel",
-           plan->choice.name);
-    kernel = PA_CU_GENERIC;
+  const pa_cu_variant *v = plan->choice.variant;
+  pa_cu_kernel kernel = v->kernel;
+  /* The one run-time rule, fixed in the variant: a run whose rows are not
+   * 16-byte aligned (a property of its tensors, not of the plan) takes the
+   * variant's unaligned kernel. */
+  if (kernel != v->unaligned && !(aligned16(&a->q) && aligned16(&a->k) && aligned16(&a->v) &&
+                                  aligned16(&a->q2) && aligned16(&a->k2))) {
+    pa_log(2, "cuda: %s needs 16-byte aligned rows; this run takes %s", plan->choice.name,
+           kernel_name(v->unaligned));
+    kernel = v->unaligned;
   }
   /* Decode merges its own splits when the plan has counters and the
    * workspace takes its 16-byte partial loads. */
@@ -400,11 +434,16 @@ static pa_status dispatch(pa_context *ctx, const pa_plan *plan, const pa_cu_attn
     e = fused ? pa_cu_decode_attention_fused(a, pd->counters, pd->merge_u, s->stream)
               : pa_cu_decode_attention(a, s->stream);
     break;
-  case PA_CU_PREFILL: e = pa_cu_prefill_attention(a, s->stream); break;
-  case PA_CU_MLA: e = pa_cu_mla_decode(a, s->stream); break;
-  default: e = pa_cu_generic_attention(a, s->stream); break;
+  case PA_CU_PREFILL_MMA: e = pa_cu_prefill_attention(a, s->stream); break;
+  case PA_CU_PREFILL_WGMMA: e = pa_cu_prefill_wgmma(a, s->stream); break;
+  case PA_CU_MLA_MMA:
+  case PA_CU_MLA_WGMMA:
+  case PA_CU_MLA_SEESAW_NB:
+  case PA_CU_MLA_SEESAW_MB:
+  case PA_CU_MLA_SEESAW_MB4: e = pa_cu_mla_decode(a, kernel, s->stream); break;
+  case PA_CU_GENERIC: e = pa_cu_generic_attention(a, s->stream); break;
   }
-  if (e != cudaSuccess) return pa_cuda_fail(ctx, e, plan->choice.name);
+  if (e != cudaSuccess) return pa_cuda_fail(ctx, e, kernel_name(kernel));
   if (fused) return PA_OK;
   e = pa_cu_combine(a, s->stream);
   if (e != cudaSuccess) return pa_cuda_fail(ctx, e, "cuda.combine");

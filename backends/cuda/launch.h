@@ -57,13 +57,25 @@ typedef struct pa_cu_merge {
   const int32_t *indptr;
 } pa_cu_merge;
 
-/* Kernel ids of pa_kernel_choice.kernel. */
-enum {
-  PA_CU_GENERIC = 0, /* SIMT, any head dim up to 512, any dtype */
-  PA_CU_DECODE = 1,  /* tensor cores, KV split across warps: few packed rows */
-  PA_CU_PREFILL = 2, /* tensor cores, FA2-style: many packed rows */
-  PA_CU_MLA = 3,     /* MLA decode, heads blocked 64 per tile */
-};
+/* The kernels a plan can run, one kernel function each. */
+typedef enum pa_cu_kernel {
+  PA_CU_GENERIC = 0,    /* generic.cu: SIMT, any head dim up to 512, any dtype */
+  PA_CU_DECODE,         /* decode.cu: tensor cores, KV split across warps: few packed rows */
+  PA_CU_PREFILL_MMA,    /* prefill.cu: tensor cores (mma.sync), FA2-style: many packed rows */
+  PA_CU_PREFILL_WGMMA,  /* prefill_wgmma.cu: sm_90 wgmma, D 64/128 */
+  PA_CU_MLA_MMA,        /* mla_decode.cu: MLA decode on mma.sync, heads blocked 64 per tile */
+  PA_CU_MLA_WGMMA,      /* mla_decode.cu: lock-step wgmma (sm_90) */
+  PA_CU_MLA_SEESAW_NB,  /* mla_decode.cu: seesaw wgmma (sm_90), named-barrier hand-overs */
+  PA_CU_MLA_SEESAW_MB,  /* ... mbarrier for the running max */
+  PA_CU_MLA_SEESAW_MB4, /* ... mbarriers for all four hand-overs (the default) */
+} pa_cu_kernel;
+
+/* The variant a plan runs (pa_kernel_choice.variant), chosen once by select:
+ * the kernel, and the one a run takes when its q/k/v rows are not 16-byte
+ * aligned (the generic kernel; == kernel when that is already generic). */
+typedef struct pa_cu_variant {
+  pa_cu_kernel kernel, unaligned;
+} pa_cu_variant;
 
 #define PA_CU_GENERIC_ROWS 16
 
@@ -96,13 +108,18 @@ cudaError_t pa_cu_decode_attention(const pa_cu_attn *a, cudaStream_t s);
 cudaError_t pa_cu_decode_attention_fused(const pa_cu_attn *a, unsigned *counters, int merge_u,
                                          cudaStream_t s);
 int pa_cu_prefill_supported(int dqk, int dv, int dtype, int smem_optin);
-/* wgmma: 1 lets D 64/128 take the sm_90 wgmma kernel (cuda.prefill=auto). */
+/* wgmma: 1 also prepares the sm_90 wgmma kernel (only on sm_90). */
 cudaError_t pa_cu_prefill_init(int smem_optin, int wgmma);
 cudaError_t pa_cu_prefill_attention(const pa_cu_attn *a, cudaStream_t s);
+/* Dqk = Dv in {64, 128}, f16/bf16, sm_90 (the sm_90a code runs nowhere else). */
+int pa_cu_prefill_wgmma_supported(int dqk, int dv, int dtype);
+cudaError_t pa_cu_prefill_wgmma(const pa_cu_attn *a, cudaStream_t s);
 int pa_cu_mla_supported(int dc, int dr, int dtype, int smem_optin);
-/* want: the cuda.mla key (PA_CFG_MLA_*). */
-cudaError_t pa_cu_mla_init(int smem_optin, int want);
-cudaError_t pa_cu_mla_decode(const pa_cu_attn *a, cudaStream_t s);
+/* Prepares the mma.sync kernel and, on sm_90, the Hopper kernel `hopper`
+ * (a PA_CU_MLA_* other than PA_CU_MLA_MMA, or PA_CU_MLA_MMA for none). */
+cudaError_t pa_cu_mla_init(int smem_optin, pa_cu_kernel hopper);
+/* kernel: one of the PA_CU_MLA_* (prepared by init). */
+cudaError_t pa_cu_mla_decode(const pa_cu_attn *a, pa_cu_kernel kernel, cudaStream_t s);
 
 #ifdef __cplusplus
 }

@@ -917,91 +917,56 @@ extern "C" int pa_cu_mla_supported(int dc, int dr, int dtype, int smem_optin) {
   return dc == DC && dr == DR && (dtype == PA_F16 || dtype == PA_BF16) && SMEM <= smem_optin;
 }
 
-/* On sm_90 (whose sm_90a code they need) the seesaw kernel runs unless
- * cuda.mla names another: "wgmma" (the lock-step warpgroup kernel), "mma"
- * (the mma.sync kernel for sm_80+), or a seesaw hand-over: "seesaw-nb"
- * (named barriers), "seesaw-mb" (mbarriers for the running max),
- * "seesaw-mb4" (mbarriers for all four). Decided once per device at context
- * creation, so run does no attribute queries. */
-static constexpr int kMaxDevices = 64;
-enum { kMma = 0, kWgmma, kSeesawNb, kSeesawMb, kSeesawMb4 };
-static constexpr int kSeesaw = kSeesawMb4; /* the default seesaw hand-over */
-static int g_kind[kMaxDevices];
-
-static int kind_now(void) {
-  int dev = 0;
-  return cudaGetDevice(&dev) == cudaSuccess && dev >= 0 && dev < kMaxDevices ? g_kind[dev] : kMma;
-}
-
-static int wanted_kind(int want, int *dev_out) {
-  int dev = 0, major = 0, minor = 0;
-  if (cudaGetDevice(&dev) != cudaSuccess ||
-      cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, dev) != cudaSuccess ||
-      cudaDeviceGetAttribute(&minor, cudaDevAttrComputeCapabilityMinor, dev) != cudaSuccess ||
-      dev < 0 || dev >= kMaxDevices)
-    return kMma;
-  *dev_out = dev;
-  if (!(major == 9 && minor == 0)) return kMma;
-  switch (want) {
-  case PA_CFG_MLA_MMA: return kMma;
-  case PA_CFG_MLA_WGMMA: return kWgmma;
-  case PA_CFG_MLA_SEESAW_NB: return kSeesawNb;
-  case PA_CFG_MLA_SEESAW_MB: return kSeesawMb;
-  default: return kSeesaw;
-  }
-}
-
 template <typename K> static cudaError_t allow_smem(K kernel, int bytes) {
   return cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, bytes);
 }
 
-extern "C" cudaError_t pa_cu_mla_init(int smem_optin, int want) {
+/* The mma.sync kernel always (sm_80+); on sm_90 also the Hopper kernel the
+ * context's selector takes (the sm_90a code runs nowhere else). */
+extern "C" cudaError_t pa_cu_mla_init(int smem_optin, pa_cu_kernel hopper) {
   if (SMEM > smem_optin) return cudaSuccess; /* not on this device: supported() says 0 */
   cudaError_t e = allow_smem(mla_decode<__half>, SMEM);
   if (e == cudaSuccess) e = allow_smem(mla_decode<__nv_bfloat16>, SMEM);
-  int dev = -1;
-  const int kind = wanted_kind(want, &dev);
-  if (dev < 0) return e;
-  g_kind[dev] = kMma;
-  if (e != cudaSuccess || kind == kMma) return e;
-  switch (kind) {
-  case kWgmma:
+  if (e != cudaSuccess) return e;
+  switch (hopper) {
+  case PA_CU_MLA_WGMMA:
     e = allow_smem(wg::mla_decode_wgmma<__half>, wg::SMEM);
     if (e == cudaSuccess) e = allow_smem(wg::mla_decode_wgmma<__nv_bfloat16>, wg::SMEM);
     break;
-  case kSeesawNb:
+  case PA_CU_MLA_SEESAW_NB:
     e = allow_smem(ss::mla_decode_seesaw<__half, ss::kHoNamed>, ss::SMEM);
     if (e == cudaSuccess) e = allow_smem(ss::mla_decode_seesaw<__nv_bfloat16, ss::kHoNamed>, ss::SMEM);
     break;
-  case kSeesawMb:
+  case PA_CU_MLA_SEESAW_MB:
     e = allow_smem(ss::mla_decode_seesaw<__half, ss::kHoMbarMax>, ss::SMEM);
     if (e == cudaSuccess) e = allow_smem(ss::mla_decode_seesaw<__nv_bfloat16, ss::kHoMbarMax>, ss::SMEM);
     break;
-  default:
+  case PA_CU_MLA_SEESAW_MB4:
     e = allow_smem(ss::mla_decode_seesaw<__half, ss::kHoMbarAll>, ss::SMEM);
     if (e == cudaSuccess) e = allow_smem(ss::mla_decode_seesaw<__nv_bfloat16, ss::kHoMbarAll>, ss::SMEM);
+    break;
+  default: break;
   }
-  if (e == cudaSuccess) g_kind[dev] = kind;
   return e;
 }
 
-extern "C" cudaError_t pa_cu_mla_decode(const pa_cu_attn *a, cudaStream_t s) {
+extern "C" cudaError_t pa_cu_mla_decode(const pa_cu_attn *a, pa_cu_kernel kernel, cudaStream_t s) {
   if (a->num_work == 0) return cudaSuccess;
   const bool f16 = a->q.dtype == PA_F16;
-  switch (kind_now()) {
-  case kSeesawNb:
+  switch (kernel) {
+  case PA_CU_MLA_SEESAW_NB:
     if (f16) ss::mla_decode_seesaw<__half, ss::kHoNamed><<<a->num_work, 256, ss::SMEM, s>>>(*a);
     else ss::mla_decode_seesaw<__nv_bfloat16, ss::kHoNamed><<<a->num_work, 256, ss::SMEM, s>>>(*a);
     break;
-  case kSeesawMb:
+  case PA_CU_MLA_SEESAW_MB:
     if (f16) ss::mla_decode_seesaw<__half, ss::kHoMbarMax><<<a->num_work, 256, ss::SMEM, s>>>(*a);
     else ss::mla_decode_seesaw<__nv_bfloat16, ss::kHoMbarMax><<<a->num_work, 256, ss::SMEM, s>>>(*a);
     break;
-  case kSeesawMb4:
+  case PA_CU_MLA_SEESAW_MB4:
     if (f16) ss::mla_decode_seesaw<__half, ss::kHoMbarAll><<<a->num_work, 256, ss::SMEM, s>>>(*a);
     else ss::mla_decode_seesaw<__nv_bfloat16, ss::kHoMbarAll><<<a->num_work, 256, ss::SMEM, s>>>(*a);
     break;
-  case kWgmma:
+  case PA_CU_MLA_WGMMA:
     if (f16) wg::mla_decode_wgmma<__half><<<a->num_work, 256, wg::SMEM, s>>>(*a);
     else wg::mla_decode_wgmma<__nv_bfloat16><<<a->num_work, 256, wg::SMEM, s>>>(*a);
     break;
