@@ -19,6 +19,7 @@ typedef struct pa_device_props {
   int slots_per_unit;   /* work items one unit runs at once (GPU occupancy; CPU 1) */
   int min_kv_per_split; /* fewer keys per split than this is not worth a combine */
   int max_splits;       /* cap on KV splits per request */
+  int host_memory;      /* buffers are host memory: core can check indices in them */
 } pa_device_props;
 
 struct pa_context {
@@ -84,9 +85,11 @@ typedef struct pa_req {
 /* One unit of kernel work: packed rows [row0, row0 + rows) of (b, hk) against
  * keys [kv_begin, kv_end), already clipped to what the mask can make visible
  * (the kernel still applies the mask per element; the range may be empty,
- * then the item writes O = 0, LSE = -inf). */
+ * then the item writes O = 0, LSE = -inf). The list is in run order
+ * (core/schedule.c). group: the first item of a head group holds the
+ * group's item count (1 where nothing groups), the group's other items 0. */
 typedef struct pa_work {
-  int32_t b, hk, row0, rows, split, kv_begin, kv_end, reserved;
+  int32_t b, hk, row0, rows, split, kv_begin, kv_end, group;
 } pa_work;
 
 /* One token of a split request whose partials must be merged (all Hq heads). */
@@ -107,6 +110,11 @@ typedef struct pa_kernel_choice {
   int kv_heads_per_item; /* KV heads the backend runs together as one unit of
                           * parallelism (0 or 1: one); the split policy counts
                           * natural parallelism in such units */
+  int item_overhead;     /* run order: a work item's fixed cost, in keys */
+  int head_group_rows;   /* > 0: items of at most this many rows run in groups of
+                          * up to head_group_max KV heads (the list in head
+                          * groups, core/schedule.c); 0: no grouping */
+  int head_group_max;
   void *variant;         /* the backend's typed variant (malloc'd by select, or
                           * NULL); core frees it with free() with the plan */
 } pa_kernel_choice;

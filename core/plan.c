@@ -2,6 +2,7 @@
 #include <string.h>
 
 #include "plan.h"
+#include "schedule.h"
 #include "split.h"
 
 #define PA_MAX_TOKENS ((int64_t)INT32_MAX)
@@ -72,16 +73,6 @@ static void visible_range(const pa_attention_desc *d, int64_t i0, int64_t i1, in
   if (l > h) l = h;
   *lo = l;
   *hi = h;
-}
-
-/* Longer items first: the GPU block scheduler and the CPU pool both take work
- * in list order, so the tail of a launch holds the short items. */
-static int by_cost(const void *pa, const void *pb) {
-  const pa_work *a = pa, *b = pb;
-  int64_t ca = (int64_t)a->rows * (a->kv_end - a->kv_begin);
-  int64_t cb = (int64_t)b->rows * (b->kv_end - b->kv_begin);
-  if (ca != cb) return ca > cb ? -1 : 1;
-  return a->reserved < b->reserved ? -1 : a->reserved > b->reserved; /* stable: list index */
 }
 
 pa_status pa_plan_build(pa_plan *p, const pa_batch *batch) {
@@ -187,9 +178,13 @@ pa_status pa_plan_build(pa_plan *p, const pa_batch *batch) {
           if (kb < lo) kb = lo;
           if (ke > hi) ke = hi;
           if (ke < kb) ke = kb;
-          p->work[w] = (pa_work){.b = b, .hk = hk, .row0 = (int32_t)row0, .rows = rows,
-                                 .split = s, .kv_begin = (int32_t)kb, .kv_end = (int32_t)ke,
-                                 .reserved = (int32_t)w};
+          p->work[w] = (pa_work){.b = b,
+                                 .hk = hk,
+                                 .row0 = (int32_t)row0,
+                                 .rows = rows,
+                                 .split = s,
+                                 .kv_begin = (int32_t)kb,
+                                 .kv_end = (int32_t)ke};
           w++;
         }
       }
@@ -197,8 +192,8 @@ pa_status pa_plan_build(pa_plan *p, const pa_batch *batch) {
     if (r->num_splits > 1)
       for (int i = 0; i < r->len_q; i++) p->combine[c++] = (pa_combine){.b = b, .i = i};
   }
-  qsort(p->work, (size_t)num_work, sizeof *p->work, by_cost);
-  for (int64_t i = 0; i < num_work; i++) p->work[i].reserved = 0;
+  st = pa_schedule_order(ctx, p);
+  if (st != PA_OK) return st;
 
   /* Workspace: partial O (f32 [part_rows, Dv]) then partial LSE (f32 [part_rows]). */
   p->part_rows = part_rows;
@@ -265,7 +260,7 @@ pa_status pa_plan_begin_run(pa_plan *p, pa_op op, const void *args, pa_buffer *u
 
 pa_status pa_plan_check_pages(const pa_plan *p, const pa_tensor *bt, int64_t num_pages,
                               const char *name) {
-  if (p->ctx->kind != PA_BACKEND_CPU) return PA_OK;
+  if (!p->ctx->props.host_memory) return PA_OK;
   const int32_t *t = (const int32_t *)pa_tensor_ptr_host(bt);
   int ps = p->desc.page_size;
   for (int b = 0; b < p->batch_size; b++) {

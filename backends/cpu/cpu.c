@@ -108,6 +108,7 @@ static pa_status cpu_create(pa_context *ctx, int device, const pa_context_desc *
   fill_info(&ctx->info, st->threads, isa);
   ctx->props.compute_units = st->threads;
   ctx->props.slots_per_unit = 1;
+  ctx->props.host_memory = 1;
   ctx->props.min_kv_per_split = 256;
   ctx->props.max_splits = 64;
   *state = st;
@@ -179,6 +180,11 @@ static pa_status cpu_select(pa_context *ctx, const pa_plan *plan, pa_kernel_choi
   const int grouped = plan->op == PA_OP_ATTENTION && hkv > 1 &&
                       (int64_t)plan->max_len_q * plan->group <= PA_CPU_GROUP_ROWS;
   choice->kv_heads_per_item = grouped ? (hkv < PA_CPU_GROUP_MAX ? hkv : PA_CPU_GROUP_MAX) : 1;
+  /* Core cuts the work list into head groups and runs them in (request, KV
+   * head) runs, heaviest first: a thread's next group then mostly rereads
+   * the keys of its last one while they are still cached. */
+  choice->head_group_rows = PA_CPU_GROUP_ROWS;
+  choice->head_group_max = PA_CPU_GROUP_MAX;
   choice->q_tile_rows = PA_CPU_Q_TILE;
   choice->kv_align = PA_CPU_BLOCK_KV;
   choice->name = st->kern->name;

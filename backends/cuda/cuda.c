@@ -199,8 +199,13 @@ static pa_status choose(pa_context *ctx, pa_kernel_choice *c, pa_cu_kernel k, in
   pa_cu_variant *v = malloc(sizeof *v);
   if (!v) return pa_fail(ctx, PA_ERR_OUT_OF_MEMORY, "cuda: plan variant");
   *v = (pa_cu_variant){k, PA_CU_GENERIC};
-  *c = (pa_kernel_choice){
-      .q_tile_rows = rows, .kv_align = align, .name = kernel_name(k), .variant = v};
+  /* Heavy items first (causal prefill, uneven lengths), so the last wave is
+   * short; an item costs its keys plus a pipeline ramp of about 64 keys. */
+  *c = (pa_kernel_choice){.q_tile_rows = rows,
+                          .kv_align = align,
+                          .name = kernel_name(k),
+                          .item_overhead = 64,
+                          .variant = v};
   return PA_OK;
 }
 
@@ -248,12 +253,11 @@ static pa_status cu_select(pa_context *ctx, const pa_plan *plan, pa_kernel_choic
 }
 
 /* ------------------------------------------------------------------------ */
-/* Plan: the order work items run in                                         */
+/* Plan state: the in-kernel decode merge's counters                          */
 
 typedef struct cu_plan_data {
   int device;
-  int32_t *order;     /* device [num_work] */
-  unsigned *counters; /* device [batch x Hkv], zeros: decode merges its own splits; NULL: combine */
+  unsigned *counters; /* device [batch x Hkv], zeros: decode merges its own splits */
   int merge_u;        /* the in-kernel merge's loads in flight per thread */
 } cu_plan_data;
 
@@ -261,14 +265,9 @@ static void cu_plan_free(void *p) {
   cu_plan_data *d = p;
   if (!d) return;
   cudaSetDevice(d->device);
-  cudaFree(d->order);
   cudaFree(d->counters);
   free(d);
 }
-
-/* Whether split decode plans merge inside the decode kernel (no combine
- * launch): cuda.decode_fuse, with dev.cuda.fuse_loads partials in flight per
- * thread. */
 
 /* A split decode plan whose merge the decode kernel can do: one tile per
  * (request, KV head) (the decode kernel's rows <= 16) and at most 1024
@@ -285,59 +284,24 @@ static int decode_fusable(const pa_plan *plan) {
   return any;
 }
 
-typedef struct cu_cost {
-  int64_t cost;
-  int32_t item;
-} cu_cost;
-
-static int by_cost_desc(const void *x, const void *y) {
-  const cu_cost *a = x, *b = y;
-  if (a->cost != b->cost) return a->cost < b->cost ? 1 : -1;
-  return (a->item > b->item) - (a->item < b->item);
-}
-
-/* Heavy items first (causal prefill, uneven lengths), so the last wave is
- * short; uploaded once here, so run stays free of host work. */
+/* Split decode plans merge inside the decode kernel (no combine launch):
+ * cuda.decode_fuse, with dev.cuda.fuse_loads partials in flight per thread.
+ * The counters are zeroed here, so run stays free of host work. */
 static pa_status cu_plan_ready(pa_context *ctx, const pa_plan *plan, pa_plan_state *state) {
-  if (plan->num_work < 2) return PA_OK;
+  if (!ctx->cfg.cuda_decode_fuse || !decode_fusable(plan)) return PA_OK;
   pa_cuda_state *s = pa_cuda_st(ctx);
-  const size_t n = (size_t)plan->num_work;
-  cu_cost *cost = malloc(sizeof *cost * n);
-  int32_t *order = malloc(sizeof *order * n);
   cu_plan_data *d = calloc(1, sizeof *d);
-  if (!cost || !order || !d) {
-    free(cost);
-    free(order);
-    free(d);
-    return pa_fail(ctx, PA_ERR_OUT_OF_MEMORY, "cuda: work order of %d items", plan->num_work);
-  }
-  for (size_t i = 0; i < n; ++i) {
-    const pa_work *w = &plan->work[i];
-    const int64_t keys = w->kv_end > w->kv_begin ? w->kv_end - w->kv_begin : 0;
-    cost[i] = (cu_cost){(int64_t)w->rows * (keys + 64), (int32_t)i}; /* + a fixed cost per item */
-  }
-  qsort(cost, n, sizeof *cost, by_cost_desc);
-  for (size_t i = 0; i < n; ++i) order[i] = cost[i].item;
-  free(cost);
+  if (!d) return pa_fail(ctx, PA_ERR_OUT_OF_MEMORY, "cuda: plan state");
   d->device = s->device;
+  d->merge_u = ctx->cfg.dev_cuda_fuse_loads;
+  const size_t nc = (size_t)plan->batch_size * (size_t)plan->desc.num_kv_heads;
   cudaError_t e = cudaSetDevice(s->device);
-  if (e == cudaSuccess) e = cudaMalloc((void **)&d->order, sizeof(int32_t) * (size_t)plan->num_work);
-  /* On the context's stream, finished before plan returns: kernels on that
-   * stream (PDL ones read the order before their wait) must see it. */
-  if (e == cudaSuccess)
-    e = cudaMemcpyAsync(d->order, order, sizeof(int32_t) * (size_t)plan->num_work,
-                        cudaMemcpyHostToDevice, s->stream);
-  if (e == cudaSuccess && ctx->cfg.cuda_decode_fuse && decode_fusable(plan)) {
-    const size_t nc = (size_t)plan->batch_size * (size_t)plan->desc.num_kv_heads;
-    d->merge_u = ctx->cfg.dev_cuda_fuse_loads;
-    e = cudaMalloc((void **)&d->counters, sizeof(unsigned) * nc);
-    if (e == cudaSuccess) e = cudaMemsetAsync(d->counters, 0, sizeof(unsigned) * nc, s->stream);
-  }
+  if (e == cudaSuccess) e = cudaMalloc((void **)&d->counters, sizeof(unsigned) * nc);
+  if (e == cudaSuccess) e = cudaMemsetAsync(d->counters, 0, sizeof(unsigned) * nc, s->stream);
   if (e == cudaSuccess) e = cudaStreamSynchronize(s->stream);
-  free(order);
   if (e != cudaSuccess) {
     cu_plan_free(d);
-    return pa_cuda_fail(ctx, e, "cuda: work order upload");
+    return pa_cuda_fail(ctx, e, "cuda: decode merge counters");
   }
   *state = (pa_plan_state){d, cu_plan_free};
   return PA_OK;
@@ -393,7 +357,6 @@ static void fill_schedule(const pa_plan *plan, pa_buffer *ws, pa_cu_attn *a) {
   a->work = (const pa_work *)(sched + plan->sched_work_off);
   a->comb = (const pa_combine *)(sched + plan->sched_combine_off);
   a->num_work = plan->num_work;
-  if (plan->backend_data) a->order = ((const cu_plan_data *)plan->backend_data)->order;
   a->num_combine = plan->num_combine;
   a->smem_optin = pa_cuda_st(plan->ctx)->smem_optin;
   a->pdl = pa_cuda_st(plan->ctx)->pdl;

@@ -30,8 +30,7 @@ typedef struct pa_cu_attn {
   pa_cu_view q, k, v, o, lse, mask, bt, q2, k2;
   const float *sinks, *alibi;
   const pa_req *reqs;
-  const pa_work *work;
-  const int32_t *order; /* work items by falling cost (blockIdx -> item); NULL: as listed */
+  const pa_work *work; /* in run order (core/schedule.c): block b runs work[b] */
   const pa_combine *comb;
   float *ws_o, *ws_lse;
   int num_work, num_combine;
@@ -80,9 +79,10 @@ typedef struct pa_cu_variant {
 #define PA_CU_GENERIC_ROWS 16
 
 #ifdef __CUDACC__
-/* The work item block b runs: heavy items first, so the tail is short. */
+/* The work item block b runs: core ordered the list (heavy items first, so
+ * the tail is short). */
 __device__ __forceinline__ const pa_work &pa_cu_item(const pa_cu_attn &a) {
-  return a.work[a.order ? a.order[blockIdx.x] : (int32_t)blockIdx.x];
+  return a.work[blockIdx.x];
 }
 #endif
 
