@@ -160,6 +160,7 @@ static void write_json(const char *path, const bench_opts *o, const pa_device_in
       json_int(&j, "reps_per_sample", r->reps);
       json_int(&j, "input_sets", r->sets);
       json_int(&j, "splits_chosen", r->splits_chosen);
+      json_str(&j, "kernel", r->kernel);
       json_num(&j, "flops", r->flops);
       json_num(&j, "bytes", r->bytes);
       json_num(&j, "tflops", r->flops / sec * 1e-12);

@@ -296,6 +296,10 @@ int pa_plan_num_splits(const pa_plan *plan, int b) {
   return plan->reqs[b].num_splits;
 }
 
+const char *pa_plan_kernel_name(const pa_plan *plan) {
+  return plan && plan->choice.name ? plan->choice.name : "";
+}
+
 void pa_plan_destroy(pa_plan *plan) {
   if (!plan) return;
   if (plan->backend_free) plan->backend_free(plan->backend_data);

@@ -337,8 +337,13 @@ pa_context *tu_open_or_skip(const char *target_name) {
   if (s != PA_OK || n == 0)
     cr_skip_test("%s: no %s device (pa_device_count: %s, count %d)", t->name,
                  pa_backend_name(t->backend), pa_status_str(s), n);
-  char opts[64] = "";
+  /* the target's ISA, then the variant under test (tests/meson.build) */
+  char opts[512] = "";
+  const char *variant = getenv("PA_TEST_OPTIONS");
   if (t->isa) snprintf(opts, sizeof opts, "cpu.isa=%s", t->isa);
+  if (variant && *variant)
+    snprintf(opts + strlen(opts), sizeof opts - strlen(opts), "%s%s", *opts ? "," : "", variant);
+  if (variant && *variant) cr_log_info("%s: options \"%s\"", t->name, opts);
   pa_context_desc d = {
       .backend = t->backend, .device = -1, .cache_dir = cache_dir(), .options = opts};
   pa_context *ctx = NULL;
