@@ -19,22 +19,8 @@ enum {
   PA_CFG_ISA_NEON
 };
 enum { PA_CFG_PREFILL_AUTO = 0, PA_CFG_PREFILL_MMA };
-enum {
-  PA_CFG_MLA_AUTO = 0,
-  PA_CFG_MLA_MMA,
-  PA_CFG_MLA_WGMMA,
-  PA_CFG_MLA_SEESAW_NB,
-  PA_CFG_MLA_SEESAW_MB,
-  PA_CFG_MLA_SEESAW_MB4
-};
-enum {
-  PA_CFG_DECODE_AUTO = 0,
-  PA_CFG_DECODE_PORTABLE,
-  PA_CFG_DECODE_EMU,
-  PA_CFG_DECODE_TC,
-  PA_CFG_DECODE_TCEMU,
-  PA_CFG_DECODE_OFF
-};
+enum { PA_CFG_MLA_AUTO = 0, PA_CFG_MLA_MMA, PA_CFG_MLA_SEESAW };
+enum { PA_CFG_DECODE_AUTO = 0, PA_CFG_DECODE_PORTABLE, PA_CFG_DECODE_EMU, PA_CFG_DECODE_OFF };
 enum { PA_CFG_CLMLA_AUTO = 0, PA_CFG_CLMLA_PORTABLE, PA_CFG_CLMLA_EMU };
 enum { PA_CFG_CLPREFILL_AUTO = 0, PA_CFG_CLPREFILL_PLAIN };
 
@@ -60,7 +46,7 @@ typedef struct pa_config {
   int dev_opencl_prefill_warps; /* 0: by rows */
   int dev_opencl_prefill_bkv;   /* 0: 64 */
   int dev_opencl_decode_warps, dev_opencl_decode_stages, dev_opencl_decode_nc;
-  int dev_opencl_decode_regs, dev_opencl_decode_cpage, dev_opencl_decode_tc_warps;
+  int dev_opencl_decode_regs, dev_opencl_decode_cpage;
   int dev_opencl_mla_bn, dev_opencl_mla_nrg, dev_opencl_mla_pf, dev_opencl_mla_maxreg;
   int dev_opencl_mla_ldsm, dev_opencl_mla_cpa;
 } pa_config;

@@ -77,11 +77,8 @@ static pa_status cu_create(pa_context *ctx, int device, const pa_context_desc *d
   /* The sm_90a kernels run on sm_90 only; elsewhere prefill and MLA take
    * their mma.sync kernels whatever the configuration says. */
   const int sm90 = s->sm_major == 9 && s->sm_minor == 0;
-  static const pa_cu_kernel mla_of_cfg[] = {PA_CU_MLA_SEESAW_MB4, PA_CU_MLA_MMA,
-                                            PA_CU_MLA_WGMMA,      PA_CU_MLA_SEESAW_NB,
-                                            PA_CU_MLA_SEESAW_MB,  PA_CU_MLA_SEESAW_MB4};
   s->wgmma_prefill = sm90 && ctx->cfg.cuda_prefill == PA_CFG_PREFILL_AUTO;
-  s->mla_kernel = sm90 ? mla_of_cfg[ctx->cfg.cuda_mla] : PA_CU_MLA_MMA;
+  s->mla_kernel = sm90 && ctx->cfg.cuda_mla != PA_CFG_MLA_MMA ? PA_CU_MLA_SEESAW : PA_CU_MLA_MMA;
   if (e == cudaSuccess && desc && desc->native_queue) {
     s->stream = (cudaStream_t)desc->native_queue;
   } else if (e == cudaSuccess) {
@@ -92,8 +89,8 @@ static pa_status cu_create(pa_context *ctx, int device, const pa_context_desc *d
   if (e == cudaSuccess) e = pa_cu_generic_init(s->smem_optin);
   if (e == cudaSuccess && s->sm_major >= 8) e = pa_cu_decode_init(s->smem_optin);
   if (e == cudaSuccess && s->sm_major >= 8) e = pa_cu_prefill_init(s->smem_optin, s->wgmma_prefill);
-  if (e == cudaSuccess && s->sm_major >= 8)
-    e = pa_cu_mla_init(s->smem_optin, (pa_cu_kernel)s->mla_kernel);
+  if (e == cudaSuccess && s->sm_major >= 8) e = pa_cu_mla_mma_init(s->smem_optin);
+  if (e == cudaSuccess && s->mla_kernel == PA_CU_MLA_SEESAW) e = pa_cu_mla_seesaw_init();
   if (e != cudaSuccess) {
     if (s->own_stream) cudaStreamDestroy(s->stream);
     free(s);
@@ -185,11 +182,8 @@ static const char *kernel_name(pa_cu_kernel k) {
   case PA_CU_DECODE: return "cuda.decode_attention";
   case PA_CU_PREFILL_MMA: return "cuda.prefill_attention";
   case PA_CU_PREFILL_WGMMA: return "cuda.prefill_wgmma";
-  case PA_CU_MLA_MMA: return "cuda.mla_decode";
-  case PA_CU_MLA_WGMMA: return "cuda.mla_decode_wgmma";
-  case PA_CU_MLA_SEESAW_NB: return "cuda.mla_decode_seesaw.named";
-  case PA_CU_MLA_SEESAW_MB: return "cuda.mla_decode_seesaw.mbar_max";
-  case PA_CU_MLA_SEESAW_MB4: return "cuda.mla_decode_seesaw.mbar_all";
+  case PA_CU_MLA_MMA: return "cuda.mla_decode_mma";
+  case PA_CU_MLA_SEESAW: return "cuda.mla_decode_seesaw";
   }
   return "cuda.?";
 }
@@ -399,11 +393,8 @@ static pa_status dispatch(pa_context *ctx, const pa_plan *plan, const pa_cu_attn
     break;
   case PA_CU_PREFILL_MMA: e = pa_cu_prefill_attention(a, s->stream); break;
   case PA_CU_PREFILL_WGMMA: e = pa_cu_prefill_wgmma(a, s->stream); break;
-  case PA_CU_MLA_MMA:
-  case PA_CU_MLA_WGMMA:
-  case PA_CU_MLA_SEESAW_NB:
-  case PA_CU_MLA_SEESAW_MB:
-  case PA_CU_MLA_SEESAW_MB4: e = pa_cu_mla_decode(a, kernel, s->stream); break;
+  case PA_CU_MLA_MMA: e = pa_cu_mla_mma_decode(a, s->stream); break;
+  case PA_CU_MLA_SEESAW: e = pa_cu_mla_seesaw_decode(a, s->stream); break;
   case PA_CU_GENERIC: e = pa_cu_generic_attention(a, s->stream); break;
   }
   if (e != cudaSuccess) return pa_cuda_fail(ctx, e, kernel_name(kernel));

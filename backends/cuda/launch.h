@@ -58,15 +58,12 @@ typedef struct pa_cu_merge {
 
 /* The kernels a plan can run, one kernel function each. */
 typedef enum pa_cu_kernel {
-  PA_CU_GENERIC = 0,    /* generic.cu: SIMT, any head dim up to 512, any dtype */
-  PA_CU_DECODE,         /* decode.cu: tensor cores, KV split across warps: few packed rows */
-  PA_CU_PREFILL_MMA,    /* prefill.cu: tensor cores (mma.sync), FA2-style: many packed rows */
-  PA_CU_PREFILL_WGMMA,  /* prefill_wgmma.cu: sm_90 wgmma, D 64/128 */
-  PA_CU_MLA_MMA,        /* mla_decode.cu: MLA decode on mma.sync, heads blocked 64 per tile */
-  PA_CU_MLA_WGMMA,      /* mla_decode.cu: lock-step wgmma (sm_90) */
-  PA_CU_MLA_SEESAW_NB,  /* mla_decode.cu: seesaw wgmma (sm_90), named-barrier hand-overs */
-  PA_CU_MLA_SEESAW_MB,  /* ... mbarrier for the running max */
-  PA_CU_MLA_SEESAW_MB4, /* ... mbarriers for all four hand-overs (the default) */
+  PA_CU_GENERIC = 0,   /* generic.cu: SIMT, any head dim up to 512, any dtype */
+  PA_CU_DECODE,        /* decode.cu: tensor cores, KV split across warps: few packed rows */
+  PA_CU_PREFILL_MMA,   /* prefill.cu: tensor cores (mma.sync), FA2-style: many packed rows */
+  PA_CU_PREFILL_WGMMA, /* prefill_wgmma.cu: sm_90 wgmma, D 64/128 */
+  PA_CU_MLA_MMA,       /* mla_mma.cu: MLA decode on mma.sync (sm_80+), 64 heads per tile */
+  PA_CU_MLA_SEESAW,    /* mla_seesaw.cu: MLA decode on wgmma, seesaw schedule (sm_90) */
 } pa_cu_kernel;
 
 /* The variant a plan runs (pa_kernel_choice.variant), chosen once by select:
@@ -115,11 +112,11 @@ cudaError_t pa_cu_prefill_attention(const pa_cu_attn *a, cudaStream_t s);
 int pa_cu_prefill_wgmma_supported(int dqk, int dv, int dtype);
 cudaError_t pa_cu_prefill_wgmma(const pa_cu_attn *a, cudaStream_t s);
 int pa_cu_mla_supported(int dc, int dr, int dtype, int smem_optin);
-/* Prepares the mma.sync kernel and, on sm_90, the Hopper kernel `hopper`
- * (a PA_CU_MLA_* other than PA_CU_MLA_MMA, or PA_CU_MLA_MMA for none). */
-cudaError_t pa_cu_mla_init(int smem_optin, pa_cu_kernel hopper);
-/* kernel: one of the PA_CU_MLA_* (prepared by init). */
-cudaError_t pa_cu_mla_decode(const pa_cu_attn *a, pa_cu_kernel kernel, cudaStream_t s);
+cudaError_t pa_cu_mla_mma_init(int smem_optin);
+cudaError_t pa_cu_mla_mma_decode(const pa_cu_attn *a, cudaStream_t s);
+/* sm_90 only. */
+cudaError_t pa_cu_mla_seesaw_init(void);
+cudaError_t pa_cu_mla_seesaw_decode(const pa_cu_attn *a, cudaStream_t s);
 
 #ifdef __cplusplus
 }

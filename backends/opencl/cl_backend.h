@@ -91,8 +91,7 @@ static inline bool pa_cl_vec_ok(const pa_tensor *t) {
 typedef enum pa_cl_family {
   PA_CL_TILE,        /* attention.cl pa_attention: any shape, any device (MLA=1 for MLA) */
   PA_CL_DECODE,      /* decode.cl pa_decode: few packed rows, any device */
-  PA_CL_DECODE_W,    /* decode.cl pa_decode_w: no barrier in the key loop (warp shuffles) */
-  PA_CL_DECODE_TC,   /* decode.cl pa_decode_tc: tensor cores */
+  PA_CL_DECODE_W,    /* decode_w.cl pa_decode_w: no barrier in the key loop (warp shuffles) */
   PA_CL_PREFILL_MMA, /* prefill_mma.cl pa_prefill_mma: tensor cores */
   PA_CL_MLA_MMA,     /* mla_mma.cl pa_mla_mma: tensor cores */
 } pa_cl_family;
@@ -104,9 +103,9 @@ typedef struct pa_cl_variant {
   int bq, bkv;        /* packed rows per work item; keys per tile (the split alignment) */
   int rg, cg;         /* TILE: work-item rows x columns */
   int kg;             /* DECODE: key groups */
-  int warps;          /* DECODE_W, DECODE_TC, PREFILL_MMA (pipelined), MLA_MMA (4 per 16 rows) */
-  int stages;         /* DECODE_W, DECODE_TC: cp.async ring stages (0: K/V through registers) */
-  bool emu;           /* DECODE_W, DECODE_TC, MLA_MMA: PTX helpers emulated in OpenCL C */
+  int warps;          /* DECODE_W, PREFILL_MMA (pipelined), MLA_MMA (4 per 16 rows) */
+  int stages;         /* DECODE_W: cp.async ring stages (0: K/V through registers) */
+  bool emu;           /* DECODE_W, MLA_MMA: PTX helpers emulated in OpenCL C */
   bool pipe;          /* PREFILL_MMA: the pipelined kernel (else PIPE=0, 64 rows) */
   bool pf, ldsm, cpa; /* MLA_MMA: key prefetch, ldmatrix B fragments, cp.async stages */
   int maxreg;         /* MLA_MMA: register cap (0: none) */

@@ -188,24 +188,31 @@ pa_status pa_cl_kernel(pa_context *ctx, const char *file, const char *defines, c
 }
 
 /* The programs written on inline PTX get kernels/ptx.cl after common.cl
- * (which of its parts is active follows their defines). */
+ * (which of its parts is active follows their defines); the decode kernels
+ * get decode_common.cl. */
 static bool uses_ptx(const char *file) {
-  return !strcmp(file, "prefill_mma.cl") || !strcmp(file, "mla_mma.cl") || !strcmp(file, "decode.cl");
+  return !strcmp(file, "prefill_mma.cl") || !strcmp(file, "mla_mma.cl") ||
+         !strcmp(file, "decode_w.cl");
+}
+static bool uses_decode_common(const char *file) {
+  return !strcmp(file, "decode.cl") || !strcmp(file, "decode_w.cl");
 }
 
 static pa_status kernel_from_source(pa_context *ctx, const char *file, const char *defines,
                                     const char *kernel, cl_kernel *out) {
   pa_cl_state *st = pa_cl(ctx);
-  /* program text: common.cl, ptx.cl where used, the file, joined by newlines */
-  const char *names[3] = {"common.cl", uses_ptx(file) ? "ptx.cl" : NULL, file};
-  const char *parts[3] = {NULL, NULL, NULL};
-  bool owned[3] = {false, false, false};
+  /* program text: common.cl, ptx.cl and decode_common.cl where used, the
+   * file, joined by newlines */
+  const char *names[4] = {"common.cl", uses_ptx(file) ? "ptx.cl" : NULL,
+                          uses_decode_common(file) ? "decode_common.cl" : NULL, file};
+  const char *parts[4] = {NULL, NULL, NULL, NULL};
+  bool owned[4] = {false, false, false, false};
   char options[1024];
   snprintf(options, sizeof options, "-cl-std=CL1.2 %s", defines);
   pa_status s = PA_OK;
   char *text = NULL;
   size_t len = 0;
-  for (int i = 0; i < 3; i++) {
+  for (int i = 0; i < 4; i++) {
     if (!names[i]) continue;
     parts[i] = pa_cl_source(ctx->cfg.dev_opencl_kernel_dir, names[i], &owned[i]);
     if (!parts[i]) {
@@ -220,7 +227,7 @@ static pa_status kernel_from_source(pa_context *ctx, const char *file, const cha
     goto done;
   }
   char *at = text;
-  for (int i = 0; i < 3; i++) {
+  for (int i = 0; i < 4; i++) {
     if (!parts[i]) continue;
     size_t n = strlen(parts[i]);
     memcpy(at, parts[i], n);
@@ -271,7 +278,7 @@ static pa_status kernel_from_source(pa_context *ctx, const char *file, const cha
   pthread_mutex_unlock(&st->lock);
 done:
   free(text);
-  for (int i = 0; i < 3; i++)
+  for (int i = 0; i < 4; i++)
     if (owned[i]) free((void *)parts[i]);
   return s;
 }

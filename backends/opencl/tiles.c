@@ -92,7 +92,7 @@ static void fell_back(pa_context *ctx, const char *what, const char *instead) {
   ctx->err[0] = 0;
 }
 
-/* kernels/decode.cl's pa_decode_w (no barrier in the key loop): on NVIDIA
+/* kernels/decode_w.cl's pa_decode_w (no barrier in the key loop): on NVIDIA
  * after the inline-PTX probe (warp shuffles), or anywhere with the shuffles
  * emulated (opencl.decode=emu, for testing); bkv is its step of
  * 32 * warps / bq keys. Warps per work-group: dev.opencl.decode_warps. */
@@ -135,27 +135,6 @@ static bool pick_decode_tile(const pa_cl_state *st, int bq, int dl, const pa_att
  * (bench/RESULTS.md, OpenCL decode). dev.opencl.decode_cpage=0 keeps the
  * runtime page size. */
 static bool cpage_on(const pa_config *cfg) { return cfg->dev_opencl_decode_cpage != 0; }
-
-/* decode.cl's pa_decode_tc (tensor cores: mma.sync, ldmatrix, cp.async) for
- * f16/bf16 Q and K/V alike, head dims 64 or 128: opt-in, opencl.decode=tc
- * after the probe (tcemu: emulated anywhere, for tests); bkv = 16 keys x
- * dev.opencl.decode_tc_warps. Correct on the H200 but slower than
- * pa_decode_w (bench/RESULTS.md), hence opt-in. */
-static bool pick_decode_tc(const pa_cl_state *st, const pa_config *cfg, int bq,
-                           const pa_attention_desc *d, pa_cl_variant *out) {
-  bool emu = cfg->opencl_decode == PA_CFG_DECODE_TCEMU;
-  if (!emu && cfg->opencl_decode != PA_CFG_DECODE_TC) return false;
-  bool ok = (d->q_dtype == PA_F16 ? st->mma_ok : d->q_dtype == PA_BF16 ? st->mma_bf16_ok : false) && st->ldsm_ok;
-  if ((d->q_dtype != PA_F16 && d->q_dtype != PA_BF16) || !(ok || emu) || d->kv_dtype != d->q_dtype ||
-      d->head_dim_qk != d->head_dim_v ||
-      (d->head_dim_qk != 64 && d->head_dim_qk != 128))
-    return false;
-  int warps = cfg->dev_opencl_decode_tc_warps;
-  if ((size_t)warps * 32 > st->max_wg) return false;
-  *out = (pa_cl_variant){
-      .family = PA_CL_DECODE_TC, .bq = bq, .bkv = 16 * warps, .warps = warps, .emu = emu};
-  return true;
-}
 
 static pa_status build_decode(pa_context *ctx, const pa_attention_desc *d, pa_cl_variant *v) {
   int dl = pa_cl_decode_lanes(d->head_dim_qk, d->head_dim_v);
@@ -206,56 +185,22 @@ static pa_status build_decode_w(pa_context *ctx, const pa_attention_desc *d, pa_
              stages > 0 ? stages - 1 : 0, extra);
     v->stages = stages;
     snprintf(shape, sizeof shape, "bq%d.w%d.s%d%s", v->bq, warps, stages, v->emu ? ".emu" : "");
-    pa_status s = build(ctx, v, "decode.cl", defs, "pa_decode_w", shape);
+    pa_status s = build(ctx, v, "decode_w.cl", defs, "pa_decode_w", shape);
     if (s == PA_OK || stages == 0) return s;
     fell_back(ctx, "pa_decode_w with the cp.async ring", "K/V through registers");
     stages = 0;
   }
 }
 
-/* pa_decode_tc: stages per warp ring, as many as local memory holds, at most
- * dev.opencl.decode_stages. */
-static pa_status build_decode_tc(pa_context *ctx, const pa_attention_desc *d, pa_cl_variant *v) {
-  int warps = v->warps, dd = d->head_dim_qk, smax = ctx->cfg.dev_opencl_decode_stages, stages;
-  bool nv = !v->emu;
-  size_t budget = local_budget(pa_cl(ctx));
-  size_t pair = 2 * 16 * (size_t)(dd + 8) * 2, fixed = 8 * 16 * (size_t)warps + 1024;
-  if (!nv) fixed += 4 * (384 * (size_t)warps + 64 * (size_t)warps);
-  for (stages = smax < 8 ? smax : 8; stages > 2 && fixed + (size_t)stages * warps * pair > budget;
-       stages--) {
-  }
-  if (stages < 2) stages = 2;
-  if (fixed + (size_t)stages * warps * pair > budget)
-    return pa_fail(ctx, PA_ERR_UNSUPPORTED,
-                   "opencl: pa_decode_tc needs %zu B of local memory, the budget is %zu B",
-                   fixed + (size_t)stages * warps * pair, budget);
-  char extra[32] = "", defs[512], shape[32];
-  if (cpage_on(&ctx->cfg) && d->page_size > 0)
-    snprintf(extra, sizeof extra, " -DPAGE=%d", d->page_size);
-  v->threads = (size_t)warps * 32;
-  v->stages = stages;
-  snprintf(defs, sizeof defs,
-           "-DTC=%d -DD=%d -DDQK=%d -DDV=%d -DQ_DT=%d -DKV_DT=%d -DO_DT=%d -DBQ=%d -DNV=%d "
-           "-DSTAGES=%d -DCP_WAIT=%d%s",
-           warps, dd, dd, dd, (int)d->q_dtype, (int)d->kv_dtype, (int)d->o_dtype, v->bq, nv ? 1 : 2,
-           stages, stages - 1, extra);
-  snprintf(shape, sizeof shape, "bq%d.w%d%s", v->bq, warps, v->emu ? ".emu" : "");
-  return build(ctx, v, "decode.cl", defs, "pa_decode_tc", shape);
-}
-
-/* The decode ladder: the tensor-core kernel where asked for, then
- * pa_decode_w, then the portable pa_decode; a kernel that does not build
- * hands over to the next. False: no decode kernel applies. */
+/* The decode ladder: pa_decode_w, then the portable pa_decode; a kernel
+ * that does not build hands over to the next. False: no decode kernel
+ * applies. */
 static bool choose_decode(pa_context *ctx, int rows, const pa_attention_desc *d, pa_cl_variant *v,
                           pa_status *s) {
   const pa_cl_state *st = pa_cl(ctx);
   const pa_config *cfg = &ctx->cfg;
   if (cfg->opencl_decode == PA_CFG_DECODE_OFF) return false;
   int bq = rows <= 4 ? 4 : 8, dl = pa_cl_decode_lanes(d->head_dim_qk, d->head_dim_v);
-  if (pick_decode_tc(st, cfg, bq, d, v)) {
-    if ((*s = build_decode_tc(ctx, d, v)) == PA_OK) return true;
-    fell_back(ctx, "pa_decode_tc", "the next decode kernel");
-  }
   if (pick_decode_w(st, cfg, bq, dl, d, v)) {
     if ((*s = build_decode_w(ctx, d, v)) == PA_OK) return true;
     fell_back(ctx, "pa_decode_w", "the next decode kernel");
