@@ -7,6 +7,7 @@
 #include <stdarg.h>
 #include <stdbool.h>
 
+#include "config.h"
 #include "polyattn.h"
 
 #define PA_BACKEND_ABI 1
@@ -18,6 +19,7 @@ typedef struct pa_device_props {
   int slots_per_unit;   /* work items one unit runs at once (GPU occupancy; CPU 1) */
   int min_kv_per_split; /* fewer keys per split than this is not worth a combine */
   int max_splits;       /* cap on KV splits per request */
+  int host_memory;      /* buffers are host memory: core can check indices in them */
 } pa_device_props;
 
 struct pa_context {
@@ -27,6 +29,7 @@ struct pa_context {
   int device;
   pa_device_info info;
   pa_device_props props;
+  pa_config cfg; /* read once at creation, before the backend's create */
   char err[PA_ERR_MSG_LEN];
 };
 
@@ -82,9 +85,11 @@ typedef struct pa_req {
 /* One unit of kernel work: packed rows [row0, row0 + rows) of (b, hk) against
  * keys [kv_begin, kv_end), already clipped to what the mask can make visible
  * (the kernel still applies the mask per element; the range may be empty,
- * then the item writes O = 0, LSE = -inf). */
+ * then the item writes O = 0, LSE = -inf). The list is in run order
+ * (core/schedule.c). group: the first item of a head group holds the
+ * group's item count (1 where nothing groups), the group's other items 0. */
 typedef struct pa_work {
-  int32_t b, hk, row0, rows, split, kv_begin, kv_end, reserved;
+  int32_t b, hk, row0, rows, split, kv_begin, kv_end, group;
 } pa_work;
 
 /* One token of a split request whose partials must be merged (all Hq heads). */
@@ -94,16 +99,32 @@ typedef struct pa_combine {
 
 typedef enum pa_op { PA_OP_ATTENTION = 0, PA_OP_MLA = 1 } pa_op;
 
-/* The kernel a backend picked for a plan; supports() and dispatch share it. */
+/* The kernel a backend's select picked for a plan, once, fallbacks included;
+ * the launchers run exactly this. The fields above `variant` are what core
+ * needs to build the schedule. */
 typedef struct pa_kernel_choice {
-  int kernel;        /* backend-defined id */
   int q_tile_rows;   /* packed rows per work item */
   int kv_align;      /* split boundaries are multiples of this */
-  const char *name;  /* for logs and the bench */
+  const char *name;  /* the kernel function that runs, for PA_LOG and the bench;
+                      * valid while the plan lives (may point into variant) */
   int kv_heads_per_item; /* KV heads the backend runs together as one unit of
                           * parallelism (0 or 1: one); the split policy counts
                           * natural parallelism in such units */
+  int item_overhead;     /* run order: a work item's fixed cost, in keys */
+  int head_group_rows;   /* > 0: items of at most this many rows run in groups of
+                          * up to head_group_max KV heads (the list in head
+                          * groups, core/schedule.c); 0: no grouping */
+  int head_group_max;
+  void *variant;         /* the backend's typed variant (malloc'd by select, or
+                          * NULL); core frees it with free() with the plan */
 } pa_kernel_choice;
+
+/* What plan_ready hands back: the backend's per-plan state (device
+ * schedules, counters, built kernels), freed by free_fn with the plan. */
+typedef struct pa_plan_state {
+  void *data;
+  void (*free_fn)(void *data);
+} pa_plan_state;
 
 struct pa_plan {
   pa_context *ctx;
@@ -190,8 +211,9 @@ typedef struct pa_backend_ops {
    * PA_DETERMINISTIC the choice must not depend on the batch's lengths, so a
    * request gets the same arithmetic whatever else is in the batch. */
   pa_status (*select)(pa_context *ctx, const pa_plan *plan, pa_kernel_choice *choice);
-  /* Optional: called once the plan is complete (work list uploaded). */
-  pa_status (*plan_ready)(pa_context *ctx, pa_plan *plan);
+  /* Optional: called once the plan is complete (work list uploaded); returns
+   * the backend's per-plan state, never changes the plan. */
+  pa_status (*plan_ready)(pa_context *ctx, const pa_plan *plan, pa_plan_state *state);
 
   /* Enqueue; arguments are validated; ws has at least plan->ws_size bytes. */
   pa_status (*attention)(pa_context *ctx, const pa_plan *plan, const pa_attention_args *args,

@@ -40,6 +40,7 @@ typedef struct bench_opts {
   int rotate; /* input sets to rotate through; 0: auto (beat the caches) */
   const char *json_path;
   int verbose;
+  const char *options; /* pa_context_desc.options */
 } bench_opts;
 
 typedef struct bench_result {
@@ -53,6 +54,7 @@ typedef struct bench_result {
   double flops;      /* per run, counted honestly (visible pairs only) */
   double bytes;      /* per run: inputs read once + outputs written once */
   int splits_chosen; /* request 0's KV splits (attention/mla) */
+  char kernel[64];   /* the plan's kernel (attention/mla) */
   double unfused_ms; /* OpenCL prefill: the CLBlast unfused baseline (0: not run) */
 } bench_result;
 

@@ -605,6 +605,7 @@ pa_status bench_run_case(pa_context *ctx, const bench_opts *o, const bench_shape
   r->sets = c->sets;
   if (c->plan) {
     r->splits_chosen = pa_plan_num_splits(c->plan, 0);
+    snprintf(r->kernel, sizeof r->kernel, "%s", pa_plan_kernel_name(c->plan));
     size_t ws = pa_plan_workspace_size(c->plan);
     if (ws > 0 && (st = pa_buffer_create(ctx, ws, &c->ws)) != PA_OK) {
       fail(r, st, "workspace", ctx);

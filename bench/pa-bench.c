@@ -5,7 +5,7 @@
  *            [--dtype f32|f16|bf16] [--kv-dtype ..] [-b N] [--hq N] [--hkv N] [-d N]
  *            [--dv N] [--dr N] [--sq N] [--skv N] [--page N] [--causal 0|1]
  *            [--window N] [--splits N] [--iters N] [--warmup N] [--rotate N]
- *            [--threads N] [--device N] [--no-ceilings] [--json FILE]
+ *            [--threads N] [--device N] [--options K=V,..] [--no-ceilings] [--json FILE]
  *
  * With no shape flag a case runs its presets (the issue's floors); with any,
  * it runs once: the first preset with those fields replaced. */
@@ -31,6 +31,7 @@ static void usage(void) {
         "  --iters N (timed samples, default 10)  --warmup N (default 3)\n"
         "  --rotate N (input sets; default: enough to beat the caches)\n"
         "  --threads N (CPU; 0 = all)  --device N  --no-ceilings  --json FILE\n"
+        "  --options K=V,.. (context options, README: Configuration)\n"
         "merge: -b rows, --hq heads, -d dim, --splits states.  gemm: --sq tokens, --hq heads,\n"
         "-d K, --dv N.  mla: --hq heads, -d Dc, --dr Dr.\n",
         stderr);
@@ -118,6 +119,7 @@ static void write_json(const char *path, const bench_opts *o, const pa_device_in
   json_str(&j, "features", info->features);
   json_int(&j, "compute_units", info->compute_units);
   json_int(&j, "threads", o->threads);
+  json_str(&j, "options", o->options ? o->options : "");
   json_begin_obj(&j, "ceilings");
   json_num(&j, "flops", c->flops);
   json_str(&j, "flops_what", c->flops_what);
@@ -162,6 +164,7 @@ static void write_json(const char *path, const bench_opts *o, const pa_device_in
       json_int(&j, "reps_per_sample", r->reps);
       json_int(&j, "input_sets", r->sets);
       json_int(&j, "splits_chosen", r->splits_chosen);
+      json_str(&j, "kernel", r->kernel);
       json_num(&j, "flops", r->flops);
       json_num(&j, "bytes", r->bytes);
       json_num(&j, "tflops", r->flops / sec * 1e-12);
@@ -181,7 +184,7 @@ static void write_json(const char *path, const bench_opts *o, const pa_device_in
 }
 
 int main(int argc, char **argv) {
-  bench_opts o = {PA_BACKEND_AUTO, -1, 0, 10, 3, 0, NULL, 0};
+  bench_opts o = {PA_BACKEND_AUTO, -1, 0, 10, 3, 0, NULL, 0, NULL};
   overrides v = {0, 0, 0, PA_F32, PA_F32, -2, -2, -2, -2, -2, -2, -2, -2, -2, -2, -2, -2};
   int want[BENCH_NUM_KINDS] = {0}, any_case = 0, ceilings = 1;
 
@@ -255,6 +258,8 @@ int main(int argc, char **argv) {
       o.threads = atoi(argv[++i]);
     } else if (!strcmp(a, "--device") && val) {
       o.device = atoi(argv[++i]);
+    } else if (!strcmp(a, "--options") && val) {
+      o.options = argv[++i];
     } else if (!strcmp(a, "--json") && val) {
       o.json_path = argv[++i];
     } else if (!strcmp(a, "--no-ceilings")) {
@@ -271,7 +276,7 @@ int main(int argc, char **argv) {
   if (!any_case)
     for (int m = 0; m < BENCH_NUM_KINDS; m++) want[m] = 1;
 
-  pa_context_desc cd = {o.backend, o.device, NULL, o.threads, NULL};
+  pa_context_desc cd = {o.backend, o.device, NULL, o.threads, NULL, o.options};
   pa_context *ctx = NULL;
   pa_status st = pa_context_create(&cd, &ctx);
   if (st != PA_OK) {

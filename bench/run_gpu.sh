@@ -100,14 +100,14 @@ if [ $have_opencl = 1 ]; then
   PA_OPENCL_DEVICE=${PA_OPENCL_DEVICE:-NVIDIA} "$PB" $CASES --backend opencl $ARGS \
     --json "$OUT/pa_opencl.json" 2>&1 | tee "$OUT/pa_opencl.txt"
   [ -s "$OUT/pa_opencl.json" ] && jsons+=("$OUT/pa_opencl.json")
-  log "pa-bench --backend opencl prefill, portable path (PA_OPENCL_NO_MMA=1)"
+  log "pa-bench --backend opencl prefill, portable path (PA_OPENCL_PTX=0)"
   # shellcheck disable=SC2086
-  PA_OPENCL_NO_MMA=1 PA_OPENCL_DEVICE=${PA_OPENCL_DEVICE:-NVIDIA} "$PB" prefill --backend opencl \
+  PA_OPENCL_PTX=0 PA_OPENCL_DEVICE=${PA_OPENCL_DEVICE:-NVIDIA} "$PB" prefill --backend opencl \
     $ARGS --json "$OUT/pa_opencl_portable.json" 2>&1 | tee "$OUT/pa_opencl_portable.txt"
   [ -s "$OUT/pa_opencl_portable.json" ] && jsons+=("$OUT/pa_opencl_portable.json")
-  log "pa-bench --backend opencl prefill, tensor-core path (PA_OPENCL_MMA=1)"
+  log "pa-bench --backend opencl prefill, tensor-core path (opencl.ptx=1, the default: a second sample)"
   # shellcheck disable=SC2086
-  PA_OPENCL_MMA=1 PA_OPENCL_DEVICE=${PA_OPENCL_DEVICE:-NVIDIA} "$PB" prefill --backend opencl \
+  PA_OPENCL_PTX=1 PA_OPENCL_DEVICE=${PA_OPENCL_DEVICE:-NVIDIA} "$PB" prefill --backend opencl \
     --no-ceilings $ARGS --json "$OUT/pa_opencl_mma.json" 2>&1 | tee "$OUT/pa_opencl_mma.txt"
   [ -s "$OUT/pa_opencl_mma.json" ] && jsons+=("$OUT/pa_opencl_mma.json")
 fi

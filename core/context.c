@@ -40,7 +40,13 @@ pa_status pa_context_create(const pa_context_desc *desc, pa_context **out) {
   ctx->kind = d.backend;
   ctx->device = d.device;
   ctx->info.backend = d.backend;
-  pa_status st = ops->create(ctx, d.device, &d, &ctx->state);
+  pa_status st = pa_config_read(ctx, d.options, &ctx->cfg);
+  if (st != PA_OK) {
+    pa_log(1, "context on %s: %s", ops->name, ctx->err);
+    free(ctx);
+    return st;
+  }
+  st = ops->create(ctx, d.device, &d, &ctx->state);
   if (st != PA_OK) {
     /* The backend's message is the useful one: in the log, and pa_last_error
      * has it (a backend that failed without pa_fail gets a generic one). */

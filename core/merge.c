@@ -97,7 +97,7 @@ pa_status pa_merge_states_varlen(pa_context *ctx, const pa_tensor *v, const pa_t
       (st = check_apart(ctx, out, lse_out,
                         (pa_named[]){{v, "v"}, {s, "s"}, {indptr, "indptr"}}, 3)) != PA_OK)
     return st;
-  if (ctx->kind == PA_BACKEND_CPU) { /* host-visible: check what we can */
+  if (ctx->props.host_memory) { /* host-visible: check what we can */
     const int32_t *ip = (const int32_t *)pa_tensor_ptr_host(indptr);
     int64_t st0 = indptr->stride[0];
     for (int64_t r = 0; r <= R; r++) {

@@ -3,6 +3,7 @@
 
 #include "fault.h"
 #include "plan.h"
+#include "schedule.h"
 #include "split.h"
 
 #define PA_MAX_TOKENS ((int64_t)INT32_MAX)
@@ -73,16 +74,6 @@ static void visible_range(const pa_attention_desc *d, int64_t i0, int64_t i1, in
   if (l > h) l = h;
   *lo = l;
   *hi = h;
-}
-
-/* Longer items first: the GPU block scheduler and the CPU pool both take work
- * in list order, so the tail of a launch holds the short items. */
-static int by_cost(const void *pa, const void *pb) {
-  const pa_work *a = pa, *b = pb;
-  int64_t ca = (int64_t)a->rows * (a->kv_end - a->kv_begin);
-  int64_t cb = (int64_t)b->rows * (b->kv_end - b->kv_begin);
-  if (ca != cb) return ca > cb ? -1 : 1;
-  return a->reserved < b->reserved ? -1 : a->reserved > b->reserved; /* stable: list index */
 }
 
 pa_status pa_plan_build(pa_plan *p, const pa_batch *batch) {
@@ -188,9 +179,13 @@ pa_status pa_plan_build(pa_plan *p, const pa_batch *batch) {
           if (kb < lo) kb = lo;
           if (ke > hi) ke = hi;
           if (ke < kb) ke = kb;
-          p->work[w] = (pa_work){.b = b, .hk = hk, .row0 = (int32_t)row0, .rows = rows,
-                                 .split = s, .kv_begin = (int32_t)kb, .kv_end = (int32_t)ke,
-                                 .reserved = (int32_t)w};
+          p->work[w] = (pa_work){.b = b,
+                                 .hk = hk,
+                                 .row0 = (int32_t)row0,
+                                 .rows = rows,
+                                 .split = s,
+                                 .kv_begin = (int32_t)kb,
+                                 .kv_end = (int32_t)ke};
           w++;
         }
       }
@@ -198,8 +193,8 @@ pa_status pa_plan_build(pa_plan *p, const pa_batch *batch) {
     if (r->num_splits > 1)
       for (int i = 0; i < r->len_q; i++) p->combine[c++] = (pa_combine){.b = b, .i = i};
   }
-  qsort(p->work, (size_t)num_work, sizeof *p->work, by_cost);
-  for (int64_t i = 0; i < num_work; i++) p->work[i].reserved = 0;
+  st = pa_schedule_order(ctx, p);
+  if (st != PA_OK) return st;
 
   /* Workspace: partial O (f32 [part_rows, Dv]) then partial LSE (f32 [part_rows]). */
   p->part_rows = part_rows;
@@ -228,10 +223,16 @@ pa_status pa_plan_build(pa_plan *p, const pa_batch *batch) {
     st = pa_buffer_write(p->schedule, p->sched_combine_off, p->combine,
                          (size_t)num_combine * sizeof(pa_combine));
   if (st != PA_OK) return st;
-  if (ctx->ops->plan_ready) st = ctx->ops->plan_ready(ctx, p);
+  if (ctx->ops->plan_ready) {
+    pa_plan_state ps = {NULL, NULL};
+    st = ctx->ops->plan_ready(ctx, p, &ps);
+    p->backend_data = ps.data;
+    p->backend_free = ps.free_fn;
+  }
   if (st == PA_OK)
-    pa_log(3, "plan: %s B=%d work=%d combine=%d ws=%zu kernel=%s", p->op == PA_OP_MLA ? "mla" : "attention",
-           B, p->num_work, p->num_combine, p->ws_size, p->choice.name ? p->choice.name : "?");
+    pa_log(2, "plan: %s B=%d work=%d combine=%d ws=%zu kernel=%s",
+           p->op == PA_OP_MLA ? "mla" : "attention", B, p->num_work, p->num_combine, p->ws_size,
+           p->choice.name ? p->choice.name : "?");
   return st;
 }
 
@@ -260,7 +261,7 @@ pa_status pa_plan_begin_run(pa_plan *p, pa_op op, const void *args, pa_buffer *u
 
 pa_status pa_plan_check_pages(const pa_plan *p, const pa_tensor *bt, int64_t num_pages,
                               const char *name) {
-  if (p->ctx->kind != PA_BACKEND_CPU) return PA_OK;
+  if (!p->ctx->props.host_memory) return PA_OK;
   const int32_t *t = (const int32_t *)pa_tensor_ptr_host(bt);
   int ps = p->desc.page_size;
   for (int b = 0; b < p->batch_size; b++) {
@@ -296,9 +297,14 @@ int pa_plan_num_splits(const pa_plan *plan, int b) {
   return plan->reqs[b].num_splits;
 }
 
+const char *pa_plan_kernel_name(const pa_plan *plan) {
+  return plan && plan->choice.name ? plan->choice.name : "";
+}
+
 void pa_plan_destroy(pa_plan *plan) {
   if (!plan) return;
   if (plan->backend_free) plan->backend_free(plan->backend_data);
+  free(plan->choice.variant);
   pa_buffer_destroy(plan->schedule);
   pa_buffer_destroy(plan->own_ws);
   free(plan->reqs);

@@ -50,7 +50,7 @@ pa_status pa_device_get_info(pa_backend b, int device, pa_device_info *info) {
  * device and never beats our own CPU backend, so AUTO skips OpenCL unless its
  * backend says its default device is a GPU (features contains "gpu"). */
 pa_backend pa_backend_auto(void) {
-  const char *env = getenv("PA_BACKEND");
+  const char *env = pa_config_env_backend();
   if (env && *env) {
     if (!strcasecmp(env, "cpu")) return PA_BACKEND_CPU;
     if (!strcasecmp(env, "cuda")) return PA_BACKEND_CUDA;

@@ -81,11 +81,9 @@ static void emit(int level, const char *msg) {
     return;
   }
   pthread_mutex_unlock(&log_lock);
-  const char *env = getenv("PA_LOG");
-  if (!env || !*env) return;
   /* PA_LOG=<level> prints notes up to that level; any other value means 2 (info). */
-  int max = (env[0] >= '0' && env[0] <= '9') ? atoi(env) : 2;
-  if (level <= max) fprintf(stderr, "polyattn: %s\n", msg);
+  int max = pa_config_env_log();
+  if (max >= 0 && level <= max) fprintf(stderr, "polyattn: %s\n", msg);
 }
 
 void pa_log(int level, const char *fmt, ...) {

@@ -135,6 +135,7 @@ typedef struct pa_context_desc {
   void *native_queue;  /* borrowed cudaStream_t / cl_command_queue; NULL: own one */
   int num_threads;     /* CPU: 0 = all cores */
   const char *cache_dir; /* OpenCL/NVRTC program cache on disk; NULL: memory only */
+  const char *options;   /* "key=value,..." (README: Configuration); beats the environment */
 } pa_context_desc;
 
 /* The defaults: auto backend, device -1 (default), own queue, all threads,
@@ -316,6 +317,8 @@ PA_API pa_status pa_attention_plan(pa_context *ctx, const pa_attention_desc *des
 PA_API size_t pa_plan_workspace_size(const pa_plan *plan);
 /* Number of KV splits chosen for request b (for tests and tuning). */
 PA_API int pa_plan_num_splits(const pa_plan *plan, int b);
+/* The kernel the plan runs, e.g. "cuda.prefill_wgmma" (owned by the plan). */
+PA_API const char *pa_plan_kernel_name(const pa_plan *plan);
 PA_API void pa_plan_destroy(pa_plan *plan);
 /* Enqueues the attention. workspace may be NULL when the size is 0. */
 PA_API pa_status pa_attention_run(pa_plan *plan, const pa_attention_args *args,

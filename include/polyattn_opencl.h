@@ -3,13 +3,8 @@
  * baseline that the fused kernels are measured against lives in
  * bench/unfused_opencl.c.)
  *
- * Environment:
- *   PA_OPENCL_DEVICE      "platform:device" indices or a case-insensitive
- *                         substring of the device or platform name (device -1)
- *   PA_OPENCL_KERNEL_DIR  read the .cl kernels from this folder, not the built-in copy
- *   PA_OPENCL_NO_MMA=1    skip the mma.sync probe: portable kernels only
- *   PA_OPENCL_NO_DECODE=1 decode items take the tile kernel (comparison)
- *   PA_OPENCL_TILE=bq,bkv,rg,cg  force the tile kernel's shape (tuning) */
+ * Configuration (opencl.device, opencl.ptx, opencl.decode, opencl.mla and the
+ * dev.opencl.* knobs): README.md, "Configuration". */
 #ifndef POLYATTN_OPENCL_H
 #define POLYATTN_OPENCL_H
 

@@ -6,6 +6,7 @@
 #include <criterion/criterion.h>
 #include <errno.h>
 #include <math.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -376,8 +377,15 @@ pa_context *tu_open_or_skip(const char *target_name) {
   if (s != PA_OK || n == 0)
     cr_skip_test("%s: no %s device (pa_device_count: %s, count %d)", t->name,
                  pa_backend_name(t->backend), pa_status_str(s), n);
-  if (t->isa) setenv("PA_CPU_ISA", t->isa, 1);
-  pa_context_desc d = {.backend = t->backend, .device = -1, .cache_dir = cache_dir()};
+  /* the target's ISA, then the variant under test (tests/meson.build) */
+  char opts[512] = "";
+  const char *variant = getenv("PA_TEST_OPTIONS");
+  if (t->isa) snprintf(opts, sizeof opts, "cpu.isa=%s", t->isa);
+  if (variant && *variant)
+    snprintf(opts + strlen(opts), sizeof opts - strlen(opts), "%s%s", *opts ? "," : "", variant);
+  if (variant && *variant) cr_log_info("%s: options \"%s\"", t->name, opts);
+  pa_context_desc d = {
+      .backend = t->backend, .device = -1, .cache_dir = cache_dir(), .options = opts};
   pa_context *ctx = NULL;
   s = pa_context_create(&d, &ctx);
   if (s == PA_ERR_UNSUPPORTED && t->isa)
@@ -392,8 +400,7 @@ pa_context *tu_open_or_skip(const char *target_name) {
 }
 
 pa_context *tu_open_cpu(void) {
-  unsetenv("PA_CPU_ISA");
-  pa_context_desc d = {.backend = PA_BACKEND_CPU, .device = -1};
+  pa_context_desc d = {.backend = PA_BACKEND_CPU, .device = -1, .options = "cpu.isa=auto"};
   pa_context *ctx = NULL;
   pa_status s = pa_context_create(&d, &ctx);
   cr_assert(s == PA_OK && ctx, "CPU pa_context_create failed: %s", pa_status_str(s));

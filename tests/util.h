@@ -105,12 +105,12 @@ tu_tol tu_tolerance(pa_dtype t);
 typedef struct tu_target {
   const char *name; /* "cpu_avx2", "cuda", ... (also the Criterion suite name) */
   pa_backend backend;
-  const char *isa; /* PA_CPU_ISA value for the CPU, else NULL */
+  const char *isa; /* cpu.isa value for the CPU, else NULL */
 } tu_target;
 const tu_target *tu_target_find(const char *name);
 /* Opens a context on the target or ends the test with cr_skip_test (backend
  * not compiled, no device, ISA not on this host); any other failure fails the
- * test. Sets PA_CPU_ISA before creation (each test runs in its own process). */
+ * test. The CPU ISA goes in pa_context_desc.options (cpu.isa). */
 pa_context *tu_open_or_skip(const char *target_name);
 /* A CPU context on the host's default ISA (for validation tests). */
 pa_context *tu_open_cpu(void);

@@ -68,11 +68,10 @@ static size_t carve(void *base, int R, int dqk, int dv, int full, att_scratch *s
   return off;
 }
 
-size_t pa_cpu_attention_scratch(const pa_plan *plan) {
+size_t pa_cpu_attention_scratch(const pa_plan *plan, const pa_cpu_groups *gr) {
   const int R = plan->choice.q_tile_rows > 0 ? plan->choice.q_tile_rows : PA_CPU_Q_TILE;
   const int dqk = plan->desc.head_dim_qk, dv = plan->desc.head_dim_v;
   size_t one = carve(NULL, R, dqk, dv, 1, NULL);
-  const pa_cpu_groups *gr = plan->backend_data;
   size_t group = gr ? (size_t)gr->max_heads * carve(NULL, PA_CPU_GROUP_ROWS, dqk, dv, 0, NULL) : 0;
   return one > group ? one : group;
 }
@@ -554,47 +553,7 @@ static void run_group(void *arg, int64_t gi, int tid) {
   for (int h = 0; h < nh; h++) item_end(jb, &pl->work[items[h]], &sc[h]);
 }
 
-/* Groups of work items for run_group: items alike in everything but the KV
- * head, at most PA_CPU_GROUP_ROWS rows (decode: the rows are few, the keys
- * many). Everything else is a group of one. Heaviest groups first, as the
- * work list itself. */
-typedef struct group_key {
-  int32_t b, row0, rows, split, kv_begin, kv_end, hk, item;
-} group_key;
-
-static int same_run(const group_key *a, const group_key *b) {
-  return a->b == b->b && a->row0 == b->row0 && a->rows == b->rows && a->split == b->split &&
-         a->kv_begin == b->kv_begin && a->kv_end == b->kv_end;
-}
-
-static int by_group(const void *pa, const void *pb) {
-  const group_key *a = pa, *b = pb;
-  const int32_t ka[7] = {a->b, a->row0, a->rows, a->split, a->kv_begin, a->kv_end, a->hk};
-  const int32_t kb[7] = {b->b, b->row0, b->rows, b->split, b->kv_begin, b->kv_end, b->hk};
-  for (int i = 0; i < 7; i++)
-    if (ka[i] != kb[i]) return ka[i] < kb[i] ? -1 : 1;
-  return 0;
-}
-
-/* Group order: the (request, KV head) runs, heaviest run first, each run's
- * groups heaviest first. A thread's next group then mostly rereads the keys
- * of its last one (causal prefill: the tiles of one head) while they are
- * still cached, and the small groups still come last. (Heaviest first over
- * all heads: f32 prefill s2048 h8 ~5% slower, inputs not cached.) */
-typedef struct group_rank {
-  int64_t run, cost;
-  int32_t b, hk, index;
-} group_rank;
-
-static int by_rank(const void *pa, const void *pb) {
-  const group_rank *a = pa, *b = pb;
-  if (a->run != b->run) return a->run > b->run ? -1 : 1;
-  if (a->b != b->b) return a->b < b->b ? -1 : 1;
-  if (a->hk != b->hk) return a->hk < b->hk ? -1 : 1;
-  if (a->cost != b->cost) return a->cost > b->cost ? -1 : 1;
-  return a->index < b->index ? -1 : a->index > b->index;
-}
-
+/* The plan's head groups, as core ordered the work list (pa_work.group). */
 static void groups_free(void *p) {
   pa_cpu_groups *g = p;
   if (!g) return;
@@ -604,83 +563,32 @@ static void groups_free(void *p) {
   free(g);
 }
 
-pa_status pa_cpu_plan_groups(pa_context *ctx, pa_plan *pl) {
+pa_status pa_cpu_plan_groups(pa_context *ctx, const pa_plan *pl, pa_plan_state *out) {
   const int n = pl->num_work;
-  if (pl->op != PA_OP_ATTENTION || pl->desc.num_kv_heads < 2 || n < 2) return PA_OK;
+  if (pl->choice.head_group_rows <= 0 || pl->op != PA_OP_ATTENTION || pl->desc.num_kv_heads < 2 ||
+      n < 2)
+    return PA_OK;
   pa_cpu_groups *g = PA_FAULT_OR(calloc(1, sizeof *g));
-  group_key *keys = malloc((size_t)n * sizeof *keys);
-  group_rank *rank = malloc((size_t)n * sizeof *rank);
-  int32_t *first = malloc((size_t)n * sizeof *first), *size = malloc((size_t)n * sizeof *size);
   if (g) {
     g->first = malloc((size_t)n * sizeof *g->first);
     g->size = malloc((size_t)n * sizeof *g->size);
     g->items = malloc((size_t)n * sizeof *g->items);
   }
-  if (!g || !keys || !rank || !first || !size || !g->first || !g->size || !g->items) {
+  if (!g || !g->first || !g->size || !g->items) {
     groups_free(g);
-    free(keys);
-    free(rank);
-    free(first);
-    free(size);
     return pa_fail(ctx, PA_ERR_OUT_OF_MEMORY, "cpu: head groups of %d work items", n);
   }
-  int ne = 0, ni = 0, ng = 0;
   for (int i = 0; i < n; i++) {
-    const pa_work *w = &pl->work[i];
-    if (w->rows <= PA_CPU_GROUP_ROWS)
-      keys[ne++] = (group_key){w->b, w->row0, w->rows, w->split, w->kv_begin, w->kv_end, w->hk, i};
+    g->items[i] = i;
+    if (pl->work[i].group < 1) continue;
+    g->first[g->count] = i;
+    g->size[g->count++] = pl->work[i].group;
+    if (pl->work[i].group > g->max_heads) g->max_heads = pl->work[i].group;
   }
-  qsort(keys, (size_t)ne, sizeof *keys, by_group);
-  /* Groups are coarse: 3 runs of alike items on 2 threads take as long as
-   * 4. Cut each run into k head groups, the least k that gives every thread
-   * the same number of groups, or at least 4 each (then the imbalance is
-   * small); never below one head. (b3 on 2 threads: 6 groups of 4 heads.) */
-  int runs = 0;
-  for (int i = 0; i < ne; i++) runs += !i || !same_run(&keys[i - 1], &keys[i]);
-  const int threads = pa_cpu(ctx)->threads, heads = pl->desc.num_kv_heads;
-  int k = (heads + PA_CPU_GROUP_MAX - 1) / PA_CPU_GROUP_MAX;
-  while (runs > 0 && k < heads && (runs * k) % threads != 0 && runs * k < 4 * threads) k++;
-  const int cap = (heads + k - 1) / k;
-  for (int i = 0; i < ne; i++) {
-    const group_key *k = &keys[i];
-    if (!i || !same_run(&keys[i - 1], k) || size[ng - 1] == cap) {
-      first[ng] = ni;
-      size[ng++] = 0;
-    }
-    g->items[ni++] = k->item;
-    size[ng - 1]++;
-  }
-  for (int i = 0; i < n; i++)
-    if (pl->work[i].rows > PA_CPU_GROUP_ROWS) {
-      first[ng] = ni;
-      size[ng++] = 1;
-      g->items[ni++] = i;
-    }
-  for (int i = 0; i < ng; i++) {
-    const pa_work *w = &pl->work[g->items[first[i]]];
-    rank[i] = (group_rank){0, (int64_t)w->rows * (w->kv_end - w->kv_begin) * size[i], w->b, w->hk, i};
-    if (size[i] > g->max_heads) g->max_heads = size[i];
-  }
-  qsort(rank, (size_t)ng, sizeof *rank, by_rank); /* runs together, heaviest first in each */
-  for (int i = 0, r0 = 0; i <= ng; i++)
-    if (i == ng || rank[i].b != rank[r0].b || rank[i].hk != rank[r0].hk) {
-      for (int k = r0; k < i; k++) rank[k].run = rank[r0].cost;
-      r0 = i;
-    }
-  qsort(rank, (size_t)ng, sizeof *rank, by_rank);
-  for (int i = 0; i < ng; i++) {
-    g->first[i] = first[rank[i].index];
-    g->size[i] = size[rank[i].index];
-  }
-  g->count = ng;
-  free(keys);
-  free(rank);
-  free(first);
-  free(size);
-  pl->backend_data = g;
-  pl->backend_free = groups_free;
+  out->data = g;
+  out->free_fn = groups_free;
   if (g->max_heads > 1)
-    pa_log(3, "cpu: %d work items in %d head groups (up to %d heads)", n, ng, g->max_heads);
+    pa_log(3, "cpu: %d work items in %d head groups (up to %d heads)", n, g->count, g->max_heads);
   return PA_OK;
 }
 
@@ -720,7 +628,7 @@ pa_status pa_cpu_run_attention(pa_context *ctx, const pa_plan *plan, const pa_cp
                                pa_buffer *ws) {
   pa_cpu_state *st = pa_cpu(ctx);
   /* normally reserved by plan_ready; this only allocates for a plan that skipped it */
-  pa_status s = pa_cpu_reserve(ctx, pa_cpu_attention_scratch(plan));
+  pa_status s = pa_cpu_reserve(ctx, pa_cpu_attention_scratch(plan, plan->backend_data));
   if (s != PA_OK) return s;
 
   att_job jb;

@@ -63,22 +63,22 @@ static pa_status cpu_device_info(int device, pa_device_info *info) {
   return PA_OK;
 }
 
-/* PA_CPU_ISA (read here, per context) forces an ISA; otherwise the best the
- * host runs. */
+/* cpu.isa (PA_CPU_ISA) forces an ISA; otherwise the best the host runs. */
 static pa_status choose_isa(pa_context *ctx, pa_cpu_isa *isa) {
-  const char *env = getenv("PA_CPU_ISA");
-  if (!env || !*env) {
+  static const char *const names[] = {"auto", "scalar", "avx2", "avx512", "neon", "avx512bf16"};
+  if (ctx->cfg.cpu_isa == PA_CFG_ISA_AUTO) {
     *isa = pa_cpu_isa_best();
     return PA_OK;
   }
+  const char *env = names[ctx->cfg.cpu_isa];
   int want = pa_cpu_isa_parse(env);
   if (want < 0)
     return pa_fail(ctx, PA_ERR_UNSUPPORTED,
-                   "PA_CPU_ISA=%s is not one of scalar, avx2, avx512, avx512bf16, neon", env);
+                   "cpu.isa=%s is not one of scalar, avx2, avx512, avx512bf16, neon", env);
   if (!pa_cpu_isa_kernels((pa_cpu_isa)want))
-    return pa_fail(ctx, PA_ERR_UNSUPPORTED, "PA_CPU_ISA=%s: not built into this library", env);
+    return pa_fail(ctx, PA_ERR_UNSUPPORTED, "cpu.isa=%s: not built into this library", env);
   if (!pa_cpu_isa_host((pa_cpu_isa)want))
-    return pa_fail(ctx, PA_ERR_UNSUPPORTED, "PA_CPU_ISA=%s: this CPU (or OS) does not support it",
+    return pa_fail(ctx, PA_ERR_UNSUPPORTED, "cpu.isa=%s: this CPU (or OS) does not support it",
                    env);
   *isa = (pa_cpu_isa)want;
   return PA_OK;
@@ -116,6 +116,7 @@ static pa_status cpu_create(pa_context *ctx, int device, const pa_context_desc *
   while (units < st->threads) units *= 2;
   ctx->props.compute_units = units;
   ctx->props.slots_per_unit = 1;
+  ctx->props.host_memory = 1;
   ctx->props.min_kv_per_split = 256;
   ctx->props.max_splits = 64;
   *state = st;
@@ -188,17 +189,23 @@ static pa_status cpu_select(pa_context *ctx, const pa_plan *plan, pa_kernel_choi
   const int grouped = plan->op == PA_OP_ATTENTION && hkv > 1 &&
                       (int64_t)plan->max_len_q * plan->group <= PA_CPU_GROUP_ROWS;
   choice->kv_heads_per_item = grouped ? (hkv < PA_CPU_GROUP_MAX ? hkv : PA_CPU_GROUP_MAX) : 1;
-  choice->kernel = (int)st->isa;
+  /* Core cuts the work list into head groups and runs them in (request, KV
+   * head) runs, heaviest first: a thread's next group then mostly rereads
+   * the keys of its last one while they are still cached. */
+  choice->head_group_rows = PA_CPU_GROUP_ROWS;
+  choice->head_group_max = PA_CPU_GROUP_MAX;
   choice->q_tile_rows = PA_CPU_Q_TILE;
   choice->kv_align = PA_CPU_BLOCK_KV;
   choice->name = st->kern->name;
   return PA_OK;
 }
 
-static pa_status cpu_plan_ready(pa_context *ctx, pa_plan *plan) {
-  pa_status s = pa_cpu_plan_groups(ctx, plan);
-  if (s != PA_OK) return s;
-  return pa_cpu_reserve(ctx, pa_cpu_attention_scratch(plan));
+static pa_status cpu_plan_ready(pa_context *ctx, const pa_plan *plan, pa_plan_state *state) {
+  pa_status s = pa_cpu_plan_groups(ctx, plan, state);
+  if (s == PA_OK) s = pa_cpu_reserve(ctx, pa_cpu_attention_scratch(plan, state->data));
+  if (s != PA_OK && state->free_fn) state->free_fn(state->data);
+  if (s != PA_OK) *state = (pa_plan_state){NULL, NULL};
+  return s;
 }
 
 static pa_status cpu_synchronize(pa_context *ctx) {

@@ -27,15 +27,15 @@
 #define PA_CPU_GROUP_MAX 16
 
 /* A plan's head groups (plan->backend_data): group i is the work items
- * items[first[i] .. first[i] + size[i]), in the order they run (by
- * (request, KV head) run, heaviest first; attention.c, by_rank). */
+ * items[first[i] .. first[i] + size[i]), as core ordered and grouped the
+ * work list (core/schedule.c, pa_work.group). */
 typedef struct pa_cpu_groups {
   int count, max_heads;
   int32_t *first, *size, *items;
 } pa_cpu_groups;
-/* Builds them at plan_ready for attention with Hkv > 1 (groups of one item
- * where nothing groups); leaves backend_data NULL otherwise. */
-pa_status pa_cpu_plan_groups(pa_context *ctx, pa_plan *plan);
+/* Reads them from the work list at plan_ready into *out where the choice
+ * groups heads; leaves it empty otherwise. */
+pa_status pa_cpu_plan_groups(pa_context *ctx, const pa_plan *plan, pa_plan_state *out);
 
 typedef struct pa_cpu_state {
   pa_pool *pool;
@@ -54,7 +54,7 @@ static inline void *pa_cpu_scratch(const pa_cpu_state *st, int tid) {
   return st->scratch + (size_t)tid * st->scratch_bytes;
 }
 /* Scratch one thread needs for an attention/MLA plan. */
-size_t pa_cpu_attention_scratch(const pa_plan *plan);
+size_t pa_cpu_attention_scratch(const pa_plan *plan, const pa_cpu_groups *groups);
 
 static inline size_t pa_cpu_esize(pa_dtype t) {
   return t == PA_F32 || t == PA_I32 ? 4 : pa_dtype_is_fp8(t) ? 1 : 2;

@@ -95,5 +95,6 @@ __global__ void __launch_bounds__(kThreads) combine_splits(const pa_cu_attn a) {
 
 extern "C" cudaError_t pa_cu_combine(const pa_cu_attn *a, cudaStream_t s) {
   if (a->num_combine == 0) return cudaSuccess;
-  return pa::launch_pdl(combine_splits, dim3(a->num_combine, a->hq), dim3(kThreads), 0, s, *a);
+  return pa::launch_pdl(a->pdl != 0, combine_splits, dim3(a->num_combine, a->hq), dim3(kThreads), 0,
+                        s, *a);
 }

@@ -54,10 +54,8 @@ static pa_status cu_create(pa_context *ctx, int device, const pa_context_desc *d
   int n = 0;
   cu_device_count(&n);
   if (device < 0) {
-    const char *env = getenv("PA_CUDA_DEVICE");
-    device = env && *env ? atoi(env) : 0;
+    device = ctx->cfg.cuda_device >= 0 ? ctx->cfg.cuda_device : 0;
   }
-  if (device < 0) return pa_fail(ctx, PA_ERR_NO_DEVICE, "cuda: device=%d (PA_CUDA_DEVICE)", device);
   if (n == 0) return pa_fail(ctx, PA_ERR_NO_DEVICE, "cuda: no CUDA device (cudaGetDeviceCount=0)");
   if (device >= n)
     return pa_fail(ctx, PA_ERR_NO_DEVICE, "cuda: device=%d but %d device(s)", device, n);
@@ -75,6 +73,12 @@ static pa_status cu_create(pa_context *ctx, int device, const pa_context_desc *d
     e = cudaDeviceGetAttribute(&s->sm_minor, cudaDevAttrComputeCapabilityMinor, device);
   if (e == cudaSuccess)
     e = cudaDeviceGetAttribute(&s->smem_optin, cudaDevAttrMaxSharedMemoryPerBlockOptin, device);
+  s->pdl = ctx->cfg.cuda_pdl && s->sm_major >= 9;
+  /* The sm_90a kernels run on sm_90 only; elsewhere prefill and MLA take
+   * their mma.sync kernels whatever the configuration says. */
+  const int sm90 = s->sm_major == 9 && s->sm_minor == 0;
+  s->wgmma_prefill = sm90 && ctx->cfg.cuda_prefill == PA_CFG_PREFILL_AUTO;
+  s->mla_kernel = sm90 && ctx->cfg.cuda_mla != PA_CFG_MLA_MMA ? PA_CU_MLA_SEESAW : PA_CU_MLA_MMA;
   if (e == cudaSuccess && desc && desc->native_queue) {
     s->stream = (cudaStream_t)desc->native_queue;
   } else if (e == cudaSuccess) {
@@ -84,8 +88,9 @@ static pa_status cu_create(pa_context *ctx, int device, const pa_context_desc *d
   /* Raise the kernels' shared-memory limits once, here, not in run. */
   if (e == cudaSuccess) e = pa_cu_generic_init(s->smem_optin);
   if (e == cudaSuccess && s->sm_major >= 8) e = pa_cu_decode_init(s->smem_optin);
-  if (e == cudaSuccess && s->sm_major >= 8) e = pa_cu_prefill_init(s->smem_optin);
-  if (e == cudaSuccess && s->sm_major >= 8) e = pa_cu_mla_init(s->smem_optin);
+  if (e == cudaSuccess && s->sm_major >= 8) e = pa_cu_prefill_init(s->smem_optin, s->wgmma_prefill);
+  if (e == cudaSuccess && s->sm_major >= 8) e = pa_cu_mla_mma_init(s->smem_optin);
+  if (e == cudaSuccess && s->mla_kernel == PA_CU_MLA_SEESAW) e = pa_cu_mla_seesaw_init();
   if (e != cudaSuccess) {
     if (s->own_stream) cudaStreamDestroy(s->stream);
     free(s);
@@ -104,9 +109,7 @@ static pa_status cu_create(pa_context *ctx, int device, const pa_context_desc *d
   /* One work item per SM per wave: fewer, longer splits. Measured on H200,
    * decode b1 KV 32768: 1 -> 32 splits 48 us, 2 -> 64 splits 59 us (the
    * per-item pipeline ramp and the combine grow with the split count). */
-  ctx->props.slots_per_unit = 1;
-  const char *slots = getenv("PA_CUDA_SLOTS"); /* tuning: work items per SM per wave */
-  if (slots && atoi(slots) > 0) ctx->props.slots_per_unit = atoi(slots);
+  ctx->props.slots_per_unit = ctx->cfg.dev_cuda_slots; /* tuning; default 1 */
   ctx->props.min_kv_per_split = 256;
   ctx->props.max_splits = 64;
   *state = s;
@@ -172,24 +175,49 @@ static int tc_dtype(pa_dtype q, pa_dtype kv, pa_dtype o) {
   return q == kv && kv == o && (q == PA_F16 || q == PA_BF16);
 }
 
+/* The kernel function each variant runs, as plans report it. */
+static const char *kernel_name(pa_cu_kernel k) {
+  switch (k) {
+  case PA_CU_GENERIC: return "cuda.generic_attention";
+  case PA_CU_DECODE: return "cuda.decode_attention";
+  case PA_CU_PREFILL_MMA: return "cuda.prefill_attention";
+  case PA_CU_PREFILL_WGMMA: return "cuda.prefill_wgmma";
+  case PA_CU_MLA_MMA: return "cuda.mla_decode_mma";
+  case PA_CU_MLA_SEESAW: return "cuda.mla_decode_seesaw";
+  }
+  return "cuda.?";
+}
+
+/* The variant and the schedule needs core reads from the choice. */
+static pa_status choose(pa_context *ctx, pa_kernel_choice *c, pa_cu_kernel k, int rows, int align) {
+  pa_cu_variant *v = malloc(sizeof *v);
+  if (!v) return pa_fail(ctx, PA_ERR_OUT_OF_MEMORY, "cuda: plan variant");
+  *v = (pa_cu_variant){k, PA_CU_GENERIC};
+  /* Heavy items first (causal prefill, uneven lengths), so the last wave is
+   * short; an item costs its keys plus a pipeline ramp of about 64 keys. */
+  *c = (pa_kernel_choice){.q_tile_rows = rows,
+                          .kv_align = align,
+                          .name = kernel_name(k),
+                          .item_overhead = 64,
+                          .variant = v};
+  return PA_OK;
+}
+
 static pa_status cu_select(pa_context *ctx, const pa_plan *plan, pa_kernel_choice *c) {
   const pa_cuda_state *s = pa_cuda_st(ctx);
   const int tc_ok = s->sm_major >= 8;
   if (plan->op == PA_OP_MLA) {
     const pa_mla_desc *m = &plan->mla;
     if (tc_ok && m->q_dtype == m->kv_dtype && m->kv_dtype == m->o_dtype &&
-        pa_cu_mla_supported(m->head_dim_ckv, m->head_dim_kpe, m->q_dtype, s->smem_optin)) {
-      *c = (pa_kernel_choice){.kernel = PA_CU_MLA, .q_tile_rows = 64, .kv_align = 64, .name = "cuda.mla_decode"};
-      return PA_OK;
-    }
-    *c = (pa_kernel_choice){.kernel = PA_CU_GENERIC, .q_tile_rows = PA_CU_GENERIC_ROWS, .kv_align = 32, .name = "cuda.generic"};
+        pa_cu_mla_supported(m->head_dim_ckv, m->head_dim_kpe, m->q_dtype, s->smem_optin))
+      return choose(ctx, c, (pa_cu_kernel)s->mla_kernel, 64, 64);
     if (!pa_cu_generic_fits(m->head_dim_ckv + m->head_dim_kpe, m->head_dim_ckv, s->smem_optin))
       return pa_fail(ctx, PA_ERR_UNSUPPORTED,
                      "cuda: MLA Dc=%d Dr=%d needs more shared memory than this device's %d bytes",
                      m->head_dim_ckv, m->head_dim_kpe, s->smem_optin);
     pa_log(2, "cuda: MLA Dc=%d Dr=%d %s takes the generic kernel", m->head_dim_ckv,
            m->head_dim_kpe, pa_dtype_name(m->q_dtype));
-    return PA_OK;
+    return choose(ctx, c, PA_CU_GENERIC, PA_CU_GENERIC_ROWS, 32);
   }
   const pa_attention_desc *d = &plan->desc;
   const int64_t rows = (int64_t)plan->max_len_q * plan->group;
@@ -200,29 +228,25 @@ static pa_status cu_select(pa_context *ctx, const pa_plan *plan, pa_kernel_choic
    * other fp8 shape takes the generic kernel */
   if (tc_ok && !det && rows <= 16 && d->q_dtype == d->o_dtype &&
       pa_cu_decode8_supported(d->head_dim_qk, d->head_dim_v, d->q_dtype, d->kv_dtype, s->smem_optin)) {
-    *c = (pa_kernel_choice){.kernel = PA_CU_DECODE, .q_tile_rows = 16, .kv_align = 64, .name = "cuda.decode.fp8"};
-    return PA_OK;
+    return choose(ctx, c, PA_CU_DECODE, 16, 64);
   }
   const int bm8 = tc_ok && d->q_dtype == d->o_dtype
                       ? pa_cu_prefill8_supported(d->head_dim_qk, d->head_dim_v, d->q_dtype,
                                                  d->kv_dtype, s->smem_optin)
                       : 0;
-  if (bm8 > 0) {
-    *c = (pa_kernel_choice){.kernel = PA_CU_PREFILL, .q_tile_rows = bm8, .kv_align = 64, .name = "cuda.prefill.fp8"};
-    return PA_OK;
-  }
+  if (bm8 > 0) return choose(ctx, c, PA_CU_PREFILL_MMA, bm8, 64);
   if (tc_ok && tc_dtype(d->q_dtype, d->kv_dtype, d->o_dtype)) {
-    if (!det && rows <= 16 && pa_cu_decode_supported(d->head_dim_qk, d->head_dim_v, d->q_dtype, s->smem_optin)) {
-      *c = (pa_kernel_choice){.kernel = PA_CU_DECODE, .q_tile_rows = 16, .kv_align = 64, .name = "cuda.decode"};
-      return PA_OK;
-    }
+    if (!det && rows <= 16 &&
+        pa_cu_decode_supported(d->head_dim_qk, d->head_dim_v, d->q_dtype, s->smem_optin))
+      return choose(ctx, c, PA_CU_DECODE, 16, 64);
     const int bm = pa_cu_prefill_supported(d->head_dim_qk, d->head_dim_v, d->q_dtype, s->smem_optin);
-    if (bm > 0) {
-      *c = (pa_kernel_choice){.kernel = PA_CU_PREFILL, .q_tile_rows = bm, .kv_align = 64, .name = "cuda.prefill"};
-      return PA_OK;
-    }
+    /* The wgmma kernel's items are the mma.sync kernel's (BM 128), so the
+     * plan is the same whichever of the two runs. */
+    if (bm == 128 && s->wgmma_prefill &&
+        pa_cu_prefill_wgmma_supported(d->head_dim_qk, d->head_dim_v, d->q_dtype))
+      return choose(ctx, c, PA_CU_PREFILL_WGMMA, bm, 64);
+    if (bm > 0) return choose(ctx, c, PA_CU_PREFILL_MMA, bm, 64);
   }
-  *c = (pa_kernel_choice){.kernel = PA_CU_GENERIC, .q_tile_rows = PA_CU_GENERIC_ROWS, .kv_align = 32, .name = "cuda.generic"};
   if (!pa_cu_generic_fits(d->head_dim_qk, d->head_dim_v, s->smem_optin))
     return pa_fail(ctx, PA_ERR_UNSUPPORTED,
                    "cuda: Dqk=%d Dv=%d need more shared memory than this device's %d bytes",
@@ -230,16 +254,15 @@ static pa_status cu_select(pa_context *ctx, const pa_plan *plan, pa_kernel_choic
   pa_log(2, "cuda: attention Dqk=%d Dv=%d q/kv/o=%s/%s/%s takes the generic kernel",
          d->head_dim_qk, d->head_dim_v, pa_dtype_name(d->q_dtype), pa_dtype_name(d->kv_dtype),
          pa_dtype_name(d->o_dtype));
-  return PA_OK;
+  return choose(ctx, c, PA_CU_GENERIC, PA_CU_GENERIC_ROWS, 32);
 }
 
 /* ------------------------------------------------------------------------ */
-/* Plan: the order work items run in                                         */
+/* Plan state: the in-kernel decode merge's counters                          */
 
 typedef struct cu_plan_data {
   int device;
-  int32_t *order;     /* device [num_work] */
-  unsigned *counters; /* device [batch x Hkv], zeros: decode merges its own splits; NULL: combine */
+  unsigned *counters; /* device [batch x Hkv], zeros: decode merges its own splits */
   int merge_u;        /* the in-kernel merge's loads in flight per thread */
 } cu_plan_data;
 
@@ -247,24 +270,16 @@ static void cu_plan_free(void *p) {
   cu_plan_data *d = p;
   if (!d) return;
   cudaSetDevice(d->device);
-  cudaFree(d->order);
   cudaFree(d->counters);
   free(d);
-}
-
-/* Whether split decode plans merge inside the decode kernel (no combine
- * launch): PA_CUDA_DECODE_FUSE=0 off, 1 on with 8 partials in flight per
- * thread, 2 (default) on with 32. Read at plan time. */
-static int decode_fuse_mode(void) {
-  const char *e = getenv("PA_CUDA_DECODE_FUSE");
-  return e && *e >= '0' && *e <= '2' ? *e - '0' : 2;
 }
 
 /* A split decode plan whose merge the decode kernel can do: one tile per
  * (request, KV head) (the decode kernel's rows <= 16) and at most 1024
  * splits (the merge keeps 16 x num_splits weights in its 64 KB ring). */
 static int decode_fusable(const pa_plan *plan) {
-  if (plan->op != PA_OP_ATTENTION || plan->choice.kernel != PA_CU_DECODE) return 0;
+  const pa_cu_variant *v = plan->choice.variant;
+  if (plan->op != PA_OP_ATTENTION || v->kernel != PA_CU_DECODE) return 0;
   int any = 0;
   for (int b = 0; b < plan->batch_size; ++b) {
     const pa_req *r = &plan->reqs[b];
@@ -274,63 +289,26 @@ static int decode_fusable(const pa_plan *plan) {
   return any;
 }
 
-typedef struct cu_cost {
-  int64_t cost;
-  int32_t item;
-} cu_cost;
-
-static int by_cost_desc(const void *x, const void *y) {
-  const cu_cost *a = x, *b = y;
-  if (a->cost != b->cost) return a->cost < b->cost ? 1 : -1;
-  return (a->item > b->item) - (a->item < b->item);
-}
-
-/* Heavy items first (causal prefill, uneven lengths), so the last wave is
- * short; uploaded once here, so run stays free of host work. */
-static pa_status cu_plan_ready(pa_context *ctx, pa_plan *plan) {
-  if (plan->num_work < 2) return PA_OK;
+/* Split decode plans merge inside the decode kernel (no combine launch):
+ * cuda.decode_fuse, with dev.cuda.fuse_loads partials in flight per thread.
+ * The counters are zeroed here, so run stays free of host work. */
+static pa_status cu_plan_ready(pa_context *ctx, const pa_plan *plan, pa_plan_state *state) {
+  if (!ctx->cfg.cuda_decode_fuse || !decode_fusable(plan)) return PA_OK;
   pa_cuda_state *s = pa_cuda_st(ctx);
-  const size_t n = (size_t)plan->num_work;
-  cu_cost *cost = malloc(sizeof *cost * n);
-  int32_t *order = malloc(sizeof *order * n);
   cu_plan_data *d = calloc(1, sizeof *d);
-  if (!cost || !order || !d) {
-    free(cost);
-    free(order);
-    free(d);
-    return pa_fail(ctx, PA_ERR_OUT_OF_MEMORY, "cuda: work order of %d items", plan->num_work);
-  }
-  for (size_t i = 0; i < n; ++i) {
-    const pa_work *w = &plan->work[i];
-    const int64_t keys = w->kv_end > w->kv_begin ? w->kv_end - w->kv_begin : 0;
-    cost[i] = (cu_cost){(int64_t)w->rows * (keys + 64), (int32_t)i}; /* + a fixed cost per item */
-  }
-  qsort(cost, n, sizeof *cost, by_cost_desc);
-  for (size_t i = 0; i < n; ++i) order[i] = cost[i].item;
-  free(cost);
+  if (!d) return pa_fail(ctx, PA_ERR_OUT_OF_MEMORY, "cuda: plan state");
   d->device = s->device;
+  d->merge_u = ctx->cfg.dev_cuda_fuse_loads;
+  const size_t nc = (size_t)plan->batch_size * (size_t)plan->desc.num_kv_heads;
   cudaError_t e = cudaSetDevice(s->device);
-  if (e == cudaSuccess) e = cudaMalloc((void **)&d->order, sizeof(int32_t) * (size_t)plan->num_work);
-  /* On the context's stream, finished before plan returns: kernels on that
-   * stream (PDL ones read the order before their wait) must see it. */
-  if (e == cudaSuccess)
-    e = cudaMemcpyAsync(d->order, order, sizeof(int32_t) * (size_t)plan->num_work,
-                        cudaMemcpyHostToDevice, s->stream);
-  const int fuse = decode_fuse_mode();
-  if (e == cudaSuccess && fuse && decode_fusable(plan)) {
-    const size_t nc = (size_t)plan->batch_size * (size_t)plan->desc.num_kv_heads;
-    d->merge_u = fuse == 1 ? 8 : 32;
-    e = cudaMalloc((void **)&d->counters, sizeof(unsigned) * nc);
-    if (e == cudaSuccess) e = cudaMemsetAsync(d->counters, 0, sizeof(unsigned) * nc, s->stream);
-  }
+  if (e == cudaSuccess) e = cudaMalloc((void **)&d->counters, sizeof(unsigned) * nc);
+  if (e == cudaSuccess) e = cudaMemsetAsync(d->counters, 0, sizeof(unsigned) * nc, s->stream);
   if (e == cudaSuccess) e = cudaStreamSynchronize(s->stream);
-  free(order);
   if (e != cudaSuccess) {
     cu_plan_free(d);
-    return pa_cuda_fail(ctx, e, "cuda: work order upload");
+    return pa_cuda_fail(ctx, e, "cuda: decode merge counters");
   }
-  plan->backend_data = d;
-  plan->backend_free = cu_plan_free;
+  *state = (pa_plan_state){d, cu_plan_free};
   return PA_OK;
 }
 
@@ -384,9 +362,9 @@ static void fill_schedule(const pa_plan *plan, pa_buffer *ws, pa_cu_attn *a) {
   a->work = (const pa_work *)(sched + plan->sched_work_off);
   a->comb = (const pa_combine *)(sched + plan->sched_combine_off);
   a->num_work = plan->num_work;
-  if (plan->backend_data) a->order = ((const cu_plan_data *)plan->backend_data)->order;
   a->num_combine = plan->num_combine;
   a->smem_optin = pa_cuda_st(plan->ctx)->smem_optin;
+  a->pdl = pa_cuda_st(plan->ctx)->pdl;
   if (ws && plan->ws_size > 0) {
     a->ws_o = (float *)((char *)ws->handle + plan->ws_o_offset);
     a->ws_lse = (float *)((char *)ws->handle + plan->ws_lse_offset);
@@ -404,13 +382,16 @@ static pa_status dispatch(pa_context *ctx, const pa_plan *plan, const pa_cu_attn
   pa_cuda_state *s = pa_cuda_st(ctx);
   CU_TRY(ctx, cudaSetDevice(s->device));
   cudaError_t e = cudaSuccess;
-  int kernel = plan->choice.kernel;
-  if (kernel != PA_CU_GENERIC &&
-      !(aligned16(&a->q) && aligned16(&a->k) && aligned16(&a->v) && aligned16(&a->q2) &&
-        aligned16(&a->k2))) {
-    pa_log(2, "cuda: %s needs 16-byte aligned rows; this run takes the generic kernel",
-           plan->choice.name);
-    kernel = PA_CU_GENERIC;
+  const pa_cu_variant *v = plan->choice.variant;
+  pa_cu_kernel kernel = v->kernel;
+  /* The one run-time rule, fixed in the variant: a run whose rows are not
+   * 16-byte aligned (a property of its tensors, not of the plan) takes the
+   * variant's unaligned kernel. */
+  if (kernel != v->unaligned && !(aligned16(&a->q) && aligned16(&a->k) && aligned16(&a->v) &&
+                                  aligned16(&a->q2) && aligned16(&a->k2))) {
+    pa_log(2, "cuda: %s needs 16-byte aligned rows; this run takes %s", plan->choice.name,
+           kernel_name(v->unaligned));
+    kernel = v->unaligned;
   }
   /* Decode merges its own splits when the plan has counters and the
    * workspace takes its 16-byte partial loads. */
@@ -421,11 +402,13 @@ static pa_status dispatch(pa_context *ctx, const pa_plan *plan, const pa_cu_attn
     e = fused ? pa_cu_decode_attention_fused(a, pd->counters, pd->merge_u, s->stream)
               : pa_cu_decode_attention(a, s->stream);
     break;
-  case PA_CU_PREFILL: e = pa_cu_prefill_attention(a, s->stream); break;
-  case PA_CU_MLA: e = pa_cu_mla_decode(a, s->stream); break;
-  default: e = pa_cu_generic_attention(a, s->stream); break;
+  case PA_CU_PREFILL_MMA: e = pa_cu_prefill_attention(a, s->stream); break;
+  case PA_CU_PREFILL_WGMMA: e = pa_cu_prefill_wgmma(a, s->stream); break;
+  case PA_CU_MLA_MMA: e = pa_cu_mla_mma_decode(a, s->stream); break;
+  case PA_CU_MLA_SEESAW: e = pa_cu_mla_seesaw_decode(a, s->stream); break;
+  case PA_CU_GENERIC: e = pa_cu_generic_attention(a, s->stream); break;
   }
-  if (e != cudaSuccess) return pa_cuda_fail(ctx, e, plan->choice.name);
+  if (e != cudaSuccess) return pa_cuda_fail(ctx, e, kernel_name(kernel));
   if (fused) return PA_OK;
   e = pa_cu_combine(a, s->stream);
   if (e != cudaSuccess) return pa_cuda_fail(ctx, e, "cuda.combine");

@@ -545,10 +545,10 @@ template <typename T, int D>
 cudaError_t launch_d(const pa_cu_attn *a, unsigned *counters, int merge_u, cudaStream_t s) {
   const dim3 grid(a->num_work), block(W * 32);
   if (counters)
-    return pa::launch_pdl(decode_attention<T, D, true>, grid, block, cfg<D>::SMEM, s, *a, counters,
-                          merge_u);
-  return pa::launch_pdl(decode_attention<T, D, false>, grid, block, cfg<D>::SMEM, s, *a, counters,
-                        merge_u);
+    return pa::launch_pdl(a->pdl != 0, decode_attention<T, D, true>, grid, block, cfg<D>::SMEM, s,
+                          *a, counters, merge_u);
+  return pa::launch_pdl(a->pdl != 0, decode_attention<T, D, false>, grid, block, cfg<D>::SMEM, s,
+                        *a, counters, merge_u);
 }
 
 /* fp8 K/V: D = 128 only (the other head dims take the generic kernel). */

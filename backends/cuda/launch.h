@@ -30,8 +30,7 @@ typedef struct pa_cu_attn {
   pa_cu_view q, k, v, o, lse, mask, bt, q2, k2;
   const float *sinks, *alibi;
   const pa_req *reqs;
-  const pa_work *work;
-  const int32_t *order; /* work items by falling cost (blockIdx -> item); NULL: as listed */
+  const pa_work *work; /* in run order (core/schedule.c): block b runs work[b] */
   const pa_combine *comb;
   float *ws_o, *ws_lse;
   int num_work, num_combine;
@@ -44,6 +43,7 @@ typedef struct pa_cu_attn {
    * (stride 0: one per tensor); NULL otherwise. MLA: both are kv_scale. */
   const float *k_scale, *v_scale;
   int64_t k_scale_s, v_scale_s;
+  int pdl;        /* launch with programmatic dependent launch (pdl.cuh) */
 } pa_cu_attn;
 
 /* A merge-states operand: up to 4-d strided view. */
@@ -60,20 +60,30 @@ typedef struct pa_cu_merge {
   const int32_t *indptr;
 } pa_cu_merge;
 
-/* Kernel ids of pa_kernel_choice.kernel. */
-enum {
-  PA_CU_GENERIC = 0, /* SIMT, any head dim up to 512, any dtype */
-  PA_CU_DECODE = 1,  /* tensor cores, KV split across warps: few packed rows */
-  PA_CU_PREFILL = 2, /* tensor cores, FA2-style: many packed rows */
-  PA_CU_MLA = 3,     /* MLA decode, heads blocked 64 per tile */
-};
+/* The kernels a plan can run, one kernel function each. */
+typedef enum pa_cu_kernel {
+  PA_CU_GENERIC = 0,   /* generic.cu: SIMT, any head dim up to 512, any dtype */
+  PA_CU_DECODE,        /* decode.cu: tensor cores, KV split across warps: few packed rows */
+  PA_CU_PREFILL_MMA,   /* prefill.cu: tensor cores (mma.sync), FA2-style: many packed rows */
+  PA_CU_PREFILL_WGMMA, /* prefill_wgmma.cu: sm_90 wgmma, D 64/128 */
+  PA_CU_MLA_MMA,       /* mla_mma.cu: MLA decode on mma.sync (sm_80+), 64 heads per tile */
+  PA_CU_MLA_SEESAW,    /* mla_seesaw.cu: MLA decode on wgmma, seesaw schedule (sm_90) */
+} pa_cu_kernel;
+
+/* The variant a plan runs (pa_kernel_choice.variant), chosen once by select:
+ * the kernel, and the one a run takes when its q/k/v rows are not 16-byte
+ * aligned (the generic kernel; == kernel when that is already generic). */
+typedef struct pa_cu_variant {
+  pa_cu_kernel kernel, unaligned;
+} pa_cu_variant;
 
 #define PA_CU_GENERIC_ROWS 16
 
 #ifdef __CUDACC__
-/* The work item block b runs: heavy items first, so the tail is short. */
+/* The work item block b runs: core ordered the list (heavy items first, so
+ * the tail is short). */
 __device__ __forceinline__ const pa_work &pa_cu_item(const pa_cu_attn &a) {
-  return a.work[a.order ? a.order[blockIdx.x] : (int32_t)blockIdx.x];
+  return a.work[blockIdx.x];
 }
 #endif
 
@@ -101,16 +111,23 @@ cudaError_t pa_cu_decode_attention(const pa_cu_attn *a, cudaStream_t s);
 cudaError_t pa_cu_decode_attention_fused(const pa_cu_attn *a, unsigned *counters, int merge_u,
                                          cudaStream_t s);
 int pa_cu_prefill_supported(int dqk, int dv, int dtype, int smem_optin);
-cudaError_t pa_cu_prefill_init(int smem_optin);
 /* fp8 K/V (e4m3/e5m2) with f16/bf16 Q and O, D 128/128: BM, or 0. */
 int pa_cu_prefill8_supported(int dqk, int dv, int dtype, int kv_dtype, int smem_optin);
+/* wgmma: 1 also prepares the sm_90 wgmma kernel (only on sm_90). */
+cudaError_t pa_cu_prefill_init(int smem_optin, int wgmma);
 cudaError_t pa_cu_prefill_attention(const pa_cu_attn *a, cudaStream_t s);
+/* Dqk = Dv in {64, 128}, f16/bf16, sm_90 (the sm_90a code runs nowhere else). */
+int pa_cu_prefill_wgmma_supported(int dqk, int dv, int dtype);
+cudaError_t pa_cu_prefill_wgmma(const pa_cu_attn *a, cudaStream_t s);
 int pa_cu_mla_supported(int dc, int dr, int dtype, int smem_optin);
 
 /* pa_kv_append / pa_mla_append (append.cu). */
 cudaError_t pa_cu_append(const pa_append_launch *L, cudaStream_t s);
-cudaError_t pa_cu_mla_init(int smem_optin);
-cudaError_t pa_cu_mla_decode(const pa_cu_attn *a, cudaStream_t s);
+cudaError_t pa_cu_mla_mma_init(int smem_optin);
+cudaError_t pa_cu_mla_mma_decode(const pa_cu_attn *a, cudaStream_t s);
+/* sm_90 only. */
+cudaError_t pa_cu_mla_seesaw_init(void);
+cudaError_t pa_cu_mla_seesaw_decode(const pa_cu_attn *a, cudaStream_t s);
 
 #ifdef __cplusplus
 }

@@ -6,10 +6,8 @@
  * PDL launch start early (without it: when this grid's blocks have exited).
  * Only the plan's schedule (uploaded at plan time) may be read before the
  * wait. Safe under CUDA graph capture (the edge becomes programmatic).
- * PA_CUDA_PDL=0 turns it off (plain launches), to measure what it buys. */
+ * The host decides once per context (cuda.pdl and sm_90+) and passes `on`. */
 #pragma once
-
-#include <stdlib.h>
 
 #include <cuda_runtime.h>
 
@@ -27,20 +25,8 @@ __device__ __forceinline__ void pdl_trigger() {
 #endif
 }
 
-inline bool pdl_on() {
-  static const int env = [] {
-    const char *e = getenv("PA_CUDA_PDL");
-    return e && *e == '0' ? 0 : 1;
-  }();
-  int dev = 0, major = 0;
-  if (!env || cudaGetDevice(&dev) != cudaSuccess ||
-      cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, dev) != cudaSuccess)
-    return false;
-  return major >= 9;
-}
-
 template <typename... Args>
-cudaError_t launch_pdl(void (*kernel)(Args...), dim3 grid, dim3 block, size_t smem,
+cudaError_t launch_pdl(bool on, void (*kernel)(Args...), dim3 grid, dim3 block, size_t smem,
                        cudaStream_t s, Args... args) {
   cudaLaunchAttribute attr[1];
   attr[0].id = cudaLaunchAttributeProgrammaticStreamSerialization;
@@ -51,7 +37,7 @@ cudaError_t launch_pdl(void (*kernel)(Args...), dim3 grid, dim3 block, size_t sm
   cfg.dynamicSmemBytes = smem;
   cfg.stream = s;
   cfg.attrs = attr;
-  cfg.numAttrs = pdl_on() ? 1 : 0;
+  cfg.numAttrs = on ? 1 : 0;
   return cudaLaunchKernelEx(&cfg, kernel, args...);
 }
 

@@ -402,21 +402,18 @@ extern "C" int pa_cu_prefill8_supported(int dqk, int dv, int dtype, int kv_dtype
              : 0;
 }
 
-/* The Hopper kernel (prefill_wgmma.cu) takes D 64/128 on sm_90. */
+/* The Hopper kernel (prefill_wgmma.cu). */
 extern "C" cudaError_t pa_cu_prefill_wgmma_init(void);
-extern "C" int pa_cu_prefill_wgmma_takes(int dqk, int dv);
-extern "C" cudaError_t pa_cu_prefill_wgmma(const pa_cu_attn *a, cudaStream_t s);
 
-extern "C" cudaError_t pa_cu_prefill_init(int smem_optin) {
+extern "C" cudaError_t pa_cu_prefill_init(int smem_optin, int wgmma) {
   cudaError_t e = init_all<__half>(smem_optin);
   if (e == cudaSuccess) e = init_all<__nv_bfloat16>(smem_optin);
-  return e == cudaSuccess ? pa_cu_prefill_wgmma_init() : e;
+  return e == cudaSuccess && wgmma ? pa_cu_prefill_wgmma_init() : e;
 }
 
 extern "C" cudaError_t pa_cu_prefill_attention(const pa_cu_attn *a, cudaStream_t s) {
   if (a->num_work == 0) return cudaSuccess;
   if (a->k.dtype == PA_FP8_E4M3 || a->k.dtype == PA_FP8_E5M2) /* mma.sync path, any sm_80+ */
     return a->q.dtype == PA_F16 ? launch8<__half>(a, s) : launch8<__nv_bfloat16>(a, s);
-  if (pa_cu_prefill_wgmma_takes(a->dqk, a->dv)) return pa_cu_prefill_wgmma(a, s);
   return a->q.dtype == PA_F16 ? launch<__half>(a, s) : launch<__nv_bfloat16>(a, s);
 }

@@ -278,39 +278,23 @@ template <typename T> cudaError_t launch(const pa_cu_attn *a, cudaStream_t s) {
   return cudaErrorInvalidValue;
 }
 
-constexpr int kMaxDevices = 64;
-int g_use[kMaxDevices]; /* per device ordinal: 1 when init found sm_90 */
-
 } // namespace
 
-/* sm_90 only (the sm_90a code runs nowhere else); PA_CUDA_PREFILL=mma turns
- * it off (to compare with the mma.sync kernel). Called once per context. */
+/* Raises the kernels' shared-memory limits; called once per context, on
+ * sm_90 only, where the selector may take this kernel. */
 extern "C" cudaError_t pa_cu_prefill_wgmma_init(void) {
-  int dev = 0, major = 0, minor = 0;
-  cudaError_t e = cudaGetDevice(&dev);
-  if (e == cudaSuccess) e = cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, dev);
-  if (e == cudaSuccess) e = cudaDeviceGetAttribute(&minor, cudaDevAttrComputeCapabilityMinor, dev);
-  if (e != cudaSuccess) return e;
-  const char *env = getenv("PA_CUDA_PREFILL");
-  const int use = major == 9 && minor == 0 && !(env && !strcmp(env, "mma"));
-  if (use) {
-    e = init_dim<__half, 64>();
-    if (e == cudaSuccess) e = init_dim<__half, 128>();
-    if (e == cudaSuccess) e = init_dim<__nv_bfloat16, 64>();
-    if (e == cudaSuccess) e = init_dim<__nv_bfloat16, 128>();
-    if (e != cudaSuccess) return e;
-  }
-  if (dev >= 0 && dev < kMaxDevices) g_use[dev] = use;
-  return cudaSuccess;
+  cudaError_t e = init_dim<__half, 64>();
+  if (e == cudaSuccess) e = init_dim<__half, 128>();
+  if (e == cudaSuccess) e = init_dim<__nv_bfloat16, 64>();
+  if (e == cudaSuccess) e = init_dim<__nv_bfloat16, 128>();
+  return e;
 }
 
 /* Same packed rows per item as the mma.sync kernel (BM 128), so the plan
  * does not depend on which of the two runs. */
-extern "C" int pa_cu_prefill_wgmma_takes(int dqk, int dv) {
-  if (!((dqk == 64 && dv == 64) || (dqk == 128 && dv == 128))) return 0;
-  int dev = 0;
-  if (cudaGetDevice(&dev) != cudaSuccess || dev < 0 || dev >= kMaxDevices) return 0;
-  return g_use[dev];
+extern "C" int pa_cu_prefill_wgmma_supported(int dqk, int dv, int dtype) {
+  return ((dqk == 64 && dv == 64) || (dqk == 128 && dv == 128)) &&
+         (dtype == PA_F16 || dtype == PA_BF16);
 }
 
 extern "C" cudaError_t pa_cu_prefill_wgmma(const pa_cu_attn *a, cudaStream_t s) {

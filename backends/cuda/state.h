@@ -14,6 +14,9 @@ typedef struct pa_cuda_state {
   cublasHandle_t blas;
   int sm_major, sm_minor;
   int smem_optin; /* cudaDevAttrMaxSharedMemoryPerBlockOptin */
+  int pdl;        /* cuda.pdl on an sm_90+ device */
+  int wgmma_prefill; /* cuda.prefill=auto on sm_90: the wgmma prefill kernel is ready */
+  int mla_kernel;    /* pa_cu_kernel: the MLA decode kernel (cuda.mla, sm_90 or not) */
 } pa_cuda_state;
 
 static inline pa_cuda_state *pa_cuda_st(pa_context *ctx) { return (pa_cuda_state *)ctx->state; }

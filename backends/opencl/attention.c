@@ -20,13 +20,14 @@ void pa_cl_scale_args(pa_cl_args *g, const pa_tensor *s) {
 
 pa_status pa_cl_attention(pa_context *ctx, const pa_plan *plan, const pa_attention_args *a,
                           pa_buffer *ws) {
+  const pa_cl_variant *v = pa_cl_variant_of(plan);
   const pa_cl_plan *cp = plan->backend_data;
   const pa_attention_desc *d = &plan->desc;
   if (!plan->num_work) return PA_OK;
   pa_cl_state *st = pa_cl(ctx);
   int64_t sb, s1, sh;
   pthread_mutex_lock(&st->lock);
-  pa_cl_args g = {.k = cp->attention};
+  pa_cl_args g = {.k = v->kernel};
 
   pa_cl_row_strides(&a->q, &sb, &s1, &sh, 1);
   pa_cl_arg_mem(&g, a->q.buf);
@@ -118,9 +119,10 @@ pa_status pa_cl_attention(pa_context *ctx, const pa_plan *plan, const pa_attenti
     s = pa_fail(ctx, PA_ERR_BACKEND, "opencl: attention argument %u: %s (%d)", g.bad,
                 pa_cl_error_name(g.err), (int)g.err);
   } else {
-    size_t local = cp->threads, global = local * (size_t)plan->num_work;
-    cl_int e = clEnqueueNDRangeKernel(st->queue, cp->attention, 1, NULL, &global, &local, 0, NULL, NULL);
-    if (e != CL_SUCCESS) s = pa_cl_fail(ctx, e, "enqueue pa_attention");
+    size_t local = v->threads, global = local * (size_t)plan->num_work;
+    cl_int e =
+        clEnqueueNDRangeKernel(st->queue, v->kernel, 1, NULL, &global, &local, 0, NULL, NULL);
+    if (e != CL_SUCCESS) s = pa_cl_fail(ctx, e, v->name);
   }
   if (s == PA_OK && plan->num_combine > 0)
     s = pa_cl_combine(ctx, plan, cp->combine, &a->out, want_lse ? &a->lse : NULL,

@@ -41,9 +41,9 @@ const char *pa_cl_error_name(cl_int err);
 /* pa_fail(ctx, PA_ERR_BACKEND, "<what>: <name> (<code>)"). */
 pa_status pa_cl_fail(pa_context *ctx, cl_int err, const char *what);
 
-/* The text of kernels/<name>: from PA_OPENCL_KERNEL_DIR when set (development),
+/* The text of kernels/<name>: from dir (dev.opencl.kernel_dir) when not empty,
  * else the copy embedded at build time. *owned is set when the caller must free it. */
-const char *pa_cl_source(const char *name, bool *owned);
+const char *pa_cl_source(const char *dir, const char *name, bool *owned);
 
 /* Kernel `kernel` of program common.cl + `file` built with `defines` for the
  * context's device; compiled once per (device, source hash, options), cached
@@ -91,23 +91,41 @@ static inline bool pa_cl_vec_ok(const pa_tensor *t) {
   return true;
 }
 
-/* Tile of the attention kernel, packed into pa_kernel_choice.kernel. */
-typedef struct pa_cl_tile {
-  int bq, bkv, rg, cg;
-} pa_cl_tile;
-static inline int pa_cl_tile_pack(pa_cl_tile t) { return t.bq | t.bkv << 8 | t.rg << 16 | t.cg << 24; }
-static inline pa_cl_tile pa_cl_tile_unpack(int k) {
-  return (pa_cl_tile){k & 255, (k >> 8) & 255, (k >> 16) & 255, (k >> 24) & 255};
+/* The kernel families a plan can run (one kernel function each). */
+typedef enum pa_cl_family {
+  PA_CL_TILE,        /* attention.cl pa_attention: any shape, any device (MLA=1 for MLA) */
+  PA_CL_DECODE,      /* decode.cl pa_decode: few packed rows, any device */
+  PA_CL_DECODE_W,    /* decode_w.cl pa_decode_w: no barrier in the key loop (warp shuffles) */
+  PA_CL_PREFILL_MMA, /* prefill_mma.cl pa_prefill_mma: tensor cores */
+  PA_CL_MLA_MMA,     /* mla_mma.cl pa_mla_mma: tensor cores */
+} pa_cl_family;
+
+/* The variant a plan runs (pa_kernel_choice.variant), chosen and built once in
+ * pa_cl_select, fallbacks included; the run functions launch exactly this. */
+typedef struct pa_cl_variant {
+  pa_cl_family family;
+  int bq, bkv;        /* packed rows per work item; keys per tile (the split alignment) */
+  int rg, cg;         /* TILE: work-item rows x columns */
+  int kg;             /* DECODE: key groups */
+  int warps;          /* DECODE_W, PREFILL_MMA (pipelined), MLA_MMA (4 per 16 rows) */
+  int stages;         /* DECODE_W: cp.async ring stages (0: K/V through registers) */
+  bool emu;           /* DECODE_W, MLA_MMA: PTX helpers emulated in OpenCL C */
+  bool pipe;          /* PREFILL_MMA: the pipelined kernel (else PIPE=0, 64 rows) */
+  bool pf, ldsm, cpa; /* MLA_MMA: key prefetch, ldmatrix B fragments, cp.async stages */
+  int maxreg;         /* MLA_MMA: register cap (0: none) */
+  cl_kernel kernel;   /* owned by the program cache */
+  size_t threads;     /* work-group size */
+  char name[64];      /* opencl.<kernel function>.<shape>, reported by the plan */
+} pa_cl_variant;
+
+static inline const pa_cl_variant *pa_cl_variant_of(const pa_plan *plan) {
+  return (const pa_cl_variant *)plan->choice.variant;
 }
 
-/* Per-plan state: the kernels the plan launches (owned by the cache). */
+/* Per-plan state from plan_ready: the split-KV combine kernel (owned by the
+ * cache), NULL when no request is split. */
 typedef struct pa_cl_plan {
-  cl_kernel attention;
-  cl_kernel combine; /* NULL when no request is split */
-  pa_cl_tile tile;  /* rg == 0: kernels/decode.cl with cg key groups;
-                       rg == 254: kernels/mla_mma.cl (mla.c);
-                       rg == 255: kernels/prefill_mma.cl */
-  size_t threads;   /* work-group size */
+  cl_kernel combine;
 } pa_cl_plan;
 
 /* Dim lanes (8 dims each) of kernels/decode.cl for these head dims. */
@@ -115,16 +133,19 @@ int pa_cl_decode_lanes(int dqk, int dv);
 
 /* Operations (one file each). */
 pa_status pa_cl_select(pa_context *ctx, const pa_plan *plan, pa_kernel_choice *choice);
-pa_status pa_cl_plan_ready(pa_context *ctx, pa_plan *plan);
+pa_status pa_cl_plan_ready(pa_context *ctx, const pa_plan *plan, pa_plan_state *state);
 pa_status pa_cl_attention(pa_context *ctx, const pa_plan *plan, const pa_attention_args *args,
                           pa_buffer *ws);
 pa_status pa_cl_mla(pa_context *ctx, const pa_plan *plan, const pa_mla_args *args, pa_buffer *ws);
 pa_status pa_cl_merge(pa_context *ctx, const pa_merge_launch *m);
 pa_status pa_cl_head_gemm(pa_context *ctx, const pa_tensor *x, const pa_tensor *w, pa_tensor *y);
 pa_status pa_cl_append(pa_context *ctx, const pa_append_launch *L);
-/* MLA on tensor cores (mla.c): pick after the mma probe, build rg == 254. */
-bool pa_cl_mla_mma_pick(pa_context *ctx, const pa_plan *plan, pa_kernel_choice *choice);
-pa_status pa_cl_mla_mma_build(pa_context *ctx, pa_plan *plan, pa_cl_plan *cp);
+/* MLA on tensor cores (mla.c): after the mma probe, fills *v with the built
+ * kernel, or with its 16-row attention.cl fallback where mla_mma.cl does not
+ * build; false when the kernel does not apply (the caller picks a tile). */
+bool pa_cl_mla_mma_variant(pa_context *ctx, const pa_plan *plan, pa_cl_variant *v);
+/* Builds attention.cl for a TILE variant (sets kernel, threads, name). */
+pa_status pa_cl_build_tile(pa_context *ctx, const pa_plan *plan, pa_cl_variant *v);
 /* Split-KV combine shared by attention and MLA (merge.c). */
 pa_status pa_cl_combine(pa_context *ctx, const pa_plan *plan, cl_kernel k, const pa_tensor *out,
                         const pa_tensor *lse, const pa_tensor *sinks, pa_buffer *ws);

@@ -7,41 +7,24 @@
 
 #include "cl_backend.h"
 
-/* kernels/mla_mma.cl's variant, packed into the plan's tile: bq = 16 NRG rows,
- * bkv = BN keys, rg = 254 (the mark), cg = PF | EMU << 1 | LDSM << 2 |
- * CPA << 3 | (index of the register cap in mla_regs) << 4. */
+/* kernels/mla_mma.cl's tuning, from the configuration. */
 typedef struct mla_mma_cfg {
   int bn, nrg, pf, maxreg, ldsm, cpa, emu;
 } mla_mma_cfg;
-static const int mla_regs[4] = {0, 128, 168, 200};
 
-/* PA_OPENCL_MLA=bn,nrg,pf,maxreg,ldsm,cpa[,emu] (tuning; read per plan): BN
- * 16 or 32, NRG 1 or 2, PF 0 or 1, maxreg 0 (none), 128, 168 or 200 (a
- * register cap), ldsm 1: B fragments by ldmatrix, cpa 1: two key stages
- * filled by cp.async (instead of PF); emu runs the kernel's PTX helpers in
- * OpenCL C on any device (tests). "portable" turns the kernel off. Default
- * 16,2,0,0,1,1 (H200, f16 h128 b64 kv4096, 2026-11-22 02:21 UTC): 1.017 ms,
- * against 1.209 for the next tile in registers (16,2,1,0,1,0) and 2.6 for BN
- * 32 NRG 1 with neither; 32,1,1,0,1,0 ran 0.953 ms but has not been through
- * the GPU tests yet. Without the ldmatrix/cp.async probe: ldsm 0, PF 1. */
-static bool mla_mma_env(mla_mma_cfg *c) {
-  *c = (mla_mma_cfg){16, 2, 0, 0, 1, 1, 0};
-  const char *e = getenv("PA_OPENCL_MLA");
-  if (!e || !*e) return true;
-  if (!strcmp(e, "portable")) return false;
-  char emu[8] = "";
-  mla_mma_cfg v = {0};
-  int n = sscanf(e, "%d,%d,%d,%d,%d,%d,%7s", &v.bn, &v.nrg, &v.pf, &v.maxreg, &v.ldsm, &v.cpa, emu);
-  int reg_ok = 0;
-  for (int i = 0; i < 4; i++) reg_ok |= v.maxreg == mla_regs[i];
-  if (n < 6 || (v.ldsm != 0 && v.ldsm != 1) || (v.cpa != 0 && v.cpa != 1) || (v.cpa && v.pf) ||
-      (v.bn != 16 && v.bn != 32) || (v.nrg != 1 && v.nrg != 2) || (v.pf != 0 && v.pf != 1) || !reg_ok) {
-    pa_log(1, "opencl: PA_OPENCL_MLA=%s ignored (want bn,nrg,pf,maxreg,ldsm,cpa[,emu])", e);
-    return true;
-  }
-  v.emu = !strcmp(emu, "emu");
-  *c = v;
-  return true;
+/* The variant from opencl.mla and the dev.opencl.mla_* keys (validated by
+ * the configuration reader; defaults and the measurements behind them in
+ * bench/RESULTS.md). False: the kernel is off (opencl.mla=portable). Without
+ * the ldmatrix/cp.async probe the caller turns ldsm/cpa into PF. */
+static bool mla_mma_env(const pa_config *cfg, mla_mma_cfg *c) {
+  *c = (mla_mma_cfg){cfg->dev_opencl_mla_bn,
+                     cfg->dev_opencl_mla_nrg,
+                     cfg->dev_opencl_mla_pf,
+                     cfg->dev_opencl_mla_maxreg,
+                     cfg->dev_opencl_mla_ldsm,
+                     cfg->dev_opencl_mla_cpa,
+                     cfg->opencl_mla == PA_CFG_CLMLA_EMU};
+  return cfg->opencl_mla != PA_CFG_CLMLA_PORTABLE;
 }
 
 static size_t mla_mma_local(const mla_mma_cfg *c, int dk) {
@@ -50,23 +33,26 @@ static size_t mla_mma_local(const mla_mma_cfg *c, int dk) {
   return b;
 }
 
-/* Builds (or finds in the program cache) mla_mma.cl for a tile. */
-static pa_status mla_mma_kernel(pa_context *ctx, const pa_mla_desc *m, pa_cl_tile t, cl_kernel *k) {
-  int pf = t.cg & 1, emu = (t.cg >> 1) & 1, ldsm = (t.cg >> 2) & 1;
-  int cpa = (t.cg >> 3) & 1, maxreg = mla_regs[(t.cg >> 4) & 3];
-  char defs[256], cap[40] = "";
-  if (maxreg && !emu) snprintf(cap, sizeof cap, " -cl-nv-maxrregcount=%d", maxreg);
-  snprintf(defs, sizeof defs, "-DDC=%d -DDR=%d -DKV_DT=%d -DO_DT=%d -DBN=%d -DNRG=%d -DPF=%d -DLDSM=%d -DCPA=%d -DEMU=%d%s",
-           m->head_dim_ckv, m->head_dim_kpe, (int)m->kv_dtype, (int)m->o_dtype, t.bkv, t.bq / 16, pf,
-           ldsm, cpa, emu, cap);
-  return pa_cl_kernel(ctx, "mla_mma.cl", defs, "pa_mla_mma", k);
+/* Builds (or finds in the program cache) mla_mma.cl for a variant. */
+static pa_status mla_mma_build(pa_context *ctx, const pa_mla_desc *m, pa_cl_variant *v) {
+  char defs[256], cap[40] = "", shape[32];
+  if (v->maxreg && !v->emu) snprintf(cap, sizeof cap, " -cl-nv-maxrregcount=%d", v->maxreg);
+  snprintf(
+      defs, sizeof defs,
+      "-DDC=%d -DDR=%d -DKV_DT=%d -DO_DT=%d -DBN=%d -DNRG=%d -DPF=%d -DLDSM=%d -DCPA=%d -DEMU=%d%s",
+      m->head_dim_ckv, m->head_dim_kpe, (int)m->kv_dtype, (int)m->o_dtype, v->bkv, v->bq / 16,
+      v->pf, v->ldsm, v->cpa, v->emu, cap);
+  v->threads = (size_t)v->bq / 16 * 128;
+  snprintf(shape, sizeof shape, "bq%d.bn%d%s", v->bq, v->bkv, v->emu ? ".emu" : "");
+  snprintf(v->name, sizeof v->name, "opencl.pa_mla_mma.%s", shape);
+  return pa_cl_kernel(ctx, "mla_mma.cl", defs, "pa_mla_mma", &v->kernel);
 }
 
-bool pa_cl_mla_mma_pick(pa_context *ctx, const pa_plan *plan, pa_kernel_choice *choice) {
+bool pa_cl_mla_mma_variant(pa_context *ctx, const pa_plan *plan, pa_cl_variant *v) {
   const pa_cl_state *st = pa_cl(ctx);
   const pa_mla_desc *m = &plan->mla;
   mla_mma_cfg c;
-  if (plan->op != PA_OP_MLA || !mla_mma_env(&c)) return false;
+  if (plan->op != PA_OP_MLA || !mla_mma_env(&ctx->cfg, &c)) return false;
   bool ok = m->q_dtype == PA_F16 ? st->mma_ok : m->q_dtype == PA_BF16 ? st->mma_bf16_ok : false;
   if (c.emu) ok = m->q_dtype == PA_F16 || m->q_dtype == PA_BF16;
   if (!c.emu && !st->ldsm_ok && (c.ldsm || c.cpa)) { /* ldmatrix/cp.async probe failed */
@@ -78,35 +64,28 @@ bool pa_cl_mla_mma_pick(pa_context *ctx, const pa_plan *plan, pa_kernel_choice *
       (plan->desc.flags & PA_DETERMINISTIC) || m->page_size < 1 || st->max_wg < (size_t)c.nrg * 128 ||
       st->local_mem < mla_mma_local(&c, dk) + 256)
     return false;
-  int ri = 0;
-  while (mla_regs[ri] != c.maxreg) ri++;
-  pa_cl_tile t = {16 * c.nrg, c.bn, 254, c.pf | c.emu << 1 | c.ldsm << 2 | c.cpa << 3 | ri << 4};
-  /* Only 16-row items have a portable fallback, so a taller tile is chosen
-   * only once its kernel builds (plan_ready then finds it in the cache). */
-  cl_kernel k;
-  if (t.bq > 16 && mla_mma_kernel(ctx, m, t, &k) != PA_OK) {
-    pa_log(1, "opencl: %d-row mla_mma.cl did not build, trying 16 rows: %.300s", t.bq, ctx->err);
+  *v = (pa_cl_variant){.family = PA_CL_MLA_MMA,
+                       .bq = 16 * c.nrg,
+                       .bkv = c.bn,
+                       .warps = 4 * c.nrg,
+                       .emu = c.emu,
+                       .pf = c.pf,
+                       .ldsm = c.ldsm,
+                       .cpa = c.cpa,
+                       .maxreg = c.maxreg};
+  /* The ladder: 32 rows -> 16 rows -> the 16-row attention.cl tile. */
+  if (mla_mma_build(ctx, m, v) == PA_OK) return true;
+  if (v->bq > 16) {
+    pa_log(1, "opencl: %d-row mla_mma.cl did not build, trying 16 rows: %.300s", v->bq, ctx->err);
     ctx->err[0] = 0;
-    t.bq = 16;
+    v->bq = 16, v->warps = 4;
+    if (mla_mma_build(ctx, m, v) == PA_OK) return true;
   }
-  *choice = (pa_kernel_choice){.kernel = pa_cl_tile_pack(t), .q_tile_rows = t.bq, .kv_align = t.bkv,
-                               .name = c.emu ? "opencl.mla.mma.emu" : "opencl.mla.mma"};
-  return true;
-}
-
-/* Builds the plan's mla_mma.cl kernel; if it does not build (only 16-row
- * tiles get here unbuilt: pick checks taller ones), logs why and leaves a
- * portable attention.cl tile in cp->tile for the caller to build. */
-pa_status pa_cl_mla_mma_build(pa_context *ctx, pa_plan *plan, pa_cl_plan *cp) {
-  cp->threads = (size_t)cp->tile.bq / 16 * 128;
-  pa_status s = mla_mma_kernel(ctx, &plan->mla, cp->tile, &cp->attention);
-  if (s == PA_OK) return PA_OK;
   pa_log(1, "opencl: mla_mma.cl did not build, using the portable tile: %.300s", ctx->err);
   ctx->err[0] = 0;
-  if (cp->tile.bq > 16) return pa_fail(ctx, PA_ERR_BACKEND, "opencl: mla_mma.cl (%d rows) did not build", cp->tile.bq);
-  cp->tile = (pa_cl_tile){16, 16, 8, 16}; /* attention.cl MLA tile: 37 KB for 576 dims */
-  plan->choice.name = "opencl.mla.tile16";
-  return PA_OK;
+  *v = (pa_cl_variant){
+      .bq = 16, .bkv = 16, .rg = 8, .cg = 16}; /* attention.cl MLA tile: 37 KB for 576 dims */
+  return pa_cl_build_tile(ctx, plan, v) == PA_OK;
 }
 
 /* A tensor as the kernels take it: buffer, element offset, strides s0 and s1. */
@@ -211,13 +190,14 @@ static void tile_args(pa_cl_args *g, const pa_plan *plan, const pa_mla_args *a, 
 }
 
 pa_status pa_cl_mla(pa_context *ctx, const pa_plan *plan, const pa_mla_args *a, pa_buffer *ws) {
+  const pa_cl_variant *v = pa_cl_variant_of(plan);
   const pa_cl_plan *cp = plan->backend_data;
   const pa_attention_desc *d = &plan->desc;
   if (!plan->num_work) return PA_OK;
   pa_cl_state *st = pa_cl(ctx);
   pthread_mutex_lock(&st->lock);
-  pa_cl_args g = {.k = cp->attention};
-  const bool mma = cp->tile.rg == 254;
+  pa_cl_args g = {.k = v->kernel};
+  const bool mma = v->family == PA_CL_MLA_MMA;
   bool want_lse = (d->flags & PA_RETURN_LSE) && a->lse.buf;
   if (mma)
     mla_mma_args(&g, plan, a, ws, want_lse);
@@ -229,9 +209,10 @@ pa_status pa_cl_mla(pa_context *ctx, const pa_plan *plan, const pa_mla_args *a, 
     s = pa_fail(ctx, PA_ERR_BACKEND, "opencl: mla argument %u: %s (%d)", g.bad,
                 pa_cl_error_name(g.err), (int)g.err);
   } else {
-    size_t local = cp->threads, global = local * (size_t)plan->num_work;
-    cl_int e = clEnqueueNDRangeKernel(st->queue, cp->attention, 1, NULL, &global, &local, 0, NULL, NULL);
-    if (e != CL_SUCCESS) s = pa_cl_fail(ctx, e, mma ? "enqueue pa_mla_mma" : "enqueue pa_attention (mla)");
+    size_t local = v->threads, global = local * (size_t)plan->num_work;
+    cl_int e =
+        clEnqueueNDRangeKernel(st->queue, v->kernel, 1, NULL, &global, &local, 0, NULL, NULL);
+    if (e != CL_SUCCESS) s = pa_cl_fail(ctx, e, v->name);
   }
   if (s == PA_OK && plan->num_combine > 0)
     s = pa_cl_combine(ctx, plan, cp->combine, &a->out, want_lse ? &a->lse : NULL, NULL, ws);

@@ -110,12 +110,11 @@ static bool contains_nocase(const char *hay, const char *needle) {
   return n == 0;
 }
 
-/* The device index for `device` (-1: PA_OPENCL_DEVICE, else the first GPU,
- * else the first device); -1 when none matches. */
-static int resolve_device(int device, cl_platform_id *plat, cl_device_id *dev, int n,
-                          const int *plat_index) {
+/* The device index for `device` (-1: `env`, the opencl.device key, else the
+ * first GPU, else the first device); -1 when none matches. */
+static int resolve_device(int device, const char *env, cl_platform_id *plat, cl_device_id *dev,
+                          int n, const int *plat_index) {
   if (device >= 0) return device < n ? device : -1;
-  const char *env = getenv("PA_OPENCL_DEVICE");
   if (env && *env) {
     int p, d;
     char tail;
@@ -169,7 +168,7 @@ static pa_status ocl_device_info(int device, pa_device_info *info) {
   cl_device_id d[MAX_DEVS];
   int pi[MAX_DEVS];
   int n = list_devices(p, d, pi);
-  int i = resolve_device(device, p, d, n, pi);
+  int i = resolve_device(device, "", p, d, n, pi);
   if (i < 0) return pa_fail(NULL, PA_ERR_NO_DEVICE, "opencl: device=%d not found (%d devices)", device, n);
   fill_info(d[i], info);
   return PA_OK;
@@ -229,12 +228,13 @@ static pa_status cl_create(pa_context *ctx, int device, const pa_context_desc *d
     cl_device_id d[MAX_DEVS];
     int pi[MAX_DEVS];
     int n = list_devices(p, d, pi);
-    int i = resolve_device(device, p, d, n, pi);
+    const char *env = ctx->cfg.opencl_device;
+    int i = resolve_device(device, env, p, d, n, pi);
     if (i < 0) {
       cl_destroy(ctx);
-      const char *env = getenv("PA_OPENCL_DEVICE");
-      return pa_fail(ctx, PA_ERR_NO_DEVICE, "opencl: device=%d (PA_OPENCL_DEVICE=%s) not found among %d devices",
-                     device, env ? env : "", n);
+      return pa_fail(ctx, PA_ERR_NO_DEVICE,
+                     "opencl: device=%d (opencl.device=%s) not found among %d devices", device, env,
+                     n);
     }
     st->platform = p[i];
     st->device = d[i];

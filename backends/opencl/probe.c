@@ -2,7 +2,7 @@
  * mma.sync m16n8k16 in inline PTX) must build and produce the known product,
  * per 16-bit type, before any plan takes the mma kernel. Any failure (another
  * vendor, a driver without inline PTX, a wrong result) leaves the portable
- * kernels in charge. PA_OPENCL_NO_MMA=1 skips the probe. */
+ * kernels in charge. opencl.ptx=0 skips the probe. */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -106,8 +106,7 @@ static bool probe_ldsm(pa_context *ctx) {
 pa_status pa_cl_probe_mma(pa_context *ctx) {
   pa_cl_state *st = pa_cl(ctx);
   st->mma_ok = st->mma_bf16_ok = st->ldsm_ok = false;
-  const char *off = getenv("PA_OPENCL_NO_MMA");
-  if (off && *off && strcmp(off, "0")) return PA_OK;
+  if (!ctx->cfg.opencl_ptx) return PA_OK;
   char vendor[128] = "";
   clGetDeviceInfo(st->device, CL_DEVICE_VENDOR, sizeof vendor - 1, vendor, NULL);
   if (!strstr(vendor, "NVIDIA")) return PA_OK;

@@ -29,9 +29,8 @@ static uint64_t fnv1a(uint64_t h, const char *s) {
   return h;
 }
 
-const char *pa_cl_source(const char *name, bool *owned) {
+const char *pa_cl_source(const char *dir, const char *name, bool *owned) {
   *owned = false;
-  const char *dir = getenv("PA_OPENCL_KERNEL_DIR");
   if (dir && *dir) {
     char path[1024];
     snprintf(path, sizeof path, "%s/%s", dir, name);
@@ -50,7 +49,8 @@ const char *pa_cl_source(const char *name, bool *owned) {
       free(text);
       fclose(f);
     }
-    pa_log(1, "opencl: PA_OPENCL_KERNEL_DIR=%s has no readable %s; using the embedded copy", dir, name);
+    pa_log(1, "opencl: dev.opencl.kernel_dir=%s has no readable %s; using the embedded copy", dir,
+           name);
   }
   for (int i = 0; i < pa_cl_embedded_count; i++)
     if (!strcmp(pa_cl_embedded_names[i], name)) return pa_cl_embedded_texts[i];
@@ -212,28 +212,34 @@ pa_status pa_cl_kernel(pa_context *ctx, const char *file, const char *defines, c
 }
 
 /* The programs written on inline PTX get kernels/ptx.cl after common.cl
- * (which of its parts is active follows their defines). */
+ * (which of its parts is active follows their defines); the decode kernels
+ * get decode_common.cl. */
 static bool uses_ptx(const char *file) {
-  return !strcmp(file, "prefill_mma.cl") || !strcmp(file, "mla_mma.cl") || !strcmp(file, "decode.cl");
+  return !strcmp(file, "prefill_mma.cl") || !strcmp(file, "mla_mma.cl") ||
+         !strcmp(file, "decode_w.cl");
+}
+static bool uses_decode_common(const char *file) {
+  return !strcmp(file, "decode.cl") || !strcmp(file, "decode_w.cl");
 }
 
 static pa_status kernel_from_source(pa_context *ctx, const char *file, const char *defines,
                                     const char *kernel, cl_kernel *out) {
   pa_cl_state *st = pa_cl(ctx);
-  /* program text: common.cl, ptx.cl where used, the file, joined by newlines */
-  const char *names[3] = {"common.cl", uses_ptx(file) ? "ptx.cl" : NULL, file};
-  const char *parts[3] = {NULL, NULL, NULL};
-  bool owned[3] = {false, false, false};
+  /* program text: common.cl, ptx.cl and decode_common.cl where used, the
+   * file, joined by newlines */
+  const char *names[4] = {"common.cl", uses_ptx(file) ? "ptx.cl" : NULL,
+                          uses_decode_common(file) ? "decode_common.cl" : NULL, file};
+  const char *parts[4] = {NULL, NULL, NULL, NULL};
+  bool owned[4] = {false, false, false, false};
   char options[1024];
-  const char *extra = getenv("PA_OPENCL_BUILD_OPTIONS");
-  snprintf(options, sizeof options, "-cl-std=CL1.2 %s%s%s", defines, extra ? " " : "",
-           extra ? extra : "");
+  const char *extra = ctx->cfg.dev_opencl_build_options;
+  snprintf(options, sizeof options, "-cl-std=CL1.2 %s%s%s", defines, *extra ? " " : "", extra);
   pa_status s = PA_OK;
   char *text = NULL;
   size_t len = 0;
-  for (int i = 0; i < 3; i++) {
+  for (int i = 0; i < 4; i++) {
     if (!names[i]) continue;
-    parts[i] = pa_cl_source(names[i], &owned[i]);
+    parts[i] = pa_cl_source(ctx->cfg.dev_opencl_kernel_dir, names[i], &owned[i]);
     if (!parts[i]) {
       s = pa_fail(ctx, PA_ERR_BACKEND, "opencl: kernel source %s not found", names[i]);
       goto done;
@@ -246,7 +252,7 @@ static pa_status kernel_from_source(pa_context *ctx, const char *file, const cha
     goto done;
   }
   char *at = text;
-  for (int i = 0; i < 3; i++) {
+  for (int i = 0; i < 4; i++) {
     if (!parts[i]) continue;
     size_t n = strlen(parts[i]);
     memcpy(at, parts[i], n);
@@ -297,7 +303,7 @@ static pa_status kernel_from_source(pa_context *ctx, const char *file, const cha
   pthread_mutex_unlock(&st->lock);
 done:
   free(text);
-  for (int i = 0; i < 3; i++)
+  for (int i = 0; i < 4; i++)
     if (owned[i]) free((void *)parts[i]);
   return s;
 }

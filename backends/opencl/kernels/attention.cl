@@ -81,12 +81,12 @@ __kernel __attribute__((reqd_work_group_size(NT, 1, 1))) void pa_attention(
 
   const int t = get_local_id(0);
   const int cg = t % CG, rg = t / CG;
-  __global const int *w = sched + work_off + get_group_id(0) * 8;
-  const int b = w[0], hk = w[1], row0 = w[2], rows = w[3], split = w[4];
-  const int kb = w[5], ke = w[6];
-  __global const int *rq = sched + req_off + b * 8;
-  const int q_start = ragged_q ? rq[0] : 0, k_start = ragged_k ? rq[1] : 0;
-  const int len_q = rq[2], len_k = rq[3], nsplit = rq[4], part_row = rq[6];
+  __global const pa_work_t *wi = pa_work_item(sched, work_off);
+  const int b = wi->b, hk = wi->hk, row0 = wi->row0, rows = wi->rows, split = wi->split;
+  const int kb = wi->kv_begin, ke = wi->kv_end;
+  __global const pa_req_t *rq = pa_request(sched, req_off, b);
+  const int q_start = ragged_q ? rq->q_start : 0, k_start = ragged_k ? rq->k_start : 0;
+  const int len_q = rq->len_q, len_k = rq->len_k, nsplit = rq->num_splits, part_row = rq->part_row;
   const int off = len_k - len_q;
 #if KV_DT >= 4
   /* K's scale joins the score scale, V's the output factor */

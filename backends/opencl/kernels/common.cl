@@ -75,3 +75,21 @@ inline ushort pa_f32_to_bf16(float f) {
  * lse = m + log(l)); an empty state has lse = -inf and o = 0. The running
  * maximum is replaced by 0 while it is -inf so exp() never sees -inf - -inf. */
 inline float pa_safe_max(float m) { return m == -INFINITY ? 0.0f : m; }
+
+/* The plan's schedule (backends/backend.h): pa_req and pa_work, 8 ints each,
+ * at req_off and work_off (in ints) of the sched buffer; work-group x runs
+ * work item x. Kernels read the fields they use through these pointers. */
+typedef struct {
+  int b, hk, row0, rows, split, kv_begin, kv_end, group;
+} pa_work_t;
+typedef struct {
+  int q_start, k_start, len_q, len_k, num_splits, kv_chunk, part_row, reserved;
+} pa_req_t;
+
+inline __global const pa_work_t *pa_work_item(__global const int *sched, int work_off) {
+  return (__global const pa_work_t *)(sched + work_off + get_group_id(0) * 8);
+}
+
+inline __global const pa_req_t *pa_request(__global const int *sched, int req_off, int b) {
+  return (__global const pa_req_t *)(sched + req_off + b * 8);
+}

@@ -38,8 +38,9 @@ __kernel void pa_combine(__global const float *ws, long ws_o, long ws_l, int dv,
                          int flags) {
   const int x = get_group_id(0), h = get_group_id(1), t = get_local_id(0);
   const int b = sched[comb_off + 2 * x], i = sched[comb_off + 2 * x + 1];
-  __global const int *rq = sched + req_off + b * 8;
-  const int q_start = ragged_q ? rq[0] : 0, len_q = rq[2], n = rq[4], part_row = rq[6];
+  __global const pa_req_t *rq = pa_request(sched, req_off, b);
+  const int q_start = ragged_q ? rq->q_start : 0, len_q = rq->len_q, n = rq->num_splits,
+            part_row = rq->part_row;
   const long p0 = part_row + (long)i * hq + h, pk = (long)len_q * hq;
   const float sink = (flags & 4) ? sinks[sk_off + h * sk_s] : -INFINITY;
   const float mx = pa_merge_max(ws, ws_l + p0, pk, n, sink);

@@ -145,11 +145,12 @@ __kernel __attribute__((reqd_work_group_size(NT, 1, 1))) void pa_mla_mma(
 
   const int tid = get_local_id(0), warp = tid / 32, lane = tid % 32, g = lane / 4, t = lane % 4;
   const int rg = warp / 4, qd = warp % 4;
-  __global const int *w = sched + work_off + get_group_id(0) * 8;
-  const int b = w[0], row0 = w[2], rows = w[3], split = w[4];
-  const int kb = w[5], ke = w[6];
-  __global const int *rq = sched + req_off + b * 8;
-  const int q_start = rq[0], len_q = rq[2], len_k = rq[3], nsplit = rq[4], part_row = rq[6];
+  __global const pa_work_t *wi = pa_work_item(sched, work_off);
+  const int b = wi->b, row0 = wi->row0, rows = wi->rows, split = wi->split;
+  const int kb = wi->kv_begin, ke = wi->kv_end;
+  __global const pa_req_t *rq = pa_request(sched, req_off, b);
+  const int q_start = rq->q_start, len_q = rq->len_q, len_k = rq->len_k, nsplit = rq->num_splits,
+            part_row = rq->part_row;
   const int off = len_k - len_q;
   const int ntiles = (ke - kb + BN - 1) / BN;
 
