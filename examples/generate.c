@@ -236,7 +236,9 @@ int main(int argc, char **argv) {
   }
 
   engine eng = {0}, *e = &eng;
-  pa_context_desc cd = {backend, -1, NULL, 0, NULL};
+  pa_context_desc cd;
+  pa_context_desc_init(&cd);
+  cd.backend = backend;
   CHECK(pa_context_create(&cd, &e->ctx));
   pa_device_info info;
   CHECK(pa_context_info(e->ctx, &info));

@@ -109,7 +109,7 @@ pa_status pa_cl_attention(pa_context *ctx, const pa_plan *plan, const pa_attenti
   pa_cl_arg_int(&g, d->window_right);
   pa_cl_arg_int(&g, d->sink_tokens);
   pa_cl_arg_int(&g, (int)d->flags);
-  if (cp->tile.rg != 0 && cp->tile.rg != 255) { /* attention.cl (every fp8 plan) */
+  if (v->family == PA_CL_TILE) { /* attention.cl (every fp8 plan) */
     pa_cl_scale_args(&g, pa_dtype_is_fp8(d->kv_dtype) ? &a->k_scale : NULL);
     pa_cl_scale_args(&g, pa_dtype_is_fp8(d->kv_dtype) ? &a->v_scale : NULL);
   }
