@@ -59,7 +59,7 @@ if [ "${PA_SANITIZE:-0}" = 1 ]; then
   # Criterion runs each test in a child process: --target-processes all.
   # Every process prints its own ERROR SUMMARY; they are summed.
   tools=${PA_SANITIZE_TOOLS:-memcheck racecheck synccheck initcheck}
-  variants=${PA_SANITIZE_VARIANTS:-"default PA_CUDA_PREFILL=mma PA_CUDA_MLA=mma PA_CUDA_MLA=wgmma PA_CUDA_DECODE_FUSE=0 PA_CUDA_PDL=0"}
+  variants=${PA_SANITIZE_VARIANTS:-"default PA_CUDA_PREFILL=mma PA_CUDA_MLA=mma PA_CUDA_DECODE_FUSE=0 PA_CUDA_PDL=0"}
   bins="tests/test_cross_backend tests/test_splits tests/test_merge tests/test_head_gemm tests/test_nonfinite backends/cuda/tests/test_cuda_graph"
   total=0
   printf '%-10s %-22s %-24s %s\n' tool variant binary errors | tee "$OUT/sanitizer.txt"
