@@ -557,9 +557,9 @@ cudaError_t launch8(const pa_cu_attn *a, unsigned *counters, int merge_u, cudaSt
   constexpr int D = 128;
   const dim3 grid(a->num_work), block(W * 32);
   if (counters)
-    return pa::launch_pdl(decode_attention<T, D, true, KV>, grid, block, cfg<D, KV>::SMEM, s, *a,
+    return pa::launch_pdl(a->pdl != 0, decode_attention<T, D, true, KV>, grid, block, cfg<D, KV>::SMEM, s, *a,
                           counters, merge_u);
-  return pa::launch_pdl(decode_attention<T, D, false, KV>, grid, block, cfg<D, KV>::SMEM, s, *a,
+  return pa::launch_pdl(a->pdl != 0, decode_attention<T, D, false, KV>, grid, block, cfg<D, KV>::SMEM, s, *a,
                         counters, merge_u);
 }
 
