@@ -7,10 +7,8 @@
 
 #include "cp.h"
 
-
-
-static pa_status check_decode(pa_cp *cp, const pa_attention_desc *d, const pa_batch *b,
-                              int shard, int combine) {
+static pa_status check_decode(pa_cp *cp, const pa_attention_desc *d, const pa_batch *b, int shard,
+                              int combine) {
   if (!d || !b) return cp_fail(cp, PA_ERR_INVALID_ARGUMENT, "desc and batch must not be NULL");
   if (shard != PA_CP_SHARD_CONTIGUOUS && shard != PA_CP_SHARD_INTERLEAVED)
     return cp_fail(cp, PA_ERR_INVALID_ARGUMENT, "shard=%d is not a pa_cp_shard", shard);
@@ -28,24 +26,29 @@ static pa_status check_decode(pa_cp *cp, const pa_attention_desc *d, const pa_ba
   if (d->flags & (PA_HAS_ALIBI | PA_HAS_MASK))
     return cp_fail(cp, PA_ERR_UNSUPPORTED,
                    "desc.flags=0x%x: ALiBi and dense masks depend on key positions, which a "
-                   "shard does not keep", d->flags);
+                   "shard does not keep",
+                   d->flags);
   if (d->window_left >= 0 || d->window_right >= 0)
     return cp_fail(cp, PA_ERR_UNSUPPORTED,
                    "desc.window_left=%d window_right=%d: windows depend on key positions, "
-                   "which a shard does not keep", d->window_left, d->window_right);
+                   "which a shard does not keep",
+                   d->window_left, d->window_right);
   for (int i = 0; i < b->batch_size; i++) {
     if (b->seqlens_q[i] < 0 || b->seqlens_k[i] < 0)
-      return cp_fail(cp, PA_ERR_INVALID_ARGUMENT, "batch.seqlens_q[%d]=%d seqlens_k[%d]=%d: negative",
-                     i, b->seqlens_q[i], i, b->seqlens_k[i]);
+      return cp_fail(cp, PA_ERR_INVALID_ARGUMENT,
+                     "batch.seqlens_q[%d]=%d seqlens_k[%d]=%d: negative", i, b->seqlens_q[i], i,
+                     b->seqlens_k[i]);
     if (d->causal && b->seqlens_q[i] > 1)
       return cp_fail(cp, PA_ERR_UNSUPPORTED,
                      "desc.causal with batch.seqlens_q[%d]=%d: causal decode over shards takes "
-                     "one query per request", i, b->seqlens_q[i]);
+                     "one query per request",
+                     i, b->seqlens_q[i]);
   }
   if (combine != PA_CP_COMBINE_ALLGATHER && d->num_q_heads % cp->size)
     return cp_fail(cp, PA_ERR_INVALID_ARGUMENT,
                    "desc.num_q_heads=%d is not a multiple of the communicator size %d "
-                   "(combine by heads)", d->num_q_heads, cp->size);
+                   "(combine by heads)",
+                   d->num_q_heads, cp->size);
   return PA_OK;
 }
 
@@ -58,16 +61,32 @@ pa_status pa_cp_decode_plan(pa_cp *cp, const pa_attention_desc *desc, const pa_b
   pa_status st = check_decode(cp, desc, batch, (int)shard, (int)combine);
   /* Agreement first (even after a local failure) so no rank waits alone. */
   const int B = st == PA_OK ? batch->batch_size : -1;
-  int64_t rec[] = {st, B, desc ? desc->num_q_heads : 0, desc ? desc->num_kv_heads : 0,
-                   desc ? desc->head_dim_qk : 0, desc ? desc->head_dim_v : 0,
+  int64_t rec[] = {st,
+                   B,
+                   desc ? desc->num_q_heads : 0,
+                   desc ? desc->num_kv_heads : 0,
+                   desc ? desc->head_dim_qk : 0,
+                   desc ? desc->head_dim_v : 0,
                    desc ? desc->q_dtype * 16 + desc->kv_dtype * 4 + desc->o_dtype : 0,
-                   desc ? desc->page_size : 0, desc ? (int64_t)desc->flags : 0, shard, combine,
+                   desc ? desc->page_size : 0,
+                   desc ? (int64_t)desc->flags : 0,
+                   shard,
+                   combine,
                    B >= 0 ? (int64_t)cp_hash_i32(batch->seqlens_q, B) : 0,
                    B >= 0 ? (int64_t)cp_hash_i32(batch->seqlens_k, B) : 0};
-  static const char *const names[] = {
-      "status", "batch.batch_size", "desc.num_q_heads", "desc.num_kv_heads",
-      "desc.head_dim_qk", "desc.head_dim_v", "desc dtypes (q*16+kv*4+o)", "desc.page_size",
-      "desc.flags", "shard", "combine", "hash of batch.seqlens_q", "hash of batch.seqlens_k"};
+  static const char *const names[] = {"status",
+                                      "batch.batch_size",
+                                      "desc.num_q_heads",
+                                      "desc.num_kv_heads",
+                                      "desc.head_dim_qk",
+                                      "desc.head_dim_v",
+                                      "desc dtypes (q*16+kv*4+o)",
+                                      "desc.page_size",
+                                      "desc.flags",
+                                      "shard",
+                                      "combine",
+                                      "hash of batch.seqlens_q",
+                                      "hash of batch.seqlens_k"};
   if (st != PA_OK) {
     char keep[sizeof cp->msg];
     memcpy(keep, cp->msg, sizeof keep);
@@ -142,15 +161,14 @@ static pa_status check_out(pa_cp_plan *p, const pa_attention_args *a, int64_t H)
   if (!o->buf || o->ndim != 3 || o->shape[0] != p->T || o->shape[1] != H || o->shape[2] != p->Dv)
     return cp_fail(cp, PA_ERR_INVALID_ARGUMENT,
                    "out: ndim=%d shape=[%lld, %lld, %lld], want [%lld, %lld, %lld] (combine %d)",
-                   o->ndim, (long long)o->shape[0], (long long)o->shape[1],
-                   (long long)o->shape[2], (long long)p->T, (long long)H, (long long)p->Dv,
-                   (int)p->combine);
+                   o->ndim, (long long)o->shape[0], (long long)o->shape[1], (long long)o->shape[2],
+                   (long long)p->T, (long long)H, (long long)p->Dv, (int)p->combine);
   if (o->dtype != p->desc.o_dtype)
     return cp_fail(cp, PA_ERR_INVALID_ARGUMENT, "out.dtype=%s but desc.o_dtype=%s",
                    pa_dtype_name(o->dtype), pa_dtype_name(p->desc.o_dtype));
   bool lse = p->desc.flags & PA_RETURN_LSE;
-  if (lse && (!l->buf || l->ndim != 2 || l->shape[0] != p->T || l->shape[1] != H ||
-              l->dtype != PA_F32))
+  if (lse &&
+      (!l->buf || l->ndim != 2 || l->shape[0] != p->T || l->shape[1] != H || l->dtype != PA_F32))
     return cp_fail(cp, PA_ERR_INVALID_ARGUMENT,
                    "lse: ndim=%d shape=[%lld, %lld] dtype=%s, want f32 [%lld, %lld]", l->ndim,
                    (long long)l->shape[0], (long long)l->shape[1], pa_dtype_name(l->dtype),
@@ -169,10 +187,10 @@ static pa_status merge(pa_cp_plan *p, size_t off, size_t blk, pa_tensor *out, pa
   pa_cp *cp = p->cp;
   const int64_t T = p->T, R = cp->size, H = p->Hs, D = p->Dv;
   const int64_t bs = (int64_t)blk / 4;
-  pa_tensor v = cp_view(p->scratch, off, PA_F32, 4, (int64_t[]){T, R, H, D},
-                     (int64_t[]){H * D, bs, D, 1});
+  pa_tensor v =
+      cp_view(p->scratch, off, PA_F32, 4, (int64_t[]){T, R, H, D}, (int64_t[]){H * D, bs, D, 1});
   pa_tensor s = cp_view(p->scratch, off + (size_t)(T * H * D) * 4, PA_F32, 3, (int64_t[]){T, R, H},
-                     (int64_t[]){H, bs, 1});
+                        (int64_t[]){H, bs, 1});
   pa_status st = pa_merge_states(cp->ctx, &v, &s, out, lse);
   return st == PA_OK ? st : cp_ctx_fail(cp, st, "merge of the ranks' states");
 }
@@ -189,9 +207,9 @@ pa_status pa_cp_decode_run(pa_cp_plan *p, const pa_attention_args *args) {
   if (st == PA_OK) {
     pa_attention_args a = *args;
     a.out = cp_view(p->scratch, p->part_off, PA_F32, 3, (int64_t[]){T, Hq, D},
-                 (int64_t[]){Hq * D, D, 1});
+                    (int64_t[]){Hq * D, D, 1});
     a.lse = cp_view(p->scratch, p->part_off + (size_t)(T * Hq * D) * 4, PA_F32, 2,
-                 (int64_t[]){T, Hq}, (int64_t[]){Hq, 1});
+                    (int64_t[]){T, Hq}, (int64_t[]){Hq, 1});
     if ((st = pa_attention_run(p->inner, &a, NULL)) != PA_OK)
       st = cp_ctx_fail(cp, st, "local attention");
   }
@@ -227,7 +245,7 @@ pa_status pa_cp_decode_run(pa_cp_plan *p, const pa_attention_args *args) {
    * scatter the blocks into the caller's [T, Hq] rows. */
   const size_t mlse = p->mo_off + cp_align((size_t)(T * Hs * D) * es);
   pa_tensor mo = cp_view(p->scratch, p->mo_off, p->desc.o_dtype, 3, (int64_t[]){T, Hs, D},
-                      (int64_t[]){Hs * D, D, 1});
+                         (int64_t[]){Hs * D, D, 1});
   pa_tensor ml = cp_view(p->scratch, mlse, PA_F32, 2, (int64_t[]){T, Hs}, (int64_t[]){Hs, 1});
   if ((st = merge(p, p->gath_off, p->blk, &mo, &ml)) != PA_OK ||
       (st = cp->tp->allgather(cp, (cp_region){p->scratch, p->mo_off},

@@ -27,10 +27,10 @@ static pa_status mpi_fail(pa_cp *cp, int err, const char *what) {
   return cp_fail(cp, PA_ERR_BACKEND, "%s: MPI error %d (%s)", what, err, s);
 }
 
-#define MPI_TRY(call, what)                                                                     \
-  do {                                                                                          \
-    int e_ = (call);                                                                            \
-    if (e_ != MPI_SUCCESS) return mpi_fail(cp, e_, what);                                       \
+#define MPI_TRY(call, what)                                                                        \
+  do {                                                                                             \
+    int e_ = (call);                                                                               \
+    if (e_ != MPI_SUCCESS) return mpi_fail(cp, e_, what);                                          \
   } while (0)
 
 static char *host_ptr(cp_region r) { return (char *)pa_buffer_native(r.buf) + r.off; }

@@ -14,18 +14,18 @@ typedef struct nccl_state {
 static nccl_state *st_of(pa_cp *cp) { return (nccl_state *)cp->impl; }
 static char *dptr(cp_region r) { return (char *)pa_buffer_native(r.buf) + r.off; }
 
-#define NCCL_TRY(call)                                                                          \
-  do {                                                                                          \
-    ncclResult_t e_ = (call);                                                                   \
-    if (e_ != ncclSuccess)                                                                      \
-      return cp_fail(cp, PA_ERR_BACKEND, "%s: %s (%d)", #call, ncclGetErrorString(e_), (int)e_); \
+#define NCCL_TRY(call)                                                                             \
+  do {                                                                                             \
+    ncclResult_t e_ = (call);                                                                      \
+    if (e_ != ncclSuccess)                                                                         \
+      return cp_fail(cp, PA_ERR_BACKEND, "%s: %s (%d)", #call, ncclGetErrorString(e_), (int)e_);   \
   } while (0)
-#define CUDA_TRY(call)                                                                          \
-  do {                                                                                          \
-    cudaError_t e_ = (call);                                                                    \
-    if (e_ != cudaSuccess)                                                                      \
-      return cp_fail(cp, PA_ERR_BACKEND, "%s: %s (%s)", #call, cudaGetErrorName(e_),            \
-                     cudaGetErrorString(e_));                                                   \
+#define CUDA_TRY(call)                                                                             \
+  do {                                                                                             \
+    cudaError_t e_ = (call);                                                                       \
+    if (e_ != cudaSuccess)                                                                         \
+      return cp_fail(cp, PA_ERR_BACKEND, "%s: %s (%s)", #call, cudaGetErrorName(e_),               \
+                     cudaGetErrorString(e_));                                                      \
   } while (0)
 
 static pa_status nccl_host_allgather(pa_cp *cp, const void *src, void *dst, size_t bytes) {
@@ -35,8 +35,9 @@ static pa_status nccl_host_allgather(pa_cp *cp, const void *src, void *dst, size
   CUDA_TRY(cudaMalloc((void **)&d, all + bytes));
   pa_status st = PA_OK;
   cudaError_t ce = cudaMemcpyAsync(d + all, src, bytes, cudaMemcpyHostToDevice, n->stream);
-  ncclResult_t ne = ce == cudaSuccess ? ncclAllGather(d + all, d, bytes, ncclChar, n->comm, n->stream)
-                                      : ncclSuccess;
+  ncclResult_t ne = ce == cudaSuccess
+                        ? ncclAllGather(d + all, d, bytes, ncclChar, n->comm, n->stream)
+                        : ncclSuccess;
   if (ce == cudaSuccess && ne == ncclSuccess)
     ce = cudaMemcpyAsync(dst, d, all, cudaMemcpyDeviceToHost, n->stream);
   if (ce == cudaSuccess && ne == ncclSuccess) ce = cudaStreamSynchronize(n->stream);
@@ -49,8 +50,8 @@ static pa_status nccl_host_allgather(pa_cp *cp, const void *src, void *dst, size
 }
 
 static pa_status nccl_allgather(pa_cp *cp, cp_region src, cp_region dst, size_t bytes) {
-  NCCL_TRY(ncclAllGather(dptr(src), dptr(dst), bytes, ncclChar, st_of(cp)->comm,
-                         st_of(cp)->stream));
+  NCCL_TRY(
+      ncclAllGather(dptr(src), dptr(dst), bytes, ncclChar, st_of(cp)->comm, st_of(cp)->stream));
   return PA_OK;
 }
 
@@ -65,8 +66,8 @@ static pa_status nccl_alltoall(pa_cp *cp, cp_region src, cp_region dst, size_t b
   return PA_OK;
 }
 
-static pa_status nccl_exchange_start(pa_cp *cp, cp_region src, size_t sbytes, int to,
-                                     cp_region dst, size_t rbytes, int from) {
+static pa_status nccl_exchange_start(pa_cp *cp, cp_region src, size_t sbytes, int to, cp_region dst,
+                                     size_t rbytes, int from) {
   nccl_state *n = st_of(cp);
   /* The comm stream waits for what the compute stream wrote (and read) so far. */
   CUDA_TRY(cudaEventRecord(n->ready, n->stream));

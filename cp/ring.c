@@ -48,8 +48,8 @@ static pa_status check_prefill(pa_cp *cp, const pa_attention_desc *d, const pa_b
     if (b->seqlens_k && b->seqlens_k[i] != b->seqlens_q[i])
       return cp_fail(cp, PA_ERR_UNSUPPORTED,
                      "batch.seqlens_k[%d]=%d but seqlens_q[%d]=%d: ring prefill is "
-                     "self-attention over one sharded sequence", i, b->seqlens_k[i], i,
-                     b->seqlens_q[i]);
+                     "self-attention over one sharded sequence",
+                     i, b->seqlens_k[i], i, b->seqlens_q[i]);
   }
   if (d->flags & (PA_HAS_ALIBI | PA_HAS_MASK))
     return cp_fail(cp, PA_ERR_UNSUPPORTED,
@@ -118,15 +118,26 @@ pa_status pa_cp_prefill_plan(pa_cp *cp, const pa_attention_desc *desc, const pa_
   *out = NULL;
   pa_status st = check_prefill(cp, desc, batch);
   const int B = st == PA_OK ? batch->batch_size : -1;
-  int64_t rec[] = {st, B, desc ? desc->num_q_heads : 0, desc ? desc->num_kv_heads : 0,
-                   desc ? desc->head_dim_qk : 0, desc ? desc->head_dim_v : 0,
+  int64_t rec[] = {st,
+                   B,
+                   desc ? desc->num_q_heads : 0,
+                   desc ? desc->num_kv_heads : 0,
+                   desc ? desc->head_dim_qk : 0,
+                   desc ? desc->head_dim_v : 0,
                    desc ? desc->q_dtype * 16 + desc->kv_dtype * 4 + desc->o_dtype : 0,
-                   desc ? desc->causal : 0, desc ? (int64_t)desc->flags : 0,
+                   desc ? desc->causal : 0,
+                   desc ? (int64_t)desc->flags : 0,
                    B >= 0 ? cp_hash_i32(batch->seqlens_q, B) : 0};
-  static const char *const names[] = {
-      "status", "batch.batch_size", "desc.num_q_heads", "desc.num_kv_heads", "desc.head_dim_qk",
-      "desc.head_dim_v", "desc dtypes (q*16+kv*4+o)", "desc.causal", "desc.flags",
-      "hash of batch.seqlens_q"};
+  static const char *const names[] = {"status",
+                                      "batch.batch_size",
+                                      "desc.num_q_heads",
+                                      "desc.num_kv_heads",
+                                      "desc.head_dim_qk",
+                                      "desc.head_dim_v",
+                                      "desc dtypes (q*16+kv*4+o)",
+                                      "desc.causal",
+                                      "desc.flags",
+                                      "hash of batch.seqlens_q"};
   if (st != PA_OK) {
     char keep[sizeof cp->msg];
     memcpy(keep, cp->msg, sizeof keep);
@@ -199,17 +210,19 @@ static pa_status check_rows(pa_cp *cp, const char *name, const pa_tensor *t, pa_
       t->shape[2] != dim || t->dtype != dt)
     return cp_fail(cp, PA_ERR_INVALID_ARGUMENT,
                    "%s: %s [%lld, %lld, %lld] (ndim %d), want %s [%lld, %lld, %lld] for this "
-                   "rank's shard", name, pa_dtype_name(t->dtype), (long long)t->shape[0],
-                   (long long)t->shape[1], (long long)t->shape[2], t->ndim, pa_dtype_name(dt),
-                   (long long)rows, (long long)heads, (long long)dim);
-  if (row_packed && rows && (t->stride[2] != 1 || t->stride[1] != dim || t->stride[0] < heads * dim))
+                   "rank's shard",
+                   name, pa_dtype_name(t->dtype), (long long)t->shape[0], (long long)t->shape[1],
+                   (long long)t->shape[2], t->ndim, pa_dtype_name(dt), (long long)rows,
+                   (long long)heads, (long long)dim);
+  if (row_packed && rows &&
+      (t->stride[2] != 1 || t->stride[1] != dim || t->stride[0] < heads * dim))
     return cp_fail(cp, PA_ERR_INVALID_ARGUMENT,
                    "%s.stride=[%lld, %lld, %lld]: a K/V row travels whole, needs [>=%lld, %lld, 1]",
                    name, (long long)t->stride[0], (long long)t->stride[1], (long long)t->stride[2],
                    (long long)(heads * dim), (long long)dim);
   size_t es = pa_dtype_size(dt);
-  if (rows && t->offset + ((size_t)((rows - 1) * t->stride[0] + heads * dim)) * es >
-                  pa_buffer_size(t->buf))
+  if (rows &&
+      t->offset + ((size_t)((rows - 1) * t->stride[0] + heads * dim)) * es > pa_buffer_size(t->buf))
     return cp_fail(cp, PA_ERR_INVALID_ARGUMENT, "%s: rows end past its buffer of %zu bytes", name,
                    pa_buffer_size(t->buf));
   return PA_OK;
@@ -232,7 +245,8 @@ pa_status pa_cp_prefill_run(pa_cp_plan *p, const pa_attention_args *args) {
   if (st == PA_OK && want_lse &&
       (!args->lse.buf || args->lse.ndim != 2 || args->lse.shape[0] != T ||
        args->lse.shape[1] != Hq || args->lse.dtype != PA_F32))
-    st = cp_fail(cp, PA_ERR_INVALID_ARGUMENT, "lse: shape [%lld, %lld] (ndim %d), want f32 [%lld, %lld]",
+    st = cp_fail(cp, PA_ERR_INVALID_ARGUMENT,
+                 "lse: shape [%lld, %lld] (ndim %d), want f32 [%lld, %lld]",
                  (long long)args->lse.shape[0], (long long)args->lse.shape[1], args->lse.ndim,
                  (long long)T, (long long)Hq);
   if (R == 1) {
@@ -268,13 +282,12 @@ pa_status pa_cp_prefill_run(pa_cp_plan *p, const pa_attention_args *args) {
   sl = cp_view(p->scratch, p->stepo_off + p->acc_lse, PA_F32, 2, (int64_t[]){T, Hq},
                (int64_t[]){Hq, 1});
   /* A block's bytes as sent: K rows, then V rows at slot_v. */
-#define BLOCK_BYTES(rows) (p->slot_v + (size_t)((rows) * Hkv * Dv) * kes)
+#define BLOCK_BYTES(rows) (p->slot_v + (size_t)((rows)*Hkv * Dv) * kes)
   for (int s = 0; s < R; s++) {
     const int src = (r - s + R) % R, src_next = (r - s - 1 + 2 * R) % R;
-    if (s + 1 < R &&
-        (st = cp->tp->exchange_start(cp, slot[s % 2], BLOCK_BYTES(p->rows[src]), next,
-                                     slot[(s + 1) % 2], BLOCK_BYTES(p->rows[src_next]), prev)) !=
-            PA_OK)
+    if (s + 1 < R && (st = cp->tp->exchange_start(cp, slot[s % 2], BLOCK_BYTES(p->rows[src]), next,
+                                                  slot[(s + 1) % 2], BLOCK_BYTES(p->rows[src_next]),
+                                                  prev)) != PA_OK)
       return st;
     pa_attention_args a = *args;
     if (s > 0) {
