@@ -32,7 +32,7 @@ static void *run_rank(void *arg) {
     fprintf(stderr, "FAIL: device %d: context or pa_cp_create_nccl\n", j->dev);
     return NULL;
   }
-  j->failures = cp_cases_run(ctx, cp, &j->checks);
+  j->failures = cp_cases_run(ctx, cp, false, &j->checks);
   pa_cp_destroy(cp);
   pa_context_destroy(ctx);
   cudaStreamDestroy(stream);
