@@ -161,7 +161,6 @@ pa_status pa_cp_create_mpi(pa_context *ctx, MPI_Comm comm, pa_cp **out) {
   MPI_Initialized(&init);
   if (!init || comm == MPI_COMM_NULL) return PA_ERR_INVALID_ARGUMENT;
   pa_backend be = pa_context_backend(ctx);
-  if (be == PA_BACKEND_CUDA) return PA_ERR_UNSUPPORTED; /* polyattn_nccl.h */
   if (MPI_Comm_rank(comm, &rank) != MPI_SUCCESS || MPI_Comm_size(comm, &size) != MPI_SUCCESS)
     return PA_ERR_INVALID_ARGUMENT;
   mpi_state *m = calloc(1, sizeof *m);

@@ -66,8 +66,8 @@ static pa_status check_prefill(pa_cp *cp, const pa_attention_desc *d, const pa_b
 }
 
 /* The attention plan of step s (KV block of rank src). */
-static pa_status plan_step(pa_cp_plan *p, const pa_batch *g, int s, const shard_rows *me,
-                           const shard_rows *src_rows, int src, pa_plan **out) {
+static pa_status plan_step(pa_cp_plan *p, int s, const shard_rows *me, const shard_rows *src_rows,
+                           int src, pa_plan **out) {
   pa_cp *cp = p->cp;
   const int B = p->B, R = cp->size, r = cp->rank;
   pa_attention_desc d = p->desc;
@@ -79,7 +79,6 @@ static pa_status plan_step(pa_cp_plan *p, const pa_batch *g, int s, const shard_
     d.causal = 0;
     d.flags &= ~(unsigned)PA_HAS_SINKS; /* the sink term counts once */
   }
-  (void)g;
   pa_status st;
   if (s == 0 || !p->desc.causal) {
     pa_batch b = {B, NULL, NULL, me->cu, src_rows->cu};
@@ -177,7 +176,7 @@ pa_status pa_cp_prefill_plan(pa_cp *cp, const pa_attention_desc *desc, const pa_
     rows_of(src, R, B, batch->seqlens_q, &other);
     p->rows[src] = other.cu[B];
     if (p->rows[src] > lmax) lmax = p->rows[src];
-    st = plan_step(p, batch, s, &me, &other, src, &p->step[s]);
+    st = plan_step(p, s, &me, &other, src, &p->step[s]);
   }
   free(mem);
 

@@ -1,6 +1,7 @@
 /* polyattn over MPI: context parallelism (polyattn_cp.h) on the caller's
- * MPI communicator, for CPU and OpenCL contexts. Device data of an OpenCL
- * context is staged through host memory; CPU buffers go to MPI as they are.
+ * MPI communicator, for CPU and OpenCL contexts (CUDA works too, staged
+ * through host memory like OpenCL; polyattn_nccl.h is the way there). CPU
+ * buffers go to MPI as they are.
  * Link libpolyattn_cp (built when meson finds MPI: -Dmpi=auto). */
 #ifndef POLYATTN_MPI_H
 #define POLYATTN_MPI_H

@@ -438,9 +438,10 @@ int cp_cases_run(pa_context *c, pa_cp *cp, bool quick, int *n_checks) {
       {"ring bad k rows", 1, {30}, 2, 2, 64, 64, PA_F32, true, false, false, 1},
   };
   /* clang-format on */
-  /* quick: one case per combine and ring shape, few kernel variants (a cold
-   * PoCL cache compiles each variant on every rank). */
-  static const bool dec_quick[] = {1, 1, 0, 0, 1}, pre_quick[] = {1, 0, 1, 0, 0, 1};
+  /* quick: every transport operation (all-gather, all-to-all, 2-D copies,
+   * ring exchange) with few kernel variants (a cold PoCL cache compiles each
+   * variant on every rank). */
+  static const bool dec_quick[] = {1, 1, 0, 0, 0}, pre_quick[] = {1, 0, 0, 0, 0, 1};
   for (int i = 0; i < TU_LEN(dec); i++)
     if (!quick || dec_quick[i]) run_decode(cp, &dec[i]);
   /* A bad run on one rank leaves NCCL peers waiting (documented): MPI only. */
