@@ -2,7 +2,8 @@
  * rank). decode: the three combines, per step (local attention + combine);
  * prefill: the ring, per call. Run: mpirun -np R build/bench/pa-cp-bench
  * decode [B heads kv_heads dim keys iters] | prefill [seq heads dim iters].
- * Prints min and median over the iterations of the slowest rank (rank 0). */
+ * Prints min and median over the iterations of the slowest rank (rank 0).
+ * PA_CP_COMBINE=allgather|heads|heads_gather runs one decode combine. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -125,7 +126,8 @@ int main(int argc, char **argv) {
   static const char *names[] = {"allgather", "heads", "heads_gather"};
   pa_batch gb = {B, lq, lk, NULL, NULL};
   for (int m = 0; m < 3; m++) {
-    if (m != 0 && H % R) continue;
+    const char *only = getenv("PA_CP_COMBINE"); /* one combine by name (profiling) */
+    if ((m != 0 && H % R) || (only && strcmp(only, names[m]))) continue;
     pa_cp_plan *p;
     if (pa_cp_decode_plan(cp, &d, &gb, PA_CP_SHARD_INTERLEAVED, (pa_cp_combine)m, &p) != PA_OK) {
       if (!rank) printf("%s: %s\n", names[m], pa_cp_last_error(cp));

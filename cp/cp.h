@@ -81,6 +81,7 @@ static inline int64_t cp_hash_i32(const int32_t *x, int n) {
 }
 
 enum { CP_DECODE = 1, CP_PREFILL = 2 };
+enum { CP_STATUS_BYTES = 16 }; /* a status word at the end of a decode block */
 
 struct pa_cp_plan {
   pa_cp *cp;

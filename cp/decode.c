@@ -129,12 +129,15 @@ pa_status pa_cp_decode_plan(pa_cp *cp, const pa_attention_desc *desc, const pa_b
   const size_t es = pa_dtype_size(desc->o_dtype);
   size_t part = (size_t)(T * Hq * (Dv + 1)) * 4, total;
   p->part_off = 0;
+  /* Each block ends with the sender's run status: ranks agree on success
+   * inside the collective they make anyway. */
+  part += CP_STATUS_BYTES;
   if (combine == PA_CP_COMBINE_ALLGATHER) {
     p->blk = part;
     p->gath_off = cp_align(part);
     total = p->gath_off + (size_t)R * p->blk;
   } else {
-    p->blk = (size_t)(T * Hs * (Dv + 1)) * 4;
+    p->blk = (size_t)(T * Hs * (Dv + 1)) * 4 + CP_STATUS_BYTES;
     p->send_off = cp_align(part);
     p->gath_off = p->send_off + cp_align((size_t)R * p->blk);
     p->mo_off = p->gath_off + cp_align((size_t)R * p->blk);
@@ -154,13 +157,15 @@ pa_status pa_cp_decode_plan(pa_cp *cp, const pa_attention_desc *desc, const pa_b
   return PA_OK;
 }
 
+static const char *const combine_name[] = {"ALLGATHER", "HEADS", "HEADS_GATHER"};
+
 /* out / lse of the combine: [T, H, Dv] and [T, H]. */
 static pa_status check_out(pa_cp_plan *p, const pa_attention_args *a, int64_t H) {
   pa_cp *cp = p->cp;
   const pa_tensor *o = &a->out, *l = &a->lse;
   if (!o->buf || o->ndim != 3 || o->shape[0] != p->T || o->shape[1] != H || o->shape[2] != p->Dv)
     return cp_fail(cp, PA_ERR_INVALID_ARGUMENT,
-                   "out: ndim=%d shape=[%lld, %lld, %lld], want [%lld, %lld, %lld] (combine %d)",
+                   "out: ndim=%d shape=[%lld, %lld, %lld], want [%lld, %lld, %lld] (combine %s)",
                    o->ndim, (long long)o->shape[0], (long long)o->shape[1], (long long)o->shape[2],
                    (long long)p->T, (long long)H, (long long)p->Dv, (int)p->combine);
   if (o->dtype != p->desc.o_dtype)
@@ -181,6 +186,31 @@ static pa_status check_out(pa_cp_plan *p, const pa_attention_args *a, int64_t H)
                    (long long)o->stride[0], (long long)o->stride[1], (long long)o->stride[2],
                    (long long)p->Dv);
   return PA_OK;
+}
+
+/* The run status rides in the last bytes of each block (transports that
+ * agree: MPI); NCCL runs do not agree (polyattn_nccl.h). */
+static pa_status put_status(pa_cp_plan *p, size_t block_end, pa_status st) {
+  int32_t v = (int32_t)st;
+  if (!p->cp->tp->run_agree) return PA_OK;
+  pa_status ws = pa_buffer_write(p->scratch, block_end - CP_STATUS_BYTES, &v, sizeof v);
+  return ws == PA_OK ? ws : cp_ctx_fail(p->cp, ws, "status word");
+}
+
+/* After the collective: every rank's status, the same decision everywhere. */
+static pa_status check_status(pa_cp_plan *p, size_t first_end, pa_status mine) {
+  pa_cp *cp = p->cp;
+  if (!cp->tp->run_agree) return mine;
+  for (int r = 0; r < cp->size; r++) {
+    int32_t v = 0;
+    pa_status rs =
+        pa_buffer_read(p->scratch, first_end + (size_t)r * p->blk - CP_STATUS_BYTES, &v, sizeof v);
+    if (rs != PA_OK) return cp_ctx_fail(cp, rs, "status word");
+    if (v != PA_OK && mine == PA_OK)
+      return cp_fail(cp, (pa_status)v, "rank %d failed (%s); see its pa_cp_last_error", r,
+                     pa_status_str((pa_status)v));
+  }
+  return mine;
 }
 
 static pa_status merge(pa_cp_plan *p, size_t off, size_t blk, pa_tensor *out, pa_tensor *lse) {
@@ -213,14 +243,17 @@ pa_status pa_cp_decode_run(pa_cp_plan *p, const pa_attention_args *args) {
     if ((st = pa_attention_run(p->inner, &a, NULL)) != PA_OK)
       st = cp_ctx_fail(cp, st, "local attention");
   }
-  if (cp->tp->run_agree) st = cp_agree(cp, st);
-  if (st != PA_OK) return st;
+  if (!cp->tp->run_agree && st != PA_OK) return st;
+  const pa_status mine = st;
 
   pa_tensor out = args->out, lse = args->lse;
   pa_tensor *lse_out = want_lse ? &lse : &(pa_tensor){0};
   cp_region part = {p->scratch, p->part_off}, gath = {p->scratch, p->gath_off};
   if (p->combine == PA_CP_COMBINE_ALLGATHER) {
-    if ((st = cp->tp->allgather(cp, part, gath, p->blk)) != PA_OK) return st;
+    if ((st = put_status(p, p->part_off + p->blk, mine)) != PA_OK ||
+        (st = cp->tp->allgather(cp, part, gath, p->blk)) != PA_OK ||
+        (st = check_status(p, p->gath_off + p->blk, mine)) != PA_OK)
+      return st;
     return merge(p, p->gath_off, p->blk, &out, lse_out);
   }
   /* By heads: pack [T, Hq] rows into one [T, Hs] block per destination. */
@@ -234,10 +267,12 @@ pa_status pa_cp_decode_run(pa_cp_plan *p, const pa_attention_args *args) {
     dst.off += (size_t)(T * Hs * D) * 4;
     if ((st = cp->tp->copy2d(cp, (cp_region){p->scratch, lse0 + (size_t)(r * Hs) * 4},
                              (size_t)Hq * 4, dst, (size_t)Hs * 4, (size_t)T, (size_t)Hs * 4)) !=
-        PA_OK)
+            PA_OK ||
+        (st = put_status(p, p->send_off + (size_t)(r + 1) * p->blk, mine)) != PA_OK)
       return st;
   }
-  if ((st = cp->tp->alltoall(cp, (cp_region){p->scratch, p->send_off}, gath, p->blk)) != PA_OK)
+  if ((st = cp->tp->alltoall(cp, (cp_region){p->scratch, p->send_off}, gath, p->blk)) != PA_OK ||
+      (st = check_status(p, p->gath_off + p->blk, mine)) != PA_OK)
     return st;
   if (p->combine == PA_CP_COMBINE_HEADS) return merge(p, p->gath_off, p->blk, &out, lse_out);
 

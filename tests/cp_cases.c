@@ -112,6 +112,7 @@ typedef struct dcase {
   pa_cp_combine combine;
   bool lse, sinks, causal;
   float softcap;
+  int bad_out; /* k > 0: rank (k-1) % size passes out one row short */
 } dcase;
 
 static void run_decode(pa_cp *cp, const dcase *c) {
@@ -206,12 +207,27 @@ static void run_decode(pa_cp *cp, const dcase *c) {
     a.k = tensor(bk, c->dt, 3, krows, hkv, D);
     a.v = tensor(bv, c->dt, 3, krows, hkv, D);
   }
-  a.out = tensor(bo, c->dt, 3, T, hs, D);
+  const int bad_rank = c->bad_out > 0 ? (c->bad_out - 1) % R : -1;
+  a.out = tensor(bo, c->dt, 3, T - (bad_rank == rank), hs, D);
   if (c->lse) a.lse = tensor(bl, PA_F32, 2, T, hs, 0);
   if (c->sinks) a.sinks = tensor(bs, PA_F32, 1, hq, 0, 0);
   st = pa_cp_decode_run(plan, &a);
   if (st == PA_OK) st = pa_context_synchronize(ctx);
-  if (st != PA_OK) {
+  if (bad_rank >= 0) {
+    size_t obytes = (size_t)(T * hs * D) * pa_dtype_size(c->dt);
+    unsigned char *h = malloc(obytes + 1);
+    bool untouched = pa_buffer_read(bo, 0, h, obytes) == PA_OK;
+    for (size_t i = 0; i < obytes; i++) untouched &= h[i] == TU_POISON_BYTE;
+    free(h);
+    checks++;
+    if (st != PA_ERR_INVALID_ARGUMENT || !untouched)
+      FAIL("%s: status %s (want PA_ERR_INVALID_ARGUMENT), out untouched %d", c->name,
+           pa_status_str(st), untouched);
+    else if (rank == bad_rank && !strstr(pa_cp_last_error(cp), "out: "))
+      FAIL("%s: message \"%s\" does not name out", c->name, pa_cp_last_error(cp));
+    else if (rank == 0)
+      printf("  %-28s refused: %s\n", c->name, pa_cp_last_error(cp));
+  } else if (st != PA_OK) {
     FAIL("%s: run %s: %s", c->name, pa_status_str(st), pa_cp_last_error(cp));
   } else {
     /* Reference rows of our heads. */
@@ -419,15 +435,19 @@ int cp_cases_run(pa_context *c, pa_cp *cp, bool quick, int *n_checks) {
   /* clang-format off */
   static const dcase dec[] = {
       {"dec paged contig allgather", 3, {1, 1, 1}, {37, 0, 130}, 8, 2, 64, PA_F32, 16,
-       PA_CP_SHARD_CONTIGUOUS, PA_CP_COMBINE_ALLGATHER, true, false, true, 0},
+       PA_CP_SHARD_CONTIGUOUS, PA_CP_COMBINE_ALLGATHER, true, false, true, 0, 0},
       {"dec paged inter heads_gather", 3, {1, 1, 1}, {5, 200, 64}, 12, 2, 64, PA_F16, 16,
-       PA_CP_SHARD_INTERLEAVED, PA_CP_COMBINE_HEADS_GATHER, true, false, false, 0},
+       PA_CP_SHARD_INTERLEAVED, PA_CP_COMBINE_HEADS_GATHER, true, false, false, 0, 0},
       {"dec paged inter heads bf16", 2, {1, 1}, {77, 3}, 12, 4, 128, PA_BF16, 8,
-       PA_CP_SHARD_INTERLEAVED, PA_CP_COMBINE_HEADS, true, true, false, 30.f},
+       PA_CP_SHARD_INTERLEAVED, PA_CP_COMBINE_HEADS, true, true, false, 30.f, 0},
       {"dec packed contig mtp", 2, {3, 2}, {50, 9}, 6, 6, 80, PA_F32, 0,
-       PA_CP_SHARD_CONTIGUOUS, PA_CP_COMBINE_ALLGATHER, true, true, false, 0},
+       PA_CP_SHARD_CONTIGUOUS, PA_CP_COMBINE_ALLGATHER, true, true, false, 0, 0},
       {"dec packed inter heads f16", 4, {1, 1, 1, 1}, {1, 2, 33, 0}, 6, 1, 64, PA_F16, 0,
-       PA_CP_SHARD_INTERLEAVED, PA_CP_COMBINE_HEADS, false, false, false, 0},
+       PA_CP_SHARD_INTERLEAVED, PA_CP_COMBINE_HEADS, false, false, false, 0, 0},
+      {"dec bad out, allgather", 2, {1, 1}, {40, 9}, 4, 2, 64, PA_F32, 16,
+       PA_CP_SHARD_CONTIGUOUS, PA_CP_COMBINE_ALLGATHER, true, false, false, 0, 2},
+      {"dec bad out, heads_gather", 2, {1, 1}, {40, 9}, 6, 2, 64, PA_F32, 16,
+       PA_CP_SHARD_CONTIGUOUS, PA_CP_COMBINE_HEADS_GATHER, true, false, false, 0, 1},
   };
   static const pcase pre[] = {
       {"ring causal f32 gqa", 2, {37, 5}, 4, 2, 64, 64, PA_F32, true, true, false, -1},
@@ -441,11 +461,11 @@ int cp_cases_run(pa_context *c, pa_cp *cp, bool quick, int *n_checks) {
   /* quick: every transport operation (all-gather, all-to-all, 2-D copies,
    * ring exchange) with few kernel variants (a cold PoCL cache compiles each
    * variant on every rank). */
-  static const bool dec_quick[] = {1, 1, 0, 0, 0}, pre_quick[] = {1, 0, 0, 0, 0, 1};
-  for (int i = 0; i < TU_LEN(dec); i++)
-    if (!quick || dec_quick[i]) run_decode(cp, &dec[i]);
+  static const bool dec_quick[] = {1, 1, 0, 0, 0, 1, 1}, pre_quick[] = {1, 0, 0, 0, 0, 1};
   /* A bad run on one rank leaves NCCL peers waiting (documented): MPI only. */
   bool agree = strcmp(pa_cp_transport(cp), "mpi") == 0;
+  for (int i = 0; i < TU_LEN(dec); i++)
+    if ((!quick || dec_quick[i]) && (!dec[i].bad_out || agree)) run_decode(cp, &dec[i]);
   for (int i = 0; i < TU_LEN(pre); i++)
     if ((pre[i].bad_k_rank < 0 || agree) && (!quick || pre_quick[i])) run_prefill(cp, &pre[i]);
   if (size > 1) run_invalid(cp); /* they need ranks that disagree */
