@@ -167,7 +167,7 @@ static pa_status check_out(pa_cp_plan *p, const pa_attention_args *a, int64_t H)
     return cp_fail(cp, PA_ERR_INVALID_ARGUMENT,
                    "out: ndim=%d shape=[%lld, %lld, %lld], want [%lld, %lld, %lld] (combine %s)",
                    o->ndim, (long long)o->shape[0], (long long)o->shape[1], (long long)o->shape[2],
-                   (long long)p->T, (long long)H, (long long)p->Dv, (int)p->combine);
+                   (long long)p->T, (long long)H, (long long)p->Dv, combine_name[p->combine]);
   if (o->dtype != p->desc.o_dtype)
     return cp_fail(cp, PA_ERR_INVALID_ARGUMENT, "out.dtype=%s but desc.o_dtype=%s",
                    pa_dtype_name(o->dtype), pa_dtype_name(p->desc.o_dtype));
