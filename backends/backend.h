@@ -148,6 +148,23 @@ typedef struct pa_merge_launch {
   pa_tensor *out, *lse_out;               /* lse_out->buf may be NULL */
 } pa_merge_launch;
 
+/* A paged-cache append as core hands it over after validation (core/append.c):
+ * two streams (K and V, or ckv and kpe) share one slot map. Token t of a
+ * stream goes to cache element page * c_page + off * c_slot + h * c_h + x for
+ * slot = slots[t * slot_s] >= 0, page = slot / page_size, off = slot %
+ * page_size; src element t * src_t + h * src_h + x. Strides in elements of
+ * the tensor's own dtype; MLA streams have heads = 1. scale is NULL unless
+ * the cache is fp8 (then scale_h is 0 for one scale, 1 for one per head). */
+typedef struct pa_append_stream {
+  const pa_tensor *src, *cache, *scale;
+  int64_t dim, src_t, src_h, c_page, c_slot, c_h, scale_h;
+} pa_append_stream;
+typedef struct pa_append_launch {
+  pa_append_stream s[2];
+  const pa_tensor *slots;
+  int64_t tokens, heads, page_size, num_pages, slot_s;
+} pa_append_launch;
+
 typedef struct pa_backend_ops {
   int abi_version; /* PA_BACKEND_ABI */
   pa_backend kind;
@@ -183,6 +200,8 @@ typedef struct pa_backend_ops {
   pa_status (*merge)(pa_context *ctx, const pa_merge_launch *m);
   pa_status (*head_gemm)(pa_context *ctx, const pa_tensor *x, const pa_tensor *w, pa_tensor *y);
   pa_status (*synchronize)(pa_context *ctx);
+  /* Optional (NULL: PA_ERR_UNSUPPORTED): pa_kv_append / pa_mla_append. */
+  pa_status (*append)(pa_context *ctx, const pa_append_launch *a);
 } pa_backend_ops;
 
 /* Backends compiled in (registry in core/registry.c). */
@@ -193,6 +212,11 @@ extern const pa_backend_ops pa_cuda_backend;
 #ifdef PA_HAVE_OPENCL
 extern const pa_backend_ops pa_opencl_backend;
 #endif
+
+/* fp8 (core/fp8.c): exact decode tables by code, and the reference encode
+ * (pa_fp8_encode, polyattn.h) every backend's conversion matches. */
+extern const float pa_fp8_e4m3_table[256], pa_fp8_e5m2_table[256];
+static inline bool pa_dtype_is_fp8(pa_dtype t) { return t == PA_FP8_E4M3 || t == PA_FP8_E5M2; }
 
 /* Small shared helpers for backends. */
 static inline char *pa_tensor_ptr_host(const pa_tensor *t) {

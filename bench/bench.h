@@ -13,6 +13,7 @@ typedef enum bench_kind {
   BENCH_MLA,
   BENCH_MERGE,
   BENCH_GEMM,
+  BENCH_APPEND,
   BENCH_NUM_KINDS
 } bench_kind;
 
@@ -20,7 +21,9 @@ typedef enum bench_kind {
  *   prefill/decode: b, hq, hkv, d (qk), dv, sq, skv, page (0: contiguous), causal, window
  *   mla:   b, hq heads, d = Dc (ckv), dr = Dr (kpe), sq query tokens per request, skv, page
  *   merge: b = rows, hq = heads, d = dim, splits = states merged per row
- *   gemm:  sq = tokens, hq = heads, d = K, dv = N  (pa_head_gemm) */
+ *   gemm:  sq = tokens, hq = heads, d = K, dv = N  (pa_head_gemm)
+ *   append: b = tokens, hkv heads, d (k), dv (v), page; dtype = the new
+ *          tokens', kv_dtype = the cache's (pa_kv_append) */
 typedef struct bench_shape {
   bench_kind kind;
   const char *label; /* preset name, e.g. "decode-long" */

@@ -13,37 +13,50 @@
 #define F32 PA_F32
 #define F16 PA_F16
 #define BF16 PA_BF16
+#define E4M3 PA_FP8_E4M3
 
 /* kind, label, dtype, kv_dtype, b, hq, hkv, d, dv, dr, sq, skv, page, causal, window, splits */
 static const bench_shape cpu_presets[] = {
     {BENCH_PREFILL, "prefill", F32, F32, 1, 8, 8, 128, 128, 0, 2048, 2048, 0, 1, -1, 0},
     {BENCH_DECODE, "decode", BF16, BF16, 1, 32, 8, 128, 128, 0, 1, 8192, 16, 0, -1, 0},
+    {BENCH_DECODE, "decode-e4m3", BF16, E4M3, 1, 32, 8, 128, 128, 0, 1, 8192, 16, 0, -1, 0},
     {BENCH_MLA, "mla", BF16, BF16, 1, 128, 1, 512, 512, 64, 1, 4096, 64, 0, -1, 0},
     {BENCH_MERGE, "merge", F32, F32, 1024, 32, 0, 128, 128, 0, 0, 0, 0, 0, -1, 4},
     {BENCH_GEMM, "gemm-absorb", F32, F32, 0, 128, 0, 128, 512, 0, 64, 0, 0, 0, -1, 0},
+    {BENCH_APPEND, "append", BF16, E4M3, 4096, 0, 8, 128, 128, 0, 0, 0, 16, 0, -1, 0},
 };
 static const bench_shape cuda_presets[] = {
     {BENCH_PREFILL, "prefill", BF16, BF16, 4, 16, 16, 128, 128, 0, 4096, 4096, 0, 1, -1, 0},
+    {BENCH_PREFILL, "prefill-gqa", BF16, BF16, 4, 32, 8, 128, 128, 0, 4096, 4096, 0, 1, -1, 0},
+    {BENCH_PREFILL, "prefill-gqa-e4m3", BF16, E4M3, 4, 32, 8, 128, 128, 0, 4096, 4096, 0, 1, -1, 0},
     {BENCH_DECODE, "decode", BF16, BF16, 64, 32, 8, 128, 128, 0, 1, 4096, 16, 0, -1, 0},
     {BENCH_DECODE, "decode-long", BF16, BF16, 1, 32, 8, 128, 128, 0, 1, 32768, 16, 0, -1, 0},
+    {BENCH_DECODE, "decode-e4m3", BF16, E4M3, 64, 32, 8, 128, 128, 0, 1, 4096, 16, 0, -1, 0},
+    {BENCH_DECODE, "decode-long-e4m3", BF16, E4M3, 1, 32, 8, 128, 128, 0, 1, 32768, 16, 0, -1, 0},
     {BENCH_MLA, "mla", BF16, BF16, 64, 128, 1, 512, 512, 64, 1, 4096, 64, 0, -1, 0},
+    {BENCH_MLA, "mla-e4m3", BF16, E4M3, 64, 128, 1, 512, 512, 64, 1, 4096, 64, 0, -1, 0},
     {BENCH_MLA, "mla-b128", BF16, BF16, 128, 128, 1, 512, 512, 64, 1, 8192, 64, 0, -1, 0},
     {BENCH_MLA, "mla-long", BF16, BF16, 1, 128, 1, 512, 512, 64, 1, 32768, 64, 0, -1, 0},
+    {BENCH_MLA, "mla-long-e4m3", BF16, E4M3, 1, 128, 1, 512, 512, 64, 1, 32768, 64, 0, -1, 0},
     {BENCH_MLA, "mla-b8", BF16, BF16, 8, 128, 1, 512, 512, 64, 1, 16384, 64, 0, -1, 0},
     {BENCH_MLA, "mla-mtp2", BF16, BF16, 64, 128, 1, 512, 512, 64, 2, 4096, 64, 1, -1, 0},
     {BENCH_MLA, "mla-h16", BF16, BF16, 128, 16, 1, 512, 512, 64, 1, 4096, 64, 0, -1, 0},
     {BENCH_MERGE, "merge", F32, F32, 4096, 32, 0, 128, 128, 0, 0, 0, 0, 0, -1, 4},
     {BENCH_GEMM, "gemm-absorb", BF16, BF16, 0, 128, 0, 128, 512, 0, 256, 0, 0, 0, -1, 0},
+    {BENCH_APPEND, "append", BF16, E4M3, 4096, 0, 8, 128, 128, 0, 0, 0, 16, 0, -1, 0},
 };
 static const bench_shape opencl_presets[] = {
     {BENCH_PREFILL, "prefill", F16, F16, 4, 16, 16, 128, 128, 0, 4096, 4096, 0, 1, -1, 0},
     {BENCH_DECODE, "decode", F16, F16, 64, 32, 8, 128, 128, 0, 1, 4096, 16, 0, -1, 0},
+    {BENCH_DECODE, "decode-e4m3", F16, E4M3, 64, 32, 8, 128, 128, 0, 1, 4096, 16, 0, -1, 0},
     {BENCH_MLA, "mla", F16, F16, 64, 128, 1, 512, 512, 64, 1, 4096, 64, 0, -1, 0},
     {BENCH_MERGE, "merge", F32, F32, 4096, 32, 0, 128, 128, 0, 0, 0, 0, 0, -1, 4},
     {BENCH_GEMM, "gemm-absorb", F16, F16, 0, 128, 0, 128, 512, 0, 256, 0, 0, 0, -1, 0},
+    {BENCH_APPEND, "append", F16, E4M3, 4096, 0, 8, 128, 128, 0, 0, 0, 16, 0, -1, 0},
 };
 
-static const char *kind_names[BENCH_NUM_KINDS] = {"prefill", "decode", "mla", "merge", "gemm"};
+static const char *kind_names[BENCH_NUM_KINDS] = {"prefill", "decode", "mla",
+                                                   "merge",   "gemm",   "append"};
 
 const char *bench_kind_name(bench_kind k) { return kind_names[k]; }
 
@@ -100,6 +113,10 @@ void bench_shape_str(const bench_shape *s, char *buf, size_t n, char *key, size_
     snprintf(key, nkey, "mla %s kv%s b%d h%d dc%d dr%d sq%d skv%d", dt, kv, s->b, s->hq, s->d,
              s->dr, s->sq, s->skv);
     break;
+  case BENCH_APPEND:
+    snprintf(buf, n, "%s->%s t%d hkv%d d%d pg%d", dt, kv, s->b, s->hkv, s->d, s->page);
+    snprintf(key, nkey, "append %s kv%s t%d hkv%d d%d dv%d", dt, kv, s->b, s->hkv, s->d, s->dv);
+    break;
   case BENCH_MERGE:
     snprintf(buf, n, "%s rows%d h%d d%d states%d", dt, s->b, s->hq, s->d, s->splits);
     snprintf(key, nkey, "merge %s rows%d h%d d%d n%d", dt, s->b, s->hq, s->d, s->splits);
@@ -153,6 +170,8 @@ static void *host_random(pa_dtype dt, size_t n, uint64_t seed, float scale) {
     float v = ((float)(rng_next(&seed) >> 40) / 16777216.0f * 2.0f - 1.0f) * scale;
     if (dt == PA_F32)
       memcpy(p + i * 4, &v, 4);
+    else if (dt == PA_FP8_E4M3 || dt == PA_FP8_E5M2)
+      p[i] = pa_fp8_encode(dt, v);
     else {
       uint16_t h = dt == PA_F16 ? f32_to_f16(v) : f32_to_bf16(v);
       memcpy(p + i * 2, &h, 2);
@@ -185,6 +204,10 @@ typedef struct bench_case {
   /* shared across sets */
   pa_buffer *block_table, *ws, *indptr;
   pa_tensor bt;
+  pa_buffer *kv_scale_buf; /* fp8 K/V: one dequantisation scale (1.0) */
+  pa_tensor kv_scale;
+  pa_buffer *slots_buf; /* append: the slot map (a shuffled permutation) */
+  pa_tensor slots;
   pa_plan *plan;
   const bench_shape *s;
 } bench_case;
@@ -231,6 +254,8 @@ static void free_case(bench_case *c) {
   for (int s = 0; s < MAX_SETS; s++)
     for (int k = 0; k < MAX_TENSORS; k++) pa_buffer_destroy(c->buf[s][k]);
   pa_buffer_destroy(c->block_table);
+  pa_buffer_destroy(c->kv_scale_buf);
+  pa_buffer_destroy(c->slots_buf);
   pa_buffer_destroy(c->ws);
   pa_buffer_destroy(c->indptr);
   pa_plan_destroy(c->plan);
@@ -296,6 +321,7 @@ static pa_status run_one(bench_case *c, int set) {
     a.v = t[T_V];
     a.out = t[T_O];
     if (s->page > 0) a.block_table = c->bt;
+    if (c->kv_scale_buf) a.k_scale = a.v_scale = c->kv_scale;
     return pa_attention_run(c->plan, &a, c->ws);
   }
   case BENCH_MLA: {
@@ -307,14 +333,34 @@ static pa_status run_one(bench_case *c, int set) {
     a.kpe = t[M_KPE];
     a.out = t[M_O];
     a.block_table = c->bt;
+    if (c->kv_scale_buf) a.kv_scale = c->kv_scale;
     return pa_mla_run(c->plan, &a, c->ws);
   }
   case BENCH_MERGE: {
     pa_tensor lse_out = t[3];
     return pa_merge_states(c->ctx, &t[0], &t[1], &t[2], &lse_out);
   }
+  case BENCH_APPEND: {
+    pa_kv_append_args a;
+    memset(&a, 0, sizeof a);
+    a.k = t[0], a.v = t[1], a.k_cache = t[2], a.v_cache = t[3];
+    a.slot_mapping = c->slots;
+    if (c->kv_scale_buf) a.k_scale = a.v_scale = c->kv_scale;
+    return pa_kv_append(c->ctx, &a);
+  }
   default: return pa_head_gemm(c->ctx, &t[0], &t[1], &t[2]);
   }
+}
+
+/* fp8 K/V need a scale tensor: one f32 1.0 (the codes hold values in [-1, 1]). */
+static pa_status make_kv_scale(bench_case *c, bench_result *r, pa_dtype kv) {
+  if (kv != PA_FP8_E4M3 && kv != PA_FP8_E5M2) return PA_OK;
+  const float one = 1.0f;
+  const int64_t shape[1] = {1};
+  pa_status st = pa_buffer_create(c->ctx, sizeof one, &c->kv_scale_buf);
+  if (st == PA_OK) st = pa_buffer_write(c->kv_scale_buf, 0, &one, sizeof one);
+  if (st == PA_OK) st = pa_tensor_init(&c->kv_scale, c->kv_scale_buf, 0, PA_F32, 1, shape);
+  return st == PA_OK ? PA_OK : fail(r, st, "kv scale", c->ctx);
 }
 
 static pa_status make_block_table(bench_case *c, bench_result *r, int b, int64_t ppr) {
@@ -377,6 +423,7 @@ static pa_status setup_attention(bench_case *c, const bench_opts *o, const bench
   pa_status st = alloc_sets(c, r);
   if (st != PA_OK) return st;
   if (s->page > 0 && (st = make_block_table(c, r, s->b, ppr)) != PA_OK) return st;
+  if ((st = make_kv_scale(c, r, s->kv_dtype)) != PA_OK) return st;
 
   pa_attention_desc d;
   pa_attention_desc_init(&d, s->hq, s->hkv, s->d, s->dtype);
@@ -419,6 +466,7 @@ static pa_status setup_mla(bench_case *c, const bench_opts *o, const bench_shape
   c->sets = choose_sets(o, set_bytes);
   pa_status st = alloc_sets(c, r);
   if (st != PA_OK || (st = make_block_table(c, r, s->b, ppr)) != PA_OK) return st;
+  if ((st = make_kv_scale(c, r, s->kv_dtype)) != PA_OK) return st;
 
   pa_mla_desc d;
   memset(&d, 0, sizeof d);
@@ -469,6 +517,44 @@ static pa_status setup_merge(bench_case *c, const bench_opts *o, const bench_sha
   return PA_OK;
 }
 
+/* T new tokens into caches of exactly T slots, in a shuffled order (an
+ * engine's free pages); bytes: the tokens read, the cache rows written. */
+static pa_status setup_append(bench_case *c, const bench_opts *o, const bench_shape *s,
+                              bench_result *r) {
+  const int64_t T = s->b, H = s->hkv, ps = s->page > 0 ? s->page : 16, P = (T + ps - 1) / ps;
+  c->nt = 4;
+  c->spec[0] = (tspec){s->dtype, 3, {T, H, s->d, 0}, 1, 1.0f};
+  c->spec[1] = (tspec){s->dtype, 3, {T, H, s->dv, 0}, 1, 1.0f};
+  c->spec[2] = (tspec){s->kv_dtype, 4, {P, ps, H, s->d}, 0, 0};
+  c->spec[3] = (tspec){s->kv_dtype, 4, {P, ps, H, s->dv}, 0, 0};
+  size_t set_bytes = 0;
+  for (int k = 0; k < c->nt; k++) set_bytes += tspec_bytes(&c->spec[k]);
+  c->sets = choose_sets(o, set_bytes);
+  pa_status st = alloc_sets(c, r);
+  if (st != PA_OK || (st = make_kv_scale(c, r, s->kv_dtype)) != PA_OK) return st;
+  int32_t *map = malloc((size_t)(T > 0 ? T : 1) * sizeof(int32_t));
+  if (!map) return fail(r, PA_ERR_OUT_OF_MEMORY, "slot map", NULL);
+  uint64_t seed = 7;
+  for (int64_t i = 0; i < T; i++) map[i] = (int32_t)i;
+  for (int64_t i = T - 1; i > 0; i--) {
+    int64_t j = (int64_t)(rng_next(&seed) % (uint64_t)(i + 1));
+    int32_t x = map[i];
+    map[i] = map[j], map[j] = x;
+  }
+  const size_t bytes = (size_t)(T > 0 ? T : 1) * sizeof(int32_t);
+  const int64_t shape[1] = {T};
+  st = pa_buffer_create(c->ctx, bytes, &c->slots_buf);
+  if (st == PA_OK) st = pa_buffer_write(c->slots_buf, 0, map, bytes);
+  if (st == PA_OK) st = pa_tensor_init(&c->slots, c->slots_buf, 0, PA_I32, 1, shape);
+  free(map);
+  if (st != PA_OK) return fail(r, st, "slot map", c->ctx);
+  r->flops = 0;
+  r->bytes = (double)T * H * (s->d + s->dv) *
+                 (double)(pa_dtype_size(s->dtype) + pa_dtype_size(s->kv_dtype)) +
+             4.0 * (double)T;
+  return PA_OK;
+}
+
 static pa_status setup_gemm(bench_case *c, const bench_opts *o, const bench_shape *s,
                             bench_result *r) {
   int64_t T = s->sq, H = s->hq, K = s->d, N = s->dv;
@@ -512,6 +598,7 @@ pa_status bench_run_case(pa_context *ctx, const bench_opts *o, const bench_shape
   case BENCH_DECODE: st = setup_attention(c, o, s, r); break;
   case BENCH_MLA: st = setup_mla(c, o, s, r); break;
   case BENCH_MERGE: st = setup_merge(c, o, s, r); break;
+  case BENCH_APPEND: st = setup_append(c, o, s, r); break;
   default: st = setup_gemm(c, o, s, r); break;
   }
   if (st != PA_OK) goto done;

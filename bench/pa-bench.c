@@ -1,7 +1,7 @@
 /* pa-bench: times polyattn's operations on one backend and sets each figure
  * beside the machine's own ceilings, measured in the same run.
  *
- *   pa-bench [prefill|decode|mla|merge|gemm|all ...] [--backend cpu|cuda|opencl]
+ *   pa-bench [prefill|decode|mla|merge|gemm|append|all ...] [--backend cpu|cuda|opencl]
  *            [--dtype f32|f16|bf16] [--kv-dtype ..] [-b N] [--hq N] [--hkv N] [-d N]
  *            [--dv N] [--dr N] [--sq N] [--skv N] [--page N] [--causal 0|1]
  *            [--window N] [--splits N] [--iters N] [--warmup N] [--rotate N]
@@ -23,9 +23,9 @@ double bench_now(void) {
 }
 
 static void usage(void) {
-  fputs("usage: pa-bench [prefill|decode|mla|merge|gemm|all ...] [options]\n"
+  fputs("usage: pa-bench [prefill|decode|mla|merge|gemm|append|all ...] [options]\n"
         "  --backend cpu|cuda|opencl|auto   (default auto)\n"
-        "  --dtype f32|f16|bf16  --kv-dtype f32|f16|bf16\n"
+        "  --dtype f32|f16|bf16  --kv-dtype f32|f16|bf16|e4m3|e5m2\n"
         "  -b N  --hq N  --hkv N  -d N  --dv N  --dr N (MLA rope dim)\n"
         "  --sq N  --skv N  --page N (0: contiguous)  --causal 0|1  --window N  --splits N\n"
         "  --iters N (timed samples, default 10)  --warmup N (default 3)\n"
@@ -43,6 +43,10 @@ static int parse_dtype(const char *s, pa_dtype *t) {
     *t = PA_F16;
   else if (!strcmp(s, "bf16"))
     *t = PA_BF16;
+  else if (!strcmp(s, "e4m3"))
+    *t = PA_FP8_E4M3;
+  else if (!strcmp(s, "e5m2"))
+    *t = PA_FP8_E5M2;
   else
     return 0;
   return 1;

@@ -8,7 +8,11 @@
 # Environment: OUT (logs, JSON, plot; the device tool's $OUT), PA_BUILD (build
 # folder, default /tmp/b-gpu), PA_BENCH_CASES (default "all"), PA_BENCH_ARGS
 # (extra pa-bench flags), PA_OPENCL (auto|enabled|disabled, default auto),
-# PA_RUN_TESTS=1 (also run meson test before the bench).
+# PA_RUN_TESTS=1 (also run meson test, then `meson test --suite long`, before
+# the bench), PA_SANITIZE=1 (compute-sanitizer memcheck, racecheck, synccheck
+# and initcheck over the CUDA suites, every selectable kernel variant; counts
+# printed as a table; PA_SANITIZE_TOOLS / PA_SANITIZE_VARIANTS narrow it),
+# PA_BENCH=0 (stop after the tests).
 set -uo pipefail
 cd "$(dirname "$0")/.." || exit 1
 OUT=${OUT:-/tmp/pa-gpu-out}
@@ -28,7 +32,10 @@ date -u | tee -a "$OUT/gpu.txt"
 
 log "build ($B)"
 tests=disabled
-[ "${PA_RUN_TESTS:-0}" = 1 ] && tests=auto
+[ "${PA_RUN_TESTS:-0}" = 1 ] || [ "${PA_SANITIZE:-0}" = 1 ] && tests=auto
+if [ -f "$B/build.ninja" ] && [ $tests = auto ]; then
+  meson configure "$B" -Dtests=auto >/dev/null
+fi
 if [ ! -f "$B/build.ninja" ]; then
   meson setup "$B" -Dcuda=enabled -Dopencl="${PA_OPENCL:-auto}" -Dtests=$tests \
     --buildtype=release >"$OUT/setup.log" 2>&1 || { tail -40 "$OUT/setup.log"; die "meson setup failed"; }
@@ -40,9 +47,43 @@ echo "built: cuda yes, opencl $([ $have_opencl = 1 ] && echo yes || echo no)"
 
 if [ "${PA_RUN_TESTS:-0}" = 1 ]; then
   log "meson test"
-  meson test -C "$B" --print-errorlogs >"$OUT/test.log" 2>&1
+  meson test -C "$B" --print-errorlogs --no-suite long >"$OUT/test.log" 2>&1
   tail -12 "$OUT/test.log"
+  log "meson test --suite long (what CI leaves out for time)"
+  meson test -C "$B" --print-errorlogs --suite long >"$OUT/test-long.log" 2>&1
+  tail -8 "$OUT/test-long.log"
 fi
+
+if [ "${PA_SANITIZE:-0}" = 1 ]; then
+  log "compute-sanitizer over the CUDA suites (one line per tool, variant, binary)"
+  # Criterion runs each test in a child process: --target-processes all.
+  # Every process prints its own ERROR SUMMARY; they are summed.
+  tools=${PA_SANITIZE_TOOLS:-memcheck racecheck synccheck initcheck}
+  variants=${PA_SANITIZE_VARIANTS:-"default PA_CUDA_PREFILL=mma PA_CUDA_MLA=mma PA_CUDA_MLA=wgmma PA_CUDA_DECODE_FUSE=0 PA_CUDA_PDL=0"}
+  bins="tests/test_cross_backend tests/test_splits tests/test_merge tests/test_head_gemm tests/test_nonfinite backends/cuda/tests/test_cuda_graph"
+  total=0
+  printf '%-10s %-22s %-24s %s\n' tool variant binary errors | tee "$OUT/sanitizer.txt"
+  for tool in $tools; do
+    for var in $variants; do
+      for bin in $bins; do
+        [ -x "$B/$bin" ] || continue
+        # the kernel variants only change what the cross-backend table runs
+        [ "$var" != default ] && [ "$bin" != tests/test_cross_backend ] && continue
+        f=--filter='cuda/*'
+        [ "$bin" = backends/cuda/tests/test_cuda_graph ] && f=
+        log_f="$OUT/cs-$tool-${var//[=\/]/_}-$(basename "$bin").log"
+        env ${var/#default/PA_SAN_DEFAULT=1} compute-sanitizer --tool "$tool" --target-processes all \
+          "$B/$bin" $f --jobs=1 >"$log_f" 2>&1
+        n=$(grep -Eo "ERROR SUMMARY: [0-9]+" "$log_f" | awk '{s += $3} END {print s + 0}')
+        grep -q "ERROR SUMMARY" "$log_f" || n="no-summary"
+        [ "$n" = no-summary ] || total=$((total + n))
+        printf '%-10s %-22s %-24s %s\n' "$tool" "$var" "$(basename "$bin")" "$n" | tee -a "$OUT/sanitizer.txt"
+      done
+    done
+  done
+  echo "compute-sanitizer: $total errors in all" | tee -a "$OUT/sanitizer.txt"
+fi
+[ "${PA_BENCH:-1}" = 0 ] && exit 0
 
 PB="$B/bench/pa-bench"
 [ -x "$PB" ] || die "no pa-bench in $B"

@@ -3,6 +3,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "fault.h"
 #include "plan.h"
 #include "tensor.h"
 
@@ -38,7 +39,8 @@ static pa_status check_desc(pa_context *ctx, const pa_attention_desc *d) {
   if (d->head_dim_v < 1 || d->head_dim_v > MAX_HEAD_DIM)
     BAD("desc.head_dim_v=%d must be 1..%d", d->head_dim_v, MAX_HEAD_DIM);
   if (!is_float(d->q_dtype)) BAD("desc.q_dtype=%d is not f32, f16 or bf16", (int)d->q_dtype);
-  if (!is_float(d->kv_dtype)) BAD("desc.kv_dtype=%d is not f32, f16 or bf16", (int)d->kv_dtype);
+  if (!is_float(d->kv_dtype) && !pa_dtype_is_fp8(d->kv_dtype))
+    BAD("desc.kv_dtype=%d is not f32, f16, bf16, e4m3 or e5m2", (int)d->kv_dtype);
   if (!is_float(d->o_dtype)) BAD("desc.o_dtype=%d is not f32, f16 or bf16", (int)d->o_dtype);
   if (d->causal != 0 && d->causal != 1) BAD("desc.causal=%d must be 0 or 1", d->causal);
   if (d->window_left < -1) BAD("desc.window_left=%d must be >= -1", d->window_left);
@@ -59,7 +61,7 @@ static pa_status check_desc(pa_context *ctx, const pa_attention_desc *d) {
 }
 
 pa_status pa_plan_new(pa_context *ctx, pa_op op, pa_plan **out) {
-  pa_plan *p = calloc(1, sizeof *p);
+  pa_plan *p = PA_FAULT_OR(calloc(1, sizeof *p));
   if (!p) return pa_fail(ctx, PA_ERR_OUT_OF_MEMORY, "plan");
   p->ctx = ctx;
   p->op = op;
@@ -187,14 +189,20 @@ static pa_status check_args(const pa_plan *p, const pa_attention_args *a, const 
                      (long long)a->mask.shape[2], (long long)a->mask.shape[3], p->max_len_q,
                      p->max_len_k);
   }
+  const int fp8 = pa_dtype_is_fp8(d->kv_dtype);
+  if ((st = pa_check_kv_scale(ctx, "k_scale", &a->k_scale, d->kv_dtype, Hkv)) != PA_OK ||
+      (st = pa_check_kv_scale(ctx, "v_scale", &a->v_scale, d->kv_dtype, Hkv)) != PA_OK)
+    return st;
   const pa_named outs[] = {{&a->out, "out"}, {d->flags & PA_RETURN_LSE ? &a->lse : NULL, "lse"}};
   const pa_named ins[] = {{&a->q, "q"}, {&a->k, "k"}, {&a->v, "v"},
                           {d->flags & PA_HAS_MASK ? &a->mask : NULL, "mask"},
                           {d->page_size ? &a->block_table : NULL, "block_table"},
                           {d->flags & PA_HAS_SINKS ? &a->sinks : NULL, "sinks"},
-                          {d->flags & PA_HAS_ALIBI ? &a->alibi_slopes : NULL, "alibi_slopes"}};
-  if ((st = pa_check_apart(ctx, outs, 2, ins, 7)) != PA_OK) return st;
-  return pa_check_workspace_apart(p, ws, outs, 2, ins, 7);
+                          {d->flags & PA_HAS_ALIBI ? &a->alibi_slopes : NULL, "alibi_slopes"},
+                          {fp8 ? &a->k_scale : NULL, "k_scale"},
+                          {fp8 ? &a->v_scale : NULL, "v_scale"}};
+  if ((st = pa_check_apart(ctx, outs, 2, ins, 9)) != PA_OK) return st;
+  return pa_check_workspace_apart(p, ws, outs, 2, ins, 9);
 }
 
 pa_status pa_attention_run(pa_plan *plan, const pa_attention_args *args, pa_buffer *workspace) {

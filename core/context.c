@@ -3,12 +3,21 @@
 #include <string.h>
 
 #include "backend.h"
+#include "fault.h"
 #include "registry.h"
+
+void pa_context_desc_init(pa_context_desc *d) {
+  if (!d) return;
+  memset(d, 0, sizeof *d);
+  d->backend = PA_BACKEND_AUTO;
+  d->device = -1;
+}
 
 pa_status pa_context_create(const pa_context_desc *desc, pa_context **out) {
   if (!out) return pa_fail(NULL, PA_ERR_INVALID_ARGUMENT, "out is NULL");
   *out = NULL;
-  pa_context_desc d = {.backend = PA_BACKEND_AUTO, .device = -1};
+  pa_context_desc d;
+  pa_context_desc_init(&d);
   if (desc) d = *desc;
   if (d.backend < PA_BACKEND_AUTO || d.backend > PA_BACKEND_OPENCL)
     return pa_fail(NULL, PA_ERR_INVALID_ARGUMENT, "desc.backend=%d is not a pa_backend",
@@ -25,7 +34,7 @@ pa_status pa_context_create(const pa_context_desc *desc, pa_context **out) {
     return pa_fail(NULL, PA_ERR_BACKEND, "backend %s has ABI %d, core expects %d", ops->name,
                    ops->abi_version, PA_BACKEND_ABI);
 
-  pa_context *ctx = calloc(1, sizeof *ctx);
+  pa_context *ctx = PA_FAULT_OR(calloc(1, sizeof *ctx));
   if (!ctx) return pa_fail(NULL, PA_ERR_OUT_OF_MEMORY, "context of %zu bytes", sizeof *ctx);
   ctx->ops = ops;
   ctx->kind = d.backend;
@@ -33,8 +42,10 @@ pa_status pa_context_create(const pa_context_desc *desc, pa_context **out) {
   ctx->info.backend = d.backend;
   pa_status st = ops->create(ctx, d.device, &d, &ctx->state);
   if (st != PA_OK) {
-    /* The backend's message is the useful one; keep it in the log. */
+    /* The backend's message is the useful one: in the log, and pa_last_error
+     * has it (a backend that failed without pa_fail gets a generic one). */
     pa_log(1, "context on %s failed: %s", ops->name, ctx->err);
+    if (!ctx->err[0]) pa_fail(NULL, st, "context on %s (device=%d) failed", ops->name, d.device);
     free(ctx);
     return st;
   }
@@ -56,9 +67,7 @@ void pa_context_destroy(pa_context *ctx) {
   free(ctx);
 }
 
-pa_backend pa_context_backend(const pa_context *ctx) {
-  return ctx ? ctx->kind : PA_BACKEND_AUTO;
-}
+pa_backend pa_context_backend(const pa_context *ctx) { return ctx ? ctx->kind : PA_BACKEND_AUTO; }
 
 pa_status pa_context_info(const pa_context *ctx, pa_device_info *info) {
   if (!ctx || !info) return pa_fail(NULL, PA_ERR_INVALID_ARGUMENT, "ctx or info is NULL");
@@ -77,7 +86,7 @@ pa_status pa_buffer_create(pa_context *ctx, size_t bytes, pa_buffer **out) {
   if (!ctx || !out) return pa_fail(ctx, PA_ERR_INVALID_ARGUMENT, "ctx or out is NULL");
   *out = NULL;
   if (bytes == 0) return pa_fail(ctx, PA_ERR_INVALID_ARGUMENT, "bytes=0: empty buffer");
-  pa_buffer *b = calloc(1, sizeof *b);
+  pa_buffer *b = PA_FAULT_OR(calloc(1, sizeof *b));
   if (!b) return pa_fail(ctx, PA_ERR_OUT_OF_MEMORY, "buffer header");
   pa_status st = ctx->ops->buf_alloc(ctx, bytes, &b->handle);
   if (st != PA_OK) {
@@ -96,7 +105,7 @@ pa_status pa_buffer_wrap(pa_context *ctx, void *native, size_t bytes, pa_buffer 
   *out = NULL;
   if (!native) return pa_fail(ctx, PA_ERR_INVALID_ARGUMENT, "native is NULL");
   if (bytes == 0) return pa_fail(ctx, PA_ERR_INVALID_ARGUMENT, "bytes=0: empty buffer");
-  pa_buffer *b = calloc(1, sizeof *b);
+  pa_buffer *b = PA_FAULT_OR(calloc(1, sizeof *b));
   if (!b) return pa_fail(ctx, PA_ERR_OUT_OF_MEMORY, "buffer header");
   b->handle = native;
   if (ctx->ops->buf_wrap) {
@@ -129,7 +138,8 @@ void *pa_buffer_native(const pa_buffer *buf) { return buf ? buf->handle : NULL; 
 static pa_status check_range(const pa_buffer *buf, size_t offset, const void *p, size_t bytes,
                              const char *what) {
   if (!buf) return pa_fail(NULL, PA_ERR_INVALID_ARGUMENT, "%s: buf is NULL", what);
-  if (!p && bytes) return pa_fail(buf->ctx, PA_ERR_INVALID_ARGUMENT, "%s: host pointer is NULL", what);
+  if (!p && bytes)
+    return pa_fail(buf->ctx, PA_ERR_INVALID_ARGUMENT, "%s: host pointer is NULL", what);
   if (offset > buf->size || bytes > buf->size - offset)
     return pa_fail(buf->ctx, PA_ERR_INVALID_ARGUMENT,
                    "%s: offset=%zu + bytes=%zu exceeds the buffer's size=%zu", what, offset, bytes,

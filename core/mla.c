@@ -6,6 +6,17 @@
 #include "plan.h"
 #include "tensor.h"
 
+void pa_mla_desc_init(pa_mla_desc *d, int num_heads, int head_dim_ckv, int head_dim_kpe,
+                      int page_size, pa_dtype dtype) {
+  if (!d) return;
+  memset(d, 0, sizeof *d);
+  d->num_heads = num_heads;
+  d->head_dim_ckv = head_dim_ckv;
+  d->head_dim_kpe = head_dim_kpe;
+  d->q_dtype = d->kv_dtype = d->o_dtype = dtype;
+  d->page_size = page_size;
+}
+
 static pa_status check_desc(pa_context *ctx, const pa_mla_desc *d) {
 #define BAD(...) return pa_fail(ctx, PA_ERR_INVALID_ARGUMENT, __VA_ARGS__)
   if (d->num_heads < 1 || d->num_heads > 4096) BAD("desc.num_heads=%d must be 1..4096", d->num_heads);
@@ -19,8 +30,9 @@ static pa_status check_desc(pa_context *ctx, const pa_mla_desc *d) {
   const pa_dtype ts[3] = {d->q_dtype, d->kv_dtype, d->o_dtype};
   const char *names[3] = {"q_dtype", "kv_dtype", "o_dtype"};
   for (int i = 0; i < 3; i++)
-    if (ts[i] != PA_F32 && ts[i] != PA_F16 && ts[i] != PA_BF16)
-      BAD("desc.%s=%d is not f32, f16 or bf16", names[i], (int)ts[i]);
+    if (ts[i] != PA_F32 && ts[i] != PA_F16 && ts[i] != PA_BF16 && !(i == 1 && pa_dtype_is_fp8(ts[i])))
+      BAD("desc.%s=%d is not f32, f16 or bf16%s", names[i], (int)ts[i],
+          i == 1 ? " (or e4m3, e5m2)" : "");
   if (d->page_size < 1 || d->page_size > 65536) BAD("desc.page_size=%d must be 1..65536", d->page_size);
   if (d->causal != 0 && d->causal != 1) BAD("desc.causal=%d must be 0 or 1", d->causal);
   if (!isfinite(d->scale)) BAD("desc.scale=%g is not finite", (double)d->scale);
@@ -103,11 +115,13 @@ static pa_status check_args(const pa_plan *p, const pa_mla_args *a, const pa_buf
       return pa_fail(ctx, PA_ERR_INVALID_ARGUMENT, "lse.shape[0]=%lld but %lld tokens needed",
                      (long long)a->lse.shape[0], (long long)p->min_q_tokens);
   }
+  if ((st = pa_check_kv_scale(ctx, "kv_scale", &a->kv_scale, d->kv_dtype, 1)) != PA_OK) return st;
   const pa_named outs[] = {{&a->out, "out"}, {d->flags & PA_RETURN_LSE ? &a->lse : NULL, "lse"}};
   const pa_named ins[] = {{&a->q_nope, "q_nope"}, {&a->q_pe, "q_pe"}, {&a->ckv, "ckv"},
-                          {&a->kpe, "kpe"}, {&a->block_table, "block_table"}};
-  if ((st = pa_check_apart(ctx, outs, 2, ins, 5)) != PA_OK) return st;
-  return pa_check_workspace_apart(p, ws, outs, 2, ins, 5);
+                          {&a->kpe, "kpe"}, {&a->block_table, "block_table"},
+                          {pa_dtype_is_fp8(d->kv_dtype) ? &a->kv_scale : NULL, "kv_scale"}};
+  if ((st = pa_check_apart(ctx, outs, 2, ins, 6)) != PA_OK) return st;
+  return pa_check_workspace_apart(p, ws, outs, 2, ins, 6);
 }
 
 pa_status pa_mla_run(pa_plan *plan, const pa_mla_args *args, pa_buffer *workspace) {

@@ -1,6 +1,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "fault.h"
 #include "plan.h"
 #include "split.h"
 
@@ -93,7 +94,7 @@ pa_status pa_plan_build(pa_plan *p, const pa_batch *batch) {
     return pa_fail(ctx, PA_ERR_INVALID_ARGUMENT, "batch.batch_size=%d must be 0..%d", B, 1 << 24);
   p->batch_size = B;
   p->ragged_q_host = batch->cu_seqlens_q != NULL;
-  p->reqs = calloc(B > 0 ? (size_t)B : 1, sizeof *p->reqs);
+  p->reqs = PA_FAULT_OR(calloc(B > 0 ? (size_t)B : 1, sizeof *p->reqs));
   if (!p->reqs) return pa_fail(ctx, PA_ERR_OUT_OF_MEMORY, "plan requests");
   pa_status st = read_lengths(ctx, "q", B, batch->seqlens_q, batch->cu_seqlens_q, p->reqs, true,
                               &p->min_q_tokens);
@@ -168,8 +169,8 @@ pa_status pa_plan_build(pa_plan *p, const pa_batch *batch) {
 
   p->num_work = (int)num_work;
   p->num_combine = (int)num_combine;
-  p->work = calloc(num_work ? (size_t)num_work : 1, sizeof *p->work);
-  p->combine = calloc(num_combine ? (size_t)num_combine : 1, sizeof *p->combine);
+  p->work = PA_FAULT_OR(calloc(num_work ? (size_t)num_work : 1, sizeof *p->work));
+  p->combine = PA_FAULT_OR(calloc(num_combine ? (size_t)num_combine : 1, sizeof *p->combine));
   if (!p->work || !p->combine) return pa_fail(ctx, PA_ERR_OUT_OF_MEMORY, "plan work list");
 
   int64_t w = 0, c = 0;

@@ -9,7 +9,8 @@ pa_status pa_tensor_init(pa_tensor *t, pa_buffer *buf, size_t offset, pa_dtype d
     return pa_fail(buf ? buf->ctx : NULL, PA_ERR_INVALID_ARGUMENT,
                    "ndim=%d must be 1..%d with a shape", ndim, PA_MAX_DIMS);
   if (pa_dtype_size(dtype) == 0)
-    return pa_fail(buf ? buf->ctx : NULL, PA_ERR_INVALID_ARGUMENT, "dtype=%d is unknown", (int)dtype);
+    return pa_fail(buf ? buf->ctx : NULL, PA_ERR_INVALID_ARGUMENT, "dtype=%d is unknown",
+                   (int)dtype);
   memset(t, 0, sizeof *t);
   t->buf = buf;
   t->offset = offset;
@@ -23,6 +24,49 @@ pa_status pa_tensor_init(pa_tensor *t, pa_buffer *buf, size_t offset, pa_dtype d
       return pa_fail(buf ? buf->ctx : NULL, PA_ERR_INVALID_ARGUMENT,
                      "shape[%d]=%lld is negative or the size overflows", i, (long long)shape[i]);
   }
+  return PA_OK;
+}
+
+pa_status pa_tensor_init_strided(pa_tensor *t, pa_buffer *buf, size_t offset, pa_dtype dtype,
+                                 int ndim, const int64_t *shape, const int64_t *stride) {
+  pa_context *ctx = buf ? buf->ctx : NULL;
+  if (!t) return pa_fail(ctx, PA_ERR_INVALID_ARGUMENT, "tensor is NULL");
+  if (!stride) return pa_tensor_init(t, buf, offset, dtype, ndim, shape);
+  if (ndim < 1 || ndim > PA_MAX_DIMS || !shape)
+    return pa_fail(ctx, PA_ERR_INVALID_ARGUMENT, "ndim=%d must be 1..%d with a shape", ndim,
+                   PA_MAX_DIMS);
+  size_t es = pa_dtype_size(dtype);
+  if (!es) return pa_fail(ctx, PA_ERR_INVALID_ARGUMENT, "dtype=%d is unknown", (int)dtype);
+  if (offset % es)
+    return pa_fail(ctx, PA_ERR_INVALID_ARGUMENT,
+                   "offset=%zu bytes is not a multiple of the %s element size %zu (offset is "
+                   "in bytes, strides in elements)",
+                   offset, pa_dtype_name(dtype), es);
+  pa_tensor v = {.buf = buf, .offset = offset, .dtype = dtype, .ndim = ndim};
+  int64_t last = 0; /* highest element offset */
+  bool empty = false;
+  for (int i = 0; i < ndim; i++) {
+    if (shape[i] < 0 || stride[i] < 0)
+      return pa_fail(ctx, PA_ERR_INVALID_ARGUMENT, "shape[%d]=%lld stride[%d]=%lld: negative", i,
+                     (long long)shape[i], i, (long long)stride[i]);
+    v.shape[i] = shape[i];
+    v.stride[i] = stride[i];
+    int64_t term;
+    if (shape[i] == 0)
+      empty = true;
+    else if (__builtin_mul_overflow(shape[i] - 1, stride[i], &term) ||
+             __builtin_add_overflow(last, term, &last))
+      return pa_fail(ctx, PA_ERR_INVALID_ARGUMENT, "shape[%d] x stride[%d] overflows", i, i);
+  }
+  uint64_t bytes;
+  if (buf && !empty &&
+      (__builtin_mul_overflow((uint64_t)last + 1, (uint64_t)es, &bytes) || offset > buf->size ||
+       bytes > buf->size - offset))
+    return pa_fail(ctx, PA_ERR_INVALID_ARGUMENT,
+                   "offset=%zu bytes + extent=%llu elements of %zu bytes exceeds the buffer's "
+                   "size=%zu",
+                   offset, (unsigned long long)last + 1, es, buf->size);
+  *t = v;
   return PA_OK;
 }
 
@@ -141,7 +185,27 @@ pa_status pa_tensor_check2(pa_context *ctx, const char *name, const pa_tensor *t
                            int ndim_a, const int64_t *want_a, int ndim_b, const int64_t *want_b) {
   if (t && t->ndim == ndim_b) return pa_tensor_check(ctx, name, t, dtype, ndim_b, want_b);
   if (t && t->ndim != ndim_a)
-    return pa_fail(ctx, PA_ERR_INVALID_ARGUMENT, "%s.ndim=%d but %d or %d expected", name,
-                   t->ndim, ndim_a, ndim_b);
+    return pa_fail(ctx, PA_ERR_INVALID_ARGUMENT, "%s.ndim=%d but %d or %d expected", name, t->ndim,
+                   ndim_a, ndim_b);
   return pa_tensor_check(ctx, name, t, dtype, ndim_a, want_a);
+}
+
+pa_status pa_check_kv_scale(pa_context *ctx, const char *name, const pa_tensor *t,
+                            pa_dtype kv_dtype, int hkv) {
+  if (!pa_dtype_is_fp8(kv_dtype)) {
+    if (t->buf)
+      return pa_fail(ctx, PA_ERR_INVALID_ARGUMENT,
+                     "%s is set but the cache dtype is %s: scales are for e4m3/e5m2 only", name,
+                     pa_dtype_name(kv_dtype));
+    return PA_OK;
+  }
+  if (!t->buf)
+    return pa_fail(ctx, PA_ERR_INVALID_ARGUMENT, "%s.buf is NULL but the cache dtype is %s", name,
+                   pa_dtype_name(kv_dtype));
+  pa_status st = pa_tensor_check(ctx, name, t, PA_F32, 1, NULL);
+  if (st != PA_OK) return st;
+  if (t->shape[0] != 1 && t->shape[0] != hkv)
+    return pa_fail(ctx, PA_ERR_INVALID_ARGUMENT, "%s.shape[0]=%lld must be 1 or num_kv_heads=%d",
+                   name, (long long)t->shape[0], hkv);
+  return PA_OK;
 }

@@ -37,6 +37,11 @@ typedef struct pa_named {
 pa_status pa_check_apart(pa_context *ctx, const pa_named *outs, int n_outs, const pa_named *ins,
                          int n_ins);
 
+/* fp8 dequantisation scales: for an fp8 kv_dtype, `name` must be an f32
+ * [1] or [hkv] view; for any other dtype it must be absent (buf NULL). */
+pa_status pa_check_kv_scale(pa_context *ctx, const char *name, const pa_tensor *t,
+                            pa_dtype kv_dtype, int hkv);
+
 /* Byte range [*lo, *hi) a view touches; false for an empty view. */
 bool pa_tensor_span(const pa_tensor *t, size_t *lo, size_t *hi);
 #endif

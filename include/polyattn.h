@@ -10,7 +10,8 @@
  * - Work is enqueued on the context's queue (CUDA stream, OpenCL queue, or run
  *   at once on the CPU). Run functions never allocate and never wait for the
  *   device; pa_context_synchronize() does.
- * - On failure the context's last-error message names the field and values;
+ * - On failure the context's last-error message names the field and values
+ *   (pa_context_last_error; pa_last_error for calls without a context);
  *   outputs are left untouched when validation fails.
  * - Lifetimes: plans and buffers borrow their context; destroy them before it.
  *   A plan borrows nothing of the pa_batch it was made from.
@@ -63,9 +64,19 @@ PA_API const char *pa_status_str(pa_status s);
 /* Fills any non-NULL pointer with the library's (not the header's) version. */
 PA_API void pa_version(int *major, int *minor, int *patch);
 
+/* The message of the last failed call on this thread, with or without a
+ * context ("" if none yet): where the reason for a failed pa_context_create,
+ * pa_device_* or a call given a NULL context is found. Thread-local, owned by
+ * the library, valid until the next failure on this thread; successful calls
+ * do not clear it, so read it only right after a call returned an error. */
+PA_API const char *pa_last_error(void);
+
 /* Logging: one-time notes (a shape taking a generic kernel, a chosen ISA).
  * Off by default; with PA_LOG set in the environment notes go to stderr.
- * level: 0 error, 1 warning, 2 info, 3 debug. fn NULL restores the default. */
+ * level: 0 error, 1 warning, 2 info, 3 debug. fn NULL restores the default.
+ * Process-wide and thread-safe: it may be called while other threads log;
+ * once it returns the previous callback is never called again. Calls to fn
+ * are serialised under a library lock: fn must not call polyattn. */
 typedef void (*pa_log_fn)(int level, const char *message, void *user);
 PA_API void pa_set_log_callback(pa_log_fn fn, void *user);
 
@@ -84,6 +95,8 @@ typedef enum pa_dtype {
   PA_F16 = 1,
   PA_BF16 = 2,
   PA_I32 = 3,
+  PA_FP8_E4M3 = 4, /* KV caches only: 1-4-3, bias 7, max 448, no inf, NaN = S.1111.111 */
+  PA_FP8_E5M2 = 5, /* KV caches only: 1-5-2, bias 15, max 57344, inf and NaN as IEEE */
 } pa_dtype;
 
 PA_API size_t pa_dtype_size(pa_dtype t);        /* 0 for an unknown dtype */
@@ -110,6 +123,12 @@ typedef struct pa_context pa_context; /* one device + one queue/stream */
 typedef struct pa_buffer pa_buffer;   /* memory on a context's device */
 typedef struct pa_plan pa_plan;       /* host work done once for one batch */
 
+/* Fill it with pa_context_desc_init, then change what you need: device 0 is
+ * an explicit index (the backend's first device, bypassing PA_CUDA_DEVICE /
+ * PA_OPENCL_DEVICE and OpenCL's first-GPU choice), so a zeroed desc is not
+ * the default one. 0 keeps that meaning because it is the index callers
+ * most often name; making it mean "default" would silently change their
+ * device. */
 typedef struct pa_context_desc {
   pa_backend backend;  /* PA_BACKEND_AUTO picks the best present */
   int device;          /* index within the backend; -1: default (env override) */
@@ -118,7 +137,12 @@ typedef struct pa_context_desc {
   const char *cache_dir; /* OpenCL/NVRTC program cache on disk; NULL: memory only */
 } pa_context_desc;
 
-/* desc NULL: defaults (auto backend, default device). Caller owns *out. */
+/* The defaults: auto backend, device -1 (default), own queue, all threads,
+ * no disk cache. The same as passing desc NULL to pa_context_create. */
+PA_API void pa_context_desc_init(pa_context_desc *d);
+
+/* desc NULL: defaults (pa_context_desc_init). Caller owns *out. On failure
+ * *out is NULL and pa_last_error() says why. */
 PA_API pa_status pa_context_create(const pa_context_desc *desc, pa_context **out);
 PA_API void pa_context_destroy(pa_context *ctx);
 PA_API pa_backend pa_context_backend(const pa_context *ctx);
@@ -154,9 +178,25 @@ typedef struct pa_tensor {
   int64_t stride[PA_MAX_DIMS];
 } pa_tensor;
 
-/* Fills t as a contiguous row-major view of shape[0..ndim). */
+/* Fills t as a contiguous row-major view of shape[0..ndim). offset in bytes. */
 PA_API pa_status pa_tensor_init(pa_tensor *t, pa_buffer *buf, size_t offset, pa_dtype dtype,
                                 int ndim, const int64_t *shape);
+/* Fills t as a strided view: offset in BYTES from the buffer's start (a
+ * multiple of the element size), stride[i] in ELEMENTS (>= 0; NULL:
+ * contiguous). Checks that every element lies inside buf (when buf is not
+ * NULL) in overflow-checked arithmetic; t is written only on success. The
+ * operations check the rest (e.g. last dimension contiguous). Examples, for
+ * a dtype of `es` bytes:
+ *   packed QKV [T, Hq + 2 Hkv, D]: q = shape {T, Hq, D}, stride
+ *     {(Hq + 2 Hkv) D, D, 1}, offset 0; k the same with shape {T, Hkv, D},
+ *     offset Hq D es; v offset (Hq + Hkv) D es.
+ *   HND pages [P, Hkv, page, D] seen as the paged [P, page, Hkv, D]: shape
+ *     {P, page, Hkv, D}, stride {Hkv page D, D, page D, 1}.
+ *   states [T, 2, H, D] (two partials per token): a = shape {T, H, D},
+ *     stride {2 H D, D, 1}, offset 0; b the same at offset H D es. */
+PA_API pa_status pa_tensor_init_strided(pa_tensor *t, pa_buffer *buf, size_t offset,
+                                        pa_dtype dtype, int ndim, const int64_t *shape,
+                                        const int64_t *stride);
 
 /* ------------------------------------------------------------------------ */
 /* Attention                                                                  */
@@ -172,12 +212,36 @@ PA_API pa_status pa_tensor_init(pa_tensor *t, pa_buffer *buf, size_t offset, pa_
  * LSE_i = log of that denominator (natural log, f32, sink included).
  * A row with no visible key (and no sink) gives O = 0, LSE = -inf.
  *
+ * Non-finite values. desc.scale and desc.softcap must be finite (else
+ * PA_ERR_INVALID_ARGUMENT); tensors are not scanned. Elements no request uses
+ * (padding, slot gaps, strided gaps, page slots at or past seqlens_k, pages
+ * the block table does not reach) are never read into a result: NaN or inf
+ * there changes nothing. A mask entry of -inf hides its key; a sink of -inf is
+ * no sink. Any other NaN or inf spoils (unspecified O and LSE, usually NaN)
+ * only: in q[t, h] the row (t, h); in k or v of a used key of request b and
+ * KV head g every row of request b whose head reads g (visible or not); in
+ * mask[b, h', i, j] the row(s) (b, i, h' or every head); in sinks[h] or
+ * alibi_slopes[h] the rows of head h. Every other row is exact, nothing
+ * outside out and lse is written, and no backend traps or stalls on them.
+ * Merges: a state with LSE -inf contributes nothing, whatever its O holds.
+ *
  * Layouts (the tensor's ndim tells which):
  *   q, out     [T, Hq, D]  ragged: request b's tokens start at the batch's q start
  *              [B, S, Hq, D] padded: request b's token i at [b, i]
  *   k, v       ragged  [Tk, Hkv, D]  or padded [B, Sk, Hkv, D]  (page_size == 0)
  *              paged   [num_pages, page_size, Hkv, D], any strides (NHD or HND)
  *   lse        q's layout without the last dimension: [T, Hq] or [B, S, Hq]
+ *
+ * What is read and written (every backend; tested in tests/api_rules.c):
+ * - Only the used rows are written: out and lse rows of queries i >= the
+ *   request's used length (padded tails, gaps between ragged slots) and of
+ *   tokens no request covers keep their contents.
+ * - Only used keys are read: K/V rows j >= the used length (padded tails,
+ *   gaps), the tail slots of a request's last page, and pages no request
+ *   references may hold anything, NaN and Inf included; so may q rows that
+ *   are not used.
+ * - block_table entries past a request's ceil(seqlens_k / page_size) pages
+ *   are never read and may hold any value (-1 is customary).
  */
 
 enum {
@@ -207,14 +271,29 @@ typedef struct pa_attention_desc {
 PA_API void pa_attention_desc_init(pa_attention_desc *d, int num_q_heads, int num_kv_heads,
                                    int head_dim, pa_dtype dtype);
 
-/* The batch as the host knows it. Either lengths (seqlens_*), starts
- * (cu_seqlens_*, B+1 entries, lengths = differences), or both: then the
- * seqlens are the used lengths within each start's slot (padded/seqused). All
- * borrowed; copied by the plan. For padded (4-d) tensors only lengths matter. */
+/* The batch as the host knows it (host arrays, borrowed, copied by the
+ * plan). Name the fields when filling it: {.batch_size = B, .seqlens_k = ..}.
+ * For each of q and k, give lengths, starts or both (not neither):
+ *   lengths only  ragged tensors: requests packed back to back from row 0;
+ *   starts only   request b is rows cu[b] .. cu[b+1]-1 (length = difference);
+ *   both          request b starts at row cu[b] and uses its first
+ *                 seqlens[b] <= cu[b+1] - cu[b] rows; the rest of its slot
+ *                 is unused (FlashAttention-3's seqused: no repacking).
+ * Starts place rows only in ragged (3-d) q/out and contiguous k/v. Padded
+ * (4-d) tensors put request b at [b, 0 .. length) and paged K/V are found
+ * through block_table: for those, starts serve only to give lengths. */
 typedef struct pa_batch {
-  int batch_size;
-  const int32_t *seqlens_q, *seqlens_k;
-  const int32_t *cu_seqlens_q, *cu_seqlens_k;
+  int batch_size; /* B: requests, 0 .. 2^24 */
+  /* used query tokens of request b, >= 0 (B entries); NULL: from cu_seqlens_q */
+  const int32_t *seqlens_q;
+  /* used keys of request b (cached + new), >= 0 (B entries); NULL: from
+   * cu_seqlens_k */
+  const int32_t *seqlens_k;
+  /* first row of request b in q/out (B + 1 entries, cu[0] >= 0,
+   * non-decreasing; the tensor covers up to max(start + length)); or NULL */
+  const int32_t *cu_seqlens_q;
+  /* first row of request b in contiguous k/v (B + 1 entries, as above); or NULL */
+  const int32_t *cu_seqlens_k;
 } pa_batch;
 
 typedef struct pa_attention_args {
@@ -224,6 +303,7 @@ typedef struct pa_attention_args {
   pa_tensor sinks;       /* PA_HAS_SINKS: f32 [Hq] */
   pa_tensor alibi_slopes;/* PA_HAS_ALIBI: f32 [Hq] */
   pa_tensor mask;        /* PA_HAS_MASK: f32 [B, Hm, Sq_max, Sk_max] */
+  pa_tensor k_scale, v_scale; /* fp8 K/V only (see "fp8 KV caches"): f32 [1] or [Hkv] */
 } pa_attention_args;
 
 /* Host work for one batch: validation, GQA grouping, splits, schedule upload.
@@ -250,6 +330,10 @@ PA_API pa_status pa_attention_run(pa_plan *plan, const pa_attention_args *args,
  * ckv [num_pages, page_size, Dc], kpe [num_pages, page_size, Dr] (strides
  * free, so one [.., Dc+Dr] cache works as two views); block_table [B, P].
  * With several query tokens per request (MTP), causal applies bottom-right.
+ * The batch is read as for attention (seqlens_k required) and so are the
+ * rules on used rows: out/lse rows outside the used lengths are not
+ * written; ckv/kpe page tails, unreferenced pages and spare block_table
+ * entries are never read (NaN, -1: anything goes).
  */
 typedef struct pa_mla_desc {
   int num_heads;
@@ -263,8 +347,13 @@ typedef struct pa_mla_desc {
   unsigned flags;     /* PA_RETURN_LSE, PA_DETERMINISTIC */
 } pa_mla_desc;
 
+/* Fills a desc with defaults (scale 0, no causal, auto splits, no flags). */
+PA_API void pa_mla_desc_init(pa_mla_desc *d, int num_heads, int head_dim_ckv, int head_dim_kpe,
+                             int page_size, pa_dtype dtype);
+
 typedef struct pa_mla_args {
   pa_tensor q_nope, q_pe, ckv, kpe, block_table, out, lse;
+  pa_tensor kv_scale; /* fp8 ckv/kpe only: f32 [1], dequantises both */
 } pa_mla_args;
 
 PA_API pa_status pa_mla_plan(pa_context *ctx, const pa_mla_desc *desc, const pa_batch *batch,
@@ -279,6 +368,58 @@ PA_API pa_status pa_mla_run(pa_plan *plan, const pa_mla_args *args, pa_buffer *w
  * or f32; accumulation f32. */
 PA_API pa_status pa_head_gemm(pa_context *ctx, const pa_tensor *x, const pa_tensor *w,
                               pa_tensor *y);
+
+/* ------------------------------------------------------------------------ */
+/* fp8 KV caches and the paged-cache append                                  */
+/*
+ * K/V (attention) and ckv/kpe (MLA) may be PA_FP8_E4M3 or PA_FP8_E5M2 (OCP
+ * fp8 formats); q, out and every other tensor stay f32/f16/bf16. The value
+ * of a stored code c is scale * decode(c), with the dequantisation scale an
+ * f32 tensor: shape [1] (one per tensor, vLLM's k_scale / v_scale) or
+ * [Hkv] (one per KV head; MLA has one latent head, so [1]). Accumulation is
+ * f32. A scale is required for fp8 K/V and refused for other dtypes.
+ *
+ * Conversions are the same bit for bit on every backend:
+ * - decode is exact (every code is an f32); NaN codes give a NaN (of the
+ *   code's sign); e5m2's infinities give infinities.
+ * - encode (append: x / scale, then the code) rounds to nearest even and
+ *   saturates: every finite value beyond the largest code (448 for e4m3,
+ *   57344 for e5m2) and +-inf become +-that largest code; NaN becomes the
+ *   code 0x7f (a NaN in both formats); -0 keeps its sign.
+ */
+PA_API float pa_fp8_decode(pa_dtype t, uint8_t code); /* NaN for a non-fp8 t */
+PA_API uint8_t pa_fp8_encode(pa_dtype t, float x);    /* 0 for a non-fp8 t */
+
+/* pa_kv_append: writes T new tokens' keys and values into paged caches:
+ *   k_cache[slot / page_size, slot % page_size, h, :] = convert(k[t, h, :])
+ * for slot = slot_mapping[t] (page * page_size + offset, vLLM's
+ * convention; -1 skips the token), likewise v. k, v [T, Hkv, Dk] / [T, Hkv,
+ * Dv] in f32/f16/bf16 (rows may be strided, as in a packed QKV); caches
+ * [num_pages, page_size, Hkv, D] with any strides (NHD or HND), of k's
+ * dtype (copied, or converted between f32/f16/bf16 with rounding to nearest
+ * even) or fp8 (k / k_scale[h] encoded as above; k_scale f32 [1] or [Hkv]).
+ * Slots of a host-visible slot_mapping (CPU backend) are checked: one
+ * outside [-1, num_pages * page_size) fails the call before anything is
+ * written. On a device the map is not read by the host: such a slot is
+ * skipped there, as -1 is. Two tokens with the same slot: either may win
+ * (a caller's error, not checked). Enqueued like every run; the caller
+ * keeps ownership of everything. */
+typedef struct pa_kv_append_args {
+  pa_tensor k, v;               /* [T, Hkv, Dk], [T, Hkv, Dv] */
+  pa_tensor slot_mapping;       /* i32 [T] */
+  pa_tensor k_cache, v_cache;   /* [num_pages, page_size, Hkv, Dk / Dv] */
+  pa_tensor k_scale, v_scale;   /* fp8 caches only: f32 [1] or [Hkv] */
+} pa_kv_append_args;
+PA_API pa_status pa_kv_append(pa_context *ctx, const pa_kv_append_args *args);
+
+/* pa_mla_append: the same for MLA's latent cache: ckv [T, Dc] and kpe
+ * [T, Dr] into ckv_cache [num_pages, page_size, Dc] and kpe_cache
+ * [num_pages, page_size, Dr] (two views of one [.., Dc + Dr] cache work);
+ * fp8 caches take kv_scale f32 [1] for both. */
+typedef struct pa_mla_append_args {
+  pa_tensor ckv, kpe, slot_mapping, ckv_cache, kpe_cache, kv_scale;
+} pa_mla_append_args;
+PA_API pa_status pa_mla_append(pa_context *ctx, const pa_mla_append_args *args);
 
 /* ------------------------------------------------------------------------ */
 /* Merge states                                                              */

@@ -58,26 +58,40 @@ int64_t attn_lse_offset(const attn_problem *p, int b, int i, int h) {
 }
 
 /* A 3-d ragged [T, H, D] or 4-d padded [B, S, H, D] q/k/v/out tensor. */
+static pa_status alloc_rows_dt(attn_problem *p, tu_tensor *x, pa_dtype dt, int64_t tokens,
+                               int64_t s, int h, int d);
 static pa_status alloc_rows(attn_problem *p, tu_tensor *x, int64_t tokens, int64_t s, int h,
                             int d) {
+  return alloc_rows_dt(p, x, p->c->dtype, tokens, s, h, d);
+}
+static pa_status alloc_rows_dt(attn_problem *p, tu_tensor *x, pa_dtype dt, int64_t tokens,
+                               int64_t s, int h, int d) {
   int64_t row = (p->c->opts & AO_STRIDED) ? (int64_t)(h + 2) * d : (int64_t)h * d;
   if (p->c->layout == AL_PADDED) {
     int64_t shape[4] = {p->B, s, h, d}, stride[4] = {s * row, row, d, 1};
-    return tu_tensor_alloc(p->ctx, x, p->c->dtype, 4, shape, stride);
+    return tu_tensor_alloc(p->ctx, x, dt, 4, shape, stride);
   }
   int64_t shape[3] = {tokens, h, d}, stride[3] = {row, d, 1};
-  return tu_tensor_alloc(p->ctx, x, p->c->dtype, 3, shape, stride);
+  return tu_tensor_alloc(p->ctx, x, dt, 3, shape, stride);
 }
 
 /* Paged cache [pages, page, H, D]; HND stores [pages, H, page, D]. */
+static pa_dtype kv_dtype(const attn_case *c) { return c->kv8 ? c->kv8 : c->dtype; }
+
 static pa_status alloc_paged(attn_problem *p, tu_tensor *x, int pages, int h, int d) {
   int ps = p->c->page_size;
   int64_t shape[4] = {pages, ps, h, d};
   if (p->c->opts & AO_HND) {
     int64_t stride[4] = {(int64_t)h * ps * d, d, (int64_t)ps * d, 1};
-    return tu_tensor_alloc(p->ctx, x, p->c->dtype, 4, shape, stride);
+    return tu_tensor_alloc(p->ctx, x, kv_dtype(p->c), 4, shape, stride);
   }
-  return tu_tensor_alloc(p->ctx, x, p->c->dtype, 4, shape, NULL);
+  return tu_tensor_alloc(p->ctx, x, kv_dtype(p->c), 4, shape, NULL);
+}
+
+/* fp8 K/V: a scale per tensor or per KV head, not powers of two (a scale
+ * must really multiply), and the dequantised value the oracle sees. */
+static double kv_scale_of(const attn_problem *p, const tu_tensor *s, int h) {
+  return p->c->kv8 ? tu_get(s, s->t.shape[0] > 1 ? h : 0) : 1.0;
 }
 
 pa_status attn_setup(attn_problem *p, pa_context *ctx, const attn_case *c) {
@@ -115,8 +129,8 @@ pa_status attn_setup(attn_problem *p, pa_context *ctx, const attn_case *c) {
   TRY(alloc_rows(p, &p->q, tq, p->sq_max + 1, p->hq, p->dqk));
   TRY(alloc_rows(p, &p->out, tq, p->sq_max + 1, p->hq, p->dv));
   if (!p->paged) {
-    TRY(alloc_rows(p, &p->k, tk, p->sk_max + 2, p->hkv, p->dqk));
-    TRY(alloc_rows(p, &p->v, tk, p->sk_max + 2, p->hkv, p->dv));
+    TRY(alloc_rows_dt(p, &p->k, kv_dtype(c), tk, p->sk_max + 2, p->hkv, p->dqk));
+    TRY(alloc_rows_dt(p, &p->v, kv_dtype(c), tk, p->sk_max + 2, p->hkv, p->dv));
   } else {
     /* Shuffled pages, two never referenced, the block table's spare column
      * pointing at valid pages (a kernel reading it must not crash). */
@@ -153,8 +167,20 @@ pa_status attn_setup(attn_problem *p, pa_context *ctx, const attn_case *c) {
     TRY(tu_tensor_upload(&p->bt));
   }
   tu_tensor_fill_random(&p->q, &rng, 1.0);
-  tu_tensor_fill_random(&p->k, &rng, 1.0);
-  tu_tensor_fill_random(&p->v, &rng, 1.0);
+  /* fp8 codes over most of e4m3's range (values to +-8 x the scale) */
+  tu_tensor_fill_random(&p->k, &rng, c->kv8 ? 8.0 : 1.0);
+  tu_tensor_fill_random(&p->v, &rng, c->kv8 ? 8.0 : 1.0);
+  if (c->kv8) {
+    int64_t shape[1] = {(c->opts & AO_SCALE_HEAD) ? p->hkv : 1};
+    TRY(tu_tensor_alloc(ctx, &p->k_scale, PA_F32, 1, shape, NULL));
+    TRY(tu_tensor_alloc(ctx, &p->v_scale, PA_F32, 1, shape, NULL));
+    for (int h = 0; h < shape[0]; h++) {
+      tu_set(&p->k_scale, h, tu_rng_uniform(&rng, 0.03, 0.2));
+      tu_set(&p->v_scale, h, tu_rng_uniform(&rng, 0.05, 0.15));
+    }
+    TRY(tu_tensor_upload(&p->k_scale));
+    TRY(tu_tensor_upload(&p->v_scale));
+  }
   tu_tensor_poison(&p->out);
   TRY(tu_tensor_upload(&p->q));
   TRY(tu_tensor_upload(&p->k));
@@ -202,6 +228,7 @@ pa_status attn_setup(attn_problem *p, pa_context *ctx, const attn_case *c) {
   /* desc */
   pa_attention_desc *d = &p->desc;
   pa_attention_desc_init(d, p->hq, p->hkv, p->dqk, c->dtype);
+  d->kv_dtype = kv_dtype(c);
   d->head_dim_v = p->dv;
   d->causal = c->causal;
   d->window_left = (c->opts & AO_WINDOW) ? c->wl : -1;
@@ -250,6 +277,10 @@ pa_status attn_setup(attn_problem *p, pa_context *ctx, const attn_case *c) {
   if (c->opts & AO_SINKS) a->sinks = p->sinks.t;
   if (c->opts & AO_ALIBI) a->alibi_slopes = p->alibi.t;
   if (p->hm) a->mask = p->mask.t;
+  if (c->kv8) {
+    a->k_scale = p->k_scale.t;
+    a->v_scale = p->v_scale.t;
+  }
   return PA_OK;
 }
 
@@ -288,12 +319,13 @@ void attn_reference(attn_problem *p) {
     int hs_k = (int)p->k.t.stride[p->k.t.ndim - 2], hs_v = (int)p->v.t.stride[p->v.t.ndim - 2];
     for (int j = 0; j < skv; j++)
       for (int h = 0; h < p->hkv; h++) {
+        const double ks = kv_scale_of(p, &p->k_scale, h), vs = kv_scale_of(p, &p->v_scale, h);
         for (int x = 0; x < p->dqk; x++)
           k[((int64_t)j * p->hkv + h) * p->dqk + x] =
-              tu_get(&p->k, k_row(p, &p->k, b, j) + (int64_t)h * hs_k + x);
+              ks * tu_get(&p->k, k_row(p, &p->k, b, j) + (int64_t)h * hs_k + x);
         for (int x = 0; x < p->dv; x++)
           v[((int64_t)j * p->hkv + h) * p->dv + x] =
-              tu_get(&p->v, k_row(p, &p->v, b, j) + (int64_t)h * hs_v + x);
+              vs * tu_get(&p->v, k_row(p, &p->v, b, j) + (int64_t)h * hs_v + x);
       }
     o.mask = p->hm ? p->mask_d + (int64_t)b * p->hm * p->sq_max * p->sk_max : NULL;
     oracle_attention(&o, sq, skv, q, k, v, p->o_ref + p->rowbase[b] * p->hq * p->dv,
@@ -391,7 +423,8 @@ bool attn_check(attn_problem *p, const char *target, char *why, size_t n) {
 }
 
 void attn_free(attn_problem *p) {
-  tu_tensor *ts[] = {&p->q, &p->k, &p->v, &p->out, &p->lse, &p->bt, &p->sinks, &p->alibi, &p->mask};
+  tu_tensor *ts[] = {&p->q,  &p->k,     &p->v,    &p->out,     &p->lse,    &p->bt,
+                     &p->sinks, &p->alibi, &p->mask, &p->k_scale, &p->v_scale};
   for (int i = 0; i < TU_LEN(ts); i++)
     if (ts[i]->host) tu_tensor_free(ts[i]);
   free(p->mask_d);

@@ -27,6 +27,7 @@ enum {
   AO_WINDOW = 1u << 7,        /* use wl / wr (else both -1) */
   AO_DETERMINISTIC = 1u << 8,
   AO_STRIDED = 1u << 9,       /* q/k/v/out rows (H + 2) * D apart, as in a packed QKV */
+  AO_SCALE_HEAD = 1u << 10,   /* fp8 K/V: one scale per KV head (else one per tensor) */
 };
 
 typedef struct attn_case {
@@ -44,6 +45,7 @@ typedef struct attn_case {
   int layout;
   unsigned opts;
   int num_splits, kv_chunk;
+  pa_dtype kv8; /* PA_FP8_E4M3 / PA_FP8_E5M2: K/V in fp8 with scales; 0: dtype */
 } attn_case;
 
 typedef struct attn_problem {
@@ -57,7 +59,7 @@ typedef struct attn_problem {
   int64_t rowbase[AC_MAX_B + 1]; /* dense reference row of request b */
   pa_attention_desc desc;
   pa_batch batch;
-  tu_tensor q, k, v, out, lse, bt, sinks, alibi, mask;
+  tu_tensor q, k, v, out, lse, bt, sinks, alibi, mask, k_scale, v_scale;
   pa_attention_args args;
   double *mask_d;
   double *o_ref, *lse_ref; /* [rows, hq, dv], [rows, hq] */

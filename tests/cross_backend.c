@@ -14,6 +14,7 @@
  * target here was 6.9e-7 (pg256), so no relaxation is justified. */
 #include <criterion/criterion.h>
 #include <stdio.h>
+#include <time.h>
 
 #include "attn_case.h"
 #include "mla_case.h"
@@ -27,6 +28,10 @@ static const attn_case headdim_cases[] = {
   {.name = "d192",     .batch = 3, .lq = {7, 1, 3}, .lk = {113, 203, 1025}, .hq = 4, .hkv = 2, .dqk = 192, .dtype = PA_F32, .causal = 1, .opts = AO_LSE},
   {.name = "d256",     .batch = 3, .lq = {7, 1, 3}, .lk = {113, 203, 1025}, .hq = 4, .hkv = 2, .dqk = 256, .dtype = PA_F32, .causal = 1, .opts = AO_LSE},
   {.name = "d192v128", .batch = 3, .lq = {7, 1, 3}, .lk = {113, 203, 1025}, .hq = 4, .hkv = 2, .dqk = 192, .dv = 128, .dtype = PA_F32, .causal = 1, .opts = AO_LSE},
+};
+
+/* Head dims without a specialised kernel (generic paths), and the rarer dtypes. */
+static const attn_case headdim_generic_cases[] = {
   {.name = "d40",      .batch = 3, .lq = {7, 1, 3}, .lk = {113, 203, 1025}, .hq = 4, .hkv = 2, .dqk = 40,  .dtype = PA_F32, .causal = 1, .opts = AO_LSE},
   {.name = "d59",      .batch = 3, .lq = {7, 1, 3}, .lk = {113, 203, 1025}, .hq = 4, .hkv = 2, .dqk = 59,  .dtype = PA_F32, .causal = 1, .opts = AO_LSE},
   {.name = "d111",     .batch = 3, .lq = {7, 1, 3}, .lk = {113, 203, 1025}, .hq = 4, .hkv = 2, .dqk = 111, .dtype = PA_F32, .causal = 1, .opts = AO_LSE},
@@ -129,19 +134,70 @@ static const attn_case dtype_cases[] = {
 };
 
 static const mla_case mla_cases[] = {
-  {.name = "mla_decode_bf16",   .batch = 3, .lq = {1, 1, 1}, .lk = {203, 1025, 7}, .h = 16,  .dc = 512, .dr = 64, .dtype = PA_BF16, .page_size = 64},
   {.name = "mla_mtp_f32",       .batch = 2, .lq = {4, 2},    .lk = {113, 203},     .h = 16,  .dc = 512, .dr = 64, .dtype = PA_F32,  .page_size = 16,  .causal = 1, .lse = 1},
   {.name = "mla_onecache_f16",  .batch = 1, .lq = {2},       .lk = {1025},         .h = 8,   .dc = 512, .dr = 64, .dtype = PA_F16,  .page_size = 256, .causal = 1, .one_cache = 1, .lse = 1},
   {.name = "mla_page1",         .batch = 2, .lq = {1, 3},    .lk = {7, 3},         .h = 4,   .dc = 512, .dr = 64, .dtype = PA_F32,  .page_size = 1,   .causal = 1, .lse = 1},
   {.name = "mla_empty",         .batch = 2, .lq = {1, 1},    .lk = {0, 33},        .h = 4,   .dc = 512, .dr = 64, .dtype = PA_F32,  .page_size = 16,  .lse = 1},
+};
+
+/* bf16 MLA apart: on PoCL each dtype compiles its own (large) MLA kernels. */
+static const mla_case mla_bf16_cases[] = {
+  {.name = "mla_decode_bf16",   .batch = 3, .lq = {1, 1, 1}, .lk = {203, 1025, 7}, .h = 16,  .dc = 512, .dr = 64, .dtype = PA_BF16, .page_size = 64},
   {.name = "mla_h128",          .batch = 1, .lq = {1},       .lk = {64},           .h = 128, .dc = 512, .dr = 64, .dtype = PA_BF16, .page_size = 64,  .lse = 1},
   {.name = "mla_splits3_bf16",  .batch = 2, .lq = {3, 1},    .lk = {203, 113},     .h = 16,  .dc = 512, .dr = 64, .dtype = PA_BF16, .page_size = 16,  .causal = 1, .one_cache = 1, .lse = 1, .num_splits = 3},
 };
+
+/* Latent shapes off DeepSeek's 512/64, for the tensor-core kernel's warp
+ * split: Dc/32 odd (each warp's Dc/4 output dims end in one n-block of 8
+ * instead of a pair) and (Dc + Dr)/16 = 0, 1, 2, 3 mod 4 (the four warps of
+ * a row group get unequal k-steps; 128/16: one gets none). Few and small on
+ * purpose, in three groups: the emulated PoCL runs build one kernel per
+ * shape (10-50 s of CPU each). */
+static const mla_case mla_odd_cases[] = {
+  {.name = "mla_dc96_dr32_f16",   .batch = 2, .lq = {1, 1}, .lk = {37, 16},  .h = 8,  .dc = 96,  .dr = 32, .dtype = PA_F16,  .page_size = 16, .lse = 1},
+  {.name = "mla_dc160_dr64_bf16", .batch = 2, .lq = {2, 1}, .lk = {40, 9},   .h = 5,  .dc = 160, .dr = 64, .dtype = PA_BF16, .page_size = 16, .causal = 1, .lse = 1},
+};
+
+/* DeepSeek's width less one pair of n-blocks: the largest kernel (about
+ * half of these groups' build time), so a group of its own. */
+static const mla_case mla_odd480_cases[] = {
+  {.name = "mla_dc480_dr64_f16",  .batch = 1, .lq = {1},    .lk = {50},      .h = 4,  .dc = 480, .dr = 64, .dtype = PA_F16,  .page_size = 64, .one_cache = 1, .lse = 1},
+};
+
+static const mla_case mla_ksteps_cases[] = {
+  {.name = "mla_dc128_dr16_bf16", .batch = 2, .lq = {3, 1}, .lk = {20, 48},  .h = 6,  .dc = 128, .dr = 16, .dtype = PA_BF16, .page_size = 16, .causal = 1, .lse = 1},
+  {.name = "mla_dc96_dr80_f16",   .batch = 1, .lq = {1},    .lk = {45},      .h = 8,  .dc = 96,  .dr = 80, .dtype = PA_F16,  .page_size = 32, .lse = 1, .num_splits = 2},
+};
+
+/* fp8 K/V (scale per tensor or per KV head) against the oracle on the
+ * dequantised values: decode, prefill, paged (NHD, HND), GQA, splits, MLA. */
+static const attn_case fp8_cases[] = {
+  {.name = "fp8_decode_e4m3",     .batch = 3, .lq = {1, 1, 1}, .lk = {1025, 203, 7}, .hq = 8, .hkv = 2, .dqk = 128, .dtype = PA_BF16, .page_size = 16, .kv8 = PA_FP8_E4M3, .opts = AO_LSE},
+  {.name = "fp8_decode_e5m2_head",.batch = 2, .lq = {1, 1},    .lk = {203, 1025},    .hq = 8, .hkv = 2, .dqk = 128, .dtype = PA_F16,  .page_size = 64, .kv8 = PA_FP8_E5M2, .opts = AO_LSE | AO_SCALE_HEAD},
+  {.name = "fp8_gqa32_8_head",    .batch = 2, .lq = {1, 1},    .lk = {113, 1025},    .hq = 32, .hkv = 8, .dqk = 128, .dtype = PA_BF16, .page_size = 16, .kv8 = PA_FP8_E4M3, .opts = AO_LSE | AO_SCALE_HEAD},
+  {.name = "fp8_prefill_e4m3",    .batch = 2, .lq = {113, 7},  .lk = {113, 203},     .hq = 4, .hkv = 2, .dqk = 128, .dtype = PA_BF16, .causal = 1, .kv8 = PA_FP8_E4M3, .opts = AO_LSE | AO_SCALE_HEAD},
+  {.name = "fp8_prefill_f32_d64", .batch = 1, .lq = {203},     .lk = {203},          .hq = 2, .hkv = 1, .dqk = 64, .dtype = PA_F32, .causal = 1, .page_size = 16, .kv8 = PA_FP8_E5M2, .opts = AO_LSE},
+  {.name = "fp8_paged_hnd_d59",   .batch = 2, .lq = {3, 1},    .lk = {77, 203},      .hq = 6, .hkv = 3, .dqk = 59, .dtype = PA_F16, .causal = 1, .page_size = 16, .kv8 = PA_FP8_E4M3, .opts = AO_LSE | AO_HND | AO_SCALE_HEAD},
+  {.name = "fp8_splits5",         .batch = 2, .lq = {1, 2},    .lk = {1025, 203},    .hq = 4, .hkv = 1, .dqk = 128, .dtype = PA_BF16, .causal = 1, .page_size = 16, .num_splits = 5, .kv8 = PA_FP8_E4M3, .opts = AO_LSE},
+  {.name = "fp8_ragged_d80",      .batch = 2, .lq = {7, 1},    .lk = {113, 203},     .hq = 4, .hkv = 2, .dqk = 80, .dtype = PA_F32, .causal = 1, .kv8 = PA_FP8_E4M3, .opts = AO_LSE | AO_SCALE_HEAD},
+};
+
+static const mla_case fp8_mla_cases[] = {
+  {.name = "fp8_mla_e4m3",        .batch = 3, .lq = {1, 1, 1}, .lk = {203, 1025, 7}, .h = 16, .dc = 512, .dr = 64, .dtype = PA_BF16, .page_size = 64, .lse = 1, .kv8 = PA_FP8_E4M3},
+  {.name = "fp8_mla_onecache_e5m2", .batch = 2, .lq = {2, 1},  .lk = {113, 203},     .h = 8,  .dc = 512, .dr = 64, .dtype = PA_F16, .page_size = 16, .causal = 1, .one_cache = 1, .lse = 1, .kv8 = PA_FP8_E5M2},
+};
 /* clang-format on */
+
+static double now_ms(void) {
+  struct timespec t;
+  clock_gettime(CLOCK_MONOTONIC, &t);
+  return t.tv_sec * 1e3 + t.tv_nsec * 1e-6;
+}
 
 static void run_attn(const char *target, const attn_case *cases, int n) {
   pa_context *ctx = tu_open_or_skip(target);
   for (int i = 0; i < n; i++) {
+    double t0 = now_ms();
     attn_problem p;
     char why[1024];
     pa_status s = attn_setup(&p, ctx, &cases[i]);
@@ -152,7 +208,7 @@ static void run_attn(const char *target, const attn_case *cases, int n) {
       attn_reference(&p);
       bool ok = attn_check(&p, target, why, sizeof why);
       cr_expect(ok, "%s", why);
-      if (ok) cr_log_info("%s", why);
+      if (ok) cr_log_info("%s (%.0f ms)", why, now_ms() - t0);
     }
     attn_free(&p);
   }
@@ -162,6 +218,7 @@ static void run_attn(const char *target, const attn_case *cases, int n) {
 static void run_mla(const char *target, const mla_case *cases, int n) {
   pa_context *ctx = tu_open_or_skip(target);
   for (int i = 0; i < n; i++) {
+    double t0 = now_ms();
     mla_problem p;
     char why[1024];
     pa_status s = mla_setup(&p, ctx, &cases[i]);
@@ -172,7 +229,7 @@ static void run_mla(const char *target, const mla_case *cases, int n) {
       mla_reference(&p);
       bool ok = mla_check(&p, target, why, sizeof why);
       cr_expect(ok, "%s", why);
-      if (ok) cr_log_info("%s", why);
+      if (ok) cr_log_info("%s (%.0f ms)", why, now_ms() - t0);
     }
     mla_free(&p);
   }
@@ -186,10 +243,12 @@ static void run_mla(const char *target, const mla_case *cases, int n) {
   GROUP_ON(cpu_avx2, group, runner, table)                                                        \
   GROUP_ON(cpu_avx512, group, runner, table)                                                      \
   GROUP_ON(cpu_neon, group, runner, table)                                                        \
+  GROUP_ON(cpu_avx512bf16, group, runner, table)                                                  \
   GROUP_ON(cuda, group, runner, table)                                                            \
   GROUP_ON(opencl, group, runner, table)
 
 GROUP(headdim, run_attn, headdim_cases)
+GROUP(headdim_generic, run_attn, headdim_generic_cases)
 GROUP(prefill, run_attn, prefill_cases)
 GROUP(gqa, run_attn, gqa_cases)
 GROUP(paged, run_attn, paged_cases)
@@ -198,3 +257,9 @@ GROUP(mask, run_attn, mask_cases)
 GROUP(features, run_attn, feature_cases)
 GROUP(dtype, run_attn, dtype_cases)
 GROUP(mla, run_mla, mla_cases)
+GROUP(mla_bf16, run_mla, mla_bf16_cases)
+GROUP(mla_shapes_odd, run_mla, mla_odd_cases)
+GROUP(mla_shapes_odd480, run_mla, mla_odd480_cases)
+GROUP(mla_shapes_ksteps, run_mla, mla_ksteps_cases)
+GROUP(fp8, run_attn, fp8_cases)
+GROUP(fp8_mla, run_mla, fp8_mla_cases)

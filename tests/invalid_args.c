@@ -541,3 +541,154 @@ BAD_MLA(mla_kpe_page_mismatch, p->args.kpe.shape[1] = 8, "kpe", "page_size")
 BAD_MLA(mla_q_pe_dim_mismatch, p->args.q_pe.shape[2] = 8, "q_pe")
 BAD_MLA(mla_block_table_i32_required, p->args.block_table.dtype = PA_F32, "block_table")
 BAD_MLA(mla_lse_missing, p->args.lse.buf = NULL, "lse")
+
+/* ---- fp8 K/V: scales and dtypes ---- */
+/* clang-format off */
+static const attn_case fp8_base = {.name = "inv_fp8", .batch = 2, .lq = {3, 1}, .lk = {40, 17},
+  .hq = 4, .hkv = 2, .dqk = 64, .dtype = PA_BF16, .causal = 1, .page_size = 16, .kv8 = PA_FP8_E4M3,
+  .opts = AO_LSE | AO_SCALE_HEAD};
+/* clang-format on */
+Test(invalid_args, fp8_baseline_is_valid) {
+  pa_context *ctx = tu_open_cpu();
+  attn_problem p;
+  cr_assert(attn_setup(&p, ctx, &fp8_base) == PA_OK, "setup: %s", p.msg);
+  cr_expect(attn_execute(&p, NULL, NULL) == PA_OK, "fp8 baseline: %s", p.msg);
+  attn_free(&p);
+  pa_context_destroy(ctx);
+}
+BAD(fp8_k_scale_missing, fp8_base, f->a.k_scale.buf = NULL, "k_scale")
+BAD(fp8_v_scale_missing, fp8_base, f->a.v_scale.buf = NULL, "v_scale")
+BAD(fp8_k_scale_shape, fp8_base, f->a.k_scale.shape[0] = 3, "k_scale")
+BAD(fp8_v_scale_f16, fp8_base, f->a.v_scale.dtype = PA_F16, "v_scale")
+BAD(fp8_k_scale_2d, fp8_base, f->a.k_scale.ndim = 2, "k_scale")
+BAD(fp8_k_scale_beyond_buffer, fp8_base, f->a.k_scale.offset += 4096, "k_scale")
+BAD(fp8_scale_on_bf16_cache, fp8_base, (f->d.kv_dtype = PA_BF16, f->a.k.dtype = f->a.v.dtype = PA_BF16), "k", "scale")
+BAD(fp8_q_dtype, fp8_base, f->d.q_dtype = PA_FP8_E4M3, "q_dtype")
+BAD(fp8_o_dtype, fp8_base, f->d.o_dtype = PA_FP8_E5M2, "o_dtype")
+BAD(fp8_k_dtype_mismatch, fp8_base, f->a.k.dtype = PA_FP8_E5M2, "k.", "kv_dtype")
+BAD(fp8_scale_in_out, fp8_base, (f->a.k_scale.buf = f->a.out.buf, f->a.k_scale.offset = f->a.out.offset), "out", "k_scale")
+
+BAD_MLA(mla_fp8_kv_scale_missing,
+        (p->desc.kv_dtype = PA_FP8_E4M3, p->args.ckv.dtype = p->args.kpe.dtype = PA_FP8_E4M3), "kv_scale")
+BAD_MLA(mla_fp8_q_dtype, p->desc.q_dtype = PA_FP8_E4M3, "q_dtype")
+BAD_MLA(mla_kv_scale_on_f32, (p->args.kv_scale = p->args.lse), "kv_scale")
+
+/* ---- pa_kv_append / pa_mla_append ---- */
+typedef struct app_fix {
+  pa_context *ctx;
+  tu_tensor k, v, slots, kc, vc, ks, vs;
+  pa_kv_append_args a;
+} app_fix;
+
+/* 5 tokens [5, 2, 8] bf16 into e4m3 caches [4 pages, 4, 2, 8], one scale. */
+static void app_setup(app_fix *f) {
+  memset(f, 0, sizeof *f);
+  f->ctx = tu_open_cpu();
+  tu_rng r = tu_rng_seed(5);
+  int64_t ss[3] = {5, 2, 8}, cs[4] = {4, 4, 2, 8}, sl[1] = {5}, one[1] = {1};
+  cr_assert(tu_tensor_alloc(f->ctx, &f->k, PA_BF16, 3, ss, NULL) == PA_OK);
+  cr_assert(tu_tensor_alloc(f->ctx, &f->v, PA_BF16, 3, ss, NULL) == PA_OK);
+  cr_assert(tu_tensor_alloc(f->ctx, &f->slots, PA_I32, 1, sl, NULL) == PA_OK);
+  cr_assert(tu_tensor_alloc(f->ctx, &f->kc, PA_FP8_E4M3, 4, cs, NULL) == PA_OK);
+  cr_assert(tu_tensor_alloc(f->ctx, &f->vc, PA_FP8_E4M3, 4, cs, NULL) == PA_OK);
+  cr_assert(tu_tensor_alloc(f->ctx, &f->ks, PA_F32, 1, one, NULL) == PA_OK);
+  cr_assert(tu_tensor_alloc(f->ctx, &f->vs, PA_F32, 1, one, NULL) == PA_OK);
+  tu_tensor_fill_random(&f->k, &r, 1.0);
+  tu_tensor_fill_random(&f->v, &r, 1.0);
+  tu_tensor_poison(&f->kc);
+  tu_tensor_poison(&f->vc);
+  tu_set(&f->ks, 0, 0.5), tu_set(&f->vs, 0, 0.25);
+  const int32_t map[5] = {3, -1, 15, 0, 9};
+  for (int t = 0; t < 5; t++) tu_set_i32(&f->slots, t, map[t]);
+  tu_tensor *all[] = {&f->k, &f->v, &f->slots, &f->kc, &f->vc, &f->ks, &f->vs};
+  for (int i = 0; i < 7; i++) cr_assert(tu_tensor_upload(all[i]) == PA_OK);
+  f->a = (pa_kv_append_args){.k = f->k.t, .v = f->v.t, .slot_mapping = f->slots.t,
+                             .k_cache = f->kc.t, .v_cache = f->vc.t, .k_scale = f->ks.t,
+                             .v_scale = f->vs.t};
+}
+
+static void app_expect(app_fix *f, pa_status want, const char *const *fields) {
+  pa_status s = pa_kv_append(f->ctx, &f->a);
+  const char *msg = pa_context_last_error(f->ctx);
+  char wantf[256];
+  join(wantf, sizeof wantf, fields);
+  cr_expect(s == want, "status %s, expected %s (message \"%s\")", pa_status_str(s),
+            pa_status_str(want), msg);
+  if (want != PA_OK) {
+    cr_expect(mentions(msg, fields), "last error \"%s\" does not name %s", msg, wantf);
+    cr_assert(tu_tensor_download(&f->kc) == PA_OK && tu_tensor_download(&f->vc) == PA_OK);
+    cr_expect(tu_unchanged(&f->kc) && tu_unchanged(&f->vc), "a cache was written on failure");
+  }
+  cr_log_info("%s: \"%s\"", pa_status_str(s), msg);
+  tu_tensor *all[] = {&f->k, &f->v, &f->slots, &f->kc, &f->vc, &f->ks, &f->vs};
+  for (int i = 0; i < 7; i++) tu_tensor_free(all[i]);
+  pa_context_destroy(f->ctx);
+}
+
+#define APPEND_CASE(name, mutation, status, ...)                                                  \
+  Test(invalid_args, name) {                                                                      \
+    app_fix f_;                                                                                   \
+    app_fix *f = &f_;                                                                             \
+    app_setup(f);                                                                                 \
+    mutation;                                                                                     \
+    app_expect(f, status, FIELDS(__VA_ARGS__));                                                   \
+  }
+#define BAD_APPEND(name, mutation, ...) APPEND_CASE(name, mutation, PA_ERR_INVALID_ARGUMENT, __VA_ARGS__)
+
+APPEND_CASE(append_baseline_is_valid, (void)0, PA_OK, "")
+BAD_APPEND(append_slot_beyond_cache, (tu_set_i32(&f->slots, 4, 16), tu_tensor_upload(&f->slots)),
+           "slot_mapping[4]=16")
+BAD_APPEND(append_slot_below_minus_one, (tu_set_i32(&f->slots, 0, -2), tu_tensor_upload(&f->slots)),
+           "slot_mapping[0]=-2")
+BAD_APPEND(append_slot_mapping_f32, f->a.slot_mapping.dtype = PA_F32, "slot_mapping")
+BAD_APPEND(append_slot_mapping_length, f->a.slot_mapping.shape[0] = 4, "slot_mapping")
+BAD_APPEND(append_cache_dtype_mismatch, f->a.v_cache.dtype = PA_FP8_E5M2, "v_cache.dtype", "k_cache.dtype")
+BAD_APPEND(append_k_scale_missing, f->a.k_scale.buf = NULL, "k_scale")
+BAD_APPEND(append_v_scale_shape, f->a.v_scale.shape[0] = 3, "v_scale")
+BAD_APPEND(append_scale_on_bf16_cache,
+           (f->a.k_cache.dtype = f->a.v_cache.dtype = PA_BF16, f->a.k_cache.shape[0] = 2,
+            f->a.v_cache.shape[0] = 2), "k_scale")
+BAD_APPEND(append_source_fp8, f->a.k.dtype = PA_FP8_E4M3, "k.", "k:", "k ")
+BAD_APPEND(append_heads_mismatch, f->a.v_cache.shape[2] = 1, "v_cache")
+BAD_APPEND(append_dim_mismatch, f->a.k_cache.shape[3] = 4, "k_cache")
+BAD_APPEND(append_pages_mismatch, f->a.v_cache.shape[0] = 3, "v_cache")
+BAD_APPEND(append_caches_overlap, f->a.v_cache = f->a.k_cache, "v_cache", "k_cache")
+BAD_APPEND(append_cache_overlaps_source,
+           (f->a.k.buf = f->a.k_cache.buf, f->a.k.offset = f->a.k_cache.offset), "k_cache", "k")
+BAD_APPEND(append_cache_stride_aliases, f->a.k_cache.stride[1] = 0, "k_cache")
+BAD_APPEND(append_cache_missing, f->a.k_cache.buf = NULL, "k_cache")
+
+Test(invalid_args, mla_append_validation) {
+  pa_context *ctx = tu_open_cpu();
+  tu_tensor ckv, kpe, slots, cache, scl;
+  int64_t sc[2] = {3, 8}, sp[2] = {3, 4}, sl[1] = {3}, cs[3] = {2, 4, 12}, one[1] = {1};
+  cr_assert(tu_tensor_alloc(ctx, &ckv, PA_F32, 2, sc, NULL) == PA_OK);
+  cr_assert(tu_tensor_alloc(ctx, &kpe, PA_F32, 2, sp, NULL) == PA_OK);
+  cr_assert(tu_tensor_alloc(ctx, &slots, PA_I32, 1, sl, NULL) == PA_OK);
+  cr_assert(tu_tensor_alloc(ctx, &cache, PA_FP8_E5M2, 3, cs, NULL) == PA_OK);
+  cr_assert(tu_tensor_alloc(ctx, &scl, PA_F32, 1, one, NULL) == PA_OK);
+  tu_set(&scl, 0, 1.0);
+  for (int t = 0; t < 3; t++) tu_set_i32(&slots, t, 2 * t);
+  tu_tensor *all[] = {&ckv, &kpe, &slots, &cache, &scl};
+  for (int i = 0; i < 5; i++) cr_assert(tu_tensor_upload(all[i]) == PA_OK);
+  pa_mla_append_args a = {.ckv = ckv.t, .kpe = kpe.t, .slot_mapping = slots.t, .kv_scale = scl.t};
+  int64_t vc[3] = {2, 4, 8}, vp[3] = {2, 4, 4}, st[3] = {48, 12, 1};
+  tu_tensor_view(&cache, &a.ckv_cache, 0, 3, vc, st);
+  tu_tensor_view(&cache, &a.kpe_cache, 8, 3, vp, st);
+  cr_expect_eq(pa_mla_append(ctx, &a), PA_OK, "interleaved views: %s", pa_context_last_error(ctx));
+  pa_mla_append_args b = a;
+  tu_tensor_view(&cache, &b.kpe_cache, 6, 3, vp, st); /* columns 6..9 overlap ckv's 0..7 */
+  cr_expect_eq(pa_mla_append(ctx, &b), PA_ERR_INVALID_ARGUMENT);
+  cr_expect(strstr(pa_context_last_error(ctx), "kpe_cache"), "%s", pa_context_last_error(ctx));
+  b = a;
+  b.kv_scale.buf = NULL;
+  cr_expect_eq(pa_mla_append(ctx, &b), PA_ERR_INVALID_ARGUMENT);
+  cr_expect(strstr(pa_context_last_error(ctx), "kv_scale"), "%s", pa_context_last_error(ctx));
+  b = a;
+  tu_set_i32(&slots, 1, 8);
+  cr_assert(tu_tensor_upload(&slots) == PA_OK);
+  cr_expect_eq(pa_mla_append(ctx, &b), PA_ERR_INVALID_ARGUMENT);
+  cr_expect(strstr(pa_context_last_error(ctx), "slot_mapping[1]=8"), "%s", pa_context_last_error(ctx));
+  for (int i = 0; i < 5; i++) tu_tensor_free(all[i]);
+  pa_context_destroy(ctx);
+}

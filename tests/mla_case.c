@@ -46,17 +46,18 @@ pa_status mla_setup(mla_problem *p, pa_context *ctx, const mla_case *c) {
   TRY(tu_tensor_alloc(ctx, &p->out, c->dtype, 3, sn, NULL));
   if (c->lse) TRY(tu_tensor_alloc(ctx, &p->lse, PA_F32, 2, sl, NULL));
   int64_t ckv_shape[3] = {p->pages, ps, c->dc}, kpe_shape[3] = {p->pages, ps, c->dr};
+  const pa_dtype kvt = c->kv8 ? c->kv8 : c->dtype;
   if (c->one_cache) {
     int64_t all[3] = {p->pages, ps, c->dc + c->dr};
-    TRY(tu_tensor_alloc(ctx, &p->ckv, c->dtype, 3, all, NULL));
+    TRY(tu_tensor_alloc(ctx, &p->ckv, kvt, 3, all, NULL));
     int64_t st[3] = {(int64_t)ps * (c->dc + c->dr), c->dc + c->dr, 1};
     p->args.ckv = p->ckv.t;
     tu_tensor_view(&p->ckv, &p->args.ckv, 0, 3, ckv_shape, st);
-    tu_tensor_view(&p->ckv, &p->args.kpe, (size_t)c->dc * tu_dtype_size(c->dtype), 3, kpe_shape,
+    tu_tensor_view(&p->ckv, &p->args.kpe, (size_t)c->dc * tu_dtype_size(kvt), 3, kpe_shape,
                    st);
   } else {
-    TRY(tu_tensor_alloc(ctx, &p->ckv, c->dtype, 3, ckv_shape, NULL));
-    TRY(tu_tensor_alloc(ctx, &p->kpe, c->dtype, 3, kpe_shape, NULL));
+    TRY(tu_tensor_alloc(ctx, &p->ckv, kvt, 3, ckv_shape, NULL));
+    TRY(tu_tensor_alloc(ctx, &p->kpe, kvt, 3, kpe_shape, NULL));
     p->args.ckv = p->ckv.t;
     p->args.kpe = p->kpe.t;
   }
@@ -79,8 +80,15 @@ pa_status mla_setup(mla_problem *p, pa_context *ctx, const mla_case *c) {
   free(perm);
   tu_tensor_fill_random(&p->q_nope, &rng, 1.0);
   tu_tensor_fill_random(&p->q_pe, &rng, 1.0);
-  tu_tensor_fill_random(&p->ckv, &rng, 1.0);
-  if (!c->one_cache) tu_tensor_fill_random(&p->kpe, &rng, 1.0);
+  tu_tensor_fill_random(&p->ckv, &rng, c->kv8 ? 8.0 : 1.0);
+  if (!c->one_cache) tu_tensor_fill_random(&p->kpe, &rng, c->kv8 ? 8.0 : 1.0);
+  if (c->kv8) {
+    int64_t one[1] = {1};
+    TRY(tu_tensor_alloc(ctx, &p->kv_scale, PA_F32, 1, one, NULL));
+    tu_set(&p->kv_scale, 0, 0.1171875 + tu_rng_uniform(&rng, 0.0, 0.01));
+    TRY(tu_tensor_upload(&p->kv_scale));
+    p->args.kv_scale = p->kv_scale.t;
+  }
   tu_tensor_poison(&p->out);
   TRY(tu_tensor_upload(&p->out));
   if (c->lse) {
@@ -103,6 +111,7 @@ pa_status mla_setup(mla_problem *p, pa_context *ctx, const mla_case *c) {
   d->head_dim_ckv = c->dc;
   d->head_dim_kpe = c->dr;
   d->q_dtype = d->kv_dtype = d->o_dtype = c->dtype;
+  d->kv_dtype = kvt;
   d->page_size = ps;
   d->causal = c->causal;
   d->scale = c->scale;
@@ -118,7 +127,7 @@ pa_status mla_setup(mla_problem *p, pa_context *ctx, const mla_case *c) {
 static double cache_get(const mla_problem *p, const pa_tensor *view, int64_t e) {
   const tu_tensor *base = p->c->one_cache || view->buf == p->ckv.buf ? &p->ckv : &p->kpe;
   int64_t rel = (int64_t)(view->offset - base->t.offset) / (int64_t)tu_dtype_size(view->dtype);
-  return tu_get(base, rel + e);
+  return (p->c->kv8 ? tu_get(&p->kv_scale, 0) : 1.0) * tu_get(base, rel + e);
 }
 
 void mla_reference(mla_problem *p) {
@@ -212,7 +221,7 @@ bool mla_check(mla_problem *p, const char *target, char *why, size_t n) {
 }
 
 void mla_free(mla_problem *p) {
-  tu_tensor *ts[] = {&p->q_nope, &p->q_pe, &p->ckv, &p->kpe, &p->bt, &p->out, &p->lse};
+  tu_tensor *ts[] = {&p->q_nope, &p->q_pe, &p->ckv, &p->kpe, &p->bt, &p->out, &p->lse, &p->kv_scale};
   for (int i = 0; i < TU_LEN(ts); i++)
     if (ts[i]->host) tu_tensor_free(ts[i]);
   free(p->o_ref);

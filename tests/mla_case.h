@@ -19,6 +19,7 @@ typedef struct mla_case {
   int lse;
   float scale;
   int num_splits;
+  pa_dtype kv8; /* PA_FP8_E4M3 / PA_FP8_E5M2: ckv/kpe in fp8 with kv_scale; 0: dtype */
 } mla_case;
 
 typedef struct mla_problem {
@@ -28,7 +29,7 @@ typedef struct mla_problem {
   int32_t cu_q[MC_MAX_B + 1];
   pa_mla_desc desc;
   pa_batch batch;
-  tu_tensor q_nope, q_pe, ckv, kpe, bt, out, lse;
+  tu_tensor q_nope, q_pe, ckv, kpe, bt, out, lse, kv_scale;
   pa_mla_args args;
   double *o_ref, *lse_ref;
   char msg[512];

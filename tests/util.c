@@ -98,12 +98,47 @@ float tu_bf16_to_f32(uint16_t h) {
   return f;
 }
 
+/* fp8 from the formats' definitions, in double (no bit tricks, unlike the
+ * library): e4m3 bias 7, 3 mantissa bits, NaN at S.1111.111, no inf; e5m2
+ * bias 15, 2 mantissa bits, exponent 31 = inf / NaN. */
+double tu_fp8_decode(pa_dtype t, uint8_t c) {
+  const int e4 = t == PA_FP8_E4M3, mbits = e4 ? 3 : 2, bias = e4 ? 7 : 15;
+  const int e = (c & 0x7f) >> mbits, m = c & ((1 << mbits) - 1);
+  const double sign = (c & 0x80) ? -1.0 : 1.0;
+  if (e4 && (c & 0x7f) == 0x7f) return sign * NAN;
+  if (!e4 && e == 31) return m ? sign * NAN : sign * INFINITY;
+  if (e == 0) return sign * ldexp((double)m, 1 - bias - mbits);
+  return sign * ldexp(1.0 + (double)m / (1 << mbits), e - bias);
+}
+
+/* Nearest code by a search over the (monotone) positive codes, ties to the
+ * even code; beyond the largest finite code (and inf) saturate; NaN 0x7f. */
+uint8_t tu_fp8_encode(pa_dtype t, float x) {
+  const int maxc = t == PA_FP8_E4M3 ? 0x7e : 0x7b;
+  if (isnan(x)) return 0x7f;
+  const uint8_t sign = signbit(x) ? 0x80 : 0;
+  const double a = fabs((double)x);
+  int lo = 0, hi = maxc; /* largest code with value <= a */
+  if (a >= tu_fp8_decode(t, (uint8_t)maxc)) return (uint8_t)(sign | maxc);
+  while (lo < hi) {
+    int mid = (lo + hi + 1) / 2;
+    if (tu_fp8_decode(t, (uint8_t)mid) <= a) lo = mid;
+    else hi = mid - 1;
+  }
+  const double below = tu_fp8_decode(t, (uint8_t)lo), above = tu_fp8_decode(t, (uint8_t)(lo + 1));
+  int c = lo;
+  if (a - below > above - a || (a - below == above - a && (lo & 1))) c = lo + 1;
+  return (uint8_t)(sign | c);
+}
+
 size_t tu_dtype_size(pa_dtype t) {
   switch (t) {
   case PA_F32: return 4;
   case PA_F16: return 2;
   case PA_BF16: return 2;
   case PA_I32: return 4;
+  case PA_FP8_E4M3: return 1;
+  case PA_FP8_E5M2: return 1;
   }
   return 0;
 }
@@ -130,6 +165,8 @@ void tu_store(void *p, pa_dtype t, double v) {
     memcpy(p, &i, 4);
     break;
   }
+  case PA_FP8_E4M3:
+  case PA_FP8_E5M2: *(uint8_t *)p = tu_fp8_encode(t, (float)v); break;
   }
 }
 
@@ -155,6 +192,8 @@ double tu_load(const void *p, pa_dtype t) {
     memcpy(&i, p, 4);
     return i;
   }
+  case PA_FP8_E4M3:
+  case PA_FP8_E5M2: return tu_fp8_decode(t, *(const uint8_t *)p);
   }
   return NAN;
 }
@@ -312,6 +351,7 @@ static const tu_target targets[] = {
     {"cpu_scalar", PA_BACKEND_CPU, "scalar"}, {"cpu_avx2", PA_BACKEND_CPU, "avx2"},
     {"cpu_avx512", PA_BACKEND_CPU, "avx512"}, {"cpu_neon", PA_BACKEND_CPU, "neon"},
     {"cuda", PA_BACKEND_CUDA, NULL},          {"opencl", PA_BACKEND_OPENCL, NULL},
+    {"cpu_avx512bf16", PA_BACKEND_CPU, "avx512bf16"},
 };
 
 const tu_target *tu_target_find(const char *name) {

@@ -31,6 +31,10 @@ float tu_f16_to_f32(uint16_t h);
 uint16_t tu_f32_to_bf16(float f); /* round to nearest even */
 float tu_bf16_to_f32(uint16_t h);
 size_t tu_dtype_size(pa_dtype t);
+/* fp8 (e4m3, e5m2) from the formats' definitions: exact decode; encode to
+ * nearest, ties to even, saturating, NaN -> 0x7f (polyattn.h's rules). */
+double tu_fp8_decode(pa_dtype t, uint8_t code);
+uint8_t tu_fp8_encode(pa_dtype t, float x);
 /* Rounds v to what dtype t can hold (what the device will see). */
 double tu_round(pa_dtype t, double v);
 void tu_store(void *p, pa_dtype t, double v);

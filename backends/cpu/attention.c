@@ -10,7 +10,9 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "convert.h"
 #include "cpu.h"
+#include "fault.h"
 
 #define BK PA_CPU_BLOCK_KV
 
@@ -24,6 +26,7 @@ typedef struct att_scratch {
   float *kf, *vf, *qrow;           /* transposed mode: K and V rows as f32, one Q row */
   const float **kfp[2];            /* per segment */
   const char **vfp;
+  uint32_t *qp, *pvw;              /* bf16 path: Q^T as bf16 pairs, pv_tb's packing space */
 } att_scratch;
 
 static int round16(int n) { return (n + 15) & ~15; }
@@ -59,6 +62,8 @@ static size_t carve(void *base, int R, int dqk, int dv, int full, att_scratch *s
   TAKE(qrow, float *, dqk * F);
   TAKE(kfp[0], const float **, BK * F);
   TAKE(kfp[1], const float **, BK * F);
+  TAKE(qp, uint32_t *, (size_t)Rc * (dqk / 2 + 2) * F);
+  TAKE(pvw, uint32_t *, (size_t)(BK / 2) * (Rc + dv + 16) * F);
 #undef TAKE
   return off;
 }
@@ -84,7 +89,13 @@ typedef struct att_job {
   int64_t sinks_s, alibi_s, mask_s[4];
   int mask_heads;
   float *ws_o, *ws_lse;
+  const float *k_scale, *v_scale; /* fp8: dequantisation scales, [1] or [Hkv] */
+  int64_t k_scale_s, v_scale_s;   /* 0 for one scale per tensor */
 } att_job;
+
+/* fp8 K/V: K's scale multiplies Q (s = q . (c k) = (c q) . k), V's the
+ * output rows (sum p (c v) = c sum p v), so the kernels see raw codes. */
+static float kv_scale(const float *t, int64_t s, int hk) { return t ? t[hk * s] : 1.0f; }
 
 static const char *row_ptr(const pa_tensor *t, const pa_req *rq, int32_t b, int64_t i, int h) {
   int64_t e = pa_row_offset(t, b, rq->q_start, i) + (int64_t)h * pa_head_stride(t);
@@ -199,6 +210,7 @@ static void item_begin(const att_job *jb, const pa_work *w, att_scratch *sc, int
   const pa_req *rq = &pl->reqs[w->b];
   const int R = w->rows, g = pl->group, dqk = pl->desc.head_dim_qk, dv = pl->desc.head_dim_v;
   const int Rp = round16(R);
+  const float qscale = pl->scale * kv_scale(jb->k_scale, jb->k_scale_s, w->hk);
   for (int r = 0; r < R; r++) {
     int pr = w->row0 + r;
     sc->tok[r] = pr / g;
@@ -207,9 +219,9 @@ static void item_begin(const att_job *jb, const pa_work *w, att_scratch *sc, int
     for (int sg = 0; sg < io->nseg; sg++) {
       const char *src = row_ptr(io->q[sg], rq, w->b, sc->tok[r], sc->head[r]);
       if (!trans) {
-        jb->kern->load(io->q[sg]->dtype, src, sc->q + (int64_t)r * dqk + col, jb->dq[sg], pl->scale);
+        jb->kern->load(io->q[sg]->dtype, src, sc->q + (int64_t)r * dqk + col, jb->dq[sg], qscale);
       } else {
-        jb->kern->load(io->q[sg]->dtype, src, sc->qrow, jb->dq[sg], pl->scale);
+        jb->kern->load(io->q[sg]->dtype, src, sc->qrow, jb->dq[sg], qscale);
         for (int x = 0; x < jb->dq[sg]; x++) sc->q[(int64_t)(col + x) * Rp + r] = sc->qrow[x];
       }
       col += jb->dq[sg];
@@ -220,6 +232,20 @@ static void item_begin(const att_job *jb, const pa_work *w, att_scratch *sc, int
   if (trans)
     for (int x = 0; x < dqk; x++)
       for (int r = R; r < Rp; r++) sc->q[(int64_t)x * Rp + r] = 0.0f;
+  if (trans == 2) { /* bf16 pairs of Q^T per segment (an odd last dim pairs with 0) */
+    int col = 0, pb = 0;
+    for (int sg = 0; sg < io->nseg; sg++) {
+      const int dq = jb->dq[sg];
+      for (int t = 0; t < (dq + 1) / 2; t++)
+        for (int r = 0; r < Rp; r++) {
+          const float *q0 = sc->q + (int64_t)(col + 2 * t) * Rp + r;
+          uint32_t hi = 2 * t + 1 < dq ? pa_f32_to_bf16(q0[Rp]) : 0;
+          sc->qp[(int64_t)(pb + t) * Rp + r] = pa_f32_to_bf16(q0[0]) | hi << 16;
+        }
+      col += dq;
+      pb += (dq + 1) / 2;
+    }
+  }
   memset(sc->o, 0, (size_t)R * dv * sizeof(float));
 }
 
@@ -232,6 +258,7 @@ static void item_end(const att_job *jb, const pa_work *w, const att_scratch *sc)
   const pa_cpu_att_io *io = jb->io;
   const pa_req *rq = &pl->reqs[w->b];
   const int R = w->rows, dv = d->head_dim_v, Hq = d->num_q_heads;
+  const float vs = kv_scale(jb->v_scale, jb->v_scale_s, w->hk);
   for (int r = 0; r < R; r++) {
     float m = sc->m[r], l = sc->l[r];
     float *orow = sc->o + (int64_t)r * dv;
@@ -240,7 +267,7 @@ static void item_end(const att_job *jb, const pa_work *w, const att_scratch *sc)
     if (rq->num_splits > 1) { /* partial state; the sink joins in the combine */
       int64_t p = (int64_t)rq->part_row + ((int64_t)w->split * rq->len_q + i) * Hq + h;
       float lse = l > 0.0f ? m + logf(l) : -INFINITY;
-      kern->load(PA_F32, orow, jb->ws_o + p * dv, dv, l > 0.0f ? 1.0f / l : 0.0f);
+      kern->load(PA_F32, orow, jb->ws_o + p * dv, dv, l > 0.0f ? vs / l : 0.0f);
       jb->ws_lse[p] = lse;
       continue;
     }
@@ -250,7 +277,7 @@ static void item_end(const att_job *jb, const pa_work *w, const att_scratch *sc)
       float a = m == -INFINITY ? 0.0f : expf(m - mm);
       float den = l * a + (sink == -INFINITY ? 0.0f : expf(sink - mm));
       lse = mm + logf(den);
-      scale = a / den;
+      scale = a / den * vs;
     }
     kern->store(d->o_dtype, orow, (void *)row_ptr(io->out, rq, w->b, i, h), dv, scale);
     if (io->lse)
@@ -274,7 +301,13 @@ static void run_item(void *arg, int64_t item, int tid) {
 
   /* Tiles of many rows take the transposed path where the ISA has one:
    * Q is stored [d][Rp] and the scores [j][Rp], Rp = R rounded up to 16. */
-  const int trans = kern->qk_t && R >= 32;
+  int trans = kern->qk_t && R >= 32;
+  /* 2: bf16 dot products (K and V both bf16, where the ISA has them) */
+  if (trans && kern->bf16 && io->v->dtype == PA_BF16) {
+    trans = 2;
+    for (int sg = 0; sg < io->nseg; sg++)
+      if (io->k[sg]->dtype != PA_BF16) trans = 1;
+  }
 
   const int Rp = round16(R);
   item_begin(jb, w, &sc, trans);
@@ -343,6 +376,16 @@ static void run_item(void *arg, int64_t item, int tid) {
         if (pf_n > n) prefetch_rows(sc.kp[cur ^ 1][sg] + n, pf_n - n,
                                     (int64_t)jb->dq[sg] * pa_cpu_esize(io->k[sg]->dtype));
       if (pf_n > n && io->v != io->k[0]) prefetch_rows(sc.vp[cur ^ 1] + n, pf_n - n, vbytes);
+    } else if (trans == 2) {
+      for (int sg = 0, pb = 0; sg < io->nseg; sg++) {
+        kern->bf16->qk_tb(R, n, jb->dq[sg], sc.qp + (int64_t)pb * Rp, Rp, sc.kp[cur][sg], sc.s, Rp,
+                          sg > 0);
+        pb += (jb->dq[sg] + 1) / 2;
+      }
+      if (vis == 1 || terms)
+        score_terms(jb, w->b, R, sc.tok, sc.head, j0, n, off, vis == 1, sc.s, 1, Rp);
+      kern->softmax_t(R, n, sc.s, Rp, sc.m, sc.l, sc.alpha);
+      kern->bf16->pv_tb(R, n, dv, sc.s, Rp, sc.vp[cur], sc.alpha, sc.o, dv, sc.pvw);
     } else {
       for (int sg = 0; sg < io->nseg; sg++) {
         const int dq = jb->dq[sg];
@@ -564,7 +607,7 @@ static void groups_free(void *p) {
 pa_status pa_cpu_plan_groups(pa_context *ctx, pa_plan *pl) {
   const int n = pl->num_work;
   if (pl->op != PA_OP_ATTENTION || pl->desc.num_kv_heads < 2 || n < 2) return PA_OK;
-  pa_cpu_groups *g = calloc(1, sizeof *g);
+  pa_cpu_groups *g = PA_FAULT_OR(calloc(1, sizeof *g));
   group_key *keys = malloc((size_t)n * sizeof *keys);
   group_rank *rank = malloc((size_t)n * sizeof *rank);
   int32_t *first = malloc((size_t)n * sizeof *first), *size = malloc((size_t)n * sizeof *size);
@@ -706,6 +749,14 @@ pa_status pa_cpu_run_attention(pa_context *ctx, const pa_plan *plan, const pa_cp
     for (int k = 0; k < 4; k++) jb.mask_s[k] = io->mask->stride[k];
     jb.mask_heads = (int)io->mask->shape[1];
   }
+  if (io->k_scale) {
+    jb.k_scale = (const float *)(void *)pa_tensor_ptr_host(io->k_scale);
+    jb.k_scale_s = io->k_scale->shape[0] > 1 ? io->k_scale->stride[0] : 0;
+  }
+  if (io->v_scale) {
+    jb.v_scale = (const float *)(void *)pa_tensor_ptr_host(io->v_scale);
+    jb.v_scale_s = io->v_scale->shape[0] > 1 ? io->v_scale->stride[0] : 0;
+  }
   if (plan->part_rows > 0 && ws) {
     jb.ws_o = (float *)(void *)((char *)ws->handle + plan->ws_o_offset);
     jb.ws_lse = (float *)(void *)((char *)ws->handle + plan->ws_lse_offset);
@@ -734,5 +785,9 @@ pa_status pa_cpu_attention(pa_context *ctx, const pa_plan *plan, const pa_attent
   io.sinks = (d->flags & PA_HAS_SINKS) ? &a->sinks : NULL;
   io.alibi = (d->flags & PA_HAS_ALIBI) ? &a->alibi_slopes : NULL;
   io.mask = (d->flags & PA_HAS_MASK) ? &a->mask : NULL;
+  if (pa_dtype_is_fp8(d->kv_dtype)) {
+    io.k_scale = &a->k_scale;
+    io.v_scale = &a->v_scale;
+  }
   return pa_cpu_run_attention(ctx, plan, &io, ws);
 }

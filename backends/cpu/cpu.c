@@ -2,6 +2,7 @@
  * host buffers, the kernel selector. The operations live in attention.c,
  * mla.c, merge.c and gemm.c. */
 #include "cpu.h"
+#include "fault.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -73,7 +74,7 @@ static pa_status choose_isa(pa_context *ctx, pa_cpu_isa *isa) {
   int want = pa_cpu_isa_parse(env);
   if (want < 0)
     return pa_fail(ctx, PA_ERR_UNSUPPORTED,
-                   "PA_CPU_ISA=%s is not one of scalar, avx2, avx512, neon", env);
+                   "PA_CPU_ISA=%s is not one of scalar, avx2, avx512, avx512bf16, neon", env);
   if (!pa_cpu_isa_kernels((pa_cpu_isa)want))
     return pa_fail(ctx, PA_ERR_UNSUPPORTED, "PA_CPU_ISA=%s: not built into this library", env);
   if (!pa_cpu_isa_host((pa_cpu_isa)want))
@@ -95,7 +96,7 @@ static pa_status cpu_create(pa_context *ctx, int device, const pa_context_desc *
   pa_status s = choose_isa(ctx, &isa);
   if (s != PA_OK) return s;
 
-  pa_cpu_state *st = calloc(1, sizeof *st);
+  pa_cpu_state *st = PA_FAULT_OR(calloc(1, sizeof *st));
   if (!st) return pa_fail(ctx, PA_ERR_OUT_OF_MEMORY, "cpu: context state");
   if (pa_pool_create(threads, &st->pool) != PA_OK) {
     free(st);
@@ -106,7 +107,14 @@ static pa_status cpu_create(pa_context *ctx, int device, const pa_context_desc *
   st->kern = pa_cpu_isa_kernels(isa);
 
   fill_info(&ctx->info, st->threads, isa);
-  ctx->props.compute_units = st->threads;
+  /* Splits must not follow the thread count, or a result would change with
+   * it (another split is another summation order): the split policy sees a
+   * fixed number of units, at least PA_CPU_SPLIT_UNITS, so one long request
+   * is cut into enough splits for every thread of any host up to that many
+   * and the same splits whatever the thread count. */
+  int units = PA_CPU_SPLIT_UNITS;
+  while (units < st->threads) units *= 2;
+  ctx->props.compute_units = units;
   ctx->props.slots_per_unit = 1;
   ctx->props.min_kv_per_split = 256;
   ctx->props.max_splits = 64;
@@ -131,7 +139,7 @@ pa_status pa_cpu_reserve(pa_context *ctx, size_t bytes) {
   if (bytes > SIZE_MAX / (size_t)st->threads)
     return pa_fail(ctx, PA_ERR_OUT_OF_MEMORY, "cpu: scratch of %zu bytes per thread", bytes);
   void *p = NULL;
-  if (posix_memalign(&p, 64, bytes * (size_t)st->threads) != 0)
+  if (pa_fault_hit() || posix_memalign(&p, 64, bytes * (size_t)st->threads) != 0)
     return pa_fail(ctx, PA_ERR_OUT_OF_MEMORY, "cpu: scratch of %zu bytes x %d threads", bytes,
                    st->threads);
   free(st->scratch);
@@ -142,7 +150,7 @@ pa_status pa_cpu_reserve(pa_context *ctx, size_t bytes) {
 
 static pa_status cpu_buf_alloc(pa_context *ctx, size_t bytes, void **handle) {
   void *p = NULL;
-  if (posix_memalign(&p, 64, bytes ? bytes : 64) != 0)
+  if (pa_fault_hit() || posix_memalign(&p, 64, bytes ? bytes : 64) != 0)
     return pa_fail(ctx, PA_ERR_OUT_OF_MEMORY, "cpu: buffer of %zu bytes", bytes);
   *handle = p;
   return PA_OK;
@@ -173,8 +181,9 @@ static pa_status cpu_select(pa_context *ctx, const pa_plan *plan, pa_kernel_choi
   /* Decode-like plans run their items in head groups (attention.c): a thread
    * runs a whole group of up to PA_CPU_GROUP_MAX KV heads at once, so the
    * split policy counts groups, not heads, and cuts one request into as many
-   * groups as two waves need (b1 32/8 on 2 threads: 4 splits, 4 groups of 8
-   * heads, each reading whole pages). Other plans: one item per thread. */
+   * groups as two waves of PA_CPU_SPLIT_UNITS need (b1 32/8 L8192: 32 splits
+   * of 256 keys, 32 groups of 8 heads, each reading whole pages). Other
+   * plans: one item per thread. */
   const int hkv = plan->desc.num_kv_heads;
   const int grouped = plan->op == PA_OP_ATTENTION && hkv > 1 &&
                       (int64_t)plan->max_len_q * plan->group <= PA_CPU_GROUP_ROWS;
@@ -218,4 +227,5 @@ const pa_backend_ops pa_cpu_backend = {
     .merge = pa_cpu_merge,
     .head_gemm = pa_cpu_head_gemm,
     .synchronize = cpu_synchronize,
+    .append = pa_cpu_append,
 };

@@ -17,6 +17,10 @@
 /* Packed query rows per work item: the K/V block is reused by this many rows. */
 #define PA_CPU_Q_TILE 64
 
+/* Units the split policy sees (cpu.c): results are bitwise the same for
+ * every thread count up to this (above it, within each power of two). */
+#define PA_CPU_SPLIT_UNITS 16
+
 /* Items of at most this many packed rows (decode) run in groups of up to
  * PA_CPU_GROUP_MAX KV heads in lockstep (attention.c, run_group). */
 #define PA_CPU_GROUP_ROWS 16
@@ -52,7 +56,9 @@ static inline void *pa_cpu_scratch(const pa_cpu_state *st, int tid) {
 /* Scratch one thread needs for an attention/MLA plan. */
 size_t pa_cpu_attention_scratch(const pa_plan *plan);
 
-static inline size_t pa_cpu_esize(pa_dtype t) { return t == PA_F32 || t == PA_I32 ? 4 : 2; }
+static inline size_t pa_cpu_esize(pa_dtype t) {
+  return t == PA_F32 || t == PA_I32 ? 4 : pa_dtype_is_fp8(t) ? 1 : 2;
+}
 
 /* The merge rule, written once: states k < n come from get(); extra_lse is
  * one more state with O = 0 (a sink logit), -inf for none. Writes D values
@@ -67,6 +73,7 @@ typedef struct pa_cpu_att_io {
   int nseg;
   const pa_tensor *q[2], *k[2], *v, *out, *lse;
   const pa_tensor *block_table, *sinks, *alibi, *mask; /* NULL when absent */
+  const pa_tensor *k_scale, *v_scale; /* fp8 K/V only, else NULL */
 } pa_cpu_att_io;
 pa_status pa_cpu_run_attention(pa_context *ctx, const pa_plan *plan, const pa_cpu_att_io *io,
                                pa_buffer *ws);
@@ -75,6 +82,7 @@ pa_status pa_cpu_attention(pa_context *ctx, const pa_plan *plan, const pa_attent
                            pa_buffer *ws);
 pa_status pa_cpu_mla(pa_context *ctx, const pa_plan *plan, const pa_mla_args *args, pa_buffer *ws);
 pa_status pa_cpu_merge(pa_context *ctx, const pa_merge_launch *m);
+pa_status pa_cpu_append(pa_context *ctx, const pa_append_launch *L);
 pa_status pa_cpu_head_gemm(pa_context *ctx, const pa_tensor *x, const pa_tensor *w, pa_tensor *y);
 
 #endif

@@ -9,6 +9,7 @@ typedef enum pa_cpu_isa {
   PA_ISA_AVX2 = 1,   /* AVX2 + FMA + F16C */
   PA_ISA_AVX512 = 2, /* AVX-512 F, BW, VL, DQ */
   PA_ISA_NEON = 3,
+  PA_ISA_AVX512BF16 = 4, /* AVX-512 + AVX512_BF16 (vdpbf16ps for bf16 K/V tiles) */
   PA_ISA_COUNT
 } pa_cpu_isa;
 

@@ -11,7 +11,22 @@
 
 #include <stdint.h>
 
-#include "polyattn.h"
+#include "backend.h" /* fp8 decode tables */
+
+/* Optional bf16 dot-product kernels (AVX512-BF16: vdpbf16ps) for tiles of
+ * many rows whose K and V are bf16, in the transposed layout of qk_t and
+ * softmax_t. Q (pre-scaled) and P are rounded to bf16 for the products.
+ * qk_tb: st[j*ldst + r] (+)= sum_d q[r][d] * k_j[d], Q^T as bf16 pairs
+ * qp[t*ldqp + r] = q[r][2t] | q[r][2t+1] << 16 (zero beyond R up to a
+ * multiple of 16 rows; an odd last dim pairs with zero), k_j bf16 at kp[j].
+ * pv_tb: o[r*ldo + d] = o * alpha[r] + sum_j st[j*ldst + r] * v_j[d], v_j
+ * bf16 at vrows[j]; work: ceil(N/2) * (ldst + round16(D)) dwords. */
+typedef struct pa_cpu_bf16_kernels {
+  void (*qk_tb)(int R, int N, int D, const uint32_t *qp, int64_t ldqp, const char *const *kp,
+                float *st, int64_t ldst, int accumulate);
+  void (*pv_tb)(int R, int N, int D, const float *st, int64_t ldst, const char *const *vrows,
+                const float *alpha, float *o, int64_t ldo, uint32_t *work);
+} pa_cpu_bf16_kernels;
 
 typedef struct pa_cpu_kernels {
   const char *name;
@@ -41,6 +56,11 @@ typedef struct pa_cpu_kernels {
   void (*load)(pa_dtype t, const void *src, float *dst, int64_t n, float scale);
   /* dst[i] = scale * src[i] rounded to dtype t (nearest even). */
   void (*store)(pa_dtype t, const float *src, void *dst, int64_t n, float scale);
+  /* NULL where the ISA has none (isa.c sets it for avx512bf16). */
+  const pa_cpu_bf16_kernels *bf16;
+  /* Optional (NULL: pa_fp8_encode per element): dst[i] = the fp8 code (t
+   * e4m3 or e5m2) of src[i] / scale, pa_fp8_encode's rule bit for bit. */
+  void (*quantize)(pa_dtype t, const float *src, uint8_t *dst, int64_t n, float scale);
 } pa_cpu_kernels;
 
 extern const pa_cpu_kernels pa_cpu_kernels_scalar;
@@ -49,6 +69,9 @@ extern const pa_cpu_kernels pa_cpu_kernels_avx2;
 #endif
 #ifdef PA_CPU_HAVE_AVX512
 extern const pa_cpu_kernels pa_cpu_kernels_avx512;
+#endif
+#ifdef PA_CPU_HAVE_AVX512BF16
+extern const pa_cpu_bf16_kernels pa_cpu_bf16_avx512;
 #endif
 #ifdef PA_CPU_HAVE_NEON
 extern const pa_cpu_kernels pa_cpu_kernels_neon;

@@ -1,17 +1,47 @@
 /* AVX2 + FMA + F16C kernels. Built with its own flags and only called after
  * isa.c saw the CPU and OS support them. 16 ymm registers set the tiles:
- * QK 2 rows x 4 keys (8 accumulators + 4 K vectors), PV 4 rows x 16 dims
+ * QK 2 rows x 4 keys (8 accumulators + 4 K vectors), transposed QK for
+ * prefill tiles 24 rows x 4 keys (12 accumulators), PV 4 rows x 16 dims
  * (8 accumulators, 2 V vectors). Partial vectors at the end of d go
  * through small stack buffers (AVX2 has no 16-bit masked loads). */
 #include <immintrin.h>
 #include <math.h>
 
 #include "convert.h"
+#include "fp8_avx2.h"
 #include "kernels.h"
 
 #define INLINE static inline __attribute__((always_inline))
 
+/* fp8 -> f32 through F16C: an e5m2 code is the top byte of an f16; an e4m3
+ * code's exponent and mantissa sit in an f16 at 2^-8 of the value (bias 15
+ * vs 7), so f16 subnormals give e4m3's; its NaN codes (0x7f, 0xff) are
+ * patched in. Both exact, as the tables. */
+INLINE __m256 ld_e5m2(const char *p) {
+  const __m128i b = _mm_loadl_epi64((const __m128i *)(const void *)p);
+  return _mm256_cvtph_ps(_mm_unpacklo_epi8(_mm_setzero_si128(), b));
+}
+INLINE __m256 ld_e4m3(const char *p) {
+#ifdef PA_E4M3_GATHER /* measurement variant: the exact decode table, gathered */
+  return _mm256_i32gather_ps(pa_fp8_e4m3_table,
+                             _mm256_cvtepu8_epi32(_mm_loadl_epi64((const __m128i *)(const void *)p)), 4);
+#else
+  /* code << 8, shifted right arithmetically by 1: sign at bit 15, exponent
+   * and mantissa at bits 13..7 (bit 14, a copy of the sign, cleared) */
+  const __m128i b = _mm_loadl_epi64((const __m128i *)(const void *)p);
+  const __m128i h = _mm_and_si128(_mm_srai_epi16(_mm_unpacklo_epi8(_mm_setzero_si128(), b), 1),
+                                  _mm_set1_epi16((short)0xbfff));
+  const __m256 f = _mm256_mul_ps(_mm256_cvtph_ps(h), _mm256_set1_ps(256.0f));
+  /* only the NaN codes land on +-480 */
+  const __m256 nan = _mm256_cmp_ps(_mm256_andnot_ps(_mm256_set1_ps(-0.0f), f),
+                                   _mm256_set1_ps(480.0f), _CMP_EQ_OQ);
+  return _mm256_blendv_ps(f, _mm256_set1_ps(NAN), nan);
+#endif
+}
+
 INLINE __m256 ldv(const char *p, int64_t i, pa_dtype t) {
+  if (t == PA_FP8_E4M3) return ld_e4m3(p + i);
+  if (t == PA_FP8_E5M2) return ld_e5m2(p + i);
   if (t == PA_F16) return _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(const void *)(p + 2 * i)));
   if (t == PA_BF16)
     return _mm256_castsi256_ps(_mm256_slli_epi32(
@@ -27,6 +57,10 @@ static __m256 ldv_tail(const char *p, int64_t i, pa_dtype t, int n) {
       b[x] = pa_f16_to_f32(((const uint16_t *)(const void *)p)[i + x]);
     else if (t == PA_BF16)
       b[x] = pa_bf16_to_f32(((const uint16_t *)(const void *)p)[i + x]);
+    else if (t == PA_FP8_E4M3)
+      b[x] = pa_fp8_e4m3_table[((const uint8_t *)p)[i + x]];
+    else if (t == PA_FP8_E5M2)
+      b[x] = pa_fp8_e5m2_table[((const uint8_t *)p)[i + x]];
     else
       b[x] = ((const float *)(const void *)p)[i + x];
   }
@@ -101,9 +135,72 @@ INLINE float dot1(int D, const float *q, const char *k, pa_dtype t) {
   return red1(a);
 }
 
+/* 4 rows x 2 keys: each K vector converted once for 4 rows (decode with a
+ * GQA group of 4 or 8 rows). b<r><c>: row r, key c; the tree of qk_2x4,
+ * inputs reordered, leaves S[r][c] in lane 2r + c, each sum in red1()'s
+ * order (so the scores equal qk_2x4's bit for bit). */
+INLINE void qk_4x2(int D, const float *q, int64_t ldq, const char *const *kp, pa_dtype t, float *s,
+                   int64_t lds, int accumulate) {
+  const float *q0 = q, *q1 = q + ldq, *q2 = q + 2 * ldq, *q3 = q + 3 * ldq;
+  const char *k0 = kp[0], *k1 = kp[1];
+  __m256 b00 = _mm256_setzero_ps(), b01 = b00, b10 = b00, b11 = b00, b20 = b00, b21 = b00,
+         b30 = b00, b31 = b00;
+#define QK42(X0, X1, LQ)                                                                           \
+  do {                                                                                             \
+    const __m256 x0 = X0, x1 = X1;                                                                 \
+    __m256 y = LQ(q0);                                                                             \
+    b00 = _mm256_fmadd_ps(y, x0, b00);                                                             \
+    b01 = _mm256_fmadd_ps(y, x1, b01);                                                             \
+    y = LQ(q1);                                                                                    \
+    b10 = _mm256_fmadd_ps(y, x0, b10);                                                             \
+    b11 = _mm256_fmadd_ps(y, x1, b11);                                                             \
+    y = LQ(q2);                                                                                    \
+    b20 = _mm256_fmadd_ps(y, x0, b20);                                                             \
+    b21 = _mm256_fmadd_ps(y, x1, b21);                                                             \
+    y = LQ(q3);                                                                                    \
+    b30 = _mm256_fmadd_ps(y, x0, b30);                                                             \
+    b31 = _mm256_fmadd_ps(y, x1, b31);                                                             \
+  } while (0)
+  int d = 0;
+#define LQ(qr) _mm256_loadu_ps(qr + d)
+  for (; d + 8 <= D; d += 8) QK42(ldv(k0, d, t), ldv(k1, d, t), LQ);
+#undef LQ
+  if (d < D) {
+    const int n = D - d;
+#define LQ(qr) ldv_tail((const char *)(qr), d, PA_F32, n)
+    QK42(ldv_tail(k0, d, t, n), ldv_tail(k1, d, t, n), LQ);
+#undef LQ
+  }
+#undef QK42
+  /* the tree puts its k-th input in lane (k even: k/2, odd: 4 + k/2) */
+  __m256 f = red_c(red_b(red_a(b00, b20), red_a(b01, b21)), red_b(red_a(b10, b30), red_a(b11, b31)));
+  __m128 lo = _mm256_castps256_ps128(f), hi = _mm256_extractf128_ps(f, 1);
+  if (accumulate) {
+    lo = _mm_add_ps(lo, _mm_loadh_pi(_mm_loadl_pi(_mm_setzero_ps(), (const __m64 *)(const void *)s),
+                                     (const __m64 *)(const void *)(s + lds)));
+    hi = _mm_add_ps(hi, _mm_loadh_pi(_mm_loadl_pi(_mm_setzero_ps(),
+                                                  (const __m64 *)(const void *)(s + 2 * lds)),
+                                     (const __m64 *)(const void *)(s + 3 * lds)));
+  }
+  _mm_storel_pi((__m64 *)(void *)s, lo);
+  _mm_storeh_pi((__m64 *)(void *)(s + lds), lo);
+  _mm_storel_pi((__m64 *)(void *)(s + 2 * lds), hi);
+  _mm_storeh_pi((__m64 *)(void *)(s + 3 * lds), hi);
+}
+
 INLINE void qk_body(int R, int N, int D, const float *q, int64_t ldq, const char *const *kp,
                     pa_dtype t, float *s, int64_t lds, int accumulate) {
   int r = 0;
+  for (; r + 4 <= R; r += 4) {
+    int j = 0;
+    for (; j + 2 <= N; j += 2)
+      qk_4x2(D, q + r * ldq, ldq, kp + j, t, s + r * lds + j, lds, accumulate);
+    for (; j < N; j++)
+      for (int rr = r; rr < r + 4; rr++) {
+        float v = dot1(D, q + rr * ldq, kp[j], t);
+        s[rr * lds + j] = accumulate ? s[rr * lds + j] + v : v;
+      }
+  }
   for (; r + 2 <= R; r += 2) {
     int j = 0;
     for (; j + 4 <= N; j += 4)
@@ -123,7 +220,11 @@ INLINE void qk_body(int R, int N, int D, const float *q, int64_t ldq, const char
 
 static void qk(int R, int N, int D, const float *q, int64_t ldq, const char *const *kp, pa_dtype kt,
                float *s, int64_t lds, int accumulate) {
-  if (kt == PA_F16)
+  if (kt == PA_FP8_E4M3)
+    qk_body(R, N, D, q, ldq, kp, PA_FP8_E4M3, s, lds, accumulate);
+  else if (kt == PA_FP8_E5M2)
+    qk_body(R, N, D, q, ldq, kp, PA_FP8_E5M2, s, lds, accumulate);
+  else if (kt == PA_F16)
     qk_body(R, N, D, q, ldq, kp, PA_F16, s, lds, accumulate);
   else if (kt == PA_BF16)
     qk_body(R, N, D, q, ldq, kp, PA_BF16, s, lds, accumulate);
@@ -199,12 +300,85 @@ INLINE void pv_body(int R, int N, int D, const float *p, int64_t ldp, int64_t pj
 
 static void pv(int R, int N, int D, const float *p, int64_t prs, int64_t pjs, const char *const *vp,
                pa_dtype vt, const float *alpha, float *o, int64_t ldo) {
-  if (vt == PA_F16)
+  if (vt == PA_FP8_E4M3)
+    pv_body(R, N, D, p, prs, pjs, vp, PA_FP8_E4M3, alpha, o, ldo);
+  else if (vt == PA_FP8_E5M2)
+    pv_body(R, N, D, p, prs, pjs, vp, PA_FP8_E5M2, alpha, o, ldo);
+  else if (vt == PA_F16)
     pv_body(R, N, D, p, prs, pjs, vp, PA_F16, alpha, o, ldo);
   else if (vt == PA_BF16)
     pv_body(R, N, D, p, prs, pjs, vp, PA_BF16, alpha, o, ldo);
   else
     pv_body(R, N, D, p, prs, pjs, vp, PA_F32, alpha, o, ldo);
+}
+
+/* Transposed scores for tiles of many rows (the driver's prefill path, f32
+ * key rows converted once per block): st[j][r] accumulates k_j[d]
+ * (broadcast from memory) x qt[d][r..r+8) over d, NV row vectors x KG keys
+ * of accumulators (3 x 4: 12 accumulators + 3 Q vectors + 1 broadcast of the
+ * 16 ymm). No reduction across lanes; every score sums over d in order,
+ * whatever its tile. */
+#define DEF_QKT(NV, KG)                                                                            \
+  static void qkt_##NV##_##KG(int D, const float *qt, int64_t ldqt, const float *const *kp,        \
+                              int d0, float *st, int64_t ldst, int accumulate) {                   \
+    __m256 a[KG][NV];                                                                              \
+    const float *k[KG];                                                                            \
+    _Pragma("GCC unroll 4") for (int c = 0; c < KG; c++) {                                         \
+      k[c] = kp[c] + d0;                                                                           \
+      _Pragma("GCC unroll 3") for (int v = 0; v < NV; v++) a[c][v] = _mm256_setzero_ps();          \
+    }                                                                                              \
+    for (int d = 0; d < D; d++) {                                                                  \
+      __m256 y[NV];                                                                                \
+      _Pragma("GCC unroll 3") for (int v = 0; v < NV; v++) y[v] =                                  \
+          _mm256_loadu_ps(qt + d * ldqt + 8 * v);                                                  \
+      _Pragma("GCC unroll 4") for (int c = 0; c < KG; c++) {                                       \
+        const __m256 b = _mm256_broadcast_ss(k[c] + d);                                            \
+        _Pragma("GCC unroll 3") for (int v = 0; v < NV; v++) a[c][v] =                             \
+            _mm256_fmadd_ps(b, y[v], a[c][v]);                                                     \
+      }                                                                                            \
+    }                                                                                              \
+    _Pragma("GCC unroll 4") for (int c = 0; c < KG; c++)                                           \
+        _Pragma("GCC unroll 3") for (int v = 0; v < NV; v++) {                                     \
+      float *o = st + c * ldst + 8 * v;                                                            \
+      _mm256_storeu_ps(o, accumulate ? _mm256_add_ps(_mm256_loadu_ps(o), a[c][v]) : a[c][v]);      \
+    }                                                                                              \
+  }
+DEF_QKT(3, 4)
+DEF_QKT(2, 4)
+DEF_QKT(1, 4)
+DEF_QKT(3, 1)
+DEF_QKT(2, 1)
+DEF_QKT(1, 1)
+
+/* d goes in chunks of QKT_DC so one chunk of Q^T (24 rows) and of the
+ * block's K rows stay in L1 together; partial sums add up chunk by chunk. */
+#define QKT_DC 64
+
+static void qk_t(int R, int N, int D, const float *qt, int64_t ldqt, const float *const *kp,
+                 float *st, int64_t ldst, int accumulate) {
+  for (int dc = 0; dc < D; dc += QKT_DC) {
+    const int dn = D - dc < QKT_DC ? D - dc : QKT_DC, acc = accumulate || dc > 0;
+    for (int r0 = 0; r0 < R; r0 += 24) {
+      const int nv = (R - r0 + 7) / 8 < 3 ? (R - r0 + 7) / 8 : 3;
+      const float *q = qt + (int64_t)dc * ldqt + r0;
+      float *o = st + r0;
+      int j = 0;
+      switch (nv) {
+      case 3:
+        for (; j + 4 <= N; j += 4) qkt_3_4(dn, q, ldqt, kp + j, dc, o + j * ldst, ldst, acc);
+        for (; j < N; j++) qkt_3_1(dn, q, ldqt, kp + j, dc, o + j * ldst, ldst, acc);
+        break;
+      case 2:
+        for (; j + 4 <= N; j += 4) qkt_2_4(dn, q, ldqt, kp + j, dc, o + j * ldst, ldst, acc);
+        for (; j < N; j++) qkt_2_1(dn, q, ldqt, kp + j, dc, o + j * ldst, ldst, acc);
+        break;
+      default:
+        for (; j + 4 <= N; j += 4) qkt_1_4(dn, q, ldqt, kp + j, dc, o + j * ldst, ldst, acc);
+        for (; j < N; j++) qkt_1_1(dn, q, ldqt, kp + j, dc, o + j * ldst, ldst, acc);
+        break;
+      }
+    }
+  }
 }
 
 /* exp for x <= 0 (cephes expf polynomial, 2^n built in the exponent
@@ -269,6 +443,33 @@ static void softmax(int R, int N, float *s, int64_t lds, float *m, float *l, flo
   }
 }
 
+/* softmax() on transposed scores: 8 rows per vector, max and sum run down
+ * the keys, so no horizontal reductions. Rows R..Rp of st are padding. */
+static void softmax_t(int R, int N, float *st, int64_t ldst, float *m, float *l, float *alpha) {
+  const __m256 ninf = _mm256_set1_ps(-INFINITY), zero = _mm256_setzero_ps(),
+               one = _mm256_set1_ps(1.0f);
+  for (int r0 = 0; r0 < R; r0 += 8) {
+    const int nr = R - r0 < 8 ? R - r0 : 8;
+    const __m256i k = lane_mask(nr);
+    const __m256 mo = _mm256_blendv_ps(ninf, _mm256_maskload_ps(m + r0, k), _mm256_castsi256_ps(k));
+    __m256 mx = mo;
+    for (int j = 0; j < N; j++) mx = _mm256_max_ps(mx, _mm256_loadu_ps(st + j * ldst + r0));
+    const __m256 empty = _mm256_cmp_ps(mx, ninf, _CMP_EQ_OQ);
+    const __m256 ms = _mm256_blendv_ps(mx, zero, empty); /* exp(-inf - 0) = 0 */
+    __m256 sum = zero;
+    for (int j = 0; j < N; j++) {
+      __m256 e = exp256(_mm256_sub_ps(_mm256_loadu_ps(st + j * ldst + r0), ms));
+      _mm256_storeu_ps(st + j * ldst + r0, e);
+      sum = _mm256_add_ps(sum, e);
+    }
+    const __m256 al = _mm256_blendv_ps(exp256(_mm256_sub_ps(mo, ms)), one, empty);
+    const __m256 lo = _mm256_maskload_ps(l + r0, k);
+    _mm256_maskstore_ps(l + r0, k, _mm256_fmadd_ps(lo, al, sum));
+    _mm256_maskstore_ps(m + r0, k, mx);
+    _mm256_maskstore_ps(alpha + r0, k, al);
+  }
+}
+
 static void load(pa_dtype t, const void *src, float *dst, int64_t n, float scale) {
   const __m256 sc = _mm256_set1_ps(scale);
   const char *p = src;
@@ -315,4 +516,5 @@ static void store(pa_dtype t, const float *src, void *dst, int64_t n, float scal
   }
 }
 
-const pa_cpu_kernels pa_cpu_kernels_avx2 = {"avx2", qk, pv, softmax, NULL, NULL, load, store};
+const pa_cpu_kernels pa_cpu_kernels_avx2 = {"avx2", qk, pv, softmax, qk_t, softmax_t, load, store, NULL,
+    pa_fp8_quantize_avx2};

@@ -10,13 +10,31 @@
 #include <math.h>
 
 #include "convert.h"
+#include "fp8_avx2.h"
 #include "kernels.h"
 
 #define INLINE static inline __attribute__((always_inline))
 
 INLINE __mmask16 tmask(int n) { return (__mmask16)((1u << n) - 1u); }
 
+/* fp8 -> f32 through f16, as in kernels_avx2.c: e5m2 is an f16's top byte;
+ * e4m3 sits in an f16 at 2^-8 of its value, NaN codes patched in. Exact. */
+INLINE __m512 cvt_e5m2(__m128i b) {
+  return _mm512_cvtph_ps(_mm256_slli_epi16(_mm256_cvtepu8_epi16(b), 8));
+}
+INLINE __m512 cvt_e4m3(__m128i b) {
+  /* code << 8 shifted right arithmetically by 1, the sign's copy in bit 14
+   * cleared: an f16 at 2^-8 of the value (kernels_avx2.c) */
+  const __m256i h = _mm256_and_si256(_mm256_srai_epi16(_mm256_slli_epi16(_mm256_cvtepu8_epi16(b), 8), 1),
+                                     _mm256_set1_epi16((short)0xbfff));
+  const __m512 f = _mm512_mul_ps(_mm512_cvtph_ps(h), _mm512_set1_ps(256.0f));
+  const __mmask16 nan = _mm512_cmp_ps_mask(_mm512_abs_ps(f), _mm512_set1_ps(480.0f), _CMP_EQ_OQ);
+  return _mm512_mask_mov_ps(f, nan, _mm512_set1_ps(NAN)); /* only NaN codes land on +-480 */
+}
+
 INLINE __m512 ldv(const char *p, int64_t i, pa_dtype t) {
+  if (t == PA_FP8_E4M3) return cvt_e4m3(_mm_loadu_si128((const __m128i *)(const void *)(p + i)));
+  if (t == PA_FP8_E5M2) return cvt_e5m2(_mm_loadu_si128((const __m128i *)(const void *)(p + i)));
   if (t == PA_F16) return _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(const void *)(p + 2 * i)));
   if (t == PA_BF16)
     return _mm512_castsi512_ps(_mm512_slli_epi32(
@@ -25,6 +43,8 @@ INLINE __m512 ldv(const char *p, int64_t i, pa_dtype t) {
 }
 
 INLINE __m512 ldvm(const char *p, int64_t i, pa_dtype t, __mmask16 k) {
+  if (t == PA_FP8_E4M3) return cvt_e4m3(_mm_maskz_loadu_epi8(k, p + i));
+  if (t == PA_FP8_E5M2) return cvt_e5m2(_mm_maskz_loadu_epi8(k, p + i));
   if (t == PA_F16) return _mm512_cvtph_ps(_mm256_maskz_loadu_epi16(k, p + 2 * i));
   if (t == PA_BF16)
     return _mm512_castsi512_ps(
@@ -145,7 +165,11 @@ INLINE void qk_body(int R, int N, int D, const float *q, int64_t ldq, const char
 
 static void qk(int R, int N, int D, const float *q, int64_t ldq, const char *const *kp, pa_dtype kt,
                float *s, int64_t lds, int accumulate) {
-  if (kt == PA_F16)
+  if (kt == PA_FP8_E4M3)
+    qk_body(R, N, D, q, ldq, kp, PA_FP8_E4M3, s, lds, accumulate);
+  else if (kt == PA_FP8_E5M2)
+    qk_body(R, N, D, q, ldq, kp, PA_FP8_E5M2, s, lds, accumulate);
+  else if (kt == PA_F16)
     qk_body(R, N, D, q, ldq, kp, PA_F16, s, lds, accumulate);
   else if (kt == PA_BF16)
     qk_body(R, N, D, q, ldq, kp, PA_BF16, s, lds, accumulate);
@@ -315,7 +339,11 @@ INLINE void pv_body(int R, int N, int D, const float *p, int64_t ldp, int64_t pj
 
 static void pv(int R, int N, int D, const float *p, int64_t prs, int64_t pjs, const char *const *vp,
                pa_dtype vt, const float *alpha, float *o, int64_t ldo) {
-  if (vt == PA_F16)
+  if (vt == PA_FP8_E4M3)
+    pv_body(R, N, D, p, prs, pjs, vp, PA_FP8_E4M3, alpha, o, ldo);
+  else if (vt == PA_FP8_E5M2)
+    pv_body(R, N, D, p, prs, pjs, vp, PA_FP8_E5M2, alpha, o, ldo);
+  else if (vt == PA_F16)
     pv_body(R, N, D, p, prs, pjs, vp, PA_F16, alpha, o, ldo);
   else if (vt == PA_BF16)
     pv_body(R, N, D, p, prs, pjs, vp, PA_BF16, alpha, o, ldo);
@@ -441,4 +469,5 @@ static void store(pa_dtype t, const float *src, void *dst, int64_t n, float scal
   }
 }
 
-const pa_cpu_kernels pa_cpu_kernels_avx512 = {"avx512", qk, pv, softmax, qk_t, softmax_t, load, store};
+const pa_cpu_kernels pa_cpu_kernels_avx512 = {"avx512", qk, pv, softmax, qk_t, softmax_t, load, store,
+    NULL, pa_fp8_quantize_avx2};

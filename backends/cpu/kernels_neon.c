@@ -12,6 +12,12 @@
 #define INLINE static inline __attribute__((always_inline))
 
 INLINE float32x4_t ldv(const char *p, int64_t i, pa_dtype t) {
+  if (t == PA_FP8_E4M3 || t == PA_FP8_E5M2) { /* exact decode tables (compile-checked only) */
+    const float *tb = t == PA_FP8_E4M3 ? pa_fp8_e4m3_table : pa_fp8_e5m2_table;
+    const uint8_t *b = (const uint8_t *)p + i;
+    const float x[4] = {tb[b[0]], tb[b[1]], tb[b[2]], tb[b[3]]};
+    return vld1q_f32(x);
+  }
   if (t == PA_F16)
     return vcvt_f32_f16(vreinterpret_f16_u16(vld1_u16((const uint16_t *)(const void *)p + i)));
   if (t == PA_BF16)
@@ -27,6 +33,10 @@ static float32x4_t ldv_tail(const char *p, int64_t i, pa_dtype t, int n) {
       b[x] = pa_f16_to_f32(((const uint16_t *)(const void *)p)[i + x]);
     else if (t == PA_BF16)
       b[x] = pa_bf16_to_f32(((const uint16_t *)(const void *)p)[i + x]);
+    else if (t == PA_FP8_E4M3)
+      b[x] = pa_fp8_e4m3_table[((const uint8_t *)p)[i + x]];
+    else if (t == PA_FP8_E5M2)
+      b[x] = pa_fp8_e5m2_table[((const uint8_t *)p)[i + x]];
     else
       b[x] = ((const float *)(const void *)p)[i + x];
   }
@@ -96,7 +106,9 @@ INLINE void qk_body(int R, int N, int D, const float *q, int64_t ldq, const char
 
 static void qk(int R, int N, int D, const float *q, int64_t ldq, const char *const *kp, pa_dtype kt,
                float *s, int64_t lds, int accumulate) {
-  if (kt == PA_F16)
+  if (kt == PA_FP8_E4M3 || kt == PA_FP8_E5M2)
+    qk_body(R, N, D, q, ldq, kp, kt, s, lds, accumulate);
+  else if (kt == PA_F16)
     qk_body(R, N, D, q, ldq, kp, PA_F16, s, lds, accumulate);
   else if (kt == PA_BF16)
     qk_body(R, N, D, q, ldq, kp, PA_BF16, s, lds, accumulate);
@@ -154,7 +166,9 @@ INLINE void pv_body(int R, int N, int D, const float *p, int64_t ldp, int64_t pj
 
 static void pv(int R, int N, int D, const float *p, int64_t prs, int64_t pjs, const char *const *vp,
                pa_dtype vt, const float *alpha, float *o, int64_t ldo) {
-  if (vt == PA_F16)
+  if (vt == PA_FP8_E4M3 || vt == PA_FP8_E5M2)
+    pv_body(R, N, D, p, prs, pjs, vp, vt, alpha, o, ldo);
+  else if (vt == PA_F16)
     pv_body(R, N, D, p, prs, pjs, vp, PA_F16, alpha, o, ldo);
   else if (vt == PA_BF16)
     pv_body(R, N, D, p, prs, pjs, vp, PA_BF16, alpha, o, ldo);
@@ -242,4 +256,4 @@ static void store(pa_dtype t, const float *src, void *dst, int64_t n, float scal
   }
 }
 
-const pa_cpu_kernels pa_cpu_kernels_neon = {"neon", qk, pv, softmax, NULL, NULL, load, store};
+const pa_cpu_kernels pa_cpu_kernels_neon = {"neon", qk, pv, softmax, NULL, NULL, load, store, NULL, NULL};

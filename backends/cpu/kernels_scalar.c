@@ -9,6 +9,8 @@ static inline float ld(const char *p, pa_dtype t, int64_t i) {
   switch (t) {
   case PA_F16: return pa_f16_to_f32(((const uint16_t *)(const void *)p)[i]);
   case PA_BF16: return pa_bf16_to_f32(((const uint16_t *)(const void *)p)[i]);
+  case PA_FP8_E4M3: return pa_fp8_e4m3_table[((const uint8_t *)p)[i]];
+  case PA_FP8_E5M2: return pa_fp8_e5m2_table[((const uint8_t *)p)[i]];
   default: return ((const float *)(const void *)p)[i];
   }
 }
@@ -73,4 +75,4 @@ static void store(pa_dtype t, const float *src, void *dst, int64_t n, float scal
   }
 }
 
-const pa_cpu_kernels pa_cpu_kernels_scalar = {"scalar", qk, pv, softmax, NULL, NULL, load, store};
+const pa_cpu_kernels pa_cpu_kernels_scalar = {"scalar", qk, pv, softmax, NULL, NULL, load, store, NULL, NULL};

@@ -18,5 +18,6 @@ pa_status pa_cpu_mla(pa_context *ctx, const pa_plan *plan, const pa_mla_args *a,
   io.out = &a->out;
   io.lse = (plan->mla.flags & PA_RETURN_LSE) ? &a->lse : NULL;
   io.block_table = plan->desc.page_size > 0 ? &a->block_table : NULL;
+  if (pa_dtype_is_fp8(plan->desc.kv_dtype)) io.k_scale = io.v_scale = &a->kv_scale;
   return pa_cpu_run_attention(ctx, plan, &io, ws);
 }

@@ -3,6 +3,7 @@
  * atomic counter, so uneven items (causal tiles, ragged requests) balance
  * themselves. */
 #include "pool.h"
+#include "fault.h"
 
 #include <pthread.h>
 #include <stdatomic.h>
@@ -59,7 +60,7 @@ static void *worker_main(void *opaque) {
 
 pa_status pa_pool_create(int threads, pa_pool **out) {
   if (threads < 1) threads = 1;
-  pa_pool *p = calloc(1, sizeof *p);
+  pa_pool *p = PA_FAULT_OR(calloc(1, sizeof *p));
   if (!p) return PA_ERR_OUT_OF_MEMORY;
   p->threads = threads;
   p->workers = calloc((size_t)threads, sizeof *p->workers);

@@ -196,6 +196,21 @@ static pa_status cu_select(pa_context *ctx, const pa_plan *plan, pa_kernel_choic
   /* Deterministic: one kernel whatever the batch, so a request's bits do not
    * depend on its neighbours (the decode kernel is picked by the batch). */
   const int det = (d->flags & PA_DETERMINISTIC) != 0;
+  /* fp8 K/V: the tensor-core decode for D = 128 and f16/bf16 Q = O; every
+   * other fp8 shape takes the generic kernel */
+  if (tc_ok && !det && rows <= 16 && d->q_dtype == d->o_dtype &&
+      pa_cu_decode8_supported(d->head_dim_qk, d->head_dim_v, d->q_dtype, d->kv_dtype, s->smem_optin)) {
+    *c = (pa_kernel_choice){.kernel = PA_CU_DECODE, .q_tile_rows = 16, .kv_align = 64, .name = "cuda.decode.fp8"};
+    return PA_OK;
+  }
+  const int bm8 = tc_ok && d->q_dtype == d->o_dtype
+                      ? pa_cu_prefill8_supported(d->head_dim_qk, d->head_dim_v, d->q_dtype,
+                                                 d->kv_dtype, s->smem_optin)
+                      : 0;
+  if (bm8 > 0) {
+    *c = (pa_kernel_choice){.kernel = PA_CU_PREFILL, .q_tile_rows = bm8, .kv_align = 64, .name = "cuda.prefill.fp8"};
+    return PA_OK;
+  }
   if (tc_ok && tc_dtype(d->q_dtype, d->kv_dtype, d->o_dtype)) {
     if (!det && rows <= 16 && pa_cu_decode_supported(d->head_dim_qk, d->head_dim_v, d->q_dtype, s->smem_optin)) {
       *c = (pa_kernel_choice){.kernel = PA_CU_DECODE, .q_tile_rows = 16, .kv_align = 64, .name = "cuda.decode"};
@@ -381,7 +396,7 @@ static void fill_schedule(const pa_plan *plan, pa_buffer *ws, pa_cu_attn *a) {
 /* The tensor-core kernels move 16-byte chunks of rows: base and strides of
  * q, k, v (and k2 for MLA) must keep every row 16-byte aligned. */
 static int aligned16(const pa_cu_view *v) {
-  const int64_t e = v->dtype == PA_F32 ? 4 : 8; /* elements per 16 bytes */
+  const int64_t e = 16 / (int64_t)pa_dtype_size((pa_dtype)v->dtype); /* elements per 16 bytes */
   return ((uintptr_t)v->ptr % 16) == 0 && v->sb % e == 0 && v->st % e == 0 && v->sh % e == 0;
 }
 
@@ -458,6 +473,12 @@ static pa_status cu_attention(pa_context *ctx, const pa_plan *plan,
   a.sink_tokens = d->sink_tokens;
   a.scale = plan->scale;
   a.softcap = d->softcap;
+  if (pa_dtype_is_fp8(d->kv_dtype)) { /* generic kernel, or the decode kernel for D = 128 */
+    a.k_scale = (const float *)tptr(&args->k_scale);
+    a.v_scale = (const float *)tptr(&args->v_scale);
+    a.k_scale_s = args->k_scale.shape[0] > 1 ? args->k_scale.stride[0] : 0;
+    a.v_scale_s = args->v_scale.shape[0] > 1 ? args->v_scale.stride[0] : 0;
+  }
   fill_schedule(plan, ws, &a);
   return dispatch(ctx, plan, &a);
 }
@@ -488,8 +509,16 @@ static pa_status cu_mla(pa_context *ctx, const pa_plan *plan, const pa_mla_args 
   a.causal = m->causal;
   a.window_left = a.window_right = -1;
   a.scale = plan->scale;
+  if (pa_dtype_is_fp8(m->kv_dtype)) a.k_scale = a.v_scale = (const float *)tptr(&args->kv_scale);
   fill_schedule(plan, ws, &a);
   return dispatch(ctx, plan, &a);
+}
+
+static pa_status cu_append(pa_context *ctx, const pa_append_launch *L) {
+  pa_cuda_state *s = pa_cuda_st(ctx);
+  CU_TRY(ctx, cudaSetDevice(s->device));
+  cudaError_t e = pa_cu_append(L, s->stream);
+  return e == cudaSuccess ? PA_OK : pa_cuda_fail(ctx, e, "cuda.append");
 }
 
 static pa_cu_nd nd_view(const pa_tensor *t) {
@@ -554,4 +583,5 @@ const pa_backend_ops pa_cuda_backend = {
     .merge = cu_merge,
     .head_gemm = pa_cuda_head_gemm,
     .synchronize = cu_synchronize,
+    .append = cu_append,
 };

@@ -24,7 +24,18 @@
  * of each (request, KV head) to finish (a self-resetting counter per group
  * that the plan owns), not by combine.cu: no kernel boundary and launch
  * between the splits and the merge. H200 b1 KV 32768: 73.7% -> 75.6% of
- * copy bandwidth; unsplit plans run the FUSED = false instantiation. */
+ * copy bandwidth; unsplit plans run the FUSED = false instantiation.
+ *
+ * fp8 K/V (KV = PA_FP8_E4M3 / PA_FP8_E5M2, D = 128): the ring holds the
+ * fp8 tiles as loaded (16 keys x 128 B, twice the stages in the same bytes);
+ * after each wait the warp converts its K and V tile in registers into a
+ * per-warp f16/bf16 tile of the usual swizzled layout (every fp8 value is
+ * exact in both), and the MMA loop is unchanged. K's scale joins the score
+ * scale, V's the output factor. */
+#include <cuda_fp8.h>
+
+#include <type_traits>
+
 #include "mma.cuh"
 #include "pdl.cuh"
 
@@ -36,15 +47,48 @@ constexpr int W = 4;   /* warps */
 constexpr int BN = 16; /* keys per warp tile */
 constexpr int TPW = 32; /* tiles per block-table window: one per lane */
 
-template <int D> struct cfg {
-  static constexpr int CH = D / 8; /* 16-byte chunks per row */
-  static constexpr int ST = D <= 64 ? 4 : D <= 128 ? 3 : 2; /* stages per warp ring */
-  static constexpr int TILE = BN * D * 2; /* bytes of one K (or V) tile */
+/* KV: 0 for K/V of the Q dtype, else the fp8 dtype of K/V. */
+template <int D, int KV = 0> struct cfg {
+  static constexpr int CH = D / 8; /* 16-byte chunks per 16-bit row */
+  static constexpr int KB = KV ? 1 : 2; /* bytes per K/V element in the ring */
+  static constexpr int CHL = D * KB / 16; /* 16-byte chunks per ring row */
+  static constexpr int ST = (KV ? 2 : 1) * (D <= 64 ? 4 : D <= 128 ? 3 : 2); /* stages per warp ring */
+  static constexpr int TILE = BN * D * 2; /* bytes of one 16-bit K (or V) tile */
+  static constexpr int RTILE = BN * D * KB; /* bytes of one ring tile */
   static constexpr int Q_BYTES = 16 * D * 2;
-  static constexpr int STAGE_BYTES = W * ST * 2 * TILE;
+  static constexpr int CONV_BYTES = KV ? W * 2 * TILE : 0; /* fp8: per-warp converted K, V */
+  static constexpr int STAGE_BYTES = W * ST * 2 * RTILE;
   static constexpr int MERGE_BYTES = W * 16 * (D + 2) * 4;
-  static constexpr int SMEM = Q_BYTES + (STAGE_BYTES > MERGE_BYTES ? STAGE_BYTES : MERGE_BYTES);
+  static constexpr int SMEM =
+      Q_BYTES + CONV_BYTES + (STAGE_BYTES > MERGE_BYTES ? STAGE_BYTES : MERGE_BYTES);
 };
+
+/* 16 fp8 codes (one ring chunk) -> 16 values of T in two 16-byte chunks;
+ * exact: every e4m3/e5m2 value is an f16 and a bf16. */
+template <typename T, int KV>
+__device__ __forceinline__ void fp8x16_to(uint4 x, uint4 &lo, uint4 &hi) {
+  const __nv_fp8_interpretation_t kind = KV == PA_FP8_E4M3 ? __NV_E4M3 : __NV_E5M2;
+  const uint32_t in[4] = {x.x, x.y, x.z, x.w};
+  uint32_t out[8];
+#pragma unroll
+  for (int i = 0; i < 4; ++i)
+#pragma unroll
+    for (int hlf = 0; hlf < 2; ++hlf) {
+      const __half2_raw h = __nv_cvt_fp8x2_to_halfraw2(
+          (__nv_fp8x2_storage_t)((in[i] >> (16 * hlf)) & 0xffffu), kind);
+      uint32_t r;
+      if constexpr (sizeof(T) == 2 && pa::dtype_of<T>::value == PA_F16) {
+        r = (uint32_t)h.x | ((uint32_t)h.y << 16);
+      } else {
+        const float2 f = __half22float2(__half2(h));
+        const __nv_bfloat162 b = __float22bfloat162_rn(f);
+        r = *reinterpret_cast<const uint32_t *>(&b);
+      }
+      out[2 * i + hlf] = r;
+    }
+  lo = make_uint4(out[0], out[1], out[2], out[3]);
+  hi = make_uint4(out[4], out[5], out[6], out[7]);
+}
 
 /* 2^(x - m) (logits in log2 units), 0 when x = -inf. */
 __device__ __forceinline__ float ex(float x, float m) {
@@ -141,16 +185,18 @@ __device__ __forceinline__ void merge_group(const pa_cu_attn &a, const pa_work &
 /* FUSED: split requests are merged here, by the last of a group's splits
  * to finish (merge_group); counters: one per (request, KV head), zero
  * between runs; merge_u: O partials a thread loads before using any (8, 32). */
-template <typename T, int D, bool FUSED>
+template <typename T, int D, bool FUSED, int KV = 0>
 __global__ void __launch_bounds__(W * 32)
     decode_attention(const pa_cu_attn a, unsigned *counters, int merge_u) {
-  using C = cfg<D>;
-  constexpr int CH = C::CH, ST = C::ST;
+  using C = cfg<D, KV>;
+  using KT = typename std::conditional<KV != 0, uint8_t, T>::type; /* K/V element in memory */
+  constexpr int CH = C::CH, ST = C::ST, CHL = C::CHL, EPC = 16 / sizeof(KT);
   constexpr int QPT = (16 * CH + W * 32 - 1) / (W * 32); /* Q chunks per thread */
   constexpr bool kQInRegs = D <= 128;
   extern __shared__ __align__(16) unsigned char smem[];
   uint4 *qs = reinterpret_cast<uint4 *>(smem);
-  unsigned char *ring = smem + C::Q_BYTES;
+  unsigned char *conv = smem + C::Q_BYTES; /* fp8: this warp's 16-bit K, V at conv + warp * 2 * TILE */
+  unsigned char *ring = conv + C::CONV_BYTES;
 
   /* Launched with PDL: the schedule (uploaded at plan time) is read while
    * the previous kernel finishes; everything else after pdl_wait. */
@@ -172,7 +218,7 @@ __global__ void __launch_bounds__(W * 32)
   const int nkeys = w.kv_end - w.kv_begin;
   const int ntiles = (nkeys + BN - 1) / BN;
   const int my_tiles = ntiles > warp ? (ntiles - warp + W - 1) / W : 0;
-  unsigned char *my_ring = ring + warp * ST * 2 * C::TILE;
+  unsigned char *my_ring = ring + warp * ST * 2 * C::RTILE;
   const bool simple = a.softcap <= 0.f && !a.has_alibi && !a.has_mask && a.window_left < 0 &&
                       a.window_right < 0;
   const int diag_min = w.row0 / g + off; /* every row sees keys <= this under causal */
@@ -218,7 +264,9 @@ __global__ void __launch_bounds__(W * 32)
 
   auto load_tile = [&](int it) {
     const int j0 = w.kv_begin + (warp + W * it) * BN;
-    unsigned char *kt = my_ring + (it % ST) * 2 * C::TILE, *vt = kt + C::TILE;
+    unsigned char *kt = my_ring + (it % ST) * 2 * C::RTILE, *vt = kt + C::RTILE;
+    /* 16-bit K/V land swizzled for ldmatrix; fp8 rows linearly (converted next) */
+    auto slot = [&](int r, int ch) { return 16 * (KV ? r * CHL + ch : pa::swz<CH>(r, ch)); };
     if (win) {
       if (it / TPW != win_idx) { /* it grows by one: the next window is here */
         ++win_idx;
@@ -228,18 +276,18 @@ __global__ void __launch_bounds__(W * 32)
       const int e = it % TPW, in_page0 = j0 % a.page_size; /* the tile lies in one page */
       const int64_t hko = (int64_t)w.hk * a.k.sh, hvo = (int64_t)w.hk * a.v.sh;
 #pragma unroll
-      for (int c = lane; c < BN * CH; c += 32) {
-        const int r = c / CH, ch = c % CH;
+      for (int c = lane; c < BN * CHL; c += 32) {
+        const int r = c / CHL, ch = c % CHL;
         const int64_t page = __shfl_sync(0xffffffffu, pg_cur, e);
         int in_page = in_page0 + r;
         if (in_page >= a.page_size) in_page -= a.page_size; /* guard only: both multiples of 16 */
         const bool ok = j0 + r < w.kv_end;
-        const T *kp = reinterpret_cast<const T *>(a.k.ptr) +
-                      (ok ? page * a.k.sb + in_page * a.k.st + hko + ch * 8 : 0);
-        const T *vp = reinterpret_cast<const T *>(a.v.ptr) +
-                      (ok ? page * a.v.sb + in_page * a.v.st + hvo + ch * 8 : 0);
-        pa::cp_async16(pa::smem_addr(kt + 16 * pa::swz<CH>(r, ch)), kp, ok);
-        pa::cp_async16(pa::smem_addr(vt + 16 * pa::swz<CH>(r, ch)), vp, ok);
+        const KT *kp = reinterpret_cast<const KT *>(a.k.ptr) +
+                       (ok ? page * a.k.sb + in_page * a.k.st + hko + ch * EPC : 0);
+        const KT *vp = reinterpret_cast<const KT *>(a.v.ptr) +
+                       (ok ? page * a.v.sb + in_page * a.v.st + hvo + ch * EPC : 0);
+        pa::cp_async16(pa::smem_addr(kt + slot(r, ch)), kp, ok);
+        pa::cp_async16(pa::smem_addr(vt + slot(r, ch)), vp, ok);
       }
       return;
     }
@@ -259,14 +307,14 @@ __global__ void __launch_bounds__(W * 32)
     }
     fetch_page(it + 1);
 #pragma unroll
-    for (int c = lane; c < BN * CH; c += 32) {
-      const int r = c / CH, ch = c % CH;
+    for (int c = lane; c < BN * CHL; c += 32) {
+      const int r = c / CHL, ch = c % CHL;
       const int64_t kr = __shfl_sync(0xffffffffu, ko, r), vr = __shfl_sync(0xffffffffu, vo, r);
       const bool okr = __shfl_sync(0xffffffffu, ok, r);
-      const T *kp = reinterpret_cast<const T *>(a.k.ptr) + (okr ? kr + ch * 8 : 0);
-      const T *vp = reinterpret_cast<const T *>(a.v.ptr) + (okr ? vr + ch * 8 : 0);
-      pa::cp_async16(pa::smem_addr(kt + 16 * pa::swz<CH>(r, ch)), kp, okr);
-      pa::cp_async16(pa::smem_addr(vt + 16 * pa::swz<CH>(r, ch)), vp, okr);
+      const KT *kp = reinterpret_cast<const KT *>(a.k.ptr) + (okr ? kr + ch * EPC : 0);
+      const KT *vp = reinterpret_cast<const KT *>(a.v.ptr) + (okr ? vr + ch * EPC : 0);
+      pa::cp_async16(pa::smem_addr(kt + slot(r, ch)), kp, okr);
+      pa::cp_async16(pa::smem_addr(vt + slot(r, ch)), vp, okr);
     }
   };
 
@@ -302,14 +350,34 @@ __global__ void __launch_bounds__(W * 32)
       pa::ldsm_x4(qs_addr + 16 * pa::swz<CH>(a_row, 2 * kk + a_ch), qf[kk][0], qf[kk][1],
                   qf[kk][2], qf[kk][3]);
   }
-  const float sc = a.scale * kLog2e;
+  /* fp8: K's dequantisation scale joins the score scale (generic logits
+   * below take it through a.scale's place: see kscale) */
+  const float kscale = KV ? a.k_scale[w.hk * a.k_scale_s] : 1.f;
+  const float vscale = KV ? a.v_scale[w.hk * a.v_scale_s] : 1.f;
+  const float sc = a.scale * kscale * kLog2e;
 
   for (int it = 0; it < my_tiles; ++it) {
     if (it + ST - 1 < my_tiles) load_tile(it + ST - 1);
     pa::cp_commit();
     pa::cp_wait<ST - 1>();
     __syncwarp();
-    const unsigned char *kt = my_ring + (it % ST) * 2 * C::TILE, *vt = kt + C::TILE;
+    const unsigned char *kt = my_ring + (it % ST) * 2 * C::RTILE, *vt = kt + C::RTILE;
+    if constexpr (KV != 0) { /* fp8 ring tile -> this warp's 16-bit tiles */
+      unsigned char *ck = conv + warp * 2 * C::TILE, *cv = ck + C::TILE;
+#pragma unroll
+      for (int c = lane; c < BN * CHL; c += 32) {
+        const int r = c / CHL, ch = c % CHL;
+        uint4 lo, hi;
+        fp8x16_to<T, KV>(reinterpret_cast<const uint4 *>(kt)[c], lo, hi);
+        *reinterpret_cast<uint4 *>(ck + 16 * pa::swz<CH>(r, 2 * ch)) = lo;
+        *reinterpret_cast<uint4 *>(ck + 16 * pa::swz<CH>(r, 2 * ch + 1)) = hi;
+        fp8x16_to<T, KV>(reinterpret_cast<const uint4 *>(vt)[c], lo, hi);
+        *reinterpret_cast<uint4 *>(cv + 16 * pa::swz<CH>(r, 2 * ch)) = lo;
+        *reinterpret_cast<uint4 *>(cv + 16 * pa::swz<CH>(r, 2 * ch + 1)) = hi;
+      }
+      __syncwarp();
+      kt = ck, vt = cv;
+    }
     const uint32_t k_addr = pa::smem_addr(kt), v_addr = pa::smem_addr(vt);
 
     /* Two accumulators (even and odd kk): half the dependent MMA chain. */
@@ -346,7 +414,7 @@ __global__ void __launch_bounds__(W * 32)
         const int x = e >> 1, j = j0 + n * 8 + 2 * tq + (e & 1);
         if (fast) s[n][e] *= sc;
         else if (r0 + 8 * x < w.rows && j < w.kv_end)
-          s[n][e] = pa::logit(a, s[n][e], w.b, ri[x], j, off, rh[x]) * kLog2e;
+          s[n][e] = pa::logit(a, s[n][e] * kscale, w.b, ri[x], j, off, rh[x]) * kLog2e;
         else s[n][e] = -CUDART_INF_F;
       }
 
@@ -424,7 +492,7 @@ __global__ void __launch_bounds__(W * 32)
     const int pr = w.row0 + r, i = pr / g, h = w.hk * g + pr % g;
     const pa::row_dest dst = pa::dest_of(a, rq, w.b, w.split, i, h);
     const float cs = pa::fold_sink(a, dst, h, M, L);
-    const float out = L > 0.f ? acc * cs / L : 0.f;
+    const float out = L > 0.f ? acc * cs / L * vscale : 0.f;
     if (dst.split) a.ws_o[dst.o_off + d] = out;
     else reinterpret_cast<T *>(a.o.ptr)[dst.o_off + d] = static_cast<T>(out);
     if (d == 0 && dst.lse_off >= 0) {
@@ -458,13 +526,14 @@ __global__ void __launch_bounds__(W * 32)
   }
 }
 
-template <typename T, int D> cudaError_t set_smem(int optin) {
-  if (cfg<D>::SMEM > optin) return cudaSuccess; /* not on this device: supported() says 0 */
-  cudaError_t e = cudaFuncSetAttribute(decode_attention<T, D, false>,
-                                       cudaFuncAttributeMaxDynamicSharedMemorySize, cfg<D>::SMEM);
+template <typename T, int D, int KV = 0> cudaError_t set_smem(int optin) {
+  constexpr int smem = cfg<D, KV>::SMEM;
+  if (smem > optin) return cudaSuccess; /* not on this device: supported() says 0 */
+  cudaError_t e = cudaFuncSetAttribute(decode_attention<T, D, false, KV>,
+                                       cudaFuncAttributeMaxDynamicSharedMemorySize, smem);
   if (e == cudaSuccess)
-    e = cudaFuncSetAttribute(decode_attention<T, D, true>,
-                             cudaFuncAttributeMaxDynamicSharedMemorySize, cfg<D>::SMEM);
+    e = cudaFuncSetAttribute(decode_attention<T, D, true, KV>,
+                             cudaFuncAttributeMaxDynamicSharedMemorySize, smem);
   return e;
 }
 
@@ -482,8 +551,25 @@ cudaError_t launch_d(const pa_cu_attn *a, unsigned *counters, int merge_u, cudaS
                         merge_u);
 }
 
+/* fp8 K/V: D = 128 only (the other head dims take the generic kernel). */
+template <typename T, int KV>
+cudaError_t launch8(const pa_cu_attn *a, unsigned *counters, int merge_u, cudaStream_t s) {
+  constexpr int D = 128;
+  const dim3 grid(a->num_work), block(W * 32);
+  if (counters)
+    return pa::launch_pdl(decode_attention<T, D, true, KV>, grid, block, cfg<D, KV>::SMEM, s, *a,
+                          counters, merge_u);
+  return pa::launch_pdl(decode_attention<T, D, false, KV>, grid, block, cfg<D, KV>::SMEM, s, *a,
+                        counters, merge_u);
+}
+
 template <typename T>
 cudaError_t launch(const pa_cu_attn *a, unsigned *counters, int merge_u, cudaStream_t s) {
+  if (a->k.dtype == PA_FP8_E4M3 || a->k.dtype == PA_FP8_E5M2) {
+    if (a->dqk != 128) return cudaErrorInvalidValue;
+    return a->k.dtype == PA_FP8_E4M3 ? launch8<T, PA_FP8_E4M3>(a, counters, merge_u, s)
+                                     : launch8<T, PA_FP8_E5M2>(a, counters, merge_u, s);
+  }
   switch (a->dqk) {
   case 64: return launch_d<T, 64>(a, counters, merge_u, s);
   case 128: return launch_d<T, 128>(a, counters, merge_u, s);
@@ -507,7 +593,17 @@ extern "C" cudaError_t pa_cu_decode_init(int smem_optin) {
   if (e == cudaSuccess) e = set_smem<__nv_bfloat16, 64>(smem_optin);
   if (e == cudaSuccess) e = set_smem<__nv_bfloat16, 128>(smem_optin);
   if (e == cudaSuccess) e = set_smem<__nv_bfloat16, 256>(smem_optin);
+  if (e == cudaSuccess) e = set_smem<__half, 128, PA_FP8_E4M3>(smem_optin);
+  if (e == cudaSuccess) e = set_smem<__half, 128, PA_FP8_E5M2>(smem_optin);
+  if (e == cudaSuccess) e = set_smem<__nv_bfloat16, 128, PA_FP8_E4M3>(smem_optin);
+  if (e == cudaSuccess) e = set_smem<__nv_bfloat16, 128, PA_FP8_E5M2>(smem_optin);
   return e;
+}
+
+extern "C" int pa_cu_decode8_supported(int dqk, int dv, int dtype, int kv_dtype, int smem_optin) {
+  return dqk == 128 && dv == 128 && (dtype == PA_F16 || dtype == PA_BF16) &&
+         (kv_dtype == PA_FP8_E4M3 || kv_dtype == PA_FP8_E5M2) &&
+         cfg<128, PA_FP8_E4M3>::SMEM <= smem_optin;
 }
 
 extern "C" cudaError_t pa_cu_decode_attention(const pa_cu_attn *a, cudaStream_t s) {

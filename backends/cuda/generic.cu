@@ -11,6 +11,7 @@
  * as f32. Scores: lane j of a warp owns key j of the tile (K rows padded to an
  * odd stride, so the lanes hit distinct banks). PV: lane owns dims lane+32c. */
 #include "common.cuh"
+#include "fp8.cuh"
 
 namespace {
 
@@ -57,6 +58,9 @@ __device__ void rows_attention(const pa_cu_attn &a, const pa_work &w, const pa_r
     for (int c = 0; c < DVC; ++c) acc[r][c] = 0.f;
   }
 
+  /* fp8 K/V: staged dequantised (scale x code, as the API defines it) */
+  const float ksc = a.k_scale ? a.k_scale[w.hk * a.k_scale_s] : 1.f;
+  const float vsc = a.v_scale ? a.v_scale[w.hk * a.v_scale_s] : 1.f;
   for (int j0 = w.kv_begin; j0 < w.kv_end; j0 += bk) {
     const int nk = min(bk, w.kv_end - j0);
     __syncthreads(); /* previous tile consumed */
@@ -66,9 +70,9 @@ __device__ void rows_attention(const pa_cu_attn &a, const pa_work &w, const pa_r
       int64_t vo = pa::key_off(a, a.v, w.b, rq.k_start, j, w.hk);
       int64_t k2o = a.dqk1 < dqk ? pa::key_off(a, a.k2, w.b, rq.k_start, j, w.hk) : 0;
       for (int d = lane; d < dqk; d += 32)
-        kt[jj * ks + d] = d < a.dqk1 ? pa::ld(a.k.ptr, a.k.dtype, ko + d)
-                                     : pa::ld(a.k2.ptr, a.k2.dtype, k2o + d - a.dqk1);
-      for (int d = lane; d < dv; d += 32) vt[jj * dv + d] = pa::ld(a.v.ptr, a.v.dtype, vo + d);
+        kt[jj * ks + d] = ksc * (d < a.dqk1 ? pa::ld_any(a.k.ptr, a.k.dtype, ko + d)
+                                            : pa::ld_any(a.k2.ptr, a.k2.dtype, k2o + d - a.dqk1));
+      for (int d = lane; d < dv; d += 32) vt[jj * dv + d] = vsc * pa::ld_any(a.v.ptr, a.v.dtype, vo + d);
     }
     __syncthreads();
 

@@ -40,6 +40,10 @@ typedef struct pa_cu_attn {
   float scale, softcap;
   int return_lse, has_sinks, has_alibi, has_mask;
   int smem_optin; /* bytes of dynamic shared memory a block may use on this device */
+  /* fp8 K/V (generic kernel): dequantisation scales at k_scale[hk * k_scale_s]
+   * (stride 0: one per tensor); NULL otherwise. MLA: both are kv_scale. */
+  const float *k_scale, *v_scale;
+  int64_t k_scale_s, v_scale_s;
 } pa_cu_attn;
 
 /* A merge-states operand: up to 4-d strided view. */
@@ -89,6 +93,8 @@ cudaError_t pa_cu_merge_states(const pa_cu_merge *m, cudaStream_t s);
  * dtype); for prefill it is the packed rows per work item (BM). */
 int pa_cu_decode_supported(int dqk, int dv, int dtype, int smem_optin);
 cudaError_t pa_cu_decode_init(int smem_optin);
+/* fp8 K/V (e4m3/e5m2) with f16/bf16 Q and O, D = 128. */
+int pa_cu_decode8_supported(int dqk, int dv, int dtype, int kv_dtype, int smem_optin);
 cudaError_t pa_cu_decode_attention(const pa_cu_attn *a, cudaStream_t s);
 /* Split decode plans: the last split of each (request, KV head) to finish
  * merges the group (counters: device, batch x Hkv, zero, left zero again). */
@@ -96,8 +102,13 @@ cudaError_t pa_cu_decode_attention_fused(const pa_cu_attn *a, unsigned *counters
                                          cudaStream_t s);
 int pa_cu_prefill_supported(int dqk, int dv, int dtype, int smem_optin);
 cudaError_t pa_cu_prefill_init(int smem_optin);
+/* fp8 K/V (e4m3/e5m2) with f16/bf16 Q and O, D 128/128: BM, or 0. */
+int pa_cu_prefill8_supported(int dqk, int dv, int dtype, int kv_dtype, int smem_optin);
 cudaError_t pa_cu_prefill_attention(const pa_cu_attn *a, cudaStream_t s);
 int pa_cu_mla_supported(int dc, int dr, int dtype, int smem_optin);
+
+/* pa_kv_append / pa_mla_append (append.cu). */
+cudaError_t pa_cu_append(const pa_append_launch *L, cudaStream_t s);
 cudaError_t pa_cu_mla_init(int smem_optin);
 cudaError_t pa_cu_mla_decode(const pa_cu_attn *a, cudaStream_t s);
 

@@ -12,6 +12,12 @@ void pa_cl_row_strides(const pa_tensor *t, int64_t *sb, int64_t *st, int64_t *sh
   }
 }
 
+void pa_cl_scale_args(pa_cl_args *g, const pa_tensor *s) {
+  pa_cl_arg_mem(g, s ? s->buf : NULL);
+  pa_cl_arg_long(g, s ? pa_cl_elem_off(s) : 0);
+  pa_cl_arg_long(g, s && s->shape[0] > 1 ? s->stride[0] : 0);
+}
+
 pa_status pa_cl_attention(pa_context *ctx, const pa_plan *plan, const pa_attention_args *a,
                           pa_buffer *ws) {
   const pa_cl_plan *cp = plan->backend_data;
@@ -102,6 +108,10 @@ pa_status pa_cl_attention(pa_context *ctx, const pa_plan *plan, const pa_attenti
   pa_cl_arg_int(&g, d->window_right);
   pa_cl_arg_int(&g, d->sink_tokens);
   pa_cl_arg_int(&g, (int)d->flags);
+  if (cp->tile.rg != 0 && cp->tile.rg != 255) { /* attention.cl (every fp8 plan) */
+    pa_cl_scale_args(&g, pa_dtype_is_fp8(d->kv_dtype) ? &a->k_scale : NULL);
+    pa_cl_scale_args(&g, pa_dtype_is_fp8(d->kv_dtype) ? &a->v_scale : NULL);
+  }
 
   pa_status s = PA_OK;
   if (g.err != CL_SUCCESS) {

@@ -76,6 +76,10 @@ static inline int64_t pa_cl_elem_off(const pa_tensor *t) {
  * request, per token, per head); last_dims is 1 with a D dimension, else 0. */
 void pa_cl_row_strides(const pa_tensor *t, int64_t *sb, int64_t *st, int64_t *sh, int last_dims);
 
+/* An fp8 scale tensor (f32 [1] or [Hkv]) as (buffer, element offset,
+ * per-head stride: 0 for one scale); NULL: three zero arguments. */
+void pa_cl_scale_args(pa_cl_args *g, const pa_tensor *s);
+
 /* Whether a tensor's rows can move in 16-byte vectors: its element offset and
  * every stride but the last are multiples of 16 bytes' worth of elements. */
 static inline bool pa_cl_vec_ok(const pa_tensor *t) {
@@ -117,6 +121,7 @@ pa_status pa_cl_attention(pa_context *ctx, const pa_plan *plan, const pa_attenti
 pa_status pa_cl_mla(pa_context *ctx, const pa_plan *plan, const pa_mla_args *args, pa_buffer *ws);
 pa_status pa_cl_merge(pa_context *ctx, const pa_merge_launch *m);
 pa_status pa_cl_head_gemm(pa_context *ctx, const pa_tensor *x, const pa_tensor *w, pa_tensor *y);
+pa_status pa_cl_append(pa_context *ctx, const pa_append_launch *L);
 /* MLA on tensor cores (mla.c): pick after the mma probe, build rg == 254. */
 bool pa_cl_mla_mma_pick(pa_context *ctx, const pa_plan *plan, pa_kernel_choice *choice);
 pa_status pa_cl_mla_mma_build(pa_context *ctx, pa_plan *plan, pa_cl_plan *cp);

@@ -205,6 +205,9 @@ static void tile_args(pa_cl_args *g, const pa_plan *plan, const pa_mla_args *a, 
   pa_cl_arg_int(g, d->causal);
   pa_cl_arg_int(g, -1), pa_cl_arg_int(g, -1), pa_cl_arg_int(g, 0);
   pa_cl_arg_int(g, (int)(d->flags & PA_RETURN_LSE));
+  const bool fp8 = pa_dtype_is_fp8(d->kv_dtype);
+  pa_cl_scale_args(g, fp8 ? &a->kv_scale : NULL);
+  pa_cl_scale_args(g, fp8 ? &a->kv_scale : NULL);
 }
 
 pa_status pa_cl_mla(pa_context *ctx, const pa_plan *plan, const pa_mla_args *a, pa_buffer *ws) {

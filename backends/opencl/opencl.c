@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "cl_backend.h"
+#include "fault.h"
 
 const char *pa_cl_error_name(cl_int e) {
   switch (e) {
@@ -192,7 +193,7 @@ static void cl_destroy(pa_context *ctx) {
 }
 
 static pa_status cl_create(pa_context *ctx, int device, const pa_context_desc *desc, void **state) {
-  pa_cl_state *st = calloc(1, sizeof *st);
+  pa_cl_state *st = PA_FAULT_OR(calloc(1, sizeof *st));
   if (!st) return pa_fail(ctx, PA_ERR_OUT_OF_MEMORY, "opencl: context state");
   pthread_mutex_init(&st->lock, NULL);
   ctx->state = st;
@@ -268,7 +269,7 @@ static pa_status cl_create(pa_context *ctx, int device, const pa_context_desc *d
   clGetPlatformInfo(st->platform, CL_PLATFORM_VERSION, sizeof pver - 1, pver, NULL);
   snprintf(st->device_key, sizeof st->device_key, "%s|%s|%s", name, drv, pver);
   if (desc && desc->cache_dir && *desc->cache_dir) {
-    st->cache_dir = strdup(desc->cache_dir);
+    st->cache_dir = PA_FAULT_OR(strdup(desc->cache_dir));
     if (!st->cache_dir) {
       cl_destroy(ctx);
       return pa_fail(ctx, PA_ERR_OUT_OF_MEMORY, "opencl: cache_dir");
@@ -297,6 +298,9 @@ static pa_status cl_create(pa_context *ctx, int device, const pa_context_desc *d
 /* Buffers                                                                    */
 
 static pa_status cl_buf_alloc(pa_context *ctx, size_t bytes, void **handle) {
+  if (pa_fault_hit())
+    return pa_fail(ctx, PA_ERR_OUT_OF_MEMORY, "opencl: clCreateBuffer of %zu bytes: injected fault",
+                   bytes);
   cl_int e;
   cl_mem m = clCreateBuffer(pa_cl(ctx)->context, CL_MEM_READ_WRITE, bytes ? bytes : 4, NULL, &e);
   if (e != CL_SUCCESS) return pa_cl_fail(ctx, e, "clCreateBuffer");
@@ -364,4 +368,5 @@ const pa_backend_ops pa_opencl_backend = {
     .merge = pa_cl_merge,
     .head_gemm = pa_cl_head_gemm,
     .synchronize = cl_synchronize,
+    .append = pa_cl_append,
 };

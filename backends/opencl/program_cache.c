@@ -7,6 +7,7 @@
 #include <unistd.h>
 
 #include "cl_backend.h"
+#include "fault.h"
 
 extern const char *const pa_cl_embedded_names[];
 extern const char *const pa_cl_embedded_texts[];
@@ -60,6 +61,21 @@ static void cache_path(const pa_cl_state *st, uint64_t hash, char *path, size_t 
   snprintf(path, n, "%s/polyattn-%016llx.clbin", st->cache_dir, (unsigned long long)hash);
 }
 
+/* A cache file is a header {magic, binary length, FNV-1a of the binary}
+ * followed by the binary. Drivers trust the lengths inside a binary (PoCL
+ * reads past a truncated one), so a file whose length or hash does not match
+ * is rebuilt from source, never handed to the driver. */
+#define CACHE_MAGIC 0x314C4341432D4150ull /* "PA-CACL1" */
+typedef struct cache_header {
+  uint64_t magic, length, hash;
+} cache_header;
+
+static uint64_t fnv1a_bytes(const unsigned char *p, size_t n) {
+  uint64_t h = 1469598103934665603ull;
+  for (size_t i = 0; i < n; i++) h = (h ^ p[i]) * 1099511628211ull;
+  return h;
+}
+
 static cl_program load_binary(pa_cl_state *st, uint64_t hash, const char *options) {
   char path[1200];
   cache_path(st, hash, path, sizeof path);
@@ -68,12 +84,15 @@ static cl_program load_binary(pa_cl_state *st, uint64_t hash, const char *option
   fseek(f, 0, SEEK_END);
   long n = ftell(f);
   fseek(f, 0, SEEK_SET);
-  unsigned char *bin = n > 0 ? malloc((size_t)n) : NULL;
-  size_t got = bin ? fread(bin, 1, (size_t)n, f) : 0;
+  cache_header hd;
+  unsigned char *bin = NULL;
+  bool ok = n > (long)sizeof hd && fread(&hd, sizeof hd, 1, f) == 1 && hd.magic == CACHE_MAGIC &&
+            hd.length == (uint64_t)n - sizeof hd && (bin = malloc(hd.length)) &&
+            fread(bin, 1, hd.length, f) == hd.length && fnv1a_bytes(bin, hd.length) == hd.hash;
   fclose(f);
   cl_program prog = NULL;
-  if (bin && got == (size_t)n) {
-    size_t len = (size_t)n;
+  if (ok) {
+    size_t len = (size_t)hd.length;
     const unsigned char *bins[1] = {bin};
     cl_int status, e;
     prog = clCreateProgramWithBinary(st->context, 1, &st->device, &len, bins, &status, &e);
@@ -84,6 +103,8 @@ static cl_program load_binary(pa_cl_state *st, uint64_t hash, const char *option
       clReleaseProgram(prog); /* stale or foreign binary: rebuild from source */
       prog = NULL;
     }
+  } else {
+    pa_log(2, "opencl: program cache entry %s is damaged; rebuilding it", path);
   }
   free(bin);
   return prog;
@@ -102,7 +123,8 @@ static void store_binary(pa_cl_state *st, uint64_t hash, cl_program prog) {
     snprintf(tmp, sizeof tmp, "%s.%ld.%p.tmp", path, (long)getpid(), (void *)bin);
     FILE *f = fopen(tmp, "wb");
     if (f) {
-      bool ok = fwrite(bin, 1, len, f) == len;
+      cache_header hd = {CACHE_MAGIC, len, fnv1a_bytes(bin, len)};
+      bool ok = fwrite(&hd, sizeof hd, 1, f) == 1 && fwrite(bin, 1, len, f) == len;
       ok = fclose(f) == 0 && ok;
       /* rename is atomic: a concurrent reader sees the old file or the new one */
       if (!ok || rename(tmp, path) != 0) remove(tmp);
@@ -114,6 +136,8 @@ static void store_binary(pa_cl_state *st, uint64_t hash, cl_program prog) {
 static pa_status build(pa_context *ctx, const char *file, const char *text, const char *options,
                        uint64_t hash, cl_program *out) {
   pa_cl_state *st = pa_cl(ctx);
+  if (pa_fault_hit())
+    return pa_fail(ctx, PA_ERR_BACKEND, "opencl: building %s (%s): injected fault", file, options);
   if (st->cache_dir && (*out = load_binary(st, hash, options))) return PA_OK;
   cl_int e;
   cl_program prog = clCreateProgramWithSource(st->context, 1, &text, NULL, &e);
@@ -201,7 +225,9 @@ static pa_status kernel_from_source(pa_context *ctx, const char *file, const cha
   const char *parts[3] = {NULL, NULL, NULL};
   bool owned[3] = {false, false, false};
   char options[1024];
-  snprintf(options, sizeof options, "-cl-std=CL1.2 %s", defines);
+  const char *extra = getenv("PA_OPENCL_BUILD_OPTIONS");
+  snprintf(options, sizeof options, "-cl-std=CL1.2 %s%s%s", defines, extra ? " " : "",
+           extra ? extra : "");
   pa_status s = PA_OK;
   char *text = NULL;
   size_t len = 0;
@@ -214,7 +240,7 @@ static pa_status kernel_from_source(pa_context *ctx, const char *file, const cha
     }
     len += strlen(parts[i]) + 1;
   }
-  text = malloc(len);
+  text = PA_FAULT_OR(malloc(len));
   if (!text) {
     s = pa_fail(ctx, PA_ERR_OUT_OF_MEMORY, "opencl: program text");
     goto done;
@@ -237,7 +263,7 @@ static pa_status kernel_from_source(pa_context *ctx, const char *file, const cha
     cl_program prog;
     s = build(ctx, file, text, options, h, &prog);
     if (s == PA_OK) {
-      en = calloc(1, sizeof *en);
+      en = PA_FAULT_OR(calloc(1, sizeof *en));
       if (!en) {
         clReleaseProgram(prog);
         s = pa_fail(ctx, PA_ERR_OUT_OF_MEMORY, "opencl: program cache");

@@ -5,9 +5,11 @@
 #include <string.h>
 
 #include "cl_backend.h"
+#include "fault.h"
 
 /* Local memory bytes of kernels/attention.cl for a tile (mirrors its arrays). */
 static size_t pad_elems(int d, int dt) {
+  if (pa_dtype_is_fp8((pa_dtype)dt)) return (size_t)((((d + 3) / 4) | 1) * 4);
   return dt == PA_F32 ? (size_t)(d | 1) : (size_t)((((d + 1) / 2) | 1) * 2);
 }
 static size_t tile_bytes(pa_cl_tile t, int dqk, int dv, pa_dtype qdt, pa_dtype kvdt, bool mla) {
@@ -211,15 +213,17 @@ pa_status pa_cl_select(pa_context *ctx, const pa_plan *plan, pa_kernel_choice *c
                                  .kv_align = t.bkv, .name = "opencl.tile.forced"};
     return PA_OK;
   }
-  if (!mla && !(d->flags & PA_DETERMINISTIC) && rows <= 8 && pick_decode(pa_cl(ctx), (int)rows, d, &t)) {
+  /* fp8 K/V: the portable tile (attention.cl) for every shape */
+  const bool fp8 = pa_dtype_is_fp8(d->kv_dtype);
+  if (!fp8 && !mla && !(d->flags & PA_DETERMINISTIC) && rows <= 8 && pick_decode(pa_cl(ctx), (int)rows, d, &t)) {
     bool warp = t.cg <= 1, tc = t.cg == 2 || t.cg == 3;
     *choice = (pa_kernel_choice){.kernel = pa_cl_tile_pack(t), .q_tile_rows = t.bq, .kv_align = t.bkv,
                                  .name = t.bq == 4 ? (tc ? "opencl.decode4tc" : warp ? "opencl.decode4w" : "opencl.decode4")
                                                    : (tc ? "opencl.decode8tc" : warp ? "opencl.decode8w" : "opencl.decode8")};
     return PA_OK;
   }
-  if (mla && pa_cl_mla_mma_pick(ctx, plan, choice)) return PA_OK;
-  if (use_mma(pa_cl(ctx), plan, rows)) {
+  if (!fp8 && mla && pa_cl_mla_mma_pick(ctx, plan, choice)) return PA_OK;
+  if (!fp8 && use_mma(pa_cl(ctx), plan, rows)) {
     t = mma_tile(pa_cl(ctx), rows);
     /* Only 64-row items have fallbacks (plain kernel, portable tile), so a
      * taller tile is chosen only once its kernel is known to build (plan time;
@@ -249,7 +253,7 @@ static void plan_free(void *p) { free(p); }
 pa_status pa_cl_plan_ready(pa_context *ctx, pa_plan *plan) {
   const pa_attention_desc *d = &plan->desc;
   bool mla = plan->op == PA_OP_MLA;
-  pa_cl_plan *cp = calloc(1, sizeof *cp);
+  pa_cl_plan *cp = PA_FAULT_OR(calloc(1, sizeof *cp));
   if (!cp) return pa_fail(ctx, PA_ERR_OUT_OF_MEMORY, "opencl: plan state");
   cp->tile = pa_cl_tile_unpack(plan->choice.kernel);
   char defs[512];

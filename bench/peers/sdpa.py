@@ -21,7 +21,9 @@ import statistics
 import sys
 import time
 
-DT = {"f32": "float32", "f16": "float16", "bf16": "bfloat16"}
+DT = {"f32": "float32", "f16": "float16", "bf16": "bfloat16",
+      "e4m3": "float8_e4m3fn", "e5m2": "float8_e5m2"}
+FP8 = ("e4m3", "e5m2")
 
 # The CUDA presets of bench/cases.c (prefill and decode).
 DEFAULT_SHAPES = [
@@ -54,7 +56,7 @@ def visible_pairs(s):
 
 
 def flops_bytes(s):
-    esz = {"f32": 4, "f16": 2, "bf16": 2}
+    esz = {"f32": 4, "f16": 2, "bf16": 2, "e4m3": 1, "e5m2": 1}
     pairs = visible_pairs(s)
     flops = s["b"] * s["hq"] * pairs * 2.0 * (s["d"] + s["dv"])
     # keys read: the union of visible ranges (all keys unless a window cuts them)
@@ -133,17 +135,24 @@ def run_shape(torch, s, iters):
             from torch.nn.attention.bias import causal_lower_right
             mask = causal_lower_right(sq, skv)
         # sq == 1 (decode): the one query sees every key, causal or not
-        tsets = [(q.transpose(1, 2), k.transpose(1, 2).to(qdt), v.transpose(1, 2).to(qdt))
-                 for q, k, v in sets]
+        fp8 = s["kv_dtype"] in FP8
+        # fp8 KV: the unfused peer dequantises (fp8 -> Q's dtype, x scale) in every call
+        tsets = [(q.transpose(1, 2), k.transpose(1, 2) if fp8 else k.transpose(1, 2).to(qdt),
+                  v.transpose(1, 2) if fp8 else v.transpose(1, 2).to(qdt)) for q, k, v in sets]
         gqa = hq != hkv
         for name, backend in (("sdpa-flash", SDPBackend.FLASH_ATTENTION),
                               ("sdpa-cudnn", SDPBackend.CUDNN_ATTENTION)):
             def fn(i, backend=backend):
                 q, k, v = tsets[i]
+                if fp8:
+                    k, v = k.to(qdt) * 1.0, v.to(qdt) * 1.0
                 with sdpa_kernel(backend):
                     return F.scaled_dot_product_attention(q, k, v, attn_mask=mask,
                                                           is_causal=is_causal, enable_gqa=gqa)
-            record(name, fn, "contiguous KV" + (", enable_gqa" if gqa else ""))
+            note = "contiguous KV" + (", enable_gqa" if gqa else "")
+            if fp8:
+                note += f", {s['kv_dtype']} KV dequantised per call (unfused)"
+            record(name + ("-dequant" if fp8 else ""), fn, note)
     try:
         from flash_attn import flash_attn_func
         ws = (s["window"], 0) if s["window"] >= 0 else (-1, -1)

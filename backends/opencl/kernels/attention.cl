@@ -28,7 +28,7 @@
 #define PA_PAD4(d) ((d) | 1)
 #define PA_PAD2(d) (((((d) + 1) / 2) | 1) * 2)
 #define QS (Q_DT == 0 ? PA_PAD4(DQK) : PA_PAD2(DQK))
-#define KS (KV_DT == 0 ? PA_PAD4(DMAX) : PA_PAD2(DMAX))
+#define KS (KV_DT == 0 ? PA_PAD4(DMAX) : KV_DT >= 4 ? (((DMAX + 3) / 4) | 1) * 4 : PA_PAD2(DMAX))
 
 #define Q_RAW PA_CAT(PA_RAW_, Q_DT)
 #define KV_RAW PA_CAT(PA_RAW_, KV_DT)
@@ -38,7 +38,7 @@
 #define STO(AS, p, i, v) PA_CAT(PA_ST_, O_DT)(AS, p, i, v)
 
 /* 16-byte vectors: KVW elements each; usable when the row lengths divide. */
-#define KVW (KV_DT == 0 ? 4 : 8)
+#define KVW (KV_DT == 0 ? 4 : KV_DT >= 4 ? 16 : 8)
 #define KV_VEC_OK (DQK % KVW == 0 && DV % KVW == 0)
 
 #define F_LSE 1    /* PA_RETURN_LSE */
@@ -61,7 +61,9 @@ __kernel __attribute__((reqd_work_group_size(NT, 1, 1))) void pa_attention(
     __global float *ws, long ws_o, long ws_l,
     __global const int *sched, int req_off, int work_off,
     int ragged_q, int ragged_k, int page_size, int group, int hq, int kv_vec,
-    float scale, float softcap, int causal, int wl, int wr, int sink_tokens, int flags) {
+    float scale, float softcap, int causal, int wl, int wr, int sink_tokens, int flags,
+    __global const float *ks, long ks_off, long ks_s, /* fp8 K/V: dequantisation scales */
+    __global const float *vs, long vs_off, long vs_s) {
   __local Q_RAW q_l[BQ * QS];
   /* uint storage: 4-byte aligned rows (KS is even for 16-bit types) for the
    * vector path's 32-bit stores */
@@ -86,6 +88,12 @@ __kernel __attribute__((reqd_work_group_size(NT, 1, 1))) void pa_attention(
   const int q_start = ragged_q ? rq[0] : 0, k_start = ragged_k ? rq[1] : 0;
   const int len_q = rq[2], len_k = rq[3], nsplit = rq[4], part_row = rq[6];
   const int off = len_k - len_q;
+#if KV_DT >= 4
+  /* K's scale joins the score scale, V's the output factor */
+  const float sc = scale * ks[ks_off + hk * ks_s], v_fac = vs[vs_off + hk * vs_s];
+#else
+  const float sc = scale, v_fac = 1.0f;
+#endif
 
   for (int r = t; r < BQ; r += NT) {
     int pr = row0 + (r < rows ? r : 0);
@@ -201,7 +209,7 @@ __kernel __attribute__((reqd_work_group_size(NT, 1, 1))) void pa_attention(
                      (j < sink_tokens ||
                       ((wl < 0 || j >= diag - wl) && (wr < 0 || j <= diag + wr)));
           if (vis) {
-            x = s[m][n] * scale;
+            x = s[m][n] * sc;
             if (softcap > 0.0f) x = softcap * tanh(x / softcap);
             if (flags & F_ALIBI) x -= alibi[al_off + h * al_s] * fabs((float)(diag - j));
             if (flags & F_MASK) x += mask[m_off + b * m_sb + h * m_sh + i * m_si + j * m_sj];
@@ -288,7 +296,7 @@ __kernel __attribute__((reqd_work_group_size(NT, 1, 1))) void pa_attention(
         ws[ws_l + part_row + ((long)split * len_q + i) * hq + h] = lse_v;
       }
     }
-    alpha_l[r] = fac;
+    alpha_l[r] = fac * v_fac;
   }
   barrier(CLK_LOCAL_MEM_FENCE);
   for (int m = 0; m < TM; m++) {

@@ -11,11 +11,52 @@
 #define PA_RAW_0 float
 #define PA_RAW_1 ushort
 #define PA_RAW_2 ushort
+#define PA_RAW_4 uchar /* fp8 e4m3 (K/V caches only) */
+#define PA_RAW_5 uchar /* fp8 e5m2 */
 
 /* Load element i of p (address space AS) as float. */
 #define PA_LD_0(AS, p, i) ((float)((p)[i]))
 #define PA_LD_1(AS, p, i) vload_half((size_t)(i), (AS const half *)(p))
 #define PA_LD_2(AS, p, i) as_float(((uint)((p)[i])) << 16)
+#define PA_LD_4(AS, p, i) pa_e4m3_to_f32((p)[i])
+#define PA_LD_5(AS, p, i) pa_e5m2_to_f32((p)[i])
+
+/* fp8 -> f32, exact (core/fp8.c's tables): exponent and mantissa move into
+ * an f32 re-biased (e4m3 bias 7, e5m2 bias 15); subnormals scale exactly. */
+inline float pa_e4m3_to_f32(uchar c) {
+  uint m = c & 0x7fu;
+  float f = m == 0x7fu ? NAN : m >= 8u ? as_float((m << 20) + (120u << 23)) : (float)m * 0x1p-9f;
+  return as_float(as_uint(f) | ((uint)(c & 0x80u) << 24));
+}
+inline float pa_e5m2_to_f32(uchar c) {
+  uint m = c & 0x7fu;
+  float f = m >= 0x7cu ? as_float(0x7f800000u | ((m & 3u) << 21)) /* inf, NaN */
+            : m >= 4u  ? as_float((m << 21) + (112u << 23))
+                       : (float)m * 0x1p-16f;
+  return as_float(as_uint(f) | ((uint)(c & 0x80u) << 24));
+}
+
+/* f32 -> fp8, polyattn.h's rule bit for bit (core/fp8.c): nearest even,
+ * saturating to the largest finite code, NaN -> 0x7f. M mantissa bits,
+ * bias B, max_bits the f32 bits above the largest code. */
+inline uchar pa_f32_to_fp8(float x, int M, int B, uint max_bits, uint max_code) {
+  uint u = as_uint(x), a = u & 0x7fffffffu, sign = (u >> 24) & 0x80u;
+  if (a > 0x7f800000u) return 0x7f;
+  if (a >= max_bits) return (uchar)(sign | max_code);
+  if (a >= (uint)(128 - B) << 23) {
+    uint r = a - ((uint)(127 - B) << 23);
+    r += (1u << (22 - M)) - 1u + ((r >> (23 - M)) & 1u);
+    return (uchar)(sign | (r >> (23 - M)));
+  }
+  if (a <= (uint)(127 - B - M) << 23) return (uchar)sign;
+  uint shift = (uint)(151 - B - M) - (a >> 23);
+  uint mm = (a & 0x7fffffu) | 0x800000u, hf = 1u << (shift - 1u);
+  uint q = mm >> shift, rem = mm & ((1u << shift) - 1u);
+  if (rem > hf || (rem == hf && (q & 1u))) q++;
+  return (uchar)(sign | q);
+}
+#define PA_ST_4(AS, p, i, v) ((p)[i] = pa_f32_to_fp8((v), 3, 7, 0x43e00001u, 0x7eu))
+#define PA_ST_5(AS, p, i, v) ((p)[i] = pa_f32_to_fp8((v), 2, 15, 0x47600001u, 0x7bu))
 
 /* Store float v as element i of p. */
 #define PA_ST_0(AS, p, i, v) ((p)[i] = (v))

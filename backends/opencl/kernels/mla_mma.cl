@@ -28,8 +28,10 @@
  * a1 (g+8, 2t..), a2 (g, 2t+8..), a3 (g+8, 2t+8..); B b0 (k 2t..2t+1, n g),
  * b1 (k 2t+8.., n g); C c0 (g, 2t), c1 (g, 2t+1), c2 (g+8, 2t), c3 (g+8, 2t+1).
  *
- * Defines: DC (multiple of 32) DR (multiple of 16) KV_DT (1 f16, 2 bf16; Q
- * has the same) O_DT BN (16 or 32) NRG (1 or 2) PF, CPA, LDSM (0 or 1), EMU. */
+ * Defines: DC (multiple of 32: a warp's DC / 4 output dims are NDB n-blocks
+ * of 8, which ldmatrix takes in pairs, an odd last one alone) DR (multiple
+ * of 16) KV_DT (1 f16, 2 bf16; Q has the same) O_DT BN (16 or 32) NRG (1 or
+ * 2) PF, CPA, LDSM (0 or 1), EMU. */
 
 /* The PTX helpers (EMU=1, tests only, PA_OPENCL_MLA=...,emu: emulated in
  * local memory, so the indexing can be checked on PoCL) are in ptx.cl,
@@ -51,6 +53,13 @@
 #define NDB (DQ / 8)            /* n-blocks of O per warp */
 #define CH (DK / 8)             /* 16-byte chunks per key row */
 #define NCH ((BN * CH + NT - 1) / NT) /* chunks per thread per tile */
+/* Whether k-step x of this warp exists: with NKS % 4 != 0 the last warps of a
+ * row group have fewer (qd 3 of 128/16 none). The test is warp-uniform, so
+ * the PTX skips the missing ones. The emulation puts work-group barriers in
+ * every call, so there every work-item makes every call, reading in-range
+ * (k-step 0) and zeroing B (Q is 0 already) for a missing step by a select:
+ * no branch on the warp may sit between two calls (ptx.cl says why). */
+#define KS_OK(x) (NKS % 4 == 0 || qd * KSQ + (x) < NKS)
 
 #define O_RAW PA_CAT(PA_RAW_, O_DT)
 #define STO(AS, p, i, v) PA_CAT(PA_ST_, O_DT)(AS, p, i, v)
@@ -264,21 +273,32 @@ __kernel __attribute__((reqd_work_group_size(NT, 1, 1))) void pa_mla_mma(
     #pragma unroll
     for (int nb = 0; nb < NB; nb += 2)
       #pragma unroll
-      for (int x = 0; x < KSQ; x++)
-        if (NKS % 4 == 0 || qd * KSQ + x < NKS) {
-          uint b[4];
-          pa_ldsm4p(kl + nb * 8 * KS + x * 16, b, 0 LDSM_ARG);
-          pa_mma(s[nb], qa[x][0], qa[x][1], qa[x][2], qa[x][3], b[0], b[1] EMU_ARG);
-          pa_mma(s[nb + 1], qa[x][0], qa[x][1], qa[x][2], qa[x][3], b[2], b[3] EMU_ARG);
-        }
+      for (int x = 0; x < KSQ; x++) {
+        const bool kx = KS_OK(x);
+#if PA_PTX
+        if (!kx) continue;
+#endif
+        uint b[4];
+        pa_ldsm4p(kl + nb * 8 * KS + (kx ? x * 16 : 0), b, 0 LDSM_ARG);
+        #pragma unroll
+        for (int i = 0; i < 4; i++) b[i] = kx ? b[i] : 0u; /* a select: see KS_OK */
+        pa_mma(s[nb], qa[x][0], qa[x][1], qa[x][2], qa[x][3], b[0], b[1] EMU_ARG);
+        pa_mma(s[nb + 1], qa[x][0], qa[x][1], qa[x][2], qa[x][3], b[2], b[3] EMU_ARG);
+      }
 #else
     #pragma unroll
     for (int nb = 0; nb < NB; nb++) {
       __local const uint *kr = (__local const uint *)(k_l + (nb * 8 + g) * KS + 2 * t) + qd * KSQ * 8;
       #pragma unroll
-      for (int x = 0; x < KSQ; x++)
-        if (NKS % 4 == 0 || qd * KSQ + x < NKS)
-          pa_mma(s[nb], qa[x][0], qa[x][1], qa[x][2], qa[x][3], kr[x * 8], kr[x * 8 + 4] EMU_ARG);
+      for (int x = 0; x < KSQ; x++) {
+        const bool kx = KS_OK(x);
+#if PA_PTX
+        if (!kx) continue;
+#endif
+        uint b0 = kr[(kx ? x : 0) * 8], b1 = kr[(kx ? x : 0) * 8 + 4];
+        b0 = kx ? b0 : 0u, b1 = kx ? b1 : 0u;
+        pa_mma(s[nb], qa[x][0], qa[x][1], qa[x][2], qa[x][3], b0, b1 EMU_ARG);
+      }
     }
 #endif
     #pragma unroll
@@ -333,12 +353,19 @@ __kernel __attribute__((reqd_work_group_size(NT, 1, 1))) void pa_mla_mma(
       /* x4.trans: keys 16 kk.. and 16 kk + 8.., dims 8 n.. and 8 n + 8.. -> b0 b1 of two n-blocks */
       __local const ushort *vl = k_l + (kk * 16 + lane % 8 + 8 * ((lane / 8) & 1)) * KS + qd * DQ + 8 * (lane / 16);
       #pragma unroll
-      for (int n = 0; n < NDB; n += 2) {
+      for (int n = 0; n + 1 < NDB; n += 2) {
         uint b[4];
         pa_ldsm4p(vl + n * 8, b, 1 LDSM_ARG);
         pa_mma(o[n], a0, a1, a2, a3, b[0], b[1] EMU_ARG);
         pa_mma(o[n + 1], a0, a1, a2, a3, b[2], b[3] EMU_ARG);
       }
+#if NDB % 2
+      { /* DC / 32 odd: the last n-block alone (lanes 0..15 name its rows) */
+        uint b[2];
+        pa_ldsm2p(vl + (NDB - 1) * 8, b, 1 LDSM_ARG);
+        pa_mma(o[NDB - 1], a0, a1, a2, a3, b[0], b[1] EMU_ARG);
+      }
+#endif
 #else
       /* key pairs are a row apart: two 16-bit loads per register */
       __local const ushort *vp = k_l + (kk * 16 + 2 * t) * KS + qd * DQ + g;

@@ -80,6 +80,20 @@ inline void pa_ldsm4p(__local const ushort *p, uint *r, int trans) {
   else
     pa_ldsm4(a, r);
 }
+/* x2: two blocks, rows named by lanes 0..15 (the others' addresses unused). */
+inline void pa_ldsm2p(__local const ushort *p, uint *r, int trans) {
+  uint a = (uint)(size_t)p;
+  if (trans)
+    asm volatile("ldmatrix.sync.aligned.m8n8.x2.trans.shared.b16 {%0,%1}, [%2];"
+                 : "=r"(r[0]), "=r"(r[1])
+                 : "r"(a)
+                 : "memory");
+  else
+    asm volatile("ldmatrix.sync.aligned.m8n8.x2.shared.b16 {%0,%1}, [%2];"
+                 : "=r"(r[0]), "=r"(r[1])
+                 : "r"(a)
+                 : "memory");
+}
 
 /* 16 bytes global -> local without registers; ok = 0 (src-size 0) writes zeros. */
 inline void pa_cp16(uint dst, __global const ushort *src, int ok) {
@@ -107,7 +121,12 @@ inline int pa_opaque(int x) {
 /* The same helpers in OpenCL C with the documented fragment layouts (tests
  * only: mla_mma.cl EMU=1, decode.cl pa_decode_tc NV=2), exchanging fragments
  * through local scratch emu, so a kernel's indexing can be checked on any
- * device (PoCL). Slow; every call must be reached by all work-items. Scratch
+ * device (PoCL). Slow. Every call holds work-group barriers, so every call
+ * must be reached by all work-items: a guard uniform per warp, enough for
+ * the PTX, is not enough here (a warp skipping a call desynchronises the
+ * barriers: NaN rows). And a per-warp choice between two calls must be a
+ * select, not a branch: on PoCL 3.1 `if (!ok) b = 0` there gave wrong
+ * results for the warps that never took it (mla_mma.cl 128/32). Scratch
  * per work-group: 384 floats per warp (A, B of pa_mma), then one float (the
  * shuffle) and one int (the ldmatrix row offsets) per work-item. */
 #define PA_PTX 0
@@ -160,21 +179,27 @@ inline float pa_shfl_xor(float x, int mask EMU_PARAM) {
   barrier(CLK_LOCAL_MEM_FENCE);
   return y;
 }
-/* ldmatrix x4 (trans: the transposed 8x8 blocks) from p inside base; lanes
+/* ldmatrix xn (trans: the transposed 8x8 blocks) from p inside base; lanes
  * 8i..8i+7 name the rows of block i, lane l gets row l / 4 (trans: column
  * l / 4) of each. */
-inline void pa_ldsm4p(__local const ushort *p, uint *r, int trans, __local const ushort *base EMU_PARAM) {
+inline void pa_ldsm_emu(__local const ushort *p, uint *r, int trans, int n, __local const ushort *base EMU_PARAM) {
   const int tid = get_local_id(0), lane = tid % 32, g = lane / 4, t = lane % 4;
   __local int *R = (__local int *)(emu + PA_EMU_WARPS * 384 + PA_EMU_WARPS * 32);
   R[tid] = (int)(p - base);
   barrier(CLK_LOCAL_MEM_FENCE);
-  for (int i = 0; i < 4; i++) {
+  for (int i = 0; i < n; i++) {
     __local const int *row = R + (tid - lane) + 8 * i;
     ushort lo = trans ? base[row[2 * t] + g] : base[row[g] + 2 * t];
     ushort hi = trans ? base[row[2 * t + 1] + g] : base[row[g] + 2 * t + 1];
     r[i] = lo | (uint)hi << 16;
   }
   barrier(CLK_LOCAL_MEM_FENCE);
+}
+inline void pa_ldsm4p(__local const ushort *p, uint *r, int trans, __local const ushort *base EMU_PARAM) {
+  pa_ldsm_emu(p, r, trans, 4, base, emu);
+}
+inline void pa_ldsm2p(__local const ushort *p, uint *r, int trans, __local const ushort *base EMU_PARAM) {
+  pa_ldsm_emu(p, r, trans, 2, base, emu);
 }
 inline void pa_cp16p(__local uint4 *dst, __global const ushort *src, int ok) {
   *dst = ok ? *(__global const uint4 *)src : (uint4)(0);

@@ -1,0 +1,176 @@
+/* AVX-512 BF16 (vdpbf16ps) for prefill tiles with bf16 K and V: each
+ * instruction does 32 multiply-adds (pairs of bf16 products summed into 16
+ * f32 lanes), twice the f32 FMA rate, and the K rows are read as they are
+ * in the cache (no conversion). Q (pre-scaled) and P are rounded to bf16
+ * for the products; sums stay f32. Built with -mavx512bf16 and only called
+ * after isa.c saw the CPU flag (CPUID.(7,1):EAX[5]).
+ *
+ * QK: the transposed scores st[j][r], 4 vectors of 16 rows x 4 keys (16
+ * zmm accumulators); Q^T packed as bf16 pairs qp[t][r] = (q[r][2t],
+ * q[r][2t+1]), each key's pair (k[2t], k[2t+1]) broadcast as one dword.
+ * PV: O tiles of 4 rows x 64 dims (16 accumulators); V packed per block as
+ * pairs of keys vp[t][d] = (v[2t][d], v[2t+1][d]), P as pairs pp[t][r].
+ * Every score and O element sums its pairs in one order fixed by the key
+ * and dim indices (not by the tile), so results do not depend on tiling. */
+#include <immintrin.h>
+#include <stdint.h>
+
+#include "kernels.h"
+
+#define INLINE static inline __attribute__((always_inline))
+
+INLINE __mmask16 tmask(int n) { return (__mmask16)((1u << n) - 1u); }
+
+INLINE __m512bh as_bh(__m512i v) { return (__m512bh)v; }
+
+/* st[j][r0 + 16v] (+)= sum over pairs t < T of qp[t][.] . kpair_j[t];
+ * odd D: the last pair holds one element (Q's second half is zero, and the
+ * key's second half is never read). */
+#define DEF_QKB(NV, KG)                                                                            \
+  static void qkb_##NV##_##KG(int D, int t0, const uint32_t *qp, int64_t ldqp,                     \
+                              const char *const *kp, float *st, int64_t ldst, int accumulate) {    \
+    __m512 a[KG][NV];                                                                              \
+    const uint16_t *k[KG];                                                                         \
+    _Pragma("GCC unroll 4") for (int c = 0; c < KG; c++) {                                         \
+      k[c] = (const uint16_t *)(const void *)kp[c];                                                \
+      _Pragma("GCC unroll 4") for (int v = 0; v < NV; v++) a[c][v] = _mm512_setzero_ps();          \
+    }                                                                                              \
+    const int T = (D + 1) / 2, full = D / 2;                                                       \
+    for (int t = t0; t < T; t++) {                                                                 \
+      __m512i y[NV];                                                                               \
+      _Pragma("GCC unroll 4") for (int v = 0; v < NV; v++) y[v] =                                  \
+          _mm512_loadu_si512(qp + (int64_t)t * ldqp + 16 * v);                                     \
+      _Pragma("GCC unroll 4") for (int c = 0; c < KG; c++) {                                       \
+        uint32_t kk;                                                                               \
+        if (t < full)                                                                              \
+          __builtin_memcpy(&kk, k[c] + 2 * t, 4);                                                  \
+        else                                                                                       \
+          kk = k[c][2 * t];                                                                        \
+        const __m512i b = _mm512_set1_epi32((int)kk);                                              \
+        _Pragma("GCC unroll 4") for (int v = 0; v < NV; v++) a[c][v] =                             \
+            _mm512_dpbf16_ps(a[c][v], as_bh(y[v]), as_bh(b));                                      \
+      }                                                                                            \
+    }                                                                                              \
+    _Pragma("GCC unroll 4") for (int c = 0; c < KG; c++)                                           \
+        _Pragma("GCC unroll 4") for (int v = 0; v < NV; v++) {                                     \
+      float *o = st + c * ldst + 16 * v;                                                           \
+      _mm512_storeu_ps(o, accumulate ? _mm512_add_ps(_mm512_loadu_ps(o), a[c][v]) : a[c][v]);      \
+    }                                                                                              \
+  }
+DEF_QKB(4, 4)
+DEF_QKB(3, 4)
+DEF_QKB(2, 4)
+DEF_QKB(1, 4)
+DEF_QKB(4, 1)
+DEF_QKB(3, 1)
+DEF_QKB(2, 1)
+DEF_QKB(1, 1)
+
+/* st[j][r] (+)= q_r . k_j over D dims, Q^T as bf16 pairs (qp[t * ldqp + r],
+ * zero beyond R up to a multiple of 16 rows), K rows bf16 at kp[j]. */
+static void qk_tb(int R, int N, int D, const uint32_t *qp, int64_t ldqp, const char *const *kp,
+                  float *st, int64_t ldst, int accumulate) {
+  for (int r0 = 0; r0 < R; r0 += 64) {
+    const int nv = (R - r0 + 15) / 16 < 4 ? (R - r0 + 15) / 16 : 4;
+    const uint32_t *q = qp + r0;
+    float *o = st + r0;
+    int j = 0;
+#define QKB_CASE(NV)                                                                               \
+  case NV:                                                                                         \
+    for (; j + 4 <= N; j += 4)                                                                     \
+      qkb_##NV##_4(D, 0, q, ldqp, kp + j, o + j * ldst, ldst, accumulate);                         \
+    for (; j < N; j++) qkb_##NV##_1(D, 0, q, ldqp, kp + j, o + j * ldst, ldst, accumulate);        \
+    break
+    switch (nv) {
+      QKB_CASE(4);
+      QKB_CASE(3);
+      QKB_CASE(2);
+    default: QKB_CASE(1);
+    }
+#undef QKB_CASE
+  }
+}
+
+/* Two f32 vectors rounded to bf16 (nearest even) and paired per lane:
+ * lane i = (a[i], b[i]). */
+INLINE __m512i pair_bf16(__m512 a, __m512 b) {
+  const __m512i lo = _mm512_cvtepu16_epi32((__m256i)_mm512_cvtneps_pbh(a));
+  const __m512i hi = _mm512_cvtepu16_epi32((__m256i)_mm512_cvtneps_pbh(b));
+  return _mm512_or_si512(lo, _mm512_slli_epi32(hi, 16));
+}
+
+/* One bf16 vector of 16 from each of two rows, paired per lane. */
+INLINE __m512i pair_rows(const uint16_t *a, const uint16_t *b, __mmask16 m) {
+  const __m512i lo = _mm512_cvtepu16_epi32(_mm256_maskz_loadu_epi16(m, a));
+  const __m512i hi =
+      b ? _mm512_cvtepu16_epi32(_mm256_maskz_loadu_epi16(m, b)) : _mm512_setzero_si512();
+  return _mm512_or_si512(lo, _mm512_slli_epi32(hi, 16));
+}
+
+/* o[r][d] = o[r][d] * alpha[r] + sum_j st[j][r] v_j[d]: P (st, f32, keys
+ * x ldst rows) and the bf16 V rows are packed into work first (pairs of
+ * keys; an odd last key pairs with zero). work holds
+ * ceil(N/2) * (ldst + round16(D)) dwords. */
+static void pv_tb(int R, int N, int D, const float *st, int64_t ldst, const char *const *vrows,
+                  const float *alpha, float *o, int64_t ldo, uint32_t *work) {
+  const int T = (N + 1) / 2, Dp = (D + 15) & ~15;
+  uint32_t *pp = work, *vp = work + (int64_t)T * ldst;
+  for (int t = 0; t < T; t++) {
+    const float *s0 = st + (int64_t)(2 * t) * ldst;
+    const int two = 2 * t + 1 < N;
+    for (int r = 0; r < R; r += 16) {
+      const __mmask16 m = tmask(R - r < 16 ? R - r : 16);
+      const __m512 a = _mm512_maskz_loadu_ps(m, s0 + r);
+      const __m512 b = two ? _mm512_maskz_loadu_ps(m, s0 + ldst + r) : _mm512_setzero_ps();
+      _mm512_storeu_si512(pp + (int64_t)t * ldst + r, pair_bf16(a, b));
+    }
+    const uint16_t *v0 = (const uint16_t *)(const void *)vrows[2 * t];
+    const uint16_t *v1 = two ? (const uint16_t *)(const void *)vrows[2 * t + 1] : NULL;
+    for (int d = 0; d < D; d += 16)
+      _mm512_storeu_si512(vp + (int64_t)t * Dp + d,
+                          pair_rows(v0 + d, v1 ? v1 + d : NULL, tmask(D - d < 16 ? D - d : 16)));
+  }
+  const int R4 = R & ~3;
+  for (int d = 0; d < D; d += 64) {
+    const int nd = D - d < 64 ? (D - d + 15) / 16 : 4;
+    const __mmask16 mt = tmask(D - d - 16 * (nd - 1) < 16 ? D - d - 16 * (nd - 1) : 16);
+    for (int r = 0; r < R; r += (r < R4 ? 4 : 1)) {
+      const int nr = r < R4 ? 4 : 1;
+      __m512 c[4][4];
+      for (int i = 0; i < nr; i++) {
+        const __m512 al = _mm512_set1_ps(alpha ? alpha[r + i] : 1.0f);
+        for (int v = 0; v < nd; v++)
+          c[i][v] = _mm512_mul_ps(
+              _mm512_maskz_loadu_ps(v == nd - 1 ? mt : 0xffff, o + (r + i) * ldo + d + 16 * v), al);
+      }
+      if (nr == 4 && nd == 4) {
+        for (int t = 0; t < T; t++) {
+          const uint32_t *vt = vp + (int64_t)t * Dp + d, *pt = pp + (int64_t)t * ldst + r;
+          const __m512i x0 = _mm512_loadu_si512(vt), x1 = _mm512_loadu_si512(vt + 16),
+                        x2 = _mm512_loadu_si512(vt + 32), x3 = _mm512_loadu_si512(vt + 48);
+          _Pragma("GCC unroll 4") for (int i = 0; i < 4; i++) {
+            const __m512i b = _mm512_set1_epi32((int)pt[i]);
+            c[i][0] = _mm512_dpbf16_ps(c[i][0], as_bh(x0), as_bh(b));
+            c[i][1] = _mm512_dpbf16_ps(c[i][1], as_bh(x1), as_bh(b));
+            c[i][2] = _mm512_dpbf16_ps(c[i][2], as_bh(x2), as_bh(b));
+            c[i][3] = _mm512_dpbf16_ps(c[i][3], as_bh(x3), as_bh(b));
+          }
+        }
+      } else {
+        for (int t = 0; t < T; t++) {
+          const uint32_t *vt = vp + (int64_t)t * Dp + d, *pt = pp + (int64_t)t * ldst + r;
+          for (int v = 0; v < nd; v++) {
+            const __m512i x = _mm512_loadu_si512(vt + 16 * v);
+            for (int i = 0; i < nr; i++)
+              c[i][v] = _mm512_dpbf16_ps(c[i][v], as_bh(x), as_bh(_mm512_set1_epi32((int)pt[i])));
+          }
+        }
+      }
+      for (int i = 0; i < nr; i++)
+        for (int v = 0; v < nd; v++)
+          _mm512_mask_storeu_ps(o + (r + i) * ldo + d + 16 * v, v == nd - 1 ? mt : 0xffff, c[i][v]);
+    }
+  }
+}
+
+const pa_cpu_bf16_kernels pa_cpu_bf16_avx512 = {qk_tb, pv_tb};
