@@ -9,7 +9,9 @@
  * plan checks that they agree and fails on every rank otherwise, naming the
  * first disagreeing rank and field; the run functions enqueue on the
  * context's queue like pa_attention_run (on CPU/OpenCL over MPI they wait for
- * the transfers, which are host-side).
+ * the transfers, which are host-side). A plan owns its scratch buffer
+ * (partial states, gathered blocks, ring slots); over MPI with a device that
+ * is not host memory, the first run also sizes host staging buffers.
  */
 #ifndef POLYATTN_CP_H
 #define POLYATTN_CP_H
@@ -72,13 +74,15 @@ PA_API int32_t pa_cp_shard_len(pa_cp_shard shard, int32_t len, int page_size, in
 PA_API void pa_cp_shard_owner(pa_cp_shard shard, int32_t u, int32_t n, int size, int *rank,
                               int32_t *local_index);
 
-/* batch: the GLOBAL batch (seqlens_q, seqlens_k of the whole sequence;
- * cu_seqlens_q may give q's layout; cu_seqlens_k is refused: local K is
- * paged or packed by the shard). Caller owns *out. */
+/* batch: the GLOBAL batch, lengths only (seqlens_q, and seqlens_k of the
+ * whole sequence); q and out are packed [T, H, D], local K/V are paged
+ * (block_table over this rank's pages) or packed by the shard, so
+ * cu_seqlens are refused. Caller owns *out. */
 PA_API pa_status pa_cp_decode_plan(pa_cp *cp, const pa_attention_desc *desc, const pa_batch *batch,
                                    pa_cp_shard shard, pa_cp_combine combine, pa_cp_plan **out);
 /* args: q (whole), this rank's k, v (and block_table when paged) of its
- * shard, out / lse as the combine mode says. */
+ * shard, out / lse as the combine mode says (f32 lse with PA_RETURN_LSE).
+ * Outputs are untouched when any rank's run fails validation (MPI). */
 PA_API pa_status pa_cp_decode_run(pa_cp_plan *plan, const pa_attention_args *args);
 
 /* ---- ring prefill --------------------------------------------------------
