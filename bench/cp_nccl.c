@@ -115,7 +115,7 @@ static double measure(job proto, int n) {
   job jobs[8];
   pthread_t th[8];
   ncclComm_t comms[8];
-  int devs[8];
+  int devs[8] = {0};
   pthread_barrier_t bar;
   for (int i = 0; i < n; i++) devs[i] = i;
   if (ncclCommInitAll(comms, n, devs) != ncclSuccess) return -1;
