@@ -6,6 +6,8 @@ PA_DEBS="gcc pkg-config meson ninja-build python3 libcriterion-dev ocl-icd-openc
 opencl-headers pocl-opencl-icd libclblast-dev clinfo"
 # CMake and pkg-config consumers, the Python binding's tests (tests/consumers, python/).
 PA_DEBS="$PA_DEBS cmake python3-numpy python3-pytest"
+# Context parallelism over MPI (cp/, tests/cp_mpi.c under mpirun).
+PA_DEBS="$PA_DEBS libopenmpi-dev openmpi-bin"
 
 pa_install_deps() {
   local missing=() p

@@ -1,0 +1,114 @@
+/* Internal: the communicator handle and the transport each wrapper fills in.
+ * cp/ is built on polyattn's public API only (no core or backend headers):
+ * it is one more layer over the single-device operations. */
+#ifndef PA_CP_INTERNAL_H
+#define PA_CP_INTERNAL_H
+
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "polyattn_cp.h"
+
+/* A region of a buffer of the cp's context. */
+typedef struct cp_region {
+  pa_buffer *buf;
+  size_t off;
+} cp_region;
+
+/* Everything moves between buffers of the context; transports stage through
+ * the host where the device is not host-visible (MPI with OpenCL). */
+typedef struct cp_transport {
+  const char *name;
+  /* Blocking all-gather of small host data (plan-time agreement checks). */
+  pa_status (*host_allgather)(pa_cp *cp, const void *src, void *dst, size_t bytes);
+  /* dst gets [size][bytes], rank-major; ordered after the queue's work. */
+  pa_status (*allgather)(pa_cp *cp, cp_region src, cp_region dst, size_t bytes);
+  /* src [size][bytes] (block p goes to rank p) -> dst [size][bytes] (block p from p). */
+  pa_status (*alltoall)(pa_cp *cp, cp_region src, cp_region dst, size_t bytes);
+  /* Starts sending sbytes to rank `to` and receiving rbytes from `from`;
+   * the queue's later work overlaps it until exchange_wait. */
+  pa_status (*exchange_start)(pa_cp *cp, cp_region src, size_t sbytes, int to, cp_region dst,
+                              size_t rbytes, int from);
+  pa_status (*exchange_wait)(pa_cp *cp);
+  /* Runs agree on their status before any collective (cheap on MPI; on
+   * NCCL it would cost a device round trip, so plans validate instead). */
+  bool run_agree;
+  /* rows x row_bytes from src (rows src_pitch bytes apart) to dst (dst_pitch). */
+  pa_status (*copy2d)(pa_cp *cp, cp_region src, size_t src_pitch, cp_region dst, size_t dst_pitch,
+                      size_t rows, size_t row_bytes);
+  void (*destroy)(pa_cp *cp);
+} cp_transport;
+
+struct pa_cp {
+  pa_context *ctx;
+  const cp_transport *tp;
+  int rank, size;
+  void *impl; /* the transport's state */
+  char msg[512];
+};
+
+/* The public API has no error setter, so cp keeps its own message
+ * (pa_cp_last_error).
+ * cp_fail formats "cp: <message>" into the handle and returns st. */
+pa_status cp_fail(pa_cp *cp, pa_status st, const char *fmt, ...);
+/* After a failed pa_* call on the context: quotes its last error. */
+pa_status cp_ctx_fail(pa_cp *cp, pa_status st, const char *what);
+/* Collective: every rank learns whether all succeeded. A rank whose st is
+ * bad keeps its message; the others get "rank k failed". Returns the worst. */
+pa_status cp_agree(pa_cp *cp, pa_status st);
+
+#define CP_N(a) ((int)(sizeof(a) / sizeof((a)[0])))
+static inline size_t cp_align(size_t x) { return (x + 255) / 256 * 256; }
+
+/* A strided view of a buffer. */
+static inline pa_tensor cp_view(pa_buffer *buf, size_t off, pa_dtype dt, int nd,
+                                const int64_t *shape, const int64_t *stride) {
+  pa_tensor t = {.buf = buf, .offset = off, .dtype = dt, .ndim = nd};
+  for (int i = 0; i < nd; i++) {
+    t.shape[i] = shape[i];
+    t.stride[i] = stride[i];
+  }
+  return t;
+}
+
+/* FNV-1a of lengths: ranks compare batches by it. */
+static inline int64_t cp_hash_i32(const int32_t *x, int n) {
+  uint64_t h = 1469598103934665603ull;
+  for (int i = 0; x && i < n; i++) h = (h ^ (uint32_t)x[i]) * 1099511628211ull;
+  return (int64_t)(h & INT64_MAX);
+}
+
+enum { CP_DECODE = 1, CP_PREFILL = 2 };
+enum { CP_STATUS_BYTES = 16 }; /* a status word at the end of a decode block */
+
+struct pa_cp_plan {
+  pa_cp *cp;
+  int kind;
+  pa_attention_desc desc; /* the caller's */
+  int B;
+  int64_t Hq, Dqk, Dv, Hkv;
+  pa_buffer *scratch; /* partial states, gathered blocks, ring slots */
+  /* decode */
+  pa_plan *inner;
+  pa_cp_combine combine;
+  int64_t T, Hs;
+  size_t blk, part_off, send_off, gath_off, mo_off, blk2, gath2_off;
+  /* prefill */
+  pa_plan **step; /* [size]: attention of step s (KV of rank r - s) */
+  int64_t *rows;  /* [size]: local rows of each rank */
+  int64_t Tr;     /* this rank's rows */
+  size_t slot_off[2], slot_v, slot_bytes, acc_off[2], acc_lse, acc_bytes, stepo_off;
+};
+void cp_plan_free(pa_cp_plan *p);
+
+/* Collective: n int64 fields agree on every rank (else every rank fails,
+ * naming the first rank that differs from rank 0 and the field). */
+pa_status cp_check_same(pa_cp *cp, const int64_t *rec, const char *const *names, int n);
+
+/* Common constructor for the wrappers. */
+pa_status cp_create(pa_context *ctx, const cp_transport *tp, void *impl, int rank, int size,
+                    pa_cp **out);
+
+#endif
