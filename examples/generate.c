@@ -44,10 +44,11 @@ typedef struct {
   float *emb;                                   /* [VOCAB, DM], also the output head */
   pa_buffer *k_cache[LAYERS], *v_cache[LAYERS]; /* [pages, PAGE, HKV, D] f32 */
   pa_buffer *table_buf, *q_buf, *out_buf;
-  int max_pages, next_page; /* pages per sequence; the page allocator */
-  int32_t *table;           /* [BATCH, max_pages] */
-  int32_t len[BATCH];       /* tokens in the cache per sequence */
-  double attn_ms;           /* time in polyattn calls (append, run, read) */
+  pa_buffer *k_new, *v_new, *slot_buf; /* a step's new K/V rows and their slots */
+  int max_pages, next_page;            /* pages per sequence; the page allocator */
+  int32_t *table;                      /* [BATCH, max_pages] */
+  int32_t len[BATCH];                  /* tokens in the cache per sequence */
+  double attn_ms;                      /* time in polyattn calls (append, run, read) */
 } engine;
 
 static unsigned seed = 12345;
@@ -104,15 +105,20 @@ static void rope(float *x, int T, int H, const int32_t *pos) {
 }
 
 /* Writes T new tokens' keys and values [T, HKV, D] into layer l's paged cache
- * at slots (page * PAGE + offset). The one place the cache is written: with
- * pa_kv_append this becomes one call on device copies of k, v and slots. */
+ * at slots (page * PAGE + offset), on the device. */
 static void cache_append(engine *e, int l, int T, const float *k, const float *v,
                          const int32_t *slots) {
-  const size_t row = sizeof(float) * DKV;
-  for (int t = 0; t < T; t++) {
-    CHECK(pa_buffer_write(e->k_cache[l], slots[t] * row, k + (size_t)t * DKV, row));
-    CHECK(pa_buffer_write(e->v_cache[l], slots[t] * row, v + (size_t)t * DKV, row));
-  }
+  const int64_t rows[3] = {T, HKV, D}, cache[4] = {BATCH * e->max_pages, PAGE, HKV, D}, n[1] = {T};
+  pa_kv_append_args a = {0};
+  CHECK(pa_buffer_write(e->k_new, 0, k, sizeof(float) * T * DKV));
+  CHECK(pa_buffer_write(e->v_new, 0, v, sizeof(float) * T * DKV));
+  CHECK(pa_buffer_write(e->slot_buf, 0, slots, sizeof(int32_t) * T));
+  CHECK(pa_tensor_init(&a.k, e->k_new, 0, PA_F32, 3, rows));
+  CHECK(pa_tensor_init(&a.v, e->v_new, 0, PA_F32, 3, rows));
+  CHECK(pa_tensor_init(&a.slot_mapping, e->slot_buf, 0, PA_I32, 1, n));
+  CHECK(pa_tensor_init(&a.k_cache, e->k_cache[l], 0, PA_F32, 4, cache));
+  CHECK(pa_tensor_init(&a.v_cache, e->v_cache[l], 0, PA_F32, 4, cache));
+  CHECK(pa_kv_append(e->ctx, &a));
 }
 
 /* Runs the model on T new tokens (seqlens_q[b] of sequence b, in order) and
@@ -268,6 +274,9 @@ int main(int argc, char **argv) {
   CHECK(pa_buffer_create(e->ctx, sizeof(int32_t) * BATCH * e->max_pages, &e->table_buf));
   CHECK(pa_buffer_create(e->ctx, sizeof(float) * max_tokens * DM, &e->q_buf));
   CHECK(pa_buffer_create(e->ctx, sizeof(float) * max_tokens * DM, &e->out_buf));
+  CHECK(pa_buffer_create(e->ctx, sizeof(float) * max_tokens * DKV, &e->k_new));
+  CHECK(pa_buffer_create(e->ctx, sizeof(float) * max_tokens * DKV, &e->v_new));
+  CHECK(pa_buffer_create(e->ctx, sizeof(int32_t) * max_tokens, &e->slot_buf));
   e->table = calloc((size_t)BATCH * e->max_pages, sizeof(int32_t));
   int32_t *tokens = malloc(sizeof(int32_t) * max_tokens),
           *out = malloc(sizeof(int32_t) * BATCH * steps);
@@ -323,6 +332,9 @@ int main(int argc, char **argv) {
   pa_buffer_destroy(e->table_buf);
   pa_buffer_destroy(e->q_buf);
   pa_buffer_destroy(e->out_buf);
+  pa_buffer_destroy(e->k_new);
+  pa_buffer_destroy(e->v_new);
+  pa_buffer_destroy(e->slot_buf);
   pa_context_destroy(e->ctx);
   return 0;
 }

@@ -65,7 +65,9 @@ pkgconfig)
   [ -n "$pc" ] || { echo "polyattn.pc not installed"; exit 1; }
   echo "found $pc"
   export PKG_CONFIG_PATH
-  PKG_CONFIG_PATH=$(dirname "$pc")
+  # the installed polyattn.pc first; the caller's path after it, where the
+  # .pc files of its Requires.private (OpenCL, clblast) may live
+  PKG_CONFIG_PATH=$(dirname "$pc")${PKG_CONFIG_PATH:+:$PKG_CONFIG_PATH}
   pcflags=$(pkg-config --define-variable=prefix="$prefix" --cflags --libs polyattn)
   libdir=$(pkg-config --define-variable=prefix="$prefix" --variable=libdir polyattn)
   echo "cc consumer.c $pcflags"
