@@ -147,8 +147,9 @@ static void *log_swapper(void *arg) {
 #ifdef PA_TSAN_MAIN
 static pa_context *open_target(const char *target) {
   const tu_target *tg = tu_target_find(target);
-  if (tg->isa) setenv("PA_CPU_ISA", tg->isa, 1);
-  pa_context_desc d = {.backend = tg->backend, .device = -1};
+  static char opts[64];
+  snprintf(opts, sizeof opts, "cpu.isa=%s", tg->isa ? tg->isa : "auto");
+  pa_context_desc d = {.backend = tg->backend, .device = -1, .options = tg->isa ? opts : NULL};
   pa_context *ctx = NULL;
   return pa_context_create(&d, &ctx) == PA_OK ? ctx : NULL;
 }
@@ -157,11 +158,16 @@ static pa_context *open_target(const char *target) {
 #endif
 
 static void threads(const char *target) {
-  pa_context *ctx = open_target(target); /* sets PA_CPU_ISA before any thread starts */
+  pa_context *ctx = open_target(target);
   if (!ctx) return;                      /* TSan main: ISA not on this host */
   const tu_target *tg = tu_target_find(target);
-  ctx_desc = (pa_context_desc){
-      .backend = tg->backend, .device = -1, .cache_dir = getenv("PA_TEST_CACHE_DIR")};
+  /* the workers' contexts take the target's ISA as the reference did */
+  static char opts[64];
+  snprintf(opts, sizeof opts, "cpu.isa=%s", tg->isa ? tg->isa : "auto");
+  ctx_desc = (pa_context_desc){.backend = tg->backend,
+                               .device = -1,
+                               .cache_dir = getenv("PA_TEST_CACHE_DIR"),
+                               .options = tg->backend == PA_BACKEND_CPU ? opts : NULL};
   for (int c = 0; c < NCASES; c++)
     cr_assert(run_case(ctx, c, &single[c]), "[%s] single-threaded: %s", target, first_problem);
   pa_context_destroy(ctx);

@@ -97,15 +97,18 @@ class Context:
     stream (CUDA): the caller's stream (int handle, torch.cuda.Stream or cupy
     Stream); work is enqueued on it, and tensors taken through DLPack are
     handed over on it. Without one a CUDA context uses the legacy default
-    stream, so it is ordered with the caller's work there too."""
+    stream, so it is ordered with the caller's work there too. options:
+    "key=value,..." as the README's configuration table lists."""
 
-    def __init__(self, backend="auto", device=-1, stream=None, num_threads=0, cache_dir=None):
+    def __init__(self, backend="auto", device=-1, stream=None, num_threads=0, cache_dir=None,
+                 options=None):
         if backend not in BACKENDS:
             raise invalid("Context", f"backend={backend!r}: expected one of {list(BACKENDS)}")
         self._handle = None
         self._children = weakref.WeakSet()  # plans and buffers, closed before the context
         self._stream = None if stream is None else _stream_handle(stream)
         self._device = device
+        self._options = options.encode() if options else None
         self._create(BACKENDS[backend], device, num_threads, cache_dir)
         if self.backend == "cuda" and self._stream is None:
             # A context that made its own stream could not name it to DLPack
@@ -116,7 +119,7 @@ class Context:
 
     def _create(self, backend, device, num_threads, cache_dir):
         d = ContextDesc(backend, device, self._stream, num_threads,
-                        cache_dir.encode() if cache_dir else None)
+                        cache_dir.encode() if cache_dir else None, self._options)
         h = ctypes.c_void_p()
         check(lib.pa_context_create(ctypes.byref(d), ctypes.byref(h)), None, "pa_context_create")
         self._handle = h.value

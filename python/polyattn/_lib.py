@@ -68,7 +68,8 @@ class DeviceInfo(ctypes.Structure):
 
 class ContextDesc(ctypes.Structure):
     _fields_ = [("backend", c_int), ("device", c_int), ("native_queue", c_void_p),
-                ("num_threads", c_int), ("cache_dir", ctypes.c_char_p)]
+                ("num_threads", c_int), ("cache_dir", ctypes.c_char_p),
+                ("options", ctypes.c_char_p)]
 
 
 class PaTensor(ctypes.Structure):
