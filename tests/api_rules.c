@@ -176,6 +176,7 @@ RULES_ON(cpu_scalar)
 RULES_ON(cpu_avx2)
 RULES_ON(cpu_avx512)
 RULES_ON(cpu_neon)
+RULES_ON(cpu_avx512bf16)
 RULES_ON(cuda)
 RULES_ON(opencl)
 
