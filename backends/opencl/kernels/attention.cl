@@ -47,22 +47,7 @@
 #define F_MASK 16  /* PA_HAS_MASK */
 
 __kernel __attribute__((reqd_work_group_size(NT, 1, 1))) void pa_attention(
-    __global const Q_RAW *q, long q_off, long q_sb, long q_st, long q_sh,
-    __global const Q_RAW *q2, long q2_off, long q2_st, long q2_sh, /* MLA q_pe */
-    __global const KV_RAW *k, long k_off, long k_sb, long k_st, long k_sh, long k_sp,
-    __global const KV_RAW *k2, long k2_off, long k2_st, long k2_sp, /* MLA kpe */
-    __global const KV_RAW *v, long v_off, long v_sb, long v_st, long v_sh, long v_sp,
-    __global O_RAW *out, long o_off, long o_sb, long o_st, long o_sh,
-    __global float *lse, long l_off, long l_sb, long l_st, long l_sh,
-    __global const int *bt, long bt_off, long bt_sb, long bt_sp,
-    __global const float *mask, long m_off, long m_sb, long m_sh, long m_si, long m_sj,
-    __global const float *sinks, long sk_off, long sk_s,
-    __global const float *alibi, long al_off, long al_s,
-    __global float *ws, long ws_o, long ws_l,
-    __global const int *sched, int req_off, int work_off,
-    int ragged_q, int ragged_k, int page_size, int group, int hq, int kv_vec,
-    float scale, float softcap, int causal, int wl, int wr, int sink_tokens, int flags,
-    __global const float *ks, long ks_off, long ks_s, /* fp8 K/V: dequantisation scales */
+    PA_ATTENTION_ARGS(), __global const float *ks, long ks_off, long ks_s, /* fp8 K/V: dequantisation scales */
     __global const float *vs, long vs_off, long vs_s) {
   __local Q_RAW q_l[BQ * QS];
   /* uint storage: 4-byte aligned rows (KS is even for 16-bit types) for the

@@ -131,8 +131,7 @@ __kernel __attribute__((reqd_work_group_size(NT, 1, 1))) void pa_mla_mma(
     __global O_RAW *out, long o_off, long o_st, long o_sh,
     __global float *lse, long l_off, long l_st, long l_sh,
     __global const int *bt, long bt_off, long bt_sb, long bt_sp,
-    __global float *ws, long ws_o, long ws_l,
-    __global const int *sched, int req_off, int work_off,
+    PA_SCHED_ARGS,
     int page_size, int group, int hq, int kv_vec, float scale, int causal, int flags) {
   __local uint4 k_w[(CPA ? 2 : 1) * TW];
   __local float4 sx[NRG * 4 * NB * 32];
