@@ -262,23 +262,13 @@ __kernel __attribute__((reqd_work_group_size(NT, 1, 1))) void pa_attention(
     float fac = 0.0f, lse_v = -INFINITY;
     if (r < rows) {
       int h = rowh_l[r];
-      float mm = m_run, ll = l_run;
-      if (nsplit == 1 && (flags & F_SINKS)) {
-        float sk = sinks[sk_off + h * sk_s], mx = fmax(mm, sk);
-        if (mx != -INFINITY) {
-          ll = ll * exp(mm - mx) + exp(sk - mx);
-          fac = exp(mm - mx) / ll;
-          lse_v = mx + log(ll);
-        }
-      } else if (ll > 0.0f) {
-        fac = 1.0f / ll;
-        lse_v = mm + log(ll);
-      }
+      PA_ROW_NORM(m_run, l_run, nsplit == 1 && (flags & F_SINKS), sinks[sk_off + h * sk_s], fac,
+                  lse_v);
       int i = rowi_l[r];
       if (nsplit == 1) {
-        if (flags & F_LSE) lse[l_off + b * l_sb + (long)(q_start + i) * l_st + h * l_sh] = lse_v;
+        if (flags & F_LSE) lse[pa_out_row(l_off, l_sb, l_st, l_sh, b, q_start, i, h)] = lse_v;
       } else {
-        ws[ws_l + part_row + ((long)split * len_q + i) * hq + h] = lse_v;
+        ws[ws_l + pa_part_row(part_row, split, len_q, hq, i, h)] = lse_v;
       }
     }
     alpha_l[r] = fac * v_fac;
@@ -290,13 +280,13 @@ __kernel __attribute__((reqd_work_group_size(NT, 1, 1))) void pa_attention(
     int i = rowi_l[r], h = rowh_l[r];
     float fac = alpha_l[r];
     if (nsplit == 1) {
-      long o = o_off + b * o_sb + (long)(q_start + i) * o_st + h * o_sh;
+      long o = pa_out_row(o_off, o_sb, o_st, o_sh, b, q_start, i, h);
       for (int n = 0; n < NDV; n++) {
         int d = cg + CG * n;
         if (d < DV) STO(__global, out, o + d, acc[m][n] * fac);
       }
     } else {
-      long o = ws_o + (part_row + ((long)split * len_q + i) * hq + h) * (long)DV;
+      long o = ws_o + pa_part_row(part_row, split, len_q, hq, i, h) * (long)DV;
       for (int n = 0; n < NDV; n++) {
         int d = cg + CG * n;
         if (d < DV) ws[o + d] = acc[m][n] * fac;

@@ -118,3 +118,35 @@ inline __global const pa_req_t *pa_request(__global const int *sched, int req_of
       __global const float *alibi, long al_off, long al_s, PA_SCHED_ARGS, int ragged_q,            \
       int ragged_k, int page_size, int group, int hq, int kv_vec, float scale, float softcap,      \
       int causal, int wl, int wr, int sink_tokens, int flags
+
+/* The row epilogue every attention kernel ends with. A finished row's state
+ * (running max mm, sum ll, natural log) gives fac, the factor that normalises
+ * its o (0 for an empty row), and lse_v, its LSE. With `sink` (requests that
+ * are not split: otherwise the combine adds the sink once) the sink logit
+ * (expression sk, read only then) joins the sum. mm and ll are variables. A
+ * statement macro: the kernels compile exactly as with the code written out. */
+#define PA_ROW_NORM(mm, ll, sink, sk, fac, lse_v)                                                 \
+  do {                                                                                             \
+    fac = 0.0f, lse_v = -INFINITY;                                                                 \
+    if (sink) {                                                                                    \
+      float s_ = (sk), mx_ = fmax(mm, s_);                                                         \
+      if (mx_ != -INFINITY) {                                                                      \
+        float l2_ = ll * exp(mm - mx_) + exp(s_ - mx_);                                            \
+        fac = exp(mm - mx_) / l2_;                                                                 \
+        lse_v = mx_ + log(l2_);                                                                    \
+      }                                                                                            \
+    } else if (ll > 0.0f) {                                                                        \
+      fac = 1.0f / ll;                                                                             \
+      lse_v = mm + log(ll);                                                                        \
+    }                                                                                              \
+  } while (0)
+
+/* Where row (query i, head h) of request b goes: its first element in out
+ * (num_splits == 1), or its row in the split partials (ws_o + row * dims for
+ * o, ws_l + row for the LSE). */
+inline long pa_out_row(long off, long sb, long st, long sh, int b, int q_start, int i, int h) {
+  return off + b * sb + (long)(q_start + i) * st + h * sh;
+}
+inline long pa_part_row(int part_row, int split, int len_q, int hq, int i, int h) {
+  return part_row + ((long)split * len_q + i) * hq + h;
+}

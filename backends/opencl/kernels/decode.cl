@@ -175,23 +175,13 @@ __kernel __attribute__((reqd_work_group_size(NT, 1, 1))) void pa_decode(PA_ATTEN
     for (int u = 0; u < KG; u++) o += red_l[(u * BQ + r) * DV + d];
     /* normalise; the sink joins only when the request is not split */
     int i = rowi_l[r], h = rowh_l[r];
-    float fac = 0.0f, lse_v = -INFINITY;
-    if (nsplit == 1 && (flags & F_SINKS)) {
-      float sk = sinks[sk_off + h * sk_s], mx = fmax(mm, sk);
-      if (mx != -INFINITY) {
-        float l2 = ll * exp(mm - mx) + exp(sk - mx);
-        fac = exp(mm - mx) / l2;
-        lse_v = mx + log(l2);
-      }
-    } else if (ll > 0.0f) {
-      fac = 1.0f / ll;
-      lse_v = mm + log(ll);
-    }
+    float fac, lse_v;
+    PA_ROW_NORM(mm, ll, nsplit == 1 && (flags & F_SINKS), sinks[sk_off + h * sk_s], fac, lse_v);
     if (nsplit == 1) {
-      STO(__global, out, o_off + b * o_sb + (long)(q_start + i) * o_st + h * o_sh + d, o * fac);
-      if (d == 0 && (flags & F_LSE)) lse[l_off + b * l_sb + (long)(q_start + i) * l_st + h * l_sh] = lse_v;
+      STO(__global, out, pa_out_row(o_off, o_sb, o_st, o_sh, b, q_start, i, h) + d, o * fac);
+      if (d == 0 && (flags & F_LSE)) lse[pa_out_row(l_off, l_sb, l_st, l_sh, b, q_start, i, h)] = lse_v;
     } else {
-      long p = part_row + ((long)split * len_q + i) * hq + h;
+      long p = pa_part_row(part_row, split, len_q, hq, i, h);
       ws[ws_o + p * DV + d] = o * fac;
       if (d == 0) ws[ws_l + p] = lse_v;
     }

@@ -351,28 +351,18 @@ __kernel __attribute__((reqd_work_group_size(NT, 1, 1))) void pa_prefill_mma(PA_
   for (int x = 0; x < 2; x++) {
     if (!rv[x]) continue;
     int i = ri[x], h = rh[x];
-    float mm = m_run[x] * LN2, ll = l_run[x], fac = 0.0f, lse_v = -INFINITY; /* natural log from here */
-    if (nsplit == 1 && (flags & F_SINKS)) {
-      float sk = sinks[sk_off + h * sk_s], mxs = fmax(mm, sk);
-      if (mxs != -INFINITY) {
-        ll = ll * exp(mm - mxs) + exp(sk - mxs);
-        fac = exp(mm - mxs) / ll;
-        lse_v = mxs + log(ll);
-      }
-    } else if (ll > 0.0f) {
-      fac = 1.0f / ll;
-      lse_v = mm + log(ll);
-    }
+    float mm = m_run[x] * LN2, ll = l_run[x], fac, lse_v; /* natural log from here */
+    PA_ROW_NORM(mm, ll, nsplit == 1 && (flags & F_SINKS), sinks[sk_off + h * sk_s], fac, lse_v);
     if (nsplit == 1) {
-      long oo = o_off + b * o_sb + (long)(q_start + i) * o_st + h * o_sh;
+      long oo = pa_out_row(o_off, o_sb, o_st, o_sh, b, q_start, i, h);
       #pragma unroll
       for (int n = 0; n < NDB; n++) {
         STO(__global, out, oo + n * 8 + 2 * t, o[n][2 * x] * fac);
         STO(__global, out, oo + n * 8 + 2 * t + 1, o[n][2 * x + 1] * fac);
       }
-      if (t == 0 && (flags & F_LSE)) lse[l_off + b * l_sb + (long)(q_start + i) * l_st + h * l_sh] = lse_v;
+      if (t == 0 && (flags & F_LSE)) lse[pa_out_row(l_off, l_sb, l_st, l_sh, b, q_start, i, h)] = lse_v;
     } else {
-      long p = part_row + ((long)split * len_q + i) * hq + h;
+      long p = pa_part_row(part_row, split, len_q, hq, i, h);
       #pragma unroll
       for (int n = 0; n < NDB; n++) {
         ws[ws_o + p * DV + n * 8 + 2 * t] = o[n][2 * x] * fac;
@@ -570,28 +560,18 @@ __kernel __attribute__((reqd_work_group_size(NT, 1, 1))) void pa_prefill_mma(PA_
   for (int x = 0; x < 2; x++) {
     if (!rv[x]) continue;
     int i = ri[x], h = rh[x];
-    float mm = m_run[x], ll = l_run[x], fac = 0.0f, lse_v = -INFINITY;
-    if (nsplit == 1 && (flags & F_SINKS)) {
-      float sk = sinks[sk_off + h * sk_s], mxs = fmax(mm, sk);
-      if (mxs != -INFINITY) {
-        ll = ll * exp(mm - mxs) + exp(sk - mxs);
-        fac = exp(mm - mxs) / ll;
-        lse_v = mxs + log(ll);
-      }
-    } else if (ll > 0.0f) {
-      fac = 1.0f / ll;
-      lse_v = mm + log(ll);
-    }
+    float mm = m_run[x], ll = l_run[x], fac, lse_v;
+    PA_ROW_NORM(mm, ll, nsplit == 1 && (flags & F_SINKS), sinks[sk_off + h * sk_s], fac, lse_v);
     if (nsplit == 1) {
-      long oo = o_off + b * o_sb + (long)(q_start + i) * o_st + h * o_sh;
+      long oo = pa_out_row(o_off, o_sb, o_st, o_sh, b, q_start, i, h);
       #pragma unroll
       for (int n = 0; n < NDB; n++) {
         STO(__global, out, oo + n * 8 + 2 * t, o[n][2 * x] * fac);
         STO(__global, out, oo + n * 8 + 2 * t + 1, o[n][2 * x + 1] * fac);
       }
-      if (t == 0 && (flags & F_LSE)) lse[l_off + b * l_sb + (long)(q_start + i) * l_st + h * l_sh] = lse_v;
+      if (t == 0 && (flags & F_LSE)) lse[pa_out_row(l_off, l_sb, l_st, l_sh, b, q_start, i, h)] = lse_v;
     } else {
-      long p = part_row + ((long)split * len_q + i) * hq + h;
+      long p = pa_part_row(part_row, split, len_q, hq, i, h);
       #pragma unroll
       for (int n = 0; n < NDB; n++) {
         ws[ws_o + p * DV + n * 8 + 2 * t] = o[n][2 * x] * fac;
