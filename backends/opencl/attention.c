@@ -18,6 +18,49 @@ void pa_cl_scale_args(pa_cl_args *g, const pa_tensor *s) {
   pa_cl_arg_long(g, s && s->shape[0] > 1 ? s->stride[0] : 0);
 }
 
+/* A view's buffer, offset and its first n strides. */
+static void arg_view(pa_cl_args *g, const pa_cl_view *v, int n) {
+  pa_cl_arg_mem(g, v->buf);
+  pa_cl_arg_long(g, v->off);
+  for (int i = 0; i < n; i++) pa_cl_arg_long(g, v->s[i]);
+}
+
+void pa_cl_sched_args(pa_cl_args *g, const pa_plan *plan, pa_buffer *ws) {
+  pa_cl_arg_mem(g, plan->ws_size ? ws : NULL);
+  pa_cl_arg_long(g, (int64_t)(plan->ws_o_offset / 4));
+  pa_cl_arg_long(g, (int64_t)(plan->ws_lse_offset / 4));
+  pa_cl_arg_mem(g, plan->schedule);
+  pa_cl_arg_int(g, (int)(plan->sched_req_off / 4));
+  pa_cl_arg_int(g, (int)(plan->sched_work_off / 4));
+}
+
+void pa_cl_attention_args(pa_cl_args *g, const pa_plan *plan, pa_buffer *ws,
+                          const pa_cl_attention_argv *c) {
+  arg_view(g, &c->q, 3), arg_view(g, &c->q2, 2);
+  arg_view(g, &c->k, 4), arg_view(g, &c->k2, 2), arg_view(g, &c->v, 4);
+  arg_view(g, &c->out, 3), arg_view(g, &c->lse, 3), arg_view(g, &c->bt, 2);
+  arg_view(g, &c->mask, 4), arg_view(g, &c->sinks, 1), arg_view(g, &c->alibi, 1);
+  pa_cl_sched_args(g, plan, ws);
+  pa_cl_arg_int(g, c->ragged_q);
+  pa_cl_arg_int(g, c->ragged_k);
+  pa_cl_arg_int(g, c->page_size);
+  pa_cl_arg_int(g, c->group);
+  pa_cl_arg_int(g, c->hq);
+  pa_cl_arg_int(g, c->kv_vec);
+  pa_cl_arg_float(g, c->scale);
+  pa_cl_arg_float(g, c->softcap);
+  pa_cl_arg_int(g, c->causal);
+  pa_cl_arg_int(g, c->wl);
+  pa_cl_arg_int(g, c->wr);
+  pa_cl_arg_int(g, c->sink_tokens);
+  pa_cl_arg_int(g, c->flags);
+}
+
+/* A present tensor's buffer and element offset (strides set by the caller). */
+static pa_cl_view view_of(const pa_tensor *t) {
+  return (pa_cl_view){.buf = t->buf, .off = pa_cl_elem_off(t)};
+}
+
 pa_status pa_cl_attention(pa_context *ctx, const pa_plan *plan, const pa_attention_args *a,
                           pa_buffer *ws) {
   const pa_cl_variant *v = pa_cl_variant_of(plan);
@@ -25,90 +68,62 @@ pa_status pa_cl_attention(pa_context *ctx, const pa_plan *plan, const pa_attenti
   const pa_attention_desc *d = &plan->desc;
   if (!plan->num_work) return PA_OK;
   pa_cl_state *st = pa_cl(ctx);
-  int64_t sb, s1, sh;
-  pthread_mutex_lock(&st->lock);
-  pa_cl_args g = {.k = v->kernel};
-
-  pa_cl_row_strides(&a->q, &sb, &s1, &sh, 1);
-  pa_cl_arg_mem(&g, a->q.buf);
-  pa_cl_arg_long(&g, pa_cl_elem_off(&a->q));
-  pa_cl_arg_long(&g, sb), pa_cl_arg_long(&g, s1), pa_cl_arg_long(&g, sh);
-  pa_cl_arg_mem(&g, NULL); /* q2 (MLA only) */
-  for (int i = 0; i < 3; i++) pa_cl_arg_long(&g, 0);
-
+  const bool paged = d->page_size > 0, mask = (d->flags & PA_HAS_MASK) != 0;
+  const bool sinks = (d->flags & PA_HAS_SINKS) != 0, alibi = (d->flags & PA_HAS_ALIBI) != 0;
+  const bool want_lse = (d->flags & PA_RETURN_LSE) && a->lse.buf;
+  pa_cl_attention_argv c = {
+      .ragged_q = a->q.ndim == 3,
+      .ragged_k = !paged && a->k.ndim == 3,
+      .page_size = d->page_size,
+      .group = plan->group,
+      .hq = d->num_q_heads,
+      .kv_vec = pa_cl_vec_ok(&a->k) && pa_cl_vec_ok(&a->v),
+      .scale = plan->scale,
+      .softcap = d->softcap,
+      .causal = d->causal,
+      .wl = d->window_left,
+      .wr = d->window_right,
+      .sink_tokens = d->sink_tokens,
+      .flags = (int)d->flags,
+  };
+  c.q = view_of(&a->q);
+  pa_cl_row_strides(&a->q, &c.q.s[0], &c.q.s[1], &c.q.s[2], 1);
   const pa_tensor *kv[2] = {&a->k, &a->v};
+  pa_cl_view *kvv[2] = {&c.k, &c.v};
   for (int x = 0; x < 2; x++) {
     const pa_tensor *t = kv[x];
-    int64_t kb = 0, kt, kh, kp = 0;
-    if (d->page_size > 0) {
-      kp = t->stride[0], kt = t->stride[1], kh = t->stride[2];
-    } else {
-      pa_cl_row_strides(t, &kb, &kt, &kh, 1);
-    }
-    pa_cl_arg_mem(&g, t->buf);
-    pa_cl_arg_long(&g, pa_cl_elem_off(t));
-    pa_cl_arg_long(&g, kb), pa_cl_arg_long(&g, kt), pa_cl_arg_long(&g, kh), pa_cl_arg_long(&g, kp);
-    if (x == 0) { /* k2 (MLA only) */
-      pa_cl_arg_mem(&g, NULL);
-      for (int i = 0; i < 3; i++) pa_cl_arg_long(&g, 0);
-    }
+    int64_t *s = kvv[x]->s; /* (batch, token, head, page) */
+    *kvv[x] = view_of(t);
+    if (paged)
+      s[3] = t->stride[0], s[1] = t->stride[1], s[2] = t->stride[2];
+    else
+      pa_cl_row_strides(t, &s[0], &s[1], &s[2], 1);
   }
+  c.out = view_of(&a->out);
+  pa_cl_row_strides(&a->out, &c.out.s[0], &c.out.s[1], &c.out.s[2], 1);
+  if (want_lse) {
+    c.lse = view_of(&a->lse);
+    pa_cl_row_strides(&a->lse, &c.lse.s[0], &c.lse.s[1], &c.lse.s[2], 0);
+  }
+  if (paged) {
+    const pa_tensor *t = &a->block_table;
+    c.bt = (pa_cl_view){t->buf, pa_cl_elem_off(t), {t->stride[0], t->stride[1]}};
+  }
+  if (mask) {
+    const pa_tensor *m = &a->mask;
+    c.mask = (pa_cl_view){
+        m->buf,
+        pa_cl_elem_off(m),
+        {m->stride[0], m->shape[1] > 1 ? m->stride[1] : 0, m->stride[2], m->stride[3]}};
+  }
+  if (sinks) c.sinks = (pa_cl_view){a->sinks.buf, pa_cl_elem_off(&a->sinks), {a->sinks.stride[0]}};
+  if (alibi)
+    c.alibi = (pa_cl_view){
+        a->alibi_slopes.buf, pa_cl_elem_off(&a->alibi_slopes), {a->alibi_slopes.stride[0]}};
 
-  pa_cl_row_strides(&a->out, &sb, &s1, &sh, 1);
-  pa_cl_arg_mem(&g, a->out.buf);
-  pa_cl_arg_long(&g, pa_cl_elem_off(&a->out));
-  pa_cl_arg_long(&g, sb), pa_cl_arg_long(&g, s1), pa_cl_arg_long(&g, sh);
-
-  bool want_lse = (d->flags & PA_RETURN_LSE) && a->lse.buf;
-  sb = s1 = sh = 0;
-  if (want_lse) pa_cl_row_strides(&a->lse, &sb, &s1, &sh, 0);
-  pa_cl_arg_mem(&g, want_lse ? a->lse.buf : NULL);
-  pa_cl_arg_long(&g, want_lse ? pa_cl_elem_off(&a->lse) : 0);
-  pa_cl_arg_long(&g, sb), pa_cl_arg_long(&g, s1), pa_cl_arg_long(&g, sh);
-
-  bool paged = d->page_size > 0;
-  pa_cl_arg_mem(&g, paged ? a->block_table.buf : NULL);
-  pa_cl_arg_long(&g, paged ? pa_cl_elem_off(&a->block_table) : 0);
-  pa_cl_arg_long(&g, paged ? a->block_table.stride[0] : 0);
-  pa_cl_arg_long(&g, paged ? a->block_table.stride[1] : 0);
-
-  bool mask = (d->flags & PA_HAS_MASK) != 0;
-  const pa_tensor *m = &a->mask;
-  pa_cl_arg_mem(&g, mask ? m->buf : NULL);
-  pa_cl_arg_long(&g, mask ? pa_cl_elem_off(m) : 0);
-  pa_cl_arg_long(&g, mask ? m->stride[0] : 0);
-  pa_cl_arg_long(&g, mask && m->shape[1] > 1 ? m->stride[1] : 0);
-  pa_cl_arg_long(&g, mask ? m->stride[2] : 0);
-  pa_cl_arg_long(&g, mask ? m->stride[3] : 0);
-
-  bool sinks = (d->flags & PA_HAS_SINKS) != 0, alibi = (d->flags & PA_HAS_ALIBI) != 0;
-  pa_cl_arg_mem(&g, sinks ? a->sinks.buf : NULL);
-  pa_cl_arg_long(&g, sinks ? pa_cl_elem_off(&a->sinks) : 0);
-  pa_cl_arg_long(&g, sinks ? a->sinks.stride[0] : 0);
-  pa_cl_arg_mem(&g, alibi ? a->alibi_slopes.buf : NULL);
-  pa_cl_arg_long(&g, alibi ? pa_cl_elem_off(&a->alibi_slopes) : 0);
-  pa_cl_arg_long(&g, alibi ? a->alibi_slopes.stride[0] : 0);
-
-  pa_cl_arg_mem(&g, plan->ws_size ? ws : NULL);
-  pa_cl_arg_long(&g, (int64_t)(plan->ws_o_offset / 4));
-  pa_cl_arg_long(&g, (int64_t)(plan->ws_lse_offset / 4));
-  pa_cl_arg_mem(&g, plan->schedule);
-  pa_cl_arg_int(&g, (int)(plan->sched_req_off / 4));
-  pa_cl_arg_int(&g, (int)(plan->sched_work_off / 4));
-
-  pa_cl_arg_int(&g, a->q.ndim == 3);
-  pa_cl_arg_int(&g, !paged && a->k.ndim == 3);
-  pa_cl_arg_int(&g, d->page_size);
-  pa_cl_arg_int(&g, plan->group);
-  pa_cl_arg_int(&g, d->num_q_heads);
-  pa_cl_arg_int(&g, pa_cl_vec_ok(&a->k) && pa_cl_vec_ok(&a->v));
-  pa_cl_arg_float(&g, plan->scale);
-  pa_cl_arg_float(&g, d->softcap);
-  pa_cl_arg_int(&g, d->causal);
-  pa_cl_arg_int(&g, d->window_left);
-  pa_cl_arg_int(&g, d->window_right);
-  pa_cl_arg_int(&g, d->sink_tokens);
-  pa_cl_arg_int(&g, (int)d->flags);
+  pthread_mutex_lock(&st->lock);
+  pa_cl_args g = {.k = v->kernel};
+  pa_cl_attention_args(&g, plan, ws, &c);
   if (v->family == PA_CL_TILE) { /* attention.cl (every fp8 plan) */
     pa_cl_scale_args(&g, pa_dtype_is_fp8(d->kv_dtype) ? &a->k_scale : NULL);
     pa_cl_scale_args(&g, pa_dtype_is_fp8(d->kv_dtype) ? &a->v_scale : NULL);

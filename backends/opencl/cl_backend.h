@@ -80,6 +80,32 @@ void pa_cl_row_strides(const pa_tensor *t, int64_t *sb, int64_t *st, int64_t *sh
  * per-head stride: 0 for one scale); NULL: three zero arguments. */
 void pa_cl_scale_args(pa_cl_args *g, const pa_tensor *s);
 
+/* A tensor as a kernel takes it: buffer, element offset, up to four strides
+ * (how many, and which, is the argument list's business). */
+typedef struct pa_cl_view {
+  const pa_buffer *buf; /* NULL: absent (the kernel does not read it) */
+  int64_t off;
+  int64_t s[4];
+} pa_cl_view;
+
+/* common.cl's PA_ATTENTION_ARGS by name; zero-initialised fields are absent
+ * views and zero scalars. Strides per view in kernel order: q (batch, token,
+ * head), q2 (token, head), k and v (batch, token, head, page), k2 (token,
+ * page), out and lse (batch, token, head), bt (batch, page), mask (batch,
+ * head, i, j), sinks and alibi (head). */
+typedef struct pa_cl_attention_argv {
+  pa_cl_view q, q2, k, k2, v, out, lse, bt, mask, sinks, alibi;
+  int ragged_q, ragged_k, page_size, group, hq, kv_vec;
+  float scale, softcap;
+  int causal, wl, wr, sink_tokens, flags;
+} pa_cl_attention_argv;
+
+/* Sets PA_ATTENTION_ARGS (PA_SCHED_ARGS included) from *c and the plan. */
+void pa_cl_attention_args(pa_cl_args *g, const pa_plan *plan, pa_buffer *ws,
+                          const pa_cl_attention_argv *c);
+/* Sets PA_SCHED_ARGS: the plan's workspace offsets and schedule. */
+void pa_cl_sched_args(pa_cl_args *g, const pa_plan *plan, pa_buffer *ws);
+
 /* Whether a tensor's rows can move in 16-byte vectors: its element offset and
  * every stride but the last are multiples of 16 bytes' worth of elements. */
 static inline bool pa_cl_vec_ok(const pa_tensor *t) {

@@ -108,12 +108,7 @@ static void mla_mma_args(pa_cl_args *g, const pa_plan *plan, const pa_mla_args *
   pa_cl_arg_long(g, want_lse ? a->lse.stride[0] : 0);
   pa_cl_arg_long(g, want_lse ? a->lse.stride[1] : 0);
   arg_view(g, &a->block_table, 0, 1);
-  pa_cl_arg_mem(g, plan->ws_size ? ws : NULL);
-  pa_cl_arg_long(g, (int64_t)(plan->ws_o_offset / 4));
-  pa_cl_arg_long(g, (int64_t)(plan->ws_lse_offset / 4));
-  pa_cl_arg_mem(g, plan->schedule);
-  pa_cl_arg_int(g, (int)(plan->sched_req_off / 4));
-  pa_cl_arg_int(g, (int)(plan->sched_work_off / 4));
+  pa_cl_sched_args(g, plan, ws);
   pa_cl_arg_int(g, d->page_size);
   pa_cl_arg_int(g, plan->group);
   pa_cl_arg_int(g, d->num_q_heads);
@@ -123,67 +118,45 @@ static void mla_mma_args(pa_cl_args *g, const pa_plan *plan, const pa_mla_args *
   pa_cl_arg_int(g, (int)(d->flags & PA_RETURN_LSE));
 }
 
-/* attention.cl (MLA=1)'s arguments. */
-static void tile_args(pa_cl_args *g, const pa_plan *plan, const pa_mla_args *a, pa_buffer *ws, bool want_lse) {
+/* attention.cl (MLA=1)'s arguments: K = ckv || kpe, V = the ckv columns of
+ * the K tile (no v view); no mask, sinks, ALiBi, window or softcap. */
+static void tile_args(pa_cl_args *g, const pa_plan *plan, const pa_mla_args *a, pa_buffer *ws,
+                      bool want_lse) {
   const pa_attention_desc *d = &plan->desc;
   const bool paged = d->page_size > 0;
-  pa_cl_arg_mem(g, a->q_nope.buf);
-  pa_cl_arg_long(g, pa_cl_elem_off(&a->q_nope));
-  pa_cl_arg_long(g, 0), pa_cl_arg_long(g, a->q_nope.stride[0]), pa_cl_arg_long(g, a->q_nope.stride[1]);
-  arg_view(g, &a->q_pe, 0, 1);
-
-  /* ckv [pages, page_size, Dc]: (batch, token, head, page) strides. */
-  pa_cl_arg_mem(g, a->ckv.buf);
-  pa_cl_arg_long(g, pa_cl_elem_off(&a->ckv));
-  pa_cl_arg_long(g, 0), pa_cl_arg_long(g, paged ? a->ckv.stride[1] : a->ckv.stride[0]);
-  pa_cl_arg_long(g, 0), pa_cl_arg_long(g, paged ? a->ckv.stride[0] : 0);
-  pa_cl_arg_mem(g, a->kpe.buf);
-  pa_cl_arg_long(g, pa_cl_elem_off(&a->kpe));
-  pa_cl_arg_long(g, paged ? a->kpe.stride[1] : a->kpe.stride[0]);
-  pa_cl_arg_long(g, paged ? a->kpe.stride[0] : 0);
-  pa_cl_arg_mem(g, NULL); /* v: the ckv columns of the K tile */
-  for (int i = 0; i < 5; i++) pa_cl_arg_long(g, 0);
-
-  pa_cl_arg_mem(g, a->out.buf);
-  pa_cl_arg_long(g, pa_cl_elem_off(&a->out));
-  pa_cl_arg_long(g, 0), pa_cl_arg_long(g, a->out.stride[0]), pa_cl_arg_long(g, a->out.stride[1]);
-
-  pa_cl_arg_mem(g, want_lse ? a->lse.buf : NULL);
-  pa_cl_arg_long(g, want_lse ? pa_cl_elem_off(&a->lse) : 0);
-  pa_cl_arg_long(g, 0);
-  pa_cl_arg_long(g, want_lse ? a->lse.stride[0] : 0);
-  pa_cl_arg_long(g, want_lse ? a->lse.stride[1] : 0);
-
-  pa_cl_arg_mem(g, paged ? a->block_table.buf : NULL);
-  pa_cl_arg_long(g, paged ? pa_cl_elem_off(&a->block_table) : 0);
-  pa_cl_arg_long(g, paged ? a->block_table.stride[0] : 0);
-  pa_cl_arg_long(g, paged ? a->block_table.stride[1] : 0);
-
-  pa_cl_arg_mem(g, NULL); /* mask */
-  for (int i = 0; i < 5; i++) pa_cl_arg_long(g, 0);
-  for (int x = 0; x < 2; x++) { /* sinks, alibi */
-    pa_cl_arg_mem(g, NULL);
-    pa_cl_arg_long(g, 0), pa_cl_arg_long(g, 0);
-  }
-
-  pa_cl_arg_mem(g, plan->ws_size ? ws : NULL);
-  pa_cl_arg_long(g, (int64_t)(plan->ws_o_offset / 4));
-  pa_cl_arg_long(g, (int64_t)(plan->ws_lse_offset / 4));
-  pa_cl_arg_mem(g, plan->schedule);
-  pa_cl_arg_int(g, (int)(plan->sched_req_off / 4));
-  pa_cl_arg_int(g, (int)(plan->sched_work_off / 4));
-
-  pa_cl_arg_int(g, 1);      /* ragged q */
-  pa_cl_arg_int(g, !paged); /* ragged k when contiguous */
-  pa_cl_arg_int(g, d->page_size);
-  pa_cl_arg_int(g, plan->group);
-  pa_cl_arg_int(g, d->num_q_heads);
-  pa_cl_arg_int(g, pa_cl_vec_ok(&a->ckv) && pa_cl_vec_ok(&a->kpe));
-  pa_cl_arg_float(g, plan->scale);
-  pa_cl_arg_float(g, 0.0f);
-  pa_cl_arg_int(g, d->causal);
-  pa_cl_arg_int(g, -1), pa_cl_arg_int(g, -1), pa_cl_arg_int(g, 0);
-  pa_cl_arg_int(g, (int)(d->flags & PA_RETURN_LSE));
+  pa_cl_attention_argv c = {
+      .q = {a->q_nope.buf,
+            pa_cl_elem_off(&a->q_nope),
+            {0, a->q_nope.stride[0], a->q_nope.stride[1]}},
+      .q2 = {a->q_pe.buf, pa_cl_elem_off(&a->q_pe), {a->q_pe.stride[0], a->q_pe.stride[1]}},
+      /* ckv [pages, page_size, Dc] or [T, Dc]: (batch, token, head, page) */
+      .k = {a->ckv.buf,
+            pa_cl_elem_off(&a->ckv),
+            {0, paged ? a->ckv.stride[1] : a->ckv.stride[0], 0, paged ? a->ckv.stride[0] : 0}},
+      .k2 = {a->kpe.buf,
+             pa_cl_elem_off(&a->kpe),
+             {paged ? a->kpe.stride[1] : a->kpe.stride[0], paged ? a->kpe.stride[0] : 0}},
+      .out = {a->out.buf, pa_cl_elem_off(&a->out), {0, a->out.stride[0], a->out.stride[1]}},
+      .ragged_q = 1,
+      .ragged_k = !paged,
+      .page_size = d->page_size,
+      .group = plan->group,
+      .hq = d->num_q_heads,
+      .kv_vec = pa_cl_vec_ok(&a->ckv) && pa_cl_vec_ok(&a->kpe),
+      .scale = plan->scale,
+      .causal = d->causal,
+      .wl = -1,
+      .wr = -1,
+      .flags = (int)(d->flags & PA_RETURN_LSE),
+  };
+  if (want_lse)
+    c.lse =
+        (pa_cl_view){a->lse.buf, pa_cl_elem_off(&a->lse), {0, a->lse.stride[0], a->lse.stride[1]}};
+  if (paged)
+    c.bt = (pa_cl_view){a->block_table.buf,
+                        pa_cl_elem_off(&a->block_table),
+                        {a->block_table.stride[0], a->block_table.stride[1]}};
+  pa_cl_attention_args(g, plan, ws, &c);
   const bool fp8 = pa_dtype_is_fp8(d->kv_dtype);
   pa_cl_scale_args(g, fp8 ? &a->kv_scale : NULL);
   pa_cl_scale_args(g, fp8 ? &a->kv_scale : NULL);

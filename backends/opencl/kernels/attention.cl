@@ -47,22 +47,7 @@
 #define F_MASK 16  /* PA_HAS_MASK */
 
 __kernel __attribute__((reqd_work_group_size(NT, 1, 1))) void pa_attention(
-    __global const Q_RAW *q, long q_off, long q_sb, long q_st, long q_sh,
-    __global const Q_RAW *q2, long q2_off, long q2_st, long q2_sh, /* MLA q_pe */
-    __global const KV_RAW *k, long k_off, long k_sb, long k_st, long k_sh, long k_sp,
-    __global const KV_RAW *k2, long k2_off, long k2_st, long k2_sp, /* MLA kpe */
-    __global const KV_RAW *v, long v_off, long v_sb, long v_st, long v_sh, long v_sp,
-    __global O_RAW *out, long o_off, long o_sb, long o_st, long o_sh,
-    __global float *lse, long l_off, long l_sb, long l_st, long l_sh,
-    __global const int *bt, long bt_off, long bt_sb, long bt_sp,
-    __global const float *mask, long m_off, long m_sb, long m_sh, long m_si, long m_sj,
-    __global const float *sinks, long sk_off, long sk_s,
-    __global const float *alibi, long al_off, long al_s,
-    __global float *ws, long ws_o, long ws_l,
-    __global const int *sched, int req_off, int work_off,
-    int ragged_q, int ragged_k, int page_size, int group, int hq, int kv_vec,
-    float scale, float softcap, int causal, int wl, int wr, int sink_tokens, int flags,
-    __global const float *ks, long ks_off, long ks_s, /* fp8 K/V: dequantisation scales */
+    PA_ATTENTION_ARGS(), __global const float *ks, long ks_off, long ks_s, /* fp8 K/V: dequantisation scales */
     __global const float *vs, long vs_off, long vs_s) {
   __local Q_RAW q_l[BQ * QS];
   /* uint storage: 4-byte aligned rows (KS is even for 16-bit types) for the
@@ -277,23 +262,13 @@ __kernel __attribute__((reqd_work_group_size(NT, 1, 1))) void pa_attention(
     float fac = 0.0f, lse_v = -INFINITY;
     if (r < rows) {
       int h = rowh_l[r];
-      float mm = m_run, ll = l_run;
-      if (nsplit == 1 && (flags & F_SINKS)) {
-        float sk = sinks[sk_off + h * sk_s], mx = fmax(mm, sk);
-        if (mx != -INFINITY) {
-          ll = ll * exp(mm - mx) + exp(sk - mx);
-          fac = exp(mm - mx) / ll;
-          lse_v = mx + log(ll);
-        }
-      } else if (ll > 0.0f) {
-        fac = 1.0f / ll;
-        lse_v = mm + log(ll);
-      }
+      PA_ROW_NORM(m_run, l_run, nsplit == 1 && (flags & F_SINKS), sinks[sk_off + h * sk_s], fac,
+                  lse_v);
       int i = rowi_l[r];
       if (nsplit == 1) {
-        if (flags & F_LSE) lse[l_off + b * l_sb + (long)(q_start + i) * l_st + h * l_sh] = lse_v;
+        if (flags & F_LSE) lse[pa_out_row(l_off, l_sb, l_st, l_sh, b, q_start, i, h)] = lse_v;
       } else {
-        ws[ws_l + part_row + ((long)split * len_q + i) * hq + h] = lse_v;
+        ws[ws_l + pa_part_row(part_row, split, len_q, hq, i, h)] = lse_v;
       }
     }
     alpha_l[r] = fac * v_fac;
@@ -305,13 +280,13 @@ __kernel __attribute__((reqd_work_group_size(NT, 1, 1))) void pa_attention(
     int i = rowi_l[r], h = rowh_l[r];
     float fac = alpha_l[r];
     if (nsplit == 1) {
-      long o = o_off + b * o_sb + (long)(q_start + i) * o_st + h * o_sh;
+      long o = pa_out_row(o_off, o_sb, o_st, o_sh, b, q_start, i, h);
       for (int n = 0; n < NDV; n++) {
         int d = cg + CG * n;
         if (d < DV) STO(__global, out, o + d, acc[m][n] * fac);
       }
     } else {
-      long o = ws_o + (part_row + ((long)split * len_q + i) * hq + h) * (long)DV;
+      long o = ws_o + pa_part_row(part_row, split, len_q, hq, i, h) * (long)DV;
       for (int n = 0; n < NDV; n++) {
         int d = cg + CG * n;
         if (d < DV) ws[o + d] = acc[m][n] * fac;

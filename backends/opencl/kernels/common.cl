@@ -93,3 +93,60 @@ inline __global const pa_work_t *pa_work_item(__global const int *sched, int wor
 inline __global const pa_req_t *pa_request(__global const int *sched, int req_off, int b) {
   return (__global const pa_req_t *)(sched + req_off + b * 8);
 }
+
+/* The plan's workspace (split-KV partial rows, then their LSEs, offsets in
+ * floats) and schedule, as every attention and MLA kernel takes them; set on
+ * the host by pa_cl_sched_args. */
+#define PA_SCHED_ARGS                                                                              \
+  __global float *ws, long ws_o, long ws_l, __global const int *sched, int req_off, int work_off
+
+/* The argument list of the attention kernels (attention.cl, decode.cl,
+ * decode_w.cl, prefill_mma.cl), set on the host by pa_cl_attention_args;
+ * a kernel appends its own after it. Element types come from the kernel's
+ * Q_RAW, KV_RAW, O_RAW; KVQ qualifies the K and V pointers (restrict or
+ * nothing). q2/k2 are MLA's q_pe/kpe views (attention.cl with MLA=1). */
+#define PA_ATTENTION_ARGS(KVQ)                                                                     \
+  __global const Q_RAW *q, long q_off, long q_sb, long q_st, long q_sh,                            \
+      __global const Q_RAW *q2, long q2_off, long q2_st, long q2_sh,                               \
+      __global const KV_RAW *KVQ k, long k_off, long k_sb, long k_st, long k_sh, long k_sp,        \
+      __global const KV_RAW *k2, long k2_off, long k2_st, long k2_sp,                              \
+      __global const KV_RAW *KVQ v, long v_off, long v_sb, long v_st, long v_sh, long v_sp,        \
+      __global O_RAW *out, long o_off, long o_sb, long o_st, long o_sh, __global float *lse,       \
+      long l_off, long l_sb, long l_st, long l_sh, __global const int *bt, long bt_off,            \
+      long bt_sb, long bt_sp, __global const float *mask, long m_off, long m_sb, long m_sh,        \
+      long m_si, long m_sj, __global const float *sinks, long sk_off, long sk_s,                   \
+      __global const float *alibi, long al_off, long al_s, PA_SCHED_ARGS, int ragged_q,            \
+      int ragged_k, int page_size, int group, int hq, int kv_vec, float scale, float softcap,      \
+      int causal, int wl, int wr, int sink_tokens, int flags
+
+/* The row epilogue every attention kernel ends with. A finished row's state
+ * (running max mm, sum ll, natural log) gives fac, the factor that normalises
+ * its o (0 for an empty row), and lse_v, its LSE. With `sink` (requests that
+ * are not split: otherwise the combine adds the sink once) the sink logit
+ * (expression sk, read only then) joins the sum. mm and ll are variables. A
+ * statement macro: the kernels compile exactly as with the code written out. */
+#define PA_ROW_NORM(mm, ll, sink, sk, fac, lse_v)                                                 \
+  do {                                                                                             \
+    fac = 0.0f, lse_v = -INFINITY;                                                                 \
+    if (sink) {                                                                                    \
+      float s_ = (sk), mx_ = fmax(mm, s_);                                                         \
+      if (mx_ != -INFINITY) {                                                                      \
+        float l2_ = ll * exp(mm - mx_) + exp(s_ - mx_);                                            \
+        fac = exp(mm - mx_) / l2_;                                                                 \
+        lse_v = mx_ + log(l2_);                                                                    \
+      }                                                                                            \
+    } else if (ll > 0.0f) {                                                                        \
+      fac = 1.0f / ll;                                                                             \
+      lse_v = mm + log(ll);                                                                        \
+    }                                                                                              \
+  } while (0)
+
+/* Where row (query i, head h) of request b goes: its first element in out
+ * (num_splits == 1), or its row in the split partials (ws_o + row * dims for
+ * o, ws_l + row for the LSE). */
+inline long pa_out_row(long off, long sb, long st, long sh, int b, int q_start, int i, int h) {
+  return off + b * sb + (long)(q_start + i) * st + h * sh;
+}
+inline long pa_part_row(int part_row, int split, int len_q, int hq, int i, int h) {
+  return part_row + ((long)split * len_q + i) * hq + h;
+}

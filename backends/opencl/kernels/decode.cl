@@ -20,22 +20,7 @@
 #define NT (KG * DL)
 #define KPT (BKV / KG)
 
-__kernel __attribute__((reqd_work_group_size(NT, 1, 1))) void pa_decode(
-    __global const Q_RAW *q, long q_off, long q_sb, long q_st, long q_sh,
-    __global const Q_RAW *q2, long q2_off, long q2_st, long q2_sh,
-    __global const KV_RAW *k, long k_off, long k_sb, long k_st, long k_sh, long k_sp,
-    __global const KV_RAW *k2, long k2_off, long k2_st, long k2_sp,
-    __global const KV_RAW *v, long v_off, long v_sb, long v_st, long v_sh, long v_sp,
-    __global O_RAW *out, long o_off, long o_sb, long o_st, long o_sh,
-    __global float *lse, long l_off, long l_sb, long l_st, long l_sh,
-    __global const int *bt, long bt_off, long bt_sb, long bt_sp,
-    __global const float *mask, long m_off, long m_sb, long m_sh, long m_si, long m_sj,
-    __global const float *sinks, long sk_off, long sk_s,
-    __global const float *alibi, long al_off, long al_s,
-    __global float *ws, long ws_o, long ws_l,
-    __global const int *sched, int req_off, int work_off,
-    int ragged_q, int ragged_k, int page_size, int group, int hq, int kv_vec,
-    float scale, float softcap, int causal, int wl, int wr, int sink_tokens, int flags) {
+__kernel __attribute__((reqd_work_group_size(NT, 1, 1))) void pa_decode(PA_ATTENTION_ARGS()) {
   /* partial scores during the key loop, per-group outputs after it */
   __local float scratch_l[(BKV * BQ * (DL + 1) > KG * BQ * DV) ? BKV * BQ * (DL + 1) : KG * BQ * DV];
   __local float *part_l = scratch_l, *red_l = scratch_l;
@@ -190,23 +175,13 @@ __kernel __attribute__((reqd_work_group_size(NT, 1, 1))) void pa_decode(
     for (int u = 0; u < KG; u++) o += red_l[(u * BQ + r) * DV + d];
     /* normalise; the sink joins only when the request is not split */
     int i = rowi_l[r], h = rowh_l[r];
-    float fac = 0.0f, lse_v = -INFINITY;
-    if (nsplit == 1 && (flags & F_SINKS)) {
-      float sk = sinks[sk_off + h * sk_s], mx = fmax(mm, sk);
-      if (mx != -INFINITY) {
-        float l2 = ll * exp(mm - mx) + exp(sk - mx);
-        fac = exp(mm - mx) / l2;
-        lse_v = mx + log(l2);
-      }
-    } else if (ll > 0.0f) {
-      fac = 1.0f / ll;
-      lse_v = mm + log(ll);
-    }
+    float fac, lse_v;
+    PA_ROW_NORM(mm, ll, nsplit == 1 && (flags & F_SINKS), sinks[sk_off + h * sk_s], fac, lse_v);
     if (nsplit == 1) {
-      STO(__global, out, o_off + b * o_sb + (long)(q_start + i) * o_st + h * o_sh + d, o * fac);
-      if (d == 0 && (flags & F_LSE)) lse[l_off + b * l_sb + (long)(q_start + i) * l_st + h * l_sh] = lse_v;
+      STO(__global, out, pa_out_row(o_off, o_sb, o_st, o_sh, b, q_start, i, h) + d, o * fac);
+      if (d == 0 && (flags & F_LSE)) lse[pa_out_row(l_off, l_sb, l_st, l_sh, b, q_start, i, h)] = lse_v;
     } else {
-      long p = part_row + ((long)split * len_q + i) * hq + h;
+      long p = pa_part_row(part_row, split, len_q, hq, i, h);
       ws[ws_o + p * DV + d] = o * fac;
       if (d == 0) ws[ws_l + p] = lse_v;
     }

@@ -131,8 +131,7 @@ __kernel __attribute__((reqd_work_group_size(NT, 1, 1))) void pa_mla_mma(
     __global O_RAW *out, long o_off, long o_st, long o_sh,
     __global float *lse, long l_off, long l_st, long l_sh,
     __global const int *bt, long bt_off, long bt_sb, long bt_sp,
-    __global float *ws, long ws_o, long ws_l,
-    __global const int *sched, int req_off, int work_off,
+    PA_SCHED_ARGS,
     int page_size, int group, int hq, int kv_vec, float scale, int causal, int flags) {
   __local uint4 k_w[(CPA ? 2 : 1) * TW];
   __local float4 sx[NRG * 4 * NB * 32];
@@ -388,18 +387,19 @@ __kernel __attribute__((reqd_work_group_size(NT, 1, 1))) void pa_mla_mma(
     ll += pa_shfl_xor(ll, 2 EMU_ARG);
     if (!rv[x]) continue;
     int i = ri[x], h = rh[x];
+    /* no sinks in MLA; one expression keeps m * LN2 + log(l) contracted (fma) */
     float fac = ll > 0.0f ? 1.0f / ll : 0.0f;
     float lse_v = ll > 0.0f ? m_run[x] * LN2 + log(ll) : -INFINITY;
     if (nsplit == 1) {
-      long oo = o_off + (long)(q_start + i) * o_st + h * o_sh + qd * DQ + 2 * t;
+      long oo = pa_out_row(o_off, 0, o_st, o_sh, b, q_start, i, h) + qd * DQ + 2 * t;
       #pragma unroll
       for (int n = 0; n < NDB; n++) {
         STO(__global, out, oo + n * 8, o[n][2 * x] * fac);
         STO(__global, out, oo + n * 8 + 1, o[n][2 * x + 1] * fac);
       }
-      if (qd == 0 && t == 0 && (flags & F_LSE)) lse[l_off + (long)(q_start + i) * l_st + h * l_sh] = lse_v;
+      if (qd == 0 && t == 0 && (flags & F_LSE)) lse[pa_out_row(l_off, 0, l_st, l_sh, b, q_start, i, h)] = lse_v;
     } else {
-      long p = part_row + ((long)split * len_q + i) * hq + h;
+      long p = pa_part_row(part_row, split, len_q, hq, i, h);
       __global float *wo = ws + ws_o + p * DC + qd * DQ + 2 * t;
       #pragma unroll
       for (int n = 0; n < NDB; n++) wo[n * 8] = o[n][2 * x] * fac, wo[n * 8 + 1] = o[n][2 * x + 1] * fac;

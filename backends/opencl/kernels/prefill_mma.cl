@@ -96,18 +96,9 @@ __kernel __attribute__((reqd_work_group_size(32, 1, 1))) void pa_ldsm_probe(__gl
 #define F_ALIBI 8
 #define F_MASK 16
 
-#define PA_ARGS                                                                                        \
-  __global const ushort *q, long q_off, long q_sb, long q_st, long q_sh, __global const ushort *q2,   \
-      long q2_off, long q2_st, long q2_sh, __global const ushort *k, long k_off, long k_sb, long k_st, \
-      long k_sh, long k_sp, __global const ushort *k2, long k2_off, long k2_st, long k2_sp,           \
-      __global const ushort *v, long v_off, long v_sb, long v_st, long v_sh, long v_sp,               \
-      __global O_RAW *out, long o_off, long o_sb, long o_st, long o_sh, __global float *lse,          \
-      long l_off, long l_sb, long l_st, long l_sh, __global const int *bt, long bt_off, long bt_sb,   \
-      long bt_sp, __global const float *mask, long m_off, long m_sb, long m_sh, long m_si,            \
-      long m_sj, __global const float *sinks, long sk_off, long sk_s, __global const float *alibi,    \
-      long al_off, long al_s, __global float *ws, long ws_o, long ws_l, __global const int *sched,    \
-      int req_off, int work_off, int ragged_q, int ragged_k, int page_size, int group, int hq,        \
-      int kv_vec, float scale, float softcap, int causal, int wl, int wr, int sink_tokens, int flags
+/* Q and K/V share KV_DT (f16 or bf16), handled as raw 16-bit words. */
+#define Q_RAW ushort
+#define KV_RAW ushort
 
 #if PIPE
 
@@ -159,7 +150,7 @@ inline void pa_stage(uint sa, __local ushort *l, int ls, int ch, __global const 
   }
 }
 
-__kernel __attribute__((reqd_work_group_size(NT, 1, 1))) void pa_prefill_mma(PA_ARGS) {
+__kernel __attribute__((reqd_work_group_size(NT, 1, 1))) void pa_prefill_mma(PA_ATTENTION_ARGS()) {
   __local uint4 k_w[BKV * KS / 8];
   __local uint4 v_w[BKV * VS / 8];
   __local ushort *k_l = (__local ushort *)k_w, *v_l = (__local ushort *)v_w;
@@ -360,28 +351,18 @@ __kernel __attribute__((reqd_work_group_size(NT, 1, 1))) void pa_prefill_mma(PA_
   for (int x = 0; x < 2; x++) {
     if (!rv[x]) continue;
     int i = ri[x], h = rh[x];
-    float mm = m_run[x] * LN2, ll = l_run[x], fac = 0.0f, lse_v = -INFINITY; /* natural log from here */
-    if (nsplit == 1 && (flags & F_SINKS)) {
-      float sk = sinks[sk_off + h * sk_s], mxs = fmax(mm, sk);
-      if (mxs != -INFINITY) {
-        ll = ll * exp(mm - mxs) + exp(sk - mxs);
-        fac = exp(mm - mxs) / ll;
-        lse_v = mxs + log(ll);
-      }
-    } else if (ll > 0.0f) {
-      fac = 1.0f / ll;
-      lse_v = mm + log(ll);
-    }
+    float mm = m_run[x] * LN2, ll = l_run[x], fac, lse_v; /* natural log from here */
+    PA_ROW_NORM(mm, ll, nsplit == 1 && (flags & F_SINKS), sinks[sk_off + h * sk_s], fac, lse_v);
     if (nsplit == 1) {
-      long oo = o_off + b * o_sb + (long)(q_start + i) * o_st + h * o_sh;
+      long oo = pa_out_row(o_off, o_sb, o_st, o_sh, b, q_start, i, h);
       #pragma unroll
       for (int n = 0; n < NDB; n++) {
         STO(__global, out, oo + n * 8 + 2 * t, o[n][2 * x] * fac);
         STO(__global, out, oo + n * 8 + 2 * t + 1, o[n][2 * x + 1] * fac);
       }
-      if (t == 0 && (flags & F_LSE)) lse[l_off + b * l_sb + (long)(q_start + i) * l_st + h * l_sh] = lse_v;
+      if (t == 0 && (flags & F_LSE)) lse[pa_out_row(l_off, l_sb, l_st, l_sh, b, q_start, i, h)] = lse_v;
     } else {
-      long p = part_row + ((long)split * len_q + i) * hq + h;
+      long p = pa_part_row(part_row, split, len_q, hq, i, h);
       #pragma unroll
       for (int n = 0; n < NDB; n++) {
         ws[ws_o + p * DV + n * 8 + 2 * t] = o[n][2 * x] * fac;
@@ -403,7 +384,7 @@ __kernel __attribute__((reqd_work_group_size(NT, 1, 1))) void pa_prefill_mma(PA_
 #define NB (BKV / 8)   /* n-blocks of S */
 #define NDB (DV / 8)   /* n-blocks of O */
 
-__kernel __attribute__((reqd_work_group_size(NT, 1, 1))) void pa_prefill_mma(PA_ARGS) {
+__kernel __attribute__((reqd_work_group_size(NT, 1, 1))) void pa_prefill_mma(PA_ATTENTION_ARGS()) {
   __local uint4 k_w[BKV * KS / 8];
   __local uint4 vt_w[DV * VS / 8];
   __local ushort *k_l = (__local ushort *)k_w, *vt_l = (__local ushort *)vt_w;
@@ -579,28 +560,18 @@ __kernel __attribute__((reqd_work_group_size(NT, 1, 1))) void pa_prefill_mma(PA_
   for (int x = 0; x < 2; x++) {
     if (!rv[x]) continue;
     int i = ri[x], h = rh[x];
-    float mm = m_run[x], ll = l_run[x], fac = 0.0f, lse_v = -INFINITY;
-    if (nsplit == 1 && (flags & F_SINKS)) {
-      float sk = sinks[sk_off + h * sk_s], mxs = fmax(mm, sk);
-      if (mxs != -INFINITY) {
-        ll = ll * exp(mm - mxs) + exp(sk - mxs);
-        fac = exp(mm - mxs) / ll;
-        lse_v = mxs + log(ll);
-      }
-    } else if (ll > 0.0f) {
-      fac = 1.0f / ll;
-      lse_v = mm + log(ll);
-    }
+    float mm = m_run[x], ll = l_run[x], fac, lse_v;
+    PA_ROW_NORM(mm, ll, nsplit == 1 && (flags & F_SINKS), sinks[sk_off + h * sk_s], fac, lse_v);
     if (nsplit == 1) {
-      long oo = o_off + b * o_sb + (long)(q_start + i) * o_st + h * o_sh;
+      long oo = pa_out_row(o_off, o_sb, o_st, o_sh, b, q_start, i, h);
       #pragma unroll
       for (int n = 0; n < NDB; n++) {
         STO(__global, out, oo + n * 8 + 2 * t, o[n][2 * x] * fac);
         STO(__global, out, oo + n * 8 + 2 * t + 1, o[n][2 * x + 1] * fac);
       }
-      if (t == 0 && (flags & F_LSE)) lse[l_off + b * l_sb + (long)(q_start + i) * l_st + h * l_sh] = lse_v;
+      if (t == 0 && (flags & F_LSE)) lse[pa_out_row(l_off, l_sb, l_st, l_sh, b, q_start, i, h)] = lse_v;
     } else {
-      long p = part_row + ((long)split * len_q + i) * hq + h;
+      long p = pa_part_row(part_row, split, len_q, hq, i, h);
       #pragma unroll
       for (int n = 0; n < NDB; n++) {
         ws[ws_o + p * DV + n * 8 + 2 * t] = o[n][2 * x] * fac;
