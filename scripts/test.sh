@@ -7,7 +7,8 @@
 #      suite there, less the emulated NVIDIA OpenCL kernels (their host code
 #      is the plain OpenCL path's; only device code differs, which ASan does
 #      not see);
-#   3. builds the CPU backend with ThreadSanitizer and runs the thread test.
+#   3. builds the CPU backend with ThreadSanitizer and runs the thread test;
+#   4. runs each libFuzzer harness of tests/fuzz for a few seconds.
 # Each step is one `step` call; its counts join the totals. The end lists the
 # skipped tests by name with the reason their test printed, then one line
 # "N passed, N failed" (timeouts, build failures, unexpected passes and leak
@@ -143,6 +144,31 @@ export TSAN_OPTIONS=${TSAN_OPTIONS:-halt_on_error=1:second_deadlock_stack=1}
 step tsan "${PA_TEST_TSAN_BUILD:-build-tsan}" 4 "threads_tsan" \
   -Dcuda=disabled -Dopencl=disabled -Dbuildtype=debugoptimized -Db_sanitize=thread \
   -Db_lundef=false -Dbench=false -Dexamples=false
+
+# libFuzzer harnesses (tests/fuzz: attention, MLA, merges, head GEMM,
+# appends) through scripts/fuzz.sh, each for PA_TEST_FUZZ_SECS (default 12)
+# on its seed corpus; each harness is one test of the totals. A visible skip
+# where clang with libFuzzer is missing; PA_TEST_FUZZ_SECS=0 leaves it out.
+fsecs=${PA_TEST_FUZZ_SECS:-12}
+if [ "$fsecs" -gt 0 ]; then
+  echo "== fuzz: scripts/fuzz.sh $fsecs (seconds per harness)"
+  fuzz_t0=$(date +%s)
+  PA_FUZZ_BUILD=${PA_TEST_FUZZ_BUILD:-build-fuzz} scripts/fuzz.sh "$fsecs" 1 >"$LOGS/fuzz.log" 2>&1
+  frc=$?
+  grep -v "^fuzz: clang" "$LOGS/fuzz.log" | tail -40
+  if [ $frc = 77 ]; then
+    skipped=$((skipped + 1))
+    skip_list+=("fuzz: clang with libFuzzer (-fsanitize=fuzzer) not found")
+  else
+    fok=$(grep -c "^fuzz_.*: ok$" "$LOGS/fuzz.log")
+    fbad=$(grep -c "^fuzz_.*FAILED" "$LOGS/fuzz.log")
+    passed=$((passed + fok))
+    failed=$((failed + fbad))
+    # a failed build or setup runs no harness at all
+    [ $frc != 0 ] && [ $((fok + fbad)) = 0 ] && failed=$((failed + 1))
+  fi
+  echo "== fuzz: $(($(date +%s) - fuzz_t0)) s"
+fi
 
 echo "== all steps: $(($(date +%s) - T0)) s"
 if [ "$skipped" -gt 0 ]; then

@@ -2,65 +2,12 @@
  * strides, offsets and dtypes on the CPU backend; plan, and run whenever
  * validation accepts. Every tensor has its own buffer sized exactly as its
  * shape and strides claim (offset included), so ASan sees any access past
- * it. Built with -Dfuzz=true (clang, -fsanitize=fuzzer,address,undefined). */
-#include <stdint.h>
-#include <stdlib.h>
-#include <string.h>
-
-#include "polyattn.h"
-
-typedef struct bytes {
-  const uint8_t *p;
-  size_t n;
-} bytes;
-
-static unsigned take(bytes *b, unsigned range) {
-  if (!b->n || range <= 1) return 0;
-  unsigned v = b->p[0];
-  b->p++, b->n--;
-  return v % range;
-}
-
-static size_t dsize(pa_dtype t) { return t == PA_F16 || t == PA_BF16 ? 2 : 4; }
-
-/* A tensor of ndim dims in its own buffer, shape[i] from the bytes around
- * want[i] (mostly what validation expects, sometimes off), contiguous or with
- * a padded row stride, at a small offset. NULL buf when the sizes overflow. */
-static void make(pa_context *ctx, bytes *b, pa_tensor *t, pa_dtype dt, int ndim,
-                 const int64_t *want) {
-  memset(t, 0, sizeof *t);
-  t->dtype = take(b, 16) == 0 ? (pa_dtype)take(b, 4) : dt;
-  t->ndim = take(b, 32) == 0 ? (int)take(b, 5) : ndim;
-  int64_t stride = 1;
-  for (int i = t->ndim - 1; i >= 0; i--) {
-    int64_t s = i < ndim ? want[i] : 1;
-    if (take(b, 24) == 0) s += (int64_t)take(b, 3) - 1;
-    t->shape[i] = s < 0 ? 0 : s;
-    t->stride[i] = stride + (i == t->ndim - 1 ? 0 : take(b, 4) == 0 ? take(b, 3) : 0);
-    stride = t->stride[i] * (t->shape[i] > 0 ? t->shape[i] : 1);
-  }
-  size_t es = dsize(t->dtype), last = 0;
-  for (int i = 0; i < t->ndim; i++)
-    if (t->shape[i] > 0) last += (size_t)(t->shape[i] - 1) * (size_t)t->stride[i];
-  t->offset = es * take(b, 3);
-  size_t bytes_needed = t->offset + (last + 1) * es;
-  pa_buffer *buf = NULL;
-  if (bytes_needed < (64u << 20) && pa_buffer_create(ctx, bytes_needed, &buf) == PA_OK) {
-    void *host = calloc(1, bytes_needed);
-    if (host) {
-      pa_buffer_write(buf, 0, host, bytes_needed);
-      free(host);
-    }
-  }
-  t->buf = buf;
-}
+ * it (helpers in fuzz_util.h); fp8 K/V with their k_scale/v_scale. Built
+ * with -Dfuzz=true (clang, -fsanitize=fuzzer,address,undefined). */
+#include "fuzz_util.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
-  static pa_context *ctx;
-  if (!ctx) {
-    pa_context_desc cd = {.backend = PA_BACKEND_CPU, .device = -1, .num_threads = 1};
-    if (pa_context_create(&cd, &ctx) != PA_OK) abort();
-  }
+  pa_context *ctx = fuzz_ctx();
   bytes b = {data, size};
   int hkv = 1 + (int)take(&b, 3), g = 1 + (int)take(&b, 4);
   int dqk = 1 + (int)take(&b, 72), dv = take(&b, 2) ? dqk : 1 + (int)take(&b, 72);
@@ -77,7 +24,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   d.page_size = pages[take(&b, 4)];
   d.num_splits = (int)take(&b, 5);
   d.flags = take(&b, 32);
-  if (take(&b, 16) == 0) d.kv_dtype = (pa_dtype)take(&b, 4);
+  if (take(&b, 16) == 0) d.kv_dtype = (pa_dtype)take(&b, 7);
+  if (take(&b, 6) == 0) d.kv_dtype = take(&b, 2) ? PA_FP8_E4M3 : PA_FP8_E5M2;
   if (take(&b, 16) == 0) d.o_dtype = (pa_dtype)take(&b, 4);
 
   int B = (int)take(&b, 4);
@@ -136,6 +84,12 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     if (d.flags & PA_RETURN_LSE) make(ctx, &b, &a.lse, PA_F32, 2, lse_s);
     if (d.flags & PA_HAS_SINKS) make(ctx, &b, &a.sinks, PA_F32, 1, heads);
     if (d.flags & PA_HAS_ALIBI) make(ctx, &b, &a.alibi_slopes, PA_F32, 1, heads);
+    int fp8 = d.kv_dtype == PA_FP8_E4M3 || d.kv_dtype == PA_FP8_E5M2;
+    if (fp8 != (take(&b, 16) == 0)) { /* scales: [1] or [Hkv], refused without fp8 */
+      int64_t one[1] = {1}, kvh[1] = {hkv};
+      make(ctx, &b, &a.k_scale, PA_F32, 1, take(&b, 2) ? one : kvh);
+      make(ctx, &b, &a.v_scale, PA_F32, 1, take(&b, 2) ? one : kvh);
+    }
     int sq_max = 0, sk_max = 0;
     for (int i = 0; i < B; i++) {
       if (lq[i] > sq_max) sq_max = lq[i];
@@ -148,9 +102,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     if (wss && take(&b, 4) == 0) pa_buffer_create(ctx, wss - take(&b, 2), &ws);
     if (pa_attention_run(plan, &a, ws) == PA_OK) pa_context_synchronize(ctx);
     pa_buffer_destroy(ws);
-    pa_tensor *ts[] = {
-        &a.q, &a.k, &a.v, &a.out, &a.block_table, &a.lse, &a.sinks, &a.alibi_slopes, &a.mask};
-    for (size_t i = 0; i < sizeof ts / sizeof ts[0]; i++) pa_buffer_destroy(ts[i]->buf);
+    pa_tensor *ts[] = {&a.q,           &a.k,       &a.v,      &a.out,
+                       &a.block_table, &a.lse,     &a.sinks,  &a.alibi_slopes,
+                       &a.mask,        &a.k_scale, &a.v_scale};
+    destroy_all(ts, sizeof ts / sizeof ts[0]);
     pa_plan_destroy(plan);
   }
   return 0;
