@@ -226,5 +226,7 @@ const char *pa_config_env_backend(void) {
 int pa_config_env_log(void) {
   const char *v = getenv("PA_LOG");
   if (!v || !*v) return -1;
-  return (v[0] >= '0' && v[0] <= '9') ? atoi(v) : 2;
+  /* PA_LOG=1 means "on", as such switches usually do: notes included */
+  int n = (v[0] >= '0' && v[0] <= '9') ? atoi(v) : 2;
+  return n == 1 ? 2 : n;
 }
