@@ -129,6 +129,16 @@ void cp_plan_free(pa_cp_plan *p) {
   free(p);
 }
 
+pa_status cp_check_same_after(pa_cp *cp, pa_status st, const int64_t *rec, const char *const *names,
+                              int n) {
+  if (st == PA_OK) return cp_check_same(cp, rec, names, n);
+  char keep[sizeof cp->msg];
+  memcpy(keep, cp->msg, sizeof keep);
+  cp_check_same(cp, rec, names, n);
+  memcpy(cp->msg, keep, sizeof keep);
+  return st;
+}
+
 pa_status cp_check_same(pa_cp *cp, const int64_t *rec, const char *const *names, int n) {
   int64_t *all = malloc(sizeof(int64_t) * (size_t)n * (size_t)cp->size);
   if (!all) return cp_fail(cp, PA_ERR_OUT_OF_MEMORY, "out of host memory");

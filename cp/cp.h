@@ -106,6 +106,10 @@ void cp_plan_free(pa_cp_plan *p);
 /* Collective: n int64 fields agree on every rank (else every rank fails,
  * naming the first rank that differs from rank 0 and the field). */
 pa_status cp_check_same(pa_cp *cp, const int64_t *rec, const char *const *names, int n);
+/* cp_check_same after a local check that gave st: a failed rank still joins
+ * the collective (the others would wait) but keeps its own status and message. */
+pa_status cp_check_same_after(pa_cp *cp, pa_status st, const int64_t *rec, const char *const *names,
+                              int n);
 
 /* Common constructor for the wrappers. */
 pa_status cp_create(pa_context *ctx, const cp_transport *tp, void *impl, int rank, int size,

@@ -87,14 +87,7 @@ pa_status pa_cp_decode_plan(pa_cp *cp, const pa_attention_desc *desc, const pa_b
                                       "combine",
                                       "hash of batch.seqlens_q",
                                       "hash of batch.seqlens_k"};
-  if (st != PA_OK) {
-    char keep[sizeof cp->msg];
-    memcpy(keep, cp->msg, sizeof keep);
-    cp_check_same(cp, rec, names, CP_N(rec));
-    memcpy(cp->msg, keep, sizeof keep);
-    return st;
-  }
-  if ((st = cp_check_same(cp, rec, names, CP_N(rec))) != PA_OK) return st;
+  if ((st = cp_check_same_after(cp, st, rec, names, CP_N(rec))) != PA_OK) return st;
 
   pa_cp_plan *p = calloc(1, sizeof *p);
   int32_t *lk = calloc((size_t)B + 1, sizeof *lk);

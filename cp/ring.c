@@ -137,14 +137,7 @@ pa_status pa_cp_prefill_plan(pa_cp *cp, const pa_attention_desc *desc, const pa_
                                       "desc.causal",
                                       "desc.flags",
                                       "hash of batch.seqlens_q"};
-  if (st != PA_OK) {
-    char keep[sizeof cp->msg];
-    memcpy(keep, cp->msg, sizeof keep);
-    cp_check_same(cp, rec, names, CP_N(rec));
-    memcpy(cp->msg, keep, sizeof keep);
-    return st;
-  }
-  if ((st = cp_check_same(cp, rec, names, CP_N(rec))) != PA_OK) return st;
+  if ((st = cp_check_same_after(cp, st, rec, names, CP_N(rec))) != PA_OK) return st;
 
   const int R = cp->size, r = cp->rank;
   pa_cp_plan *p = calloc(1, sizeof *p);
