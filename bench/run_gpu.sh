@@ -62,6 +62,8 @@ if [ "${PA_SANITIZE:-0}" = 1 ]; then
   variants=${PA_SANITIZE_VARIANTS:-"default PA_CUDA_PREFILL=mma PA_CUDA_MLA=mma PA_CUDA_DECODE_FUSE=0 PA_CUDA_PDL=0"}
   bins="tests/test_cross_backend tests/test_splits tests/test_merge tests/test_head_gemm tests/test_nonfinite backends/cuda/tests/test_cuda_graph"
   total=0
+  cs_logs=$OUT/cs
+  mkdir -p "$cs_logs"
   printf '%-10s %-22s %-24s %s\n' tool variant binary errors | tee "$OUT/sanitizer.txt"
   for tool in $tools; do
     for var in $variants; do
@@ -71,17 +73,22 @@ if [ "${PA_SANITIZE:-0}" = 1 ]; then
         [ "$var" != default ] && [ "$bin" != tests/test_cross_backend ] && continue
         f=--filter='cuda/*'
         [ "$bin" = backends/cuda/tests/test_cuda_graph ] && f=
-        log_f="$OUT/cs-$tool-${var//[=\/]/_}-$(basename "$bin").log"
+        log_f="$cs_logs/cs-$tool-${var//[=\/]/_}-$(basename "$bin").log"
         env ${var/#default/PA_SAN_DEFAULT=1} compute-sanitizer --tool "$tool" --target-processes all \
           "$B/$bin" $f --jobs=1 >"$log_f" 2>&1
-        n=$(grep -Eo "ERROR SUMMARY: [0-9]+" "$log_f" | awk '{s += $3} END {print s + 0}')
-        grep -q "ERROR SUMMARY" "$log_f" || n="no-summary"
+        # racecheck ends with "RACECHECK SUMMARY: N hazards displayed", the others
+        # with "ERROR SUMMARY: N errors"; a log with neither was cut short.
+        n=$(grep -Eo "(ERROR SUMMARY: [0-9]+|RACECHECK SUMMARY: [0-9]+)" "$log_f" |
+          awk '{s += $3} END {print s + 0}')
+        grep -Eq "(ERROR|RACECHECK) SUMMARY" "$log_f" || n="no-summary"
         [ "$n" = no-summary ] || total=$((total + n))
         printf '%-10s %-22s %-24s %s\n' "$tool" "$var" "$(basename "$bin")" "$n" | tee -a "$OUT/sanitizer.txt"
       done
     done
   done
   echo "compute-sanitizer: $total errors in all" | tee -a "$OUT/sanitizer.txt"
+  # the device tool returns at most 8 files: the logs travel as one archive
+  tar -czf "$OUT/cs-logs.tgz" -C "$cs_logs" . && rm -rf "$cs_logs"
 fi
 [ "${PA_BENCH:-1}" = 0 ] && exit 0
 
