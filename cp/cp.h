@@ -80,6 +80,43 @@ static inline int64_t cp_hash_i32(const int32_t *x, int n) {
   return (int64_t)(h & INT64_MAX);
 }
 
+/* ---- decode shards (pieces.c) ---- */
+typedef struct cp_shard_geom {
+  pa_cp_shard shard;
+  int64_t L, unit, n, nl, first; /* global keys, unit, units, local keys, contiguous start */
+  int rank, size;
+} cp_shard_geom;
+void cp_shard_geom_init(cp_shard_geom *g, pa_cp_shard shard, int64_t L, int page_size, int rank,
+                        int size);
+/* Global position of local key j. */
+int64_t cp_shard_global(const cp_shard_geom *g, int64_t j);
+/* Whether query i of sq (the last sq positions) sees local key j. */
+bool cp_decode_sees(const pa_attention_desc *d, const cp_shard_geom *g, int64_t sq, int64_t i,
+                    int64_t j);
+/* Local keys [s, e) that every query of the request sees (masked 0) or
+ * some (masked 1). */
+typedef struct cp_piece {
+  int32_t s, e;
+  bool masked;
+} cp_piece;
+/* The request's pieces in key order (*out malloc'ed, NULL when 0); -1 when
+ * out of memory. */
+int cp_decode_pieces(const pa_attention_desc *d, const cp_shard_geom *g, int64_t sq,
+                     cp_piece **out);
+
+/* One local attention of a decode step: the k-th unmasked (or masked) piece
+ * of every request. */
+typedef struct cp_sub {
+  pa_plan *plan;
+  bool masked;
+  int32_t *page0, *npages; /* paged, shifted: per request, first local page and count */
+  size_t bt_off;           /* its block table in scratch ([B, bt_cols] i32), if shifted */
+  int64_t bt_cols;
+  size_t mask_off; /* masked: f32 [B, 1, msq, msk] in scratch */
+  int64_t msq, msk;
+  float *hmask; /* plan time only */
+} cp_sub;
+
 enum { CP_DECODE = 1, CP_PREFILL = 2 };
 enum { CP_STATUS_BYTES = 16 }; /* a status word at the end of a decode block */
 
@@ -91,7 +128,9 @@ struct pa_cp_plan {
   int64_t Hq, Dqk, Dv, Hkv;
   pa_buffer *scratch; /* partial states, gathered blocks, ring slots */
   /* decode */
-  pa_plan *inner;
+  cp_sub *sub; /* [nsub]: run in order, states merged into the partial */
+  int nsub;
+  size_t alt_off, tmp_off; /* a second partial state and a piece's state */
   pa_cp_combine combine;
   int64_t T, Hs;
   size_t blk, part_off, send_off, gath_off, mo_off, blk2, gath2_off;

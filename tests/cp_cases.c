@@ -112,7 +112,8 @@ typedef struct dcase {
   pa_cp_combine combine;
   bool lse, sinks, causal;
   float softcap;
-  int bad_out; /* k > 0: rank (k-1) % size passes out one row short */
+  int bad_out;    /* k > 0: rank (k-1) % size passes out one row short */
+  int wl, wr, st; /* window_left/right, sink_tokens (only read when wl or wr is set) */
 } dcase;
 
 static void run_decode(pa_cp *cp, const dcase *c) {
@@ -134,9 +135,11 @@ static void run_decode(pa_cp *cp, const dcase *c) {
   random_fill(k, K * hkv * D, c->dt, &rng);
   random_fill(v, K * hkv * D, c->dt, &rng);
   for (int h = 0; h < hq; h++) sinks[h] = tu_rng_uniform(&rng, -1, 2);
+  const bool win = c->wl || c->wr;
+  const int wl = win ? c->wl : -1, wr = win ? c->wr : -1, stk = win ? c->st : 0;
   oracle_attn oa = {hq,         hkv,       D,
-                    D,          c->causal, -1,
-                    -1,         0,         1.0 / sqrt(D),
+                    D,          c->causal, wl,
+                    wr,         stk,       1.0 / sqrt(D),
                     c->softcap, NULL,      c->sinks ? sinks : NULL,
                     NULL,       0,         0,
                     0};
@@ -182,6 +185,9 @@ static void run_decode(pa_cp *cp, const dcase *c) {
   d.page_size = c->page;
   d.causal = c->causal;
   d.softcap = c->softcap;
+  d.window_left = wl;
+  d.window_right = wr;
+  d.sink_tokens = stk;
   d.flags = (c->lse ? PA_RETURN_LSE : 0) | (c->sinks ? PA_HAS_SINKS : 0);
   pa_batch gb = {B, c->lq, c->lk, NULL, NULL};
   pa_cp_plan *plan = NULL;
@@ -413,12 +419,22 @@ static void run_invalid(pa_cp *cp) {
   pa_batch pb = {2, lk, lk, NULL, NULL};
   expect(cp, "mismatched desc", pa_cp_prefill_plan(cp, &d, &pb, &p), PA_ERR_INVALID_ARGUMENT,
          "num_q_heads");
-  /* Position-dependent masks in decode. */
+  /* Masks that CP does not take are refused by name; bad windows too. */
   pa_attention_desc_init(&d, 4, 2, 64, PA_F32);
-  d.window_left = 8;
-  expect(cp, "decode window",
+  d.flags = PA_HAS_ALIBI;
+  expect(cp, "decode alibi",
          pa_cp_decode_plan(cp, &d, &gb, PA_CP_SHARD_CONTIGUOUS, PA_CP_COMBINE_ALLGATHER, &p),
-         PA_ERR_UNSUPPORTED, "window_left=8");
+         PA_ERR_UNSUPPORTED, "desc.flags=0x8");
+  d.flags = PA_HAS_MASK;
+  expect(cp, "prefill dense mask", pa_cp_prefill_plan(cp, &d, &pb, &p), PA_ERR_UNSUPPORTED,
+         "desc.flags=0x10");
+  pa_attention_desc_init(&d, 4, 2, 64, PA_F32);
+  d.window_left = -3;
+  expect(cp, "decode window -3",
+         pa_cp_decode_plan(cp, &d, &gb, PA_CP_SHARD_CONTIGUOUS, PA_CP_COMBINE_ALLGATHER, &p),
+         PA_ERR_INVALID_ARGUMENT, "window_left=-3");
+  expect(cp, "prefill window -3", pa_cp_prefill_plan(cp, &d, &pb, &p), PA_ERR_INVALID_ARGUMENT,
+         "window_left=-3");
   pa_attention_desc_init(&d, 4, 2, 64, PA_F32);
   int32_t lk2[2] = {40, 10};
   pa_batch pb2 = {2, lk, lk2, NULL, NULL};
@@ -435,19 +451,40 @@ int cp_cases_run(pa_context *c, pa_cp *cp, bool quick, int *n_checks) {
   /* clang-format off */
   static const dcase dec[] = {
       {"dec paged contig allgather", 3, {1, 1, 1}, {37, 0, 130}, 8, 2, 64, PA_F32, 16,
-       PA_CP_SHARD_CONTIGUOUS, PA_CP_COMBINE_ALLGATHER, true, false, true, 0, 0},
+       PA_CP_SHARD_CONTIGUOUS, PA_CP_COMBINE_ALLGATHER, true, false, true, 0, 0, 0, 0, 0},
       {"dec paged inter heads_gather", 3, {1, 1, 1}, {5, 200, 64}, 12, 2, 64, PA_F16, 16,
-       PA_CP_SHARD_INTERLEAVED, PA_CP_COMBINE_HEADS_GATHER, true, false, false, 0, 0},
+       PA_CP_SHARD_INTERLEAVED, PA_CP_COMBINE_HEADS_GATHER, true, false, false, 0, 0, 0, 0, 0},
       {"dec paged inter heads bf16", 2, {1, 1}, {77, 3}, 12, 4, 128, PA_BF16, 8,
-       PA_CP_SHARD_INTERLEAVED, PA_CP_COMBINE_HEADS, true, true, false, 30.f, 0},
+       PA_CP_SHARD_INTERLEAVED, PA_CP_COMBINE_HEADS, true, true, false, 30.f, 0, 0, 0, 0},
       {"dec packed contig mtp", 2, {3, 2}, {50, 9}, 6, 6, 80, PA_F32, 0,
-       PA_CP_SHARD_CONTIGUOUS, PA_CP_COMBINE_ALLGATHER, true, true, false, 0, 0},
+       PA_CP_SHARD_CONTIGUOUS, PA_CP_COMBINE_ALLGATHER, true, true, false, 0, 0, 0, 0, 0},
       {"dec packed inter heads f16", 4, {1, 1, 1, 1}, {1, 2, 33, 0}, 6, 1, 64, PA_F16, 0,
-       PA_CP_SHARD_INTERLEAVED, PA_CP_COMBINE_HEADS, false, false, false, 0, 0},
+       PA_CP_SHARD_INTERLEAVED, PA_CP_COMBINE_HEADS, false, false, false, 0, 0, 0, 0, 0},
       {"dec bad out, allgather", 2, {1, 1}, {40, 9}, 4, 2, 64, PA_F32, 16,
-       PA_CP_SHARD_CONTIGUOUS, PA_CP_COMBINE_ALLGATHER, true, false, false, 0, 2},
+       PA_CP_SHARD_CONTIGUOUS, PA_CP_COMBINE_ALLGATHER, true, false, false, 0, 2, 0, 0, 0},
       {"dec bad out, heads_gather", 2, {1, 1}, {40, 9}, 6, 2, 64, PA_F32, 16,
-       PA_CP_SHARD_CONTIGUOUS, PA_CP_COMBINE_HEADS_GATHER, true, false, false, 0, 1},
+       PA_CP_SHARD_CONTIGUOUS, PA_CP_COMBINE_HEADS_GATHER, true, false, false, 0, 1, 0, 0, 0},
+      /* Windows (wl, wr, sink tokens; 0, 0 = none): keys are global; shards
+       * wholly outside the window, or empty, see nothing. wl/wr -1 is written
+       * as -1 here, so a case with only one side sets the other to -1. */
+      {"dec win paged contig", 3, {1, 1, 1}, {70, 9, 200}, 4, 2, 64, PA_F32, 16,
+       PA_CP_SHARD_CONTIGUOUS, PA_CP_COMBINE_ALLGATHER, true, false, true, 0, 0, 20, -1, 0},
+      {"dec win paged inter sinks", 2, {1, 1}, {150, 40}, 6, 2, 64, PA_BF16, 8,
+       PA_CP_SHARD_INTERLEAVED, PA_CP_COMBINE_HEADS_GATHER, true, true, true, 0, 0, 13, -1, 4},
+      {"dec win packed inter", 3, {1, 1, 1}, {0, 31, 64}, 6, 3, 64, PA_F16, 0,
+       PA_CP_SHARD_INTERLEAVED, PA_CP_COMBINE_HEADS, true, false, false, 0, 0, 6, -1, 2},
+      /* Several causal queries (MTP / speculative): bottom-right over the
+       * global keys, with and without a window. */
+      {"dec mtp causal paged contig", 3, {4, 2, 3}, {53, 3, 100}, 4, 1, 64, PA_F32, 8,
+       PA_CP_SHARD_CONTIGUOUS, PA_CP_COMBINE_ALLGATHER, true, true, true, 0, 0, 0, 0, 0},
+      {"dec mtp causal paged inter", 2, {3, 5}, {90, 17}, 12, 2, 128, PA_BF16, 16,
+       PA_CP_SHARD_INTERLEAVED, PA_CP_COMBINE_HEADS, true, false, true, 20.f, 0, 0, 0, 0},
+      {"dec mtp causal packed contig", 2, {5, 1}, {5, 41}, 6, 2, 64, PA_F16, 0,
+       PA_CP_SHARD_CONTIGUOUS, PA_CP_COMBINE_HEADS_GATHER, true, false, true, 0, 0, 0, 0, 0},
+      {"dec mtp win paged inter", 2, {4, 3}, {120, 30}, 4, 2, 64, PA_F32, 8,
+       PA_CP_SHARD_INTERLEAVED, PA_CP_COMBINE_ALLGATHER, true, true, true, 0, 0, 11, -1, 3},
+      {"dec mtp win both sides", 2, {4, 2}, {61, 24}, 4, 4, 64, PA_F32, 16,
+       PA_CP_SHARD_CONTIGUOUS, PA_CP_COMBINE_ALLGATHER, true, false, false, 0, 0, 9, 2, 1},
   };
   static const pcase pre[] = {
       {"ring causal f32 gqa", 2, {37, 5}, 4, 2, 64, 64, PA_F32, true, true, false, -1},
@@ -461,7 +498,8 @@ int cp_cases_run(pa_context *c, pa_cp *cp, bool quick, int *n_checks) {
   /* quick: every transport operation (all-gather, all-to-all, 2-D copies,
    * ring exchange) with few kernel variants (a cold PoCL cache compiles each
    * variant on every rank). */
-  static const bool dec_quick[] = {1, 1, 0, 0, 0, 1, 1}, pre_quick[] = {1, 0, 0, 0, 0, 1};
+  static const bool dec_quick[] = {1, 1, 0, 0, 0, 1, 1, 0, 1, 0, 0, 1, 0, 0, 0},
+                    pre_quick[] = {1, 0, 0, 0, 0, 1, 0, 1, 0, 0};
   /* A bad run on one rank leaves NCCL peers waiting (documented): MPI only. */
   bool agree = strcmp(pa_cp_transport(cp), "mpi") == 0;
   for (int i = 0; i < TU_LEN(dec); i++)
