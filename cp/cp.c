@@ -127,9 +127,9 @@ void cp_plan_free(pa_cp_plan *p) {
     free(p->sub[i].hmask);
   }
   free(p->sub);
-  if (p->step)
-    for (int s = 0; s < p->cp->size; s++) pa_plan_destroy(p->step[s]);
-  free(p->step);
+  for (int u = 0; u < p->nunit; u++) pa_plan_destroy(p->unit[u]);
+  free(p->unit);
+  free(p->ustep);
   free(p->rows);
   pa_buffer_destroy(p->scratch);
   free(p);

@@ -135,9 +135,10 @@ struct pa_cp_plan {
   int64_t T, Hs;
   size_t blk, part_off, send_off, gath_off, mo_off, blk2, gath2_off;
   /* prefill */
-  pa_plan **step; /* [size]: attention of step s (KV of rank r - s) */
-  int64_t *rows;  /* [size]: local rows of each rank */
-  int64_t Tr;     /* this rank's rows */
+  pa_plan **unit; /* [nunit] attentions, in order: step ustep[u] (KV of rank r - s) */
+  int *ustep, nunit, cap;
+  int64_t *rows; /* [size]: local rows of each rank */
+  int64_t Tr;    /* this rank's rows */
   size_t slot_off[2], slot_v, slot_bytes, acc_off[2], acc_lse, acc_bytes, stepo_off;
 };
 void cp_plan_free(pa_cp_plan *p);

@@ -277,6 +277,7 @@ typedef struct pcase {
   pa_dtype dt;
   bool causal, lse, sinks;
   int bad_k_rank; /* >= 0: this rank passes k one row short */
+  int wl, wr, st; /* as in dcase */
 } pcase;
 
 static void run_prefill(pa_cp *cp, const pcase *c) {
@@ -294,9 +295,14 @@ static void run_prefill(pa_cp *cp, const pcase *c) {
   random_fill(k, N * hkv * Dq, c->dt, &rng);
   random_fill(v, N * hkv * Dv, c->dt, &rng);
   for (int h = 0; h < hq; h++) sinks[h] = tu_rng_uniform(&rng, -1, 2);
-  oracle_attn oa = {
-      hq,   hkv, Dq, Dv, c->causal, -1, -1, 0, 1.0 / sqrt(Dq), 0, NULL, c->sinks ? sinks : NULL,
-      NULL, 0,   0,  0};
+  const bool win = c->wl || c->wr;
+  const int win_l = win ? c->wl : -1, win_r = win ? c->wr : -1, stk = win ? c->st : 0;
+  oracle_attn oa = {hq,    hkv,       Dq,
+                    Dv,    c->causal, win_l,
+                    win_r, stk,       1.0 / sqrt(Dq),
+                    0,     NULL,      c->sinks ? sinks : NULL,
+                    NULL,  0,         0,
+                    0};
   for (int b = 0; b < B; b++)
     oracle_attention(&oa, c->len[b], c->len[b], q + cu[b] * hq * Dq, k + cu[b] * hkv * Dq,
                      v + cu[b] * hkv * Dv, o + cu[b] * hq * Dv, l + cu[b] * hq);
@@ -326,6 +332,9 @@ static void run_prefill(pa_cp *cp, const pcase *c) {
   pa_attention_desc_init(&d, hq, hkv, Dq, c->dt);
   d.head_dim_v = Dv;
   d.causal = c->causal;
+  d.window_left = win_l;
+  d.window_right = win_r;
+  d.sink_tokens = stk;
   d.flags = (c->lse ? PA_RETURN_LSE : 0) | (c->sinks ? PA_HAS_SINKS : 0);
   pa_batch gb = {B, c->len, c->len, NULL, NULL};
   pa_cp_plan *plan = NULL;
@@ -487,12 +496,19 @@ int cp_cases_run(pa_context *c, pa_cp *cp, bool quick, int *n_checks) {
        PA_CP_SHARD_CONTIGUOUS, PA_CP_COMBINE_ALLGATHER, true, false, false, 0, 0, 9, 2, 1},
   };
   static const pcase pre[] = {
-      {"ring causal f32 gqa", 2, {37, 5}, 4, 2, 64, 64, PA_F32, true, true, false, -1},
-      {"ring causal f16 gqa4", 1, {100}, 8, 2, 64, 64, PA_F16, true, true, false, -1},
-      {"ring full bf16", 3, {23, 0, 40}, 4, 1, 64, 64, PA_BF16, false, true, false, -1},
-      {"ring causal mla 192/128", 1, {50}, 4, 4, 192, 128, PA_BF16, true, true, false, -1},
-      {"ring causal sinks f32", 2, {3, 29}, 2, 2, 40, 40, PA_F32, true, true, true, -1},
-      {"ring bad k rows", 1, {30}, 2, 2, 64, 64, PA_F32, true, false, false, 1},
+      {"ring causal f32 gqa", 2, {37, 5}, 4, 2, 64, 64, PA_F32, true, true, false, -1, 0, 0, 0},
+      {"ring causal f16 gqa4", 1, {100}, 8, 2, 64, 64, PA_F16, true, true, false, -1, 0, 0, 0},
+      {"ring full bf16", 3, {23, 0, 40}, 4, 1, 64, 64, PA_BF16, false, true, false, -1, 0, 0, 0},
+      {"ring causal mla 192/128", 1, {50}, 4, 4, 192, 128, PA_BF16, true, true, false, -1, 0, 0, 0},
+      {"ring causal sinks f32", 2, {3, 29}, 2, 2, 40, 40, PA_F32, true, true, true, -1, 0, 0, 0},
+      {"ring bad k rows", 1, {30}, 2, 2, 64, 64, PA_F32, true, false, false, 1, 0, 0, 0},
+      /* Windows over global positions: chunk pairs outside the band are
+       * skipped, short requests leave ranks with empty chunks. */
+      {"ring win causal gqa", 2, {90, 7}, 4, 2, 64, 64, PA_F32, true, true, false, -1, 10, -1, 0},
+      {"ring win causal sink tokens", 1, {120}, 4, 1, 64, 64, PA_BF16, true, true, true, -1, 17, -1,
+       4},
+      {"ring win both sides f16", 2, {64, 33}, 4, 2, 64, 64, PA_F16, false, true, false, -1, 9, 5, 0},
+      {"ring win mla 192/128", 1, {80}, 4, 4, 192, 128, PA_BF16, true, true, false, -1, 12, -1, 2},
   };
   /* clang-format on */
   /* quick: every transport operation (all-gather, all-to-all, 2-D copies,
