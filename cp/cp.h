@@ -143,6 +143,14 @@ struct pa_cp_plan {
 };
 void cp_plan_free(pa_cp_plan *p);
 
+/* Decode, shared by attention and MLA (decode.c): the combine's scratch
+ * layout from base on (returns the total), the check of out/lse against the
+ * combine, and the combine of the partial state at part_off into out/lse
+ * (mine: this rank's status so far). */
+size_t cp_decode_layout(pa_cp_plan *p, size_t base);
+pa_status cp_decode_check_out(pa_cp_plan *p, const pa_tensor *out, const pa_tensor *lse);
+pa_status cp_decode_combine(pa_cp_plan *p, pa_tensor out, pa_tensor lse, pa_status mine);
+
 /* Collective: n int64 fields agree on every rank (else every rank fails,
  * naming the first rank that differs from rank 0 and the field). */
 pa_status cp_check_same(pa_cp *cp, const int64_t *rec, const char *const *names, int n);

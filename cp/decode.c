@@ -169,6 +169,25 @@ done:
   return st;
 }
 
+size_t cp_decode_layout(pa_cp_plan *p, size_t base) {
+  const int64_t R = p->cp->size, T = p->T, Hq = p->Hq, Hs = p->Hs, Dv = p->Dv;
+  const size_t es = pa_dtype_size(p->desc.o_dtype);
+  const size_t part = (size_t)(T * Hq * (Dv + 1)) * 4 + CP_STATUS_BYTES;
+  p->part_off = 0;
+  if (p->combine == PA_CP_COMBINE_ALLGATHER) {
+    p->blk = part;
+    p->gath_off = base;
+    return p->gath_off + (size_t)R * p->blk;
+  }
+  p->blk = (size_t)(T * Hs * (Dv + 1)) * 4 + CP_STATUS_BYTES;
+  p->send_off = base;
+  p->gath_off = p->send_off + cp_align((size_t)R * p->blk);
+  p->mo_off = p->gath_off + cp_align((size_t)R * p->blk);
+  p->blk2 = cp_align((size_t)(T * Hs * Dv) * es) + (size_t)(T * Hs) * 4;
+  p->gath2_off = p->mo_off + cp_align(p->blk2);
+  return p->combine == PA_CP_COMBINE_HEADS ? p->mo_off : p->gath2_off + (size_t)R * p->blk2;
+}
+
 pa_status pa_cp_decode_plan(pa_cp *cp, const pa_attention_desc *desc, const pa_batch *batch,
                             pa_cp_shard shard, pa_cp_combine combine, pa_cp_plan **out) {
   if (!cp) return PA_ERR_INVALID_ARGUMENT;
@@ -225,27 +244,11 @@ pa_status pa_cp_decode_plan(pa_cp *cp, const pa_attention_desc *desc, const pa_b
   p->Dv = desc->head_dim_v ? desc->head_dim_v : desc->head_dim_qk;
   p->Hs = combine == PA_CP_COMBINE_ALLGATHER ? p->Hq : p->Hq / cp->size;
   for (int b = 0; b < B; b++) p->T += batch->seqlens_q[b];
-  const int64_t R = cp->size, T = p->T, Hq = p->Hq, Hs = p->Hs, Dv = p->Dv;
-  const size_t es = pa_dtype_size(desc->o_dtype);
-  const size_t state = (size_t)(T * Hq * (Dv + 1)) * 4;
-  /* Each block ends with the sender's run status: ranks agree on success
-   * inside the collective they make anyway. */
-  size_t part = state + CP_STATUS_BYTES, total, base = cp_align(part);
+  /* The partial state; each block ends with the sender's run status: ranks
+   * agree on success inside the collective they make anyway. */
+  size_t base = cp_align((size_t)(p->T * p->Hq * (p->Dv + 1)) * 4 + CP_STATUS_BYTES);
   st = plan_subs(p, batch, shard, &base);
-  p->part_off = 0;
-  if (combine == PA_CP_COMBINE_ALLGATHER) {
-    p->blk = part;
-    p->gath_off = base;
-    total = p->gath_off + (size_t)R * p->blk;
-  } else {
-    p->blk = (size_t)(T * Hs * (Dv + 1)) * 4 + CP_STATUS_BYTES;
-    p->send_off = base;
-    p->gath_off = p->send_off + cp_align((size_t)R * p->blk);
-    p->mo_off = p->gath_off + cp_align((size_t)R * p->blk);
-    p->blk2 = cp_align((size_t)(T * Hs * Dv) * es) + (size_t)(T * Hs) * 4;
-    p->gath2_off = p->mo_off + cp_align(p->blk2);
-    total = combine == PA_CP_COMBINE_HEADS ? p->mo_off : p->gath2_off + (size_t)R * p->blk2;
-  }
+  const size_t total = cp_decode_layout(p, base);
   if (st == PA_OK && (st = pa_buffer_create(cp->ctx, total ? total : 256, &p->scratch)) != PA_OK)
     st = cp_ctx_fail(cp, st, "scratch buffer");
   for (int u = 0; st == PA_OK && u < p->nsub; u++) {
@@ -269,9 +272,9 @@ pa_status pa_cp_decode_plan(pa_cp *cp, const pa_attention_desc *desc, const pa_b
 static const char *const combine_name[] = {"ALLGATHER", "HEADS", "HEADS_GATHER"};
 
 /* out / lse of the combine: [T, H, Dv] and [T, H]. */
-static pa_status check_out(pa_cp_plan *p, const pa_attention_args *a, int64_t H) {
+pa_status cp_decode_check_out(pa_cp_plan *p, const pa_tensor *o, const pa_tensor *l) {
   pa_cp *cp = p->cp;
-  const pa_tensor *o = &a->out, *l = &a->lse;
+  const int64_t H = p->combine == PA_CP_COMBINE_HEADS ? p->Hs : p->Hq;
   if (!o->buf || o->ndim != 3 || o->shape[0] != p->T || o->shape[1] != H || o->shape[2] != p->Dv)
     return cp_fail(cp, PA_ERR_INVALID_ARGUMENT,
                    "out: ndim=%d shape=[%lld, %lld, %lld], want [%lld, %lld, %lld] (combine %s)",
@@ -403,20 +406,13 @@ static pa_status local_step(pa_cp_plan *p, const pa_attention_args *args) {
   return PA_OK;
 }
 
-pa_status pa_cp_decode_run(pa_cp_plan *p, const pa_attention_args *args) {
-  if (!p || p->kind != CP_DECODE) return PA_ERR_INVALID_ARGUMENT;
+pa_status cp_decode_combine(pa_cp_plan *p, pa_tensor out, pa_tensor lse, pa_status mine) {
   pa_cp *cp = p->cp;
-  cp->msg[0] = 0;
-  if (!args) return cp_fail(cp, PA_ERR_INVALID_ARGUMENT, "args is NULL");
   const int64_t T = p->T, R = cp->size, Hq = p->Hq, Hs = p->Hs, D = p->Dv;
   const size_t es = pa_dtype_size(p->desc.o_dtype);
   const bool want_lse = p->desc.flags & PA_RETURN_LSE;
-  pa_status st = check_out(p, args, p->combine == PA_CP_COMBINE_HEADS ? Hs : Hq);
-  if (st == PA_OK) st = local_step(p, args);
-  if (!cp->tp->run_agree && st != PA_OK) return st;
-  const pa_status mine = st;
+  pa_status st = mine;
 
-  pa_tensor out = args->out, lse = args->lse;
   pa_tensor *lse_out = want_lse ? &lse : &(pa_tensor){0};
   cp_region part = {p->scratch, p->part_off}, gath = {p->scratch, p->gath_off};
   if (p->combine == PA_CP_COMBINE_ALLGATHER) {
@@ -467,4 +463,15 @@ pa_status pa_cp_decode_run(pa_cp_plan *p, const pa_attention_args *args) {
                           (size_t)lse.stride[0] * 4, (size_t)T, (size_t)Hs * 4);
   }
   return st;
+}
+
+pa_status pa_cp_decode_run(pa_cp_plan *p, const pa_attention_args *args) {
+  if (!p || p->kind != CP_DECODE) return PA_ERR_INVALID_ARGUMENT;
+  pa_cp *cp = p->cp;
+  cp->msg[0] = 0;
+  if (!args) return cp_fail(cp, PA_ERR_INVALID_ARGUMENT, "args is NULL");
+  pa_status st = cp_decode_check_out(p, &args->out, &args->lse);
+  if (st == PA_OK) st = local_step(p, args);
+  if (!cp->tp->run_agree && st != PA_OK) return st;
+  return cp_decode_combine(p, args->out, args->lse, st);
 }
