@@ -127,6 +127,7 @@ void cp_plan_free(pa_cp_plan *p) {
     free(p->sub[i].hmask);
   }
   free(p->sub);
+  free(p->mrow);
   for (int u = 0; u < p->nunit; u++) pa_plan_destroy(p->unit[u]);
   free(p->unit);
   free(p->ustep);

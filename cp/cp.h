@@ -88,6 +88,8 @@ typedef struct cp_shard_geom {
 } cp_shard_geom;
 void cp_shard_geom_init(cp_shard_geom *g, pa_cp_shard shard, int64_t L, int page_size, int rank,
                         int size);
+/* Local keys whose global position is below x (0 <= x <= L). */
+int64_t cp_shard_below(const cp_shard_geom *g, int64_t x);
 /* Global position of local key j. */
 int64_t cp_shard_global(const cp_shard_geom *g, int64_t j);
 /* Whether query i of sq (the last sq positions) sees local key j. */
@@ -117,7 +119,7 @@ typedef struct cp_sub {
   float *hmask; /* plan time only */
 } cp_sub;
 
-enum { CP_DECODE = 1, CP_PREFILL = 2 };
+enum { CP_DECODE = 1, CP_PREFILL = 2, CP_MLA_DECODE = 3 };
 enum { CP_STATUS_BYTES = 16 }; /* a status word at the end of a decode block */
 
 struct pa_cp_plan {
@@ -131,6 +133,13 @@ struct pa_cp_plan {
   cp_sub *sub; /* [nsub]: run in order, states merged into the partial */
   int nsub;
   size_t alt_off, tmp_off; /* a second partial state and a piece's state */
+  /* MLA decode (sub[0] is its plan): requests split into one per query
+   * (causal, several queries) read block-table row mrow[e] of the caller's. */
+  pa_mla_desc mla;
+  int32_t *mrow;
+  int mn;
+  int64_t mcols;
+  size_t mbt_off;
   pa_cp_combine combine;
   int64_t T, Hs;
   size_t blk, part_off, send_off, gath_off, mo_off, blk2, gath2_off;

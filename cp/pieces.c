@@ -61,8 +61,8 @@ void cp_shard_geom_init(cp_shard_geom *g, pa_cp_shard shard, int64_t L, int page
   g->first = (int64_t)rank * g->n / size * g->unit;
 }
 
-/* Local keys whose global position is below x (0 <= x <= L). */
-static int64_t local_below(const cp_shard_geom *g, int64_t x) {
+int64_t cp_shard_below(const cp_shard_geom *g, int64_t x) {
+  x = min64(max64(x, 0), g->L);
   if (g->shard == PA_CP_SHARD_CONTIGUOUS) return min64(max64(x - g->first, 0), g->nl);
   const int64_t ux = x / g->unit;
   int64_t c = ux > g->rank ? ((ux - 1 - g->rank) / g->size + 1) * g->unit : 0;
@@ -109,7 +109,7 @@ int cp_decode_pieces(const pa_attention_desc *d, const cp_shard_geom *g, int64_t
   for (int64_t i = 0; i < sq; i++) {
     int64_t iv[4];
     nr[i] = visible_ranges(d, g->L, g->L - sq + i, iv);
-    for (int k = 0; k < 2 * nr[i]; k++) cut[nc++] = rl[4 * i + k] = local_below(g, iv[k]);
+    for (int k = 0; k < 2 * nr[i]; k++) cut[nc++] = rl[4 * i + k] = cp_shard_below(g, iv[k]);
   }
   qsort(cut, (size_t)nc, sizeof *cut, cmp64);
   for (int c = 0; c + 1 < nc; c++) {

@@ -92,6 +92,18 @@ PA_API pa_status pa_cp_decode_plan(pa_cp *cp, const pa_attention_desc *desc, con
  * Outputs are untouched when any rank's run fails validation (MPI). */
 PA_API pa_status pa_cp_decode_run(pa_cp_plan *plan, const pa_attention_args *args);
 
+/* ---- MLA decode context parallelism --------------------------------------
+ * pa_mla over sharded latent caches: q_nope / q_pe replicated, each rank's
+ * pages of ckv / kpe (and its block_table) as `shard` says (page_size units),
+ * partials with LSE combined as `combine` says: out [T, H, Dc] or
+ * [T, H/R, Dc], lse f32 likewise with PA_RETURN_LSE. Several causal queries
+ * per request (MTP) are bottom-right over the global keys (the rank holding
+ * the last keys runs such a request as one request per query, each over its
+ * own key prefix). batch: the GLOBAL lengths, seqlens only. */
+PA_API pa_status pa_cp_mla_decode_plan(pa_cp *cp, const pa_mla_desc *desc, const pa_batch *batch,
+                                       pa_cp_shard shard, pa_cp_combine combine, pa_cp_plan **out);
+PA_API pa_status pa_cp_mla_decode_run(pa_cp_plan *plan, const pa_mla_args *args);
+
 /* ---- ring prefill --------------------------------------------------------
  * Self-attention prefill (seqlens_q == seqlens_k) with Q, K, V sharded by
  * sequence in zig-zag order: request b of length L is cut into 2R chunks

@@ -268,6 +268,127 @@ out:
   free(q), free(k), free(v), free(o), free(l), free(lkv[0]), free(lkv[1]), free(bt);
 }
 
+/* ---- MLA decode ---- */
+typedef struct mcase {
+  const char *name;
+  int B;
+  int32_t lq[4], lk[4];
+  int h, dc, dr;
+  pa_dtype dt;
+  int page;
+  pa_cp_shard shard;
+  pa_cp_combine combine;
+  bool causal;
+} mcase;
+
+static void run_mla_decode(pa_cp *cp, const mcase *c) {
+  tu_rng rng = tu_rng_seed(tu_hash_str(c->name));
+  const int B = c->B, H = c->h, Dc = c->dc, Dr = c->dr, Dk = Dc + Dr, R = size, P = c->page;
+  int64_t cq[5] = {0}, ck[5] = {0};
+  for (int b = 0; b < B; b++) {
+    cq[b + 1] = cq[b] + c->lq[b];
+    ck[b + 1] = ck[b] + c->lk[b];
+  }
+  const int64_t T = cq[B], K = ck[B];
+  /* q = q_nope || q_pe, k = ckv || kpe, v = ckv: the oracle's attention. */
+  double *q = malloc(sizeof(double) * (size_t)(T * H * Dk + 1));
+  double *k = malloc(sizeof(double) * (size_t)(K * Dk + 1));
+  double *v = malloc(sizeof(double) * (size_t)(K * Dc + 1));
+  double *o = calloc((size_t)(T * H * Dc + 1), sizeof(double));
+  double *l = calloc((size_t)(T * H + 1), sizeof(double));
+  random_fill(q, T * H * Dk, c->dt, &rng);
+  random_fill(k, K * Dk, c->dt, &rng);
+  for (int64_t j = 0; j < K; j++) memcpy(v + j * Dc, k + j * Dk, sizeof(double) * Dc);
+  oracle_attn oa = {H, 1,    Dk,   Dc,   c->causal, -1, -1, 0, 1.0 / sqrt(Dk),
+                    0, NULL, NULL, NULL, 0,         0,  0};
+  for (int b = 0; b < B; b++)
+    oracle_attention(&oa, c->lq[b], c->lk[b], q + cq[b] * H * Dk, k + ck[b] * Dk, v + ck[b] * Dc,
+                     o + cq[b] * H * Dc, l + cq[b] * H);
+  double *qn = malloc(sizeof(double) * (size_t)(T * H * Dc + 1));
+  double *qp = malloc(sizeof(double) * (size_t)(T * H * Dr + 1));
+  for (int64_t r = 0; r < T * H; r++) {
+    memcpy(qn + r * Dc, q + r * Dk, sizeof(double) * Dc);
+    memcpy(qp + r * Dr, q + r * Dk + Dc, sizeof(double) * Dr);
+  }
+  /* This rank's pages. */
+  int64_t npages = 0, maxp = 1;
+  for (int b = 0; b < B; b++) {
+    int64_t np = (pa_cp_shard_len(c->shard, c->lk[b], P, rank, R) + P - 1) / P;
+    npages += np;
+    if (np > maxp) maxp = np;
+  }
+  double *ckv = calloc((size_t)(npages * P * Dc + 1), sizeof(double));
+  double *kpe = calloc((size_t)(npages * P * Dr + 1), sizeof(double));
+  double *bt = calloc((size_t)(B * maxp + 1), sizeof(double));
+  int64_t next_page = 0;
+  for (int b = 0; b < B; b++) {
+    int32_t n = (c->lk[b] + P - 1) / P, li;
+    for (int32_t u = 0; u < n; u++) {
+      int owner;
+      pa_cp_shard_owner(c->shard, u, n, R, &owner, &li);
+      if (owner != rank) continue;
+      for (int j = u * P; j < c->lk[b] && j < (u + 1) * P; j++) {
+        int64_t dst = (next_page + li) * P + (j - u * P);
+        memcpy(ckv + dst * Dc, k + (ck[b] + j) * Dk, sizeof(double) * Dc);
+        memcpy(kpe + dst * Dr, k + (ck[b] + j) * Dk + Dc, sizeof(double) * Dr);
+      }
+      bt[b * maxp + li] = (double)(next_page + li);
+    }
+    next_page += (pa_cp_shard_len(c->shard, c->lk[b], P, rank, R) + P - 1) / P;
+  }
+  pa_mla_desc d;
+  pa_mla_desc_init(&d, H, Dc, Dr, P, c->dt);
+  d.causal = c->causal;
+  d.flags = PA_RETURN_LSE;
+  pa_batch gb = {B, c->lq, c->lk, NULL, NULL};
+  pa_cp_plan *plan = NULL;
+  pa_status st = pa_cp_mla_decode_plan(cp, &d, &gb, c->shard, c->combine, &plan);
+  if (st != PA_OK) {
+    FAIL("%s: plan %s: %s", c->name, pa_status_str(st), pa_cp_last_error(cp));
+  } else {
+    const int hs = c->combine == PA_CP_COMBINE_HEADS ? H / R : H, h0 = hs == H ? 0 : rank * hs;
+    pa_buffer *bqn = upload(c->dt, qn, T * H * Dc), *bqp = upload(c->dt, qp, T * H * Dr),
+              *bc = upload(c->dt, ckv, npages * P * Dc), *bk = upload(c->dt, kpe, npages * P * Dr),
+              *bb = upload(PA_I32, bt, B * maxp);
+    pa_buffer *bo = poisoned((size_t)(T * hs * Dc) * pa_dtype_size(c->dt)),
+              *bl = poisoned((size_t)(T * hs) * 4);
+    pa_mla_args a = {0};
+    a.q_nope = tensor(bqn, c->dt, 3, T, H, Dc);
+    a.q_pe = tensor(bqp, c->dt, 3, T, H, Dr);
+    a.ckv = tensor(bc, c->dt, 3, npages, P, Dc);
+    a.kpe = tensor(bk, c->dt, 3, npages, P, Dr);
+    a.block_table = tensor(bb, PA_I32, 2, B, maxp, 0);
+    a.out = tensor(bo, c->dt, 3, T, hs, Dc);
+    a.lse = tensor(bl, PA_F32, 2, T, hs, 0);
+    st = pa_cp_mla_decode_run(plan, &a);
+    if (st == PA_OK) st = pa_context_synchronize(ctx);
+    if (st != PA_OK) {
+      FAIL("%s: run %s: %s", c->name, pa_status_str(st), pa_cp_last_error(cp));
+    } else {
+      double *wo = malloc(sizeof(double) * (size_t)(T * hs * Dc + 1));
+      double *wl = malloc(sizeof(double) * (size_t)(T * hs + 1));
+      for (int64_t t = 0; t < T; t++)
+        for (int h = 0; h < hs; h++) {
+          memcpy(wo + (t * hs + h) * Dc, o + (t * H + h0 + h) * Dc, sizeof(double) * Dc);
+          wl[t * hs + h] = l[t * H + h0 + h];
+        }
+      double *go = download(bo, c->dt, T * hs * Dc), *gl = download(bl, PA_F32, T * hs);
+      compare(c->name, "out", c->dt, go, wo, T * hs * Dc, false);
+      compare(c->name, "lse", c->dt, gl, wl, T * hs, true);
+      free(go), free(gl), free(wo), free(wl);
+    }
+    pa_buffer_destroy(bqn);
+    pa_buffer_destroy(bqp);
+    pa_buffer_destroy(bc);
+    pa_buffer_destroy(bk);
+    pa_buffer_destroy(bb);
+    pa_buffer_destroy(bo);
+    pa_buffer_destroy(bl);
+    pa_cp_plan_destroy(plan);
+  }
+  free(q), free(k), free(v), free(o), free(l), free(qn), free(qp), free(ckv), free(kpe), free(bt);
+}
+
 /* ---- ring prefill ---- */
 typedef struct pcase {
   const char *name;
@@ -511,6 +632,44 @@ int cp_cases_run(pa_context *c, pa_cp *cp, bool quick, int *n_checks) {
       {"ring win mla 192/128", 1, {80}, 4, 4, 192, 128, PA_BF16, true, true, false, -1, 12, -1, 2},
   };
   /* clang-format on */
+  static const mcase mla[] = {
+      {"mla dec contig allgather",
+       3,
+       {1, 1, 1},
+       {70, 0, 33},
+       8,
+       128,
+       32,
+       PA_BF16,
+       16,
+       PA_CP_SHARD_CONTIGUOUS,
+       PA_CP_COMBINE_ALLGATHER,
+       false},
+      {"mla dec inter mtp causal",
+       2,
+       {3, 2},
+       {50, 4},
+       6,
+       64,
+       32,
+       PA_F32,
+       8,
+       PA_CP_SHARD_INTERLEAVED,
+       PA_CP_COMBINE_HEADS_GATHER,
+       true},
+      {"mla dec contig mtp heads",
+       2,
+       {4, 1},
+       {40, 17},
+       6,
+       96,
+       16,
+       PA_F16,
+       4,
+       PA_CP_SHARD_CONTIGUOUS,
+       PA_CP_COMBINE_HEADS,
+       true},
+  };
   /* quick: every transport operation (all-gather, all-to-all, 2-D copies,
    * ring exchange) with few kernel variants (a cold PoCL cache compiles each
    * variant on every rank). */
@@ -522,6 +681,8 @@ int cp_cases_run(pa_context *c, pa_cp *cp, bool quick, int *n_checks) {
     if ((!quick || dec_quick[i]) && (!dec[i].bad_out || agree)) run_decode(cp, &dec[i]);
   for (int i = 0; i < TU_LEN(pre); i++)
     if ((pre[i].bad_k_rank < 0 || agree) && (!quick || pre_quick[i])) run_prefill(cp, &pre[i]);
+  for (int i = 0; i < TU_LEN(mla); i++)
+    if (!quick || i == 1) run_mla_decode(cp, &mla[i]);
   if (size > 1) run_invalid(cp); /* they need ranks that disagree */
 
   *n_checks = checks;
