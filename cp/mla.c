@@ -21,6 +21,8 @@ static pa_status check_mla(pa_cp *cp, const pa_mla_desc *d, const pa_batch *b, i
     return cp_fail(cp, PA_ERR_UNSUPPORTED,
                    "batch.cu_seqlens_q/k: MLA decode context parallelism takes packed q, give "
                    "seqlens only");
+  if (d->causal != 0 && d->causal != 1)
+    return cp_fail(cp, PA_ERR_INVALID_ARGUMENT, "desc.causal=%d must be 0 or 1", d->causal);
   if (d->page_size < 1)
     return cp_fail(cp, PA_ERR_INVALID_ARGUMENT, "desc.page_size=%d: MLA caches are paged",
                    d->page_size);

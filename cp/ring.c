@@ -54,6 +54,8 @@ static pa_status check_prefill(pa_cp *cp, const pa_attention_desc *d, const pa_b
     return cp_fail(cp, PA_ERR_UNSUPPORTED,
                    "desc.flags=0x%x: ALiBi and dense masks are not supported by ring prefill",
                    d->flags);
+  if (d->causal != 0 && d->causal != 1)
+    return cp_fail(cp, PA_ERR_INVALID_ARGUMENT, "desc.causal=%d must be 0 or 1", d->causal);
   if (d->window_left < -1 || d->window_right < -1 || d->sink_tokens < 0)
     return cp_fail(cp, PA_ERR_INVALID_ARGUMENT,
                    "desc.window_left=%d window_right=%d sink_tokens=%d: windows are >= 0 or -1, "

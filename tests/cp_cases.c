@@ -566,6 +566,16 @@ static void run_invalid(pa_cp *cp) {
   expect(cp, "prefill window -3", pa_cp_prefill_plan(cp, &d, &pb, &p), PA_ERR_INVALID_ARGUMENT,
          "window_left=-3");
   pa_attention_desc_init(&d, 4, 2, 64, PA_F32);
+  d.causal = 2;
+  expect(cp, "decode causal 2",
+         pa_cp_decode_plan(cp, &d, &gb, PA_CP_SHARD_CONTIGUOUS, PA_CP_COMBINE_ALLGATHER, &p),
+         PA_ERR_INVALID_ARGUMENT, "desc.causal=2");
+  pa_mla_desc md;
+  pa_mla_desc_init(&md, 4, 64, 16, 0, PA_F32);
+  expect(cp, "mla decode page_size 0",
+         pa_cp_mla_decode_plan(cp, &md, &gb, PA_CP_SHARD_CONTIGUOUS, PA_CP_COMBINE_ALLGATHER, &p),
+         PA_ERR_INVALID_ARGUMENT, "desc.page_size=0");
+  pa_attention_desc_init(&d, 4, 2, 64, PA_F32);
   int32_t lk2[2] = {40, 10};
   pa_batch pb2 = {2, lk, lk2, NULL, NULL};
   expect(cp, "prefill q/k lengths", pa_cp_prefill_plan(cp, &d, &pb2, &p), PA_ERR_UNSUPPORTED,
@@ -628,7 +638,7 @@ int cp_cases_run(pa_context *c, pa_cp *cp, bool quick, int *n_checks) {
       {"ring win causal gqa", 2, {90, 7}, 4, 2, 64, 64, PA_F32, true, true, false, -1, 10, -1, 0},
       {"ring win causal sink tokens", 1, {120}, 4, 1, 64, 64, PA_BF16, true, true, true, -1, 17, -1,
        4},
-      {"ring win both sides f16", 2, {64, 33}, 4, 2, 64, 64, PA_F16, false, true, false, -1, 9, 5, 0},
+      {"ring win both sides f16", 3, {64, 33, 2}, 4, 2, 64, 64, PA_F16, false, true, false, -1, 9, 5, 0},
       {"ring win mla 192/128", 1, {80}, 4, 4, 192, 128, PA_BF16, true, true, false, -1, 12, -1, 2},
   };
   /* clang-format on */
