@@ -5,7 +5,8 @@
  *   prefill [gpus seq Hq Hkv D iters]: causal bf16 ring prefill of one
  *           sequence; then plain attention on one GPU.
  * Prints the mean time per call of the slowest rank (CUDA events) and the
- * speedup over one GPU. Inputs are zeros (timing only). */
+ * speedup over one GPU. Inputs are zeros (timing only). PA_CP_WINDOW=w sets
+ * window_left (decode: causal then). */
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -45,12 +46,14 @@ static void *run(void *arg) {
   int rank = j->ok ? pa_cp_rank(cp) : 0, R = j->nranks;
   pa_attention_desc d;
   pa_attention_desc_init(&d, j->hq, j->hkv, j->d, PA_BF16);
+  d.window_left = getenv("PA_CP_WINDOW") ? atoi(getenv("PA_CP_WINDOW")) : -1;
   if (j->ok && j->decode) {
     int32_t lq[64], lk[64], P = 16;
     for (int b = 0; b < j->B; b++) lq[b] = 1, lk[b] = j->keys;
     int32_t per = pa_cp_shard_len(PA_CP_SHARD_INTERLEAVED, j->keys, P, rank, R);
     int64_t maxp = (per + P - 1) / P, pages = j->B * maxp;
     d.page_size = P;
+    d.causal = d.window_left >= 0;
     pa_batch gb = {j->B, lq, lk, NULL, NULL};
     j->ok = pa_cp_decode_plan(cp, &d, &gb, PA_CP_SHARD_INTERLEAVED, j->combine, &p) == PA_OK;
     size_t kv = (size_t)pages * P * j->hkv * j->d * 2;
@@ -165,9 +168,11 @@ int main(int argc, char **argv) {
     for (int c = 0; c < 3; c++) {
       j.combine = c;
       double t = measure(j, n);
-      printf("cp-decode gpus=%d keys=%d B=%d H=%d/%d d=%d bf16 %-12s %9.3f ms  (1 GPU %.3f "
-             "ms, speedup %.2fx)\n",
-             n, j.keys, j.B, j.hq, j.hkv, j.d, names[c], t, one, t > 0 ? one / t : 0);
+      printf("cp-decode gpus=%d keys=%d B=%d H=%d/%d d=%d window %s bf16 %-12s %9.3f ms  (1 GPU "
+             "%.3f ms, speedup %.2fx)\n",
+             n, j.keys, j.B, j.hq, j.hkv, j.d,
+             getenv("PA_CP_WINDOW") ? getenv("PA_CP_WINDOW") : "-1", names[c], t, one,
+             t > 0 ? one / t : 0);
     }
   } else {
     j.seq = argc > 3 ? atoi(argv[3]) : 65536;
@@ -176,9 +181,10 @@ int main(int argc, char **argv) {
     j.d = argc > 6 ? atoi(argv[6]) : 128;
     j.iters = argc > 7 ? atoi(argv[7]) : 5;
     double one = measure(j, 1), t = measure(j, n);
-    printf("cp-prefill gpus=%d seq=%d H=%d/%d d=%d causal bf16 ring %9.3f ms  (1 GPU %.3f ms, "
-           "speedup %.2fx)\n",
-           n, j.seq, j.hq, j.hkv, j.d, t, one, t > 0 ? one / t : 0);
+    printf("cp-prefill gpus=%d seq=%d H=%d/%d d=%d causal window %s bf16 ring %9.3f ms  (1 GPU "
+           "%.3f ms, speedup %.2fx)\n",
+           n, j.seq, j.hq, j.hkv, j.d, getenv("PA_CP_WINDOW") ? getenv("PA_CP_WINDOW") : "-1", t,
+           one, t > 0 ? one / t : 0);
   }
   return 0;
 }
