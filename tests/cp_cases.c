@@ -694,6 +694,49 @@ int cp_cases_run(pa_context *c, pa_cp *cp, bool quick, int *n_checks) {
   for (int i = 0; i < TU_LEN(mla); i++)
     if (!quick) run_mla_decode(cp, &mla[i]);
   if (size > 1) run_invalid(cp); /* they need ranks that disagree */
+  /* PA_CP_RANDOM=n: n random windowed / MTP decode and ring cases (not in
+   * CI; the same draws on every rank). */
+  const int nrand = getenv("PA_CP_RANDOM") ? atoi(getenv("PA_CP_RANDOM")) : 0;
+  for (int it = 0; it < nrand; it++) {
+    tu_rng g = tu_rng_seed(0x5eed + (uint64_t)it);
+#define RI(lo, hi) ((int)tu_rng_uniform(&g, (lo), (hi) + 1))
+    static _Thread_local char nd[64], np[64];
+    snprintf(nd, sizeof nd, "rand dec %d", it);
+    dcase dc = {nd,
+                RI(1, 3),
+                {0},
+                {0},
+                4,
+                2,
+                32,
+                PA_F32,
+                RI(0, 2) * 8,
+                RI(0, 1) ? PA_CP_SHARD_INTERLEAVED : PA_CP_SHARD_CONTIGUOUS,
+                PA_CP_COMBINE_ALLGATHER,
+                true,
+                RI(0, 1),
+                RI(0, 1),
+                0,
+                0,
+                0,
+                0,
+                0};
+    for (int b = 0; b < dc.B; b++) dc.lq[b] = RI(0, 5), dc.lk[b] = RI(0, 120);
+    if (RI(0, 2)) {
+      dc.wl = RI(-1, 40), dc.wr = RI(-1, 6), dc.st = RI(0, 6);
+      if (dc.wl == 0 && dc.wr == 0) dc.wl = -1; /* 0, 0 means no window here */
+    }
+    run_decode(cp, &dc);
+    snprintf(np, sizeof np, "rand ring %d", it);
+    pcase pc = {np, RI(1, 3), {0}, 4, 2, 32, 32, PA_F32, RI(0, 1), true, RI(0, 1), -1, 0, 0, 0};
+    for (int b = 0; b < pc.B; b++) pc.len[b] = RI(0, 90);
+    if (RI(0, 3)) {
+      pc.wl = RI(-1, 30), pc.wr = pc.causal ? -1 : RI(-1, 8), pc.st = RI(0, 6);
+      if (pc.wl == 0 && pc.wr == 0) pc.wl = -1;
+    }
+    run_prefill(cp, &pc);
+#undef RI
+  }
 
   *n_checks = checks;
   return failures;
