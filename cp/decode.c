@@ -384,15 +384,20 @@ static pa_status local_step(pa_cp_plan *p, const pa_attention_args *args) {
       a.mask = cp_view(p->scratch, q->mask_off, PA_F32, 4, (int64_t[]){B, 1, q->msq, q->msk},
                        (int64_t[]){q->msq * q->msk, q->msq * q->msk, q->msk, 1});
     if (q->page0) {
+      /* One 2-D copy per run of requests whose rows start at the same page. */
       const pa_tensor *t = &args->block_table;
-      for (int64_t b = 0; b < B; b++)
-        if (q->npages[b] &&
+      for (int64_t b = 0, e; b < B; b = e) {
+        int32_t np = q->npages[b];
+        for (e = b + 1; e < B && q->page0[e] == q->page0[b]; e++)
+          if (q->npages[e] > np) np = q->npages[e];
+        if (np &&
             (st = cp->tp->copy2d(
                  cp, (cp_region){t->buf, t->offset + (size_t)(b * t->stride[0] + q->page0[b]) * 4},
-                 (size_t)q->npages[b] * 4,
+                 (size_t)(e - b > 1 ? t->stride[0] : np) * 4,
                  (cp_region){p->scratch, q->bt_off + (size_t)(b * q->bt_cols) * 4},
-                 (size_t)q->npages[b] * 4, 1, (size_t)q->npages[b] * 4)) != PA_OK)
+                 (size_t)q->bt_cols * 4, (size_t)(e - b), (size_t)np * 4)) != PA_OK)
           return st;
+      }
       a.block_table = cp_view(p->scratch, q->bt_off, PA_I32, 2, (int64_t[]){B, q->bt_cols},
                               (int64_t[]){q->bt_cols, 1});
     }
