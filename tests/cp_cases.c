@@ -1,6 +1,7 @@
 /* The context-parallel cases shared by the MPI and NCCL test programs:
  * decode over KV shards (contiguous / interleaved, paged / packed, three
- * combines) and ring prefill (zig-zag, causal or not, GQA, 192/128) equal the
+ * combines, windows, sink tokens, several causal queries), MLA decode and
+ * ring prefill (zig-zag, causal or not, windows, GQA, 192/128) equal the
  * float64 oracle on the unsharded inputs; bad inputs fail on every rank with
  * a message naming the field. */
 #include <math.h>
