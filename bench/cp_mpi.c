@@ -3,7 +3,9 @@
  * prefill: the ring, per call. Run: mpirun -np R build/bench/pa-cp-bench
  * decode [B heads kv_heads dim keys iters] | prefill [seq heads dim iters].
  * Prints min and median over the iterations of the slowest rank (rank 0).
- * PA_CP_COMBINE=allgather|heads|heads_gather runs one decode combine. */
+ * PA_CP_COMBINE=allgather|heads|heads_gather runs one decode combine;
+ * PA_CP_WINDOW=w sets window_left (both; causal decode then), PA_CP_QUERIES=n
+ * gives decode n causal queries per request (MTP). */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -60,6 +62,7 @@ static void prefill(pa_context *ctx, pa_cp *cp, int argc, char **argv) {
   pa_attention_desc d;
   pa_attention_desc_init(&d, H, H, D, PA_BF16);
   d.causal = 1;
+  d.window_left = getenv("PA_CP_WINDOW") ? atoi(getenv("PA_CP_WINDOW")) : -1;
   pa_batch gb = {1, len, len, NULL, NULL};
   pa_cp_plan *p;
   if (pa_cp_prefill_plan(cp, &d, &gb, &p) != PA_OK) {
@@ -77,8 +80,9 @@ static void prefill(pa_context *ctx, pa_cp *cp, int argc, char **argv) {
   double mn, med;
   time_runs(pa_cp_prefill_run, p, &a, iters, &mn, &med);
   if (!rank)
-    printf("prefill R=%d S=%d H=%d D=%d causal bf16 ring   min %10.1f  median %10.1f us\n", R, S, H,
-           D, mn * 1e6, med * 1e6);
+    printf(
+        "prefill R=%d S=%d H=%d D=%d causal window %d bf16 ring   min %10.1f  median %10.1f us\n",
+        R, S, H, D, d.window_left, mn * 1e6, med * 1e6);
   pa_cp_plan_destroy(p);
   pa_buffer_destroy(q), pa_buffer_destroy(k), pa_buffer_destroy(v), pa_buffer_destroy(o);
 }
@@ -103,22 +107,25 @@ int main(int argc, char **argv) {
   int Hk = argc > 4 ? atoi(argv[4]) : 8, D = argc > 5 ? atoi(argv[5]) : 128;
   int L = argc > 6 ? atoi(argv[6]) : 4096, iters = argc > 7 ? atoi(argv[7]) : 30, P = 16;
   if (B > 64) B = 64;
+  const int nq = getenv("PA_CP_QUERIES") ? atoi(getenv("PA_CP_QUERIES")) : 1;
   int32_t lq[64], lk[64];
-  for (int b = 0; b < B; b++) lq[b] = 1, lk[b] = L;
+  for (int b = 0; b < B; b++) lq[b] = nq, lk[b] = L;
   int32_t per = pa_cp_shard_len(PA_CP_SHARD_INTERLEAVED, L, P, rank, R);
   int64_t maxp = (per + P - 1) / P, pages = B * maxp;
   pa_attention_desc d;
   pa_attention_desc_init(&d, H, Hk, D, PA_BF16);
   d.page_size = P;
   d.num_splits = 1;
-  pa_buffer *q = zeros(ctx, (size_t)B * H * D * 2),
+  d.window_left = getenv("PA_CP_WINDOW") ? atoi(getenv("PA_CP_WINDOW")) : -1;
+  d.causal = d.window_left >= 0 || nq > 1;
+  pa_buffer *q = zeros(ctx, (size_t)B * nq * H * D * 2),
             *kv = zeros(ctx, (size_t)pages * P * Hk * D * 2),
-            *bt = zeros(ctx, (size_t)B * maxp * 4), *o = zeros(ctx, (size_t)B * H * D * 2);
+            *bt = zeros(ctx, (size_t)B * maxp * 4), *o = zeros(ctx, (size_t)B * nq * H * D * 2);
   int32_t *tab = malloc(sizeof(int32_t) * B * maxp);
   for (int64_t i = 0; i < B * maxp; i++) tab[i] = (int32_t)i;
   pa_buffer_write(bt, 0, tab, sizeof(int32_t) * B * maxp);
   pa_attention_args a = {0};
-  int64_t qs[3] = {B, H, D}, ks[4] = {pages, P, Hk, D}, bs[2] = {B, maxp};
+  int64_t qs[3] = {B * nq, H, D}, ks[4] = {pages, P, Hk, D}, bs[2] = {B, maxp};
   pa_tensor_init(&a.q, q, 0, PA_BF16, 3, qs);
   pa_tensor_init(&a.k, kv, 0, PA_BF16, 4, ks);
   pa_tensor_init(&a.v, kv, 0, PA_BF16, 4, ks);
@@ -133,13 +140,14 @@ int main(int argc, char **argv) {
       if (!rank) printf("%s: %s\n", names[m], pa_cp_last_error(cp));
       continue;
     }
-    int64_t os[3] = {B, m == 1 ? H / R : H, D};
+    int64_t os[3] = {B * nq, m == 1 ? H / R : H, D};
     pa_tensor_init(&a.out, o, 0, PA_BF16, 3, os);
     double mn, med;
     time_runs(pa_cp_decode_run, p, &a, iters, &mn, &med);
     if (!rank)
-      printf("decode R=%d B=%d H=%d/%d D=%d keys=%d bf16 %-13s min %10.1f  median %10.1f us\n", R,
-             B, H, Hk, D, L, names[m], mn * 1e6, med * 1e6);
+      printf("decode R=%d B=%d q=%d H=%d/%d D=%d keys=%d window %d bf16 %-13s min %10.1f  median "
+             "%10.1f us\n",
+             R, B, nq, H, Hk, D, L, d.window_left, names[m], mn * 1e6, med * 1e6);
     pa_cp_plan_destroy(p);
   }
   pa_cp_destroy(cp);

@@ -5,7 +5,8 @@
  *   prefill [gpus seq Hq Hkv D iters]: causal bf16 ring prefill of one
  *           sequence; then plain attention on one GPU.
  * Prints the mean time per call of the slowest rank (CUDA events) and the
- * speedup over one GPU. Inputs are zeros (timing only). */
+ * speedup over one GPU. Inputs are zeros (timing only). PA_CP_WINDOW=w sets
+ * window_left (decode: causal then). */
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -15,7 +16,7 @@
 #include "polyattn_nccl.h"
 
 typedef struct job {
-  int dev, nranks, decode, combine, iters;
+  int dev, nranks, decode, combine, iters, plain; /* plain: pa_attention on one GPU, no CP */
   int keys, B, hq, hkv, d, seq;
   ncclComm_t comm;
   pthread_barrier_t *bar;
@@ -30,6 +31,11 @@ static pa_buffer *dev_zeros(pa_context *ctx, size_t n) {
   return b;
 }
 
+static pa_status step(const job *j, pa_cp_plan *p, pa_plan *pp, const pa_attention_args *a) {
+  if (pp) return pa_attention_run(pp, a, NULL);
+  return j->decode ? pa_cp_decode_run(p, a) : pa_cp_prefill_run(p, a);
+}
+
 static void *run(void *arg) {
   job *j = arg;
   cudaSetDevice(j->dev);
@@ -38,6 +44,7 @@ static void *run(void *arg) {
   pa_context *ctx = NULL;
   pa_cp *cp = NULL;
   pa_cp_plan *p = NULL;
+  pa_plan *pp = NULL;
   pa_attention_args a = {0};
   pa_buffer *bufs[5] = {0};
   j->ok = pa_context_create_cuda(j->dev, s, &ctx) == PA_OK &&
@@ -45,14 +52,17 @@ static void *run(void *arg) {
   int rank = j->ok ? pa_cp_rank(cp) : 0, R = j->nranks;
   pa_attention_desc d;
   pa_attention_desc_init(&d, j->hq, j->hkv, j->d, PA_BF16);
+  d.window_left = getenv("PA_CP_WINDOW") ? atoi(getenv("PA_CP_WINDOW")) : -1;
   if (j->ok && j->decode) {
     int32_t lq[64], lk[64], P = 16;
     for (int b = 0; b < j->B; b++) lq[b] = 1, lk[b] = j->keys;
     int32_t per = pa_cp_shard_len(PA_CP_SHARD_INTERLEAVED, j->keys, P, rank, R);
     int64_t maxp = (per + P - 1) / P, pages = j->B * maxp;
     d.page_size = P;
+    d.causal = d.window_left >= 0;
     pa_batch gb = {j->B, lq, lk, NULL, NULL};
-    j->ok = pa_cp_decode_plan(cp, &d, &gb, PA_CP_SHARD_INTERLEAVED, j->combine, &p) == PA_OK;
+    j->ok = pa_cp_decode_plan(cp, &d, &gb, PA_CP_SHARD_INTERLEAVED, j->combine, &p) == PA_OK &&
+            (!j->plain || pa_attention_plan(ctx, &d, &gb, &pp) == PA_OK);
     size_t kv = (size_t)pages * P * j->hkv * j->d * 2;
     bufs[0] = dev_zeros(ctx, (size_t)j->B * j->hq * j->d * 2);
     bufs[1] = dev_zeros(ctx, kv);
@@ -75,7 +85,8 @@ static void *run(void *arg) {
     pa_cp_zigzag_shard(rank, R, 1, len, ll, NULL, NULL);
     d.causal = 1;
     pa_batch gb = {1, len, len, NULL, NULL};
-    j->ok = pa_cp_prefill_plan(cp, &d, &gb, &p) == PA_OK;
+    j->ok = pa_cp_prefill_plan(cp, &d, &gb, &p) == PA_OK &&
+            (!j->plain || pa_attention_plan(ctx, &d, &gb, &pp) == PA_OK);
     int64_t qs[3] = {ll[0], j->hq, j->d}, ks[3] = {ll[0], j->hkv, j->d};
     bufs[0] = dev_zeros(ctx, (size_t)ll[0] * j->hq * j->d * 2);
     bufs[1] = dev_zeros(ctx, (size_t)ll[0] * j->hkv * j->d * 2);
@@ -90,19 +101,18 @@ static void *run(void *arg) {
   cudaEvent_t e0, e1;
   cudaEventCreate(&e0);
   cudaEventCreate(&e1);
-  for (int i = 0; j->ok && i < 3; i++)
-    j->ok = (j->decode ? pa_cp_decode_run(p, &a) : pa_cp_prefill_run(p, &a)) == PA_OK;
+  for (int i = 0; j->ok && i < 3; i++) j->ok = step(j, p, pp, &a) == PA_OK;
   cudaStreamSynchronize(s);
   pthread_barrier_wait(j->bar);
   cudaEventRecord(e0, s);
-  for (int i = 0; j->ok && i < j->iters; i++)
-    j->ok = (j->decode ? pa_cp_decode_run(p, &a) : pa_cp_prefill_run(p, &a)) == PA_OK;
+  for (int i = 0; j->ok && i < j->iters; i++) j->ok = step(j, p, pp, &a) == PA_OK;
   cudaEventRecord(e1, s);
   cudaEventSynchronize(e1);
   float ms = 0;
   cudaEventElapsedTime(&ms, e0, e1);
   j->ms = ms / j->iters;
   pa_cp_plan_destroy(p);
+  pa_plan_destroy(pp);
   for (int i = 0; i < 5; i++) pa_buffer_destroy(bufs[i]);
   pa_cp_destroy(cp);
   pa_context_destroy(ctx);
@@ -162,12 +172,20 @@ int main(int argc, char **argv) {
     static const char *names[] = {"allgather", "heads", "heads_gather"};
     j.combine = PA_CP_COMBINE_ALLGATHER;
     double one = measure(j, 1);
+    j.plain = 1;
+    double plain = measure(j, 1);
+    j.plain = 0;
+    printf("plain pa_attention 1 GPU keys=%d B=%d H=%d/%d d=%d bf16 %9.3f ms (CP with 1 rank, "
+           "allgather: %.3f ms)\n",
+           j.keys, j.B, j.hq, j.hkv, j.d, plain, one);
     for (int c = 0; c < 3; c++) {
       j.combine = c;
       double t = measure(j, n);
-      printf("cp-decode gpus=%d keys=%d B=%d H=%d/%d d=%d bf16 %-12s %9.3f ms  (1 GPU %.3f "
-             "ms, speedup %.2fx)\n",
-             n, j.keys, j.B, j.hq, j.hkv, j.d, names[c], t, one, t > 0 ? one / t : 0);
+      printf("cp-decode gpus=%d keys=%d B=%d H=%d/%d d=%d window %s bf16 %-12s %9.3f ms  (1 GPU "
+             "%.3f ms, speedup %.2fx)\n",
+             n, j.keys, j.B, j.hq, j.hkv, j.d,
+             getenv("PA_CP_WINDOW") ? getenv("PA_CP_WINDOW") : "-1", names[c], t, one,
+             t > 0 ? one / t : 0);
     }
   } else {
     j.seq = argc > 3 ? atoi(argv[3]) : 65536;
@@ -176,9 +194,15 @@ int main(int argc, char **argv) {
     j.d = argc > 6 ? atoi(argv[6]) : 128;
     j.iters = argc > 7 ? atoi(argv[7]) : 5;
     double one = measure(j, 1), t = measure(j, n);
-    printf("cp-prefill gpus=%d seq=%d H=%d/%d d=%d causal bf16 ring %9.3f ms  (1 GPU %.3f ms, "
-           "speedup %.2fx)\n",
-           n, j.seq, j.hq, j.hkv, j.d, t, one, t > 0 ? one / t : 0);
+    j.plain = 1;
+    double plain = measure(j, 1);
+    printf("plain pa_attention 1 GPU seq=%d H=%d/%d d=%d causal bf16 %9.3f ms (CP with 1 rank: "
+           "%.3f ms)\n",
+           j.seq, j.hq, j.hkv, j.d, plain, one);
+    printf("cp-prefill gpus=%d seq=%d H=%d/%d d=%d causal window %s bf16 ring %9.3f ms  (1 GPU "
+           "%.3f ms, speedup %.2fx)\n",
+           n, j.seq, j.hq, j.hkv, j.d, getenv("PA_CP_WINDOW") ? getenv("PA_CP_WINDOW") : "-1", t,
+           one, t > 0 ? one / t : 0);
   }
   return 0;
 }

@@ -120,10 +120,17 @@ void pa_cp_plan_destroy(pa_cp_plan *plan) {
 }
 
 void cp_plan_free(pa_cp_plan *p) {
-  pa_plan_destroy(p->inner);
-  if (p->step)
-    for (int s = 0; s < p->cp->size; s++) pa_plan_destroy(p->step[s]);
-  free(p->step);
+  for (int i = 0; i < p->nsub; i++) {
+    pa_plan_destroy(p->sub[i].plan);
+    free(p->sub[i].page0);
+    free(p->sub[i].npages);
+    free(p->sub[i].hmask);
+  }
+  free(p->sub);
+  free(p->mrow);
+  for (int u = 0; u < p->nunit; u++) pa_plan_destroy(p->unit[u]);
+  free(p->unit);
+  free(p->ustep);
   free(p->rows);
   pa_buffer_destroy(p->scratch);
   free(p);

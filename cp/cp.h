@@ -80,7 +80,46 @@ static inline int64_t cp_hash_i32(const int32_t *x, int n) {
   return (int64_t)(h & INT64_MAX);
 }
 
-enum { CP_DECODE = 1, CP_PREFILL = 2 };
+/* ---- decode shards (pieces.c) ---- */
+typedef struct cp_shard_geom {
+  pa_cp_shard shard;
+  int64_t L, unit, n, nl, first; /* global keys, unit, units, local keys, contiguous start */
+  int rank, size;
+} cp_shard_geom;
+void cp_shard_geom_init(cp_shard_geom *g, pa_cp_shard shard, int64_t L, int page_size, int rank,
+                        int size);
+/* Local keys whose global position is below x (0 <= x <= L). */
+int64_t cp_shard_below(const cp_shard_geom *g, int64_t x);
+/* Global position of local key j. */
+int64_t cp_shard_global(const cp_shard_geom *g, int64_t j);
+/* Whether query i of sq (the last sq positions) sees local key j. */
+bool cp_decode_sees(const pa_attention_desc *d, const cp_shard_geom *g, int64_t sq, int64_t i,
+                    int64_t j);
+/* Local keys [s, e) that every query of the request sees (masked 0) or
+ * some (masked 1). */
+typedef struct cp_piece {
+  int32_t s, e;
+  bool masked;
+} cp_piece;
+/* The request's pieces in key order (*out malloc'ed, NULL when 0); -1 when
+ * out of memory. */
+int cp_decode_pieces(const pa_attention_desc *d, const cp_shard_geom *g, int64_t sq,
+                     cp_piece **out);
+
+/* One local attention of a decode step: the k-th unmasked (or masked) piece
+ * of every request. */
+typedef struct cp_sub {
+  pa_plan *plan;
+  bool masked;
+  int32_t *page0, *npages; /* paged, shifted: per request, first local page and count */
+  size_t bt_off;           /* its block table in scratch ([B, bt_cols] i32), if shifted */
+  int64_t bt_cols;
+  size_t mask_off; /* masked: f32 [B, 1, msq, msk] in scratch */
+  int64_t msq, msk;
+  float *hmask; /* plan time only */
+} cp_sub;
+
+enum { CP_DECODE = 1, CP_PREFILL = 2, CP_MLA_DECODE = 3 };
 enum { CP_STATUS_BYTES = 16 }; /* a status word at the end of a decode block */
 
 struct pa_cp_plan {
@@ -91,17 +130,35 @@ struct pa_cp_plan {
   int64_t Hq, Dqk, Dv, Hkv;
   pa_buffer *scratch; /* partial states, gathered blocks, ring slots */
   /* decode */
-  pa_plan *inner;
+  cp_sub *sub; /* [nsub]: run in order, states merged into the partial */
+  int nsub;
+  size_t alt_off, tmp_off; /* a second partial state and a piece's state */
+  /* MLA decode (sub[0] is its plan): requests split into one per query
+   * (causal, several queries) read block-table row mrow[e] of the caller's. */
+  pa_mla_desc mla;
+  int32_t *mrow;
+  int mn;
+  int64_t mcols;
+  size_t mbt_off;
   pa_cp_combine combine;
   int64_t T, Hs;
   size_t blk, part_off, send_off, gath_off, mo_off, blk2, gath2_off;
   /* prefill */
-  pa_plan **step; /* [size]: attention of step s (KV of rank r - s) */
-  int64_t *rows;  /* [size]: local rows of each rank */
-  int64_t Tr;     /* this rank's rows */
+  pa_plan **unit; /* [nunit] attentions, in order: step ustep[u] (KV of rank r - s) */
+  int *ustep, nunit, cap;
+  int64_t *rows; /* [size]: local rows of each rank */
+  int64_t Tr;    /* this rank's rows */
   size_t slot_off[2], slot_v, slot_bytes, acc_off[2], acc_lse, acc_bytes, stepo_off;
 };
 void cp_plan_free(pa_cp_plan *p);
+
+/* Decode, shared by attention and MLA (decode.c): the combine's scratch
+ * layout from base on (returns the total), the check of out/lse against the
+ * combine, and the combine of the partial state at part_off into out/lse
+ * (mine: this rank's status so far). */
+size_t cp_decode_layout(pa_cp_plan *p, size_t base);
+pa_status cp_decode_check_out(pa_cp_plan *p, const pa_tensor *out, const pa_tensor *lse);
+pa_status cp_decode_combine(pa_cp_plan *p, pa_tensor out, pa_tensor lse, pa_status mine);
 
 /* Collective: n int64 fields agree on every rank (else every rank fails,
  * naming the first rank that differs from rank 0 and the field). */

@@ -1,6 +1,7 @@
 /* Decode context parallelism: local attention over this rank's KV shard with
  * LSE into f32 partials, then a combine across ranks (all-gather + merge, or
  * all-to-all by heads + merge [+ all-gather of the merged heads]). */
+#include <math.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -28,28 +29,165 @@ static pa_status check_decode(pa_cp *cp, const pa_attention_desc *d, const pa_ba
                    "desc.flags=0x%x: ALiBi and dense masks depend on key positions, which a "
                    "shard does not keep",
                    d->flags);
-  if (d->window_left >= 0 || d->window_right >= 0)
-    return cp_fail(cp, PA_ERR_UNSUPPORTED,
-                   "desc.window_left=%d window_right=%d: windows depend on key positions, "
-                   "which a shard does not keep",
-                   d->window_left, d->window_right);
-  for (int i = 0; i < b->batch_size; i++) {
+  if (d->causal != 0 && d->causal != 1)
+    return cp_fail(cp, PA_ERR_INVALID_ARGUMENT, "desc.causal=%d must be 0 or 1", d->causal);
+  if (d->window_left < -1 || d->window_right < -1 || d->sink_tokens < 0)
+    return cp_fail(cp, PA_ERR_INVALID_ARGUMENT,
+                   "desc.window_left=%d window_right=%d sink_tokens=%d: windows are >= 0 or -1, "
+                   "sink_tokens >= 0",
+                   d->window_left, d->window_right, d->sink_tokens);
+  if (d->page_size < 0)
+    return cp_fail(cp, PA_ERR_INVALID_ARGUMENT, "desc.page_size=%d is negative", d->page_size);
+  for (int i = 0; i < b->batch_size; i++)
     if (b->seqlens_q[i] < 0 || b->seqlens_k[i] < 0)
       return cp_fail(cp, PA_ERR_INVALID_ARGUMENT,
                      "batch.seqlens_q[%d]=%d seqlens_k[%d]=%d: negative", i, b->seqlens_q[i], i,
                      b->seqlens_k[i]);
-    if (d->causal && b->seqlens_q[i] > 1)
-      return cp_fail(cp, PA_ERR_UNSUPPORTED,
-                     "desc.causal with batch.seqlens_q[%d]=%d: causal decode over shards takes "
-                     "one query per request",
-                     i, b->seqlens_q[i]);
-  }
   if (combine != PA_CP_COMBINE_ALLGATHER && d->num_q_heads % cp->size)
     return cp_fail(cp, PA_ERR_INVALID_ARGUMENT,
                    "desc.num_q_heads=%d is not a multiple of the communicator size %d "
                    "(combine by heads)",
                    d->num_q_heads, cp->size);
   return PA_OK;
+}
+
+/* The local attentions of this rank: the k-th unmasked piece of every
+ * request in sub k, then the k-th masked piece in sub nfull + k (pieces.c).
+ * Without windows or several causal queries, that is one sub over all the
+ * shard's keys, run on the caller's tensors as they are. Places masks and
+ * shifted block tables in scratch from *base on. */
+static pa_status plan_subs(pa_cp_plan *p, const pa_batch *batch, pa_cp_shard shard, size_t *base) {
+  pa_cp *cp = p->cp;
+  const pa_attention_desc *d = &p->desc;
+  const int B = p->B, ps = d->page_size;
+  pa_status st = PA_OK;
+  cp_piece **pcs = calloc((size_t)B + 1, sizeof *pcs);
+  int *npc = calloc((size_t)B + 1, sizeof *npc);
+  cp_shard_geom *geo = calloc((size_t)B + 1, sizeof *geo);
+  int32_t *lens = calloc((size_t)B + 1, sizeof *lens), *cu = calloc((size_t)B + 1, sizeof *cu);
+  int32_t *start = calloc((size_t)B + 1, sizeof *start);
+  const cp_piece **pick = calloc((size_t)B + 1, sizeof *pick);
+  int nfull = 0, nmask = 0;
+  if (!pcs || !npc || !geo || !lens || !cu || !start || !pick) {
+    st = cp_fail(cp, PA_ERR_OUT_OF_MEMORY, "out of host memory");
+    goto done;
+  }
+  for (int b = 0; b < B && st == PA_OK; b++) {
+    cp_shard_geom_init(&geo[b], shard, batch->seqlens_k[b], ps, cp->rank, cp->size);
+    npc[b] = cp_decode_pieces(d, &geo[b], batch->seqlens_q[b], &pcs[b]);
+    if (npc[b] < 0) st = cp_fail(cp, PA_ERR_OUT_OF_MEMORY, "out of host memory");
+    int nf = 0, nm = 0;
+    for (int k = 0; k < npc[b]; k++) pcs[b][k].masked ? nm++ : nf++;
+    if (nf > nfull) nfull = nf;
+    if (nm > nmask) nmask = nm;
+  }
+  if (st != PA_OK) goto done;
+  if (nfull + nmask == 0) nfull = 1; /* nothing seen here: O = 0, LSE = -inf (or the sink) */
+  p->sub = calloc((size_t)(nfull + nmask), sizeof *p->sub);
+  if (!p->sub) {
+    st = cp_fail(cp, PA_ERR_OUT_OF_MEMORY, "out of host memory");
+    goto done;
+  }
+  p->nsub = nfull + nmask;
+  for (int u = 0; u < p->nsub && st == PA_OK; u++) {
+    cp_sub *q = &p->sub[u];
+    q->masked = u >= nfull;
+    const int want = q->masked ? u - nfull : u;
+    bool shifted = false, cut = false;
+    int64_t msk = 1, msq = 1, cols = 1, rows = 0;
+    for (int b = 0; b < B; b++) {
+      int seen = 0;
+      pick[b] = NULL;
+      for (int k = 0; k < npc[b] && !pick[b]; k++)
+        if (pcs[b][k].masked == q->masked && seen++ == want) pick[b] = &pcs[b][k];
+      const int32_t s0 = pick[b] ? (ps && q->masked ? pick[b]->s / ps * ps : pick[b]->s) : 0;
+      start[b] = s0;
+      lens[b] = pick[b] ? pick[b]->e - s0 : 0;
+      cu[b] = (int32_t)rows + s0;
+      rows += geo[b].nl;
+      shifted |= s0 > 0;
+      cut |= lens[b] != geo[b].nl; /* packed K: rows of the shard's layout, not back to back */
+      if (lens[b] > msk) msk = lens[b];
+      if (batch->seqlens_q[b] > msq) msq = batch->seqlens_q[b];
+      if (ps && pick[b] && (lens[b] + s0 + ps - 1) / ps - s0 / ps > cols)
+        cols = (lens[b] + s0 + ps - 1) / ps - s0 / ps;
+    }
+    cu[B] = (int32_t)rows;
+    pa_attention_desc in = *d;
+    in.flags |= PA_RETURN_LSE;
+    in.o_dtype = PA_F32;
+    in.causal = 0; /* a piece's keys are all seen (or masked) */
+    in.window_left = in.window_right = -1;
+    in.sink_tokens = 0;
+    if (q->masked) in.flags |= PA_HAS_MASK;
+    if (cp->rank != 0 || u != 0) in.flags &= ~(unsigned)PA_HAS_SINKS; /* counts once */
+    pa_batch lb = {B, batch->seqlens_q, lens, NULL, !ps && (shifted || cut) ? cu : NULL};
+    if ((st = pa_attention_plan(cp->ctx, &in, &lb, &q->plan)) != PA_OK) {
+      st = cp_ctx_fail(cp, st, "local attention plan");
+      break;
+    }
+    if (ps && shifted) { /* block-table rows from each piece's first page */
+      q->page0 = calloc((size_t)B + 1, sizeof *q->page0);
+      q->npages = calloc((size_t)B + 1, sizeof *q->npages);
+      if (!q->page0 || !q->npages) {
+        st = cp_fail(cp, PA_ERR_OUT_OF_MEMORY, "out of host memory");
+        break;
+      }
+      for (int b = 0; b < B; b++) {
+        q->page0[b] = start[b] / ps;
+        q->npages[b] = pick[b] ? (start[b] + lens[b] + ps - 1) / ps - q->page0[b] : 0;
+      }
+      q->bt_cols = cols;
+      q->bt_off = *base;
+      *base += cp_align((size_t)(B * cols) * 4);
+    }
+    if (q->masked) { /* 0 where query i sees key start + j of the piece, else -inf */
+      q->msq = msq;
+      q->msk = msk;
+      q->mask_off = *base;
+      *base += cp_align((size_t)(B * msq * msk) * 4);
+      q->hmask = malloc((size_t)(B * msq * msk) * 4 + 4);
+      if (!q->hmask) {
+        st = cp_fail(cp, PA_ERR_OUT_OF_MEMORY, "out of host memory");
+        break;
+      }
+      for (int64_t x = 0; x < B * msq * msk; x++) q->hmask[x] = -INFINITY;
+      for (int b = 0; b < B; b++)
+        for (int64_t i = 0; pick[b] && i < batch->seqlens_q[b]; i++)
+          for (int64_t j = pick[b]->s; j < pick[b]->e; j++)
+            if (cp_decode_sees(d, &geo[b], batch->seqlens_q[b], i, j))
+              q->hmask[(b * msq + i) * msk + (j - start[b])] = 0.f;
+    }
+  }
+  if (p->nsub > 1) { /* a second partial state and one for each sub's output */
+    const size_t state = (size_t)(p->T * p->Hq * (p->Dv + 1)) * 4;
+    p->alt_off = *base;
+    p->tmp_off = p->alt_off + cp_align(state);
+    *base = p->tmp_off + cp_align(state);
+  }
+done:
+  for (int b = 0; pcs && b < B; b++) free(pcs[b]);
+  free(pcs), free(npc), free(geo), free(lens), free(cu), free(start), free(pick);
+  return st;
+}
+
+size_t cp_decode_layout(pa_cp_plan *p, size_t base) {
+  const int64_t R = p->cp->size, T = p->T, Hq = p->Hq, Hs = p->Hs, Dv = p->Dv;
+  const size_t es = pa_dtype_size(p->desc.o_dtype);
+  const size_t part = (size_t)(T * Hq * (Dv + 1)) * 4 + CP_STATUS_BYTES;
+  p->part_off = 0;
+  if (p->combine == PA_CP_COMBINE_ALLGATHER) {
+    p->blk = part;
+    p->gath_off = base;
+    return p->gath_off + (size_t)R * p->blk;
+  }
+  p->blk = (size_t)(T * Hs * (Dv + 1)) * 4 + CP_STATUS_BYTES;
+  p->send_off = base;
+  p->gath_off = p->send_off + cp_align((size_t)R * p->blk);
+  p->mo_off = p->gath_off + cp_align((size_t)R * p->blk);
+  p->blk2 = cp_align((size_t)(T * Hs * Dv) * es) + (size_t)(T * Hs) * 4;
+  p->gath2_off = p->mo_off + cp_align(p->blk2);
+  return p->combine == PA_CP_COMBINE_HEADS ? p->mo_off : p->gath2_off + (size_t)R * p->blk2;
 }
 
 pa_status pa_cp_decode_plan(pa_cp *cp, const pa_attention_desc *desc, const pa_batch *batch,
@@ -70,6 +208,10 @@ pa_status pa_cp_decode_plan(pa_cp *cp, const pa_attention_desc *desc, const pa_b
                    desc ? desc->q_dtype * 16 + desc->kv_dtype * 4 + desc->o_dtype : 0,
                    desc ? desc->page_size : 0,
                    desc ? (int64_t)desc->flags : 0,
+                   desc ? desc->causal : 0,
+                   desc ? desc->window_left : 0,
+                   desc ? desc->window_right : 0,
+                   desc ? desc->sink_tokens : 0,
                    shard,
                    combine,
                    B >= 0 ? (int64_t)cp_hash_i32(batch->seqlens_q, B) : 0,
@@ -83,6 +225,10 @@ pa_status pa_cp_decode_plan(pa_cp *cp, const pa_attention_desc *desc, const pa_b
                                       "desc dtypes (q*16+kv*4+o)",
                                       "desc.page_size",
                                       "desc.flags",
+                                      "desc.causal",
+                                      "desc.window_left",
+                                      "desc.window_right",
+                                      "desc.sink_tokens",
                                       "shard",
                                       "combine",
                                       "hash of batch.seqlens_q",
@@ -90,12 +236,7 @@ pa_status pa_cp_decode_plan(pa_cp *cp, const pa_attention_desc *desc, const pa_b
   if ((st = cp_check_same_after(cp, st, rec, names, CP_N(rec))) != PA_OK) return st;
 
   pa_cp_plan *p = calloc(1, sizeof *p);
-  int32_t *lk = calloc((size_t)B + 1, sizeof *lk);
-  if (!p || !lk) {
-    free(p);
-    free(lk);
-    return cp_fail(cp, PA_ERR_OUT_OF_MEMORY, "out of host memory");
-  }
+  if (!p) return cp_fail(cp, PA_ERR_OUT_OF_MEMORY, "out of host memory");
   p->cp = cp;
   p->kind = CP_DECODE;
   p->desc = *desc;
@@ -104,42 +245,22 @@ pa_status pa_cp_decode_plan(pa_cp *cp, const pa_attention_desc *desc, const pa_b
   p->Hq = desc->num_q_heads;
   p->Dv = desc->head_dim_v ? desc->head_dim_v : desc->head_dim_qk;
   p->Hs = combine == PA_CP_COMBINE_ALLGATHER ? p->Hq : p->Hq / cp->size;
-  for (int b = 0; b < B; b++) {
-    lk[b] = pa_cp_shard_len(shard, batch->seqlens_k[b], desc->page_size, cp->rank, cp->size);
-    p->T += batch->seqlens_q[b];
-  }
-  pa_attention_desc in = *desc;
-  in.flags |= PA_RETURN_LSE;
-  in.o_dtype = PA_F32;
-  in.causal = 0; /* one query: every key of the shard is visible */
-  if (cp->rank != 0) in.flags &= ~(unsigned)PA_HAS_SINKS; /* the sink term counts once */
-  pa_batch lb = {B, batch->seqlens_q, lk, NULL, NULL};
-  st = pa_attention_plan(cp->ctx, &in, &lb, &p->inner);
-  free(lk);
-  if (st != PA_OK) st = cp_ctx_fail(cp, st, "local attention plan");
-
-  const int64_t R = cp->size, T = p->T, Hq = p->Hq, Hs = p->Hs, Dv = p->Dv;
-  const size_t es = pa_dtype_size(desc->o_dtype);
-  size_t part = (size_t)(T * Hq * (Dv + 1)) * 4, total;
-  p->part_off = 0;
-  /* Each block ends with the sender's run status: ranks agree on success
-   * inside the collective they make anyway. */
-  part += CP_STATUS_BYTES;
-  if (combine == PA_CP_COMBINE_ALLGATHER) {
-    p->blk = part;
-    p->gath_off = cp_align(part);
-    total = p->gath_off + (size_t)R * p->blk;
-  } else {
-    p->blk = (size_t)(T * Hs * (Dv + 1)) * 4 + CP_STATUS_BYTES;
-    p->send_off = cp_align(part);
-    p->gath_off = p->send_off + cp_align((size_t)R * p->blk);
-    p->mo_off = p->gath_off + cp_align((size_t)R * p->blk);
-    p->blk2 = cp_align((size_t)(T * Hs * Dv) * es) + (size_t)(T * Hs) * 4;
-    p->gath2_off = p->mo_off + cp_align(p->blk2);
-    total = combine == PA_CP_COMBINE_HEADS ? p->mo_off : p->gath2_off + (size_t)R * p->blk2;
-  }
+  for (int b = 0; b < B; b++) p->T += batch->seqlens_q[b];
+  /* The partial state; each block ends with the sender's run status: ranks
+   * agree on success inside the collective they make anyway. */
+  size_t base = cp_align((size_t)(p->T * p->Hq * (p->Dv + 1)) * 4 + CP_STATUS_BYTES);
+  st = plan_subs(p, batch, shard, &base);
+  const size_t total = cp_decode_layout(p, base);
   if (st == PA_OK && (st = pa_buffer_create(cp->ctx, total ? total : 256, &p->scratch)) != PA_OK)
     st = cp_ctx_fail(cp, st, "scratch buffer");
+  for (int u = 0; st == PA_OK && u < p->nsub; u++) {
+    cp_sub *q = &p->sub[u];
+    if (q->hmask && (st = pa_buffer_write(p->scratch, q->mask_off, q->hmask,
+                                          (size_t)(B * q->msq * q->msk) * 4)) != PA_OK)
+      st = cp_ctx_fail(cp, st, "masks of the pieces");
+    free(q->hmask);
+    q->hmask = NULL;
+  }
   /* Plans fail together: a rank out of memory must not leave others waiting. */
   st = cp_agree(cp, st);
   if (st != PA_OK) {
@@ -153,9 +274,9 @@ pa_status pa_cp_decode_plan(pa_cp *cp, const pa_attention_desc *desc, const pa_b
 static const char *const combine_name[] = {"ALLGATHER", "HEADS", "HEADS_GATHER"};
 
 /* out / lse of the combine: [T, H, Dv] and [T, H]. */
-static pa_status check_out(pa_cp_plan *p, const pa_attention_args *a, int64_t H) {
+pa_status cp_decode_check_out(pa_cp_plan *p, const pa_tensor *o, const pa_tensor *l) {
   pa_cp *cp = p->cp;
-  const pa_tensor *o = &a->out, *l = &a->lse;
+  const int64_t H = p->combine == PA_CP_COMBINE_HEADS ? p->Hs : p->Hq;
   if (!o->buf || o->ndim != 3 || o->shape[0] != p->T || o->shape[1] != H || o->shape[2] != p->Dv)
     return cp_fail(cp, PA_ERR_INVALID_ARGUMENT,
                    "out: ndim=%d shape=[%lld, %lld, %lld], want [%lld, %lld, %lld] (combine %s)",
@@ -218,28 +339,87 @@ static pa_status merge(pa_cp_plan *p, size_t off, size_t blk, pa_tensor *out, pa
   return st == PA_OK ? st : cp_ctx_fail(cp, st, "merge of the ranks' states");
 }
 
-pa_status pa_cp_decode_run(pa_cp_plan *p, const pa_attention_args *args) {
-  if (!p || p->kind != CP_DECODE) return PA_ERR_INVALID_ARGUMENT;
+/* The caller's block table, when subs read it from shifted rows. */
+static pa_status check_table(pa_cp_plan *p, const pa_tensor *t) {
+  int64_t need = 0;
+  for (int u = 0; u < p->nsub; u++)
+    for (int b = 0; p->sub[u].page0 && b < p->B; b++)
+      if (p->sub[u].npages[b] && p->sub[u].page0[b] + p->sub[u].npages[b] > need)
+        need = p->sub[u].page0[b] + p->sub[u].npages[b];
+  if (!need) return PA_OK;
+  if (!t->buf || t->ndim != 2 || t->dtype != PA_I32 || t->shape[0] != p->B || t->shape[1] < need ||
+      t->stride[1] != 1 ||
+      t->offset + ((size_t)((p->B - 1) * t->stride[0]) + (size_t)need) * 4 > pa_buffer_size(t->buf))
+    return cp_fail(p->cp, PA_ERR_INVALID_ARGUMENT,
+                   "block_table: %s [%lld, %lld] stride [%lld, %lld] (ndim %d), want i32 [%d, >= "
+                   "%lld] with stride[1] = 1 inside its buffer (the window's pieces read rows "
+                   "from their first page)",
+                   pa_dtype_name(t->dtype), (long long)t->shape[0], (long long)t->shape[1],
+                   (long long)t->stride[0], (long long)t->stride[1], t->ndim, p->B,
+                   (long long)need);
+  return PA_OK;
+}
+
+/* This rank's partial state [T, Hq, Dv] + LSE at part_off: the subs run in
+ * order, each merged into the state so far (alt/part ping-pong ending on
+ * part). */
+static pa_status local_step(pa_cp_plan *p, const pa_attention_args *args) {
   pa_cp *cp = p->cp;
-  cp->msg[0] = 0;
-  if (!args) return cp_fail(cp, PA_ERR_INVALID_ARGUMENT, "args is NULL");
+  const int64_t T = p->T, Hq = p->Hq, D = p->Dv, B = p->B;
+  const int n = p->nsub;
+  pa_status st = check_table(p, &args->block_table);
+  if (st != PA_OK) return st;
+  const size_t st_off[2] = {p->part_off, p->alt_off};
+  pa_tensor o[3], l[3];
+  for (int i = 0; i < 3; i++) {
+    size_t off = i < 2 ? st_off[i] : p->tmp_off;
+    o[i] = cp_view(p->scratch, off, PA_F32, 3, (int64_t[]){T, Hq, D}, (int64_t[]){Hq * D, D, 1});
+    l[i] = cp_view(p->scratch, off + (size_t)(T * Hq * D) * 4, PA_F32, 2, (int64_t[]){T, Hq},
+                   (int64_t[]){Hq, 1});
+  }
+  for (int u = 0; u < n; u++) {
+    const cp_sub *q = &p->sub[u];
+    pa_attention_args a = *args;
+    if (q->masked)
+      a.mask = cp_view(p->scratch, q->mask_off, PA_F32, 4, (int64_t[]){B, 1, q->msq, q->msk},
+                       (int64_t[]){q->msq * q->msk, q->msq * q->msk, q->msk, 1});
+    if (q->page0) {
+      /* One 2-D copy per run of requests whose rows start at the same page. */
+      const pa_tensor *t = &args->block_table;
+      for (int64_t b = 0, e; b < B; b = e) {
+        int32_t np = q->npages[b];
+        for (e = b + 1; e < B && q->page0[e] == q->page0[b]; e++)
+          if (q->npages[e] > np) np = q->npages[e];
+        if (np &&
+            (st = cp->tp->copy2d(
+                 cp, (cp_region){t->buf, t->offset + (size_t)(b * t->stride[0] + q->page0[b]) * 4},
+                 (size_t)(e - b > 1 ? t->stride[0] : np) * 4,
+                 (cp_region){p->scratch, q->bt_off + (size_t)(b * q->bt_cols) * 4},
+                 (size_t)q->bt_cols * 4, (size_t)(e - b), (size_t)np * 4)) != PA_OK)
+          return st;
+      }
+      a.block_table = cp_view(p->scratch, q->bt_off, PA_I32, 2, (int64_t[]){B, q->bt_cols},
+                              (int64_t[]){q->bt_cols, 1});
+    }
+    const int dst = u == 0 ? (n - 1) & 1 : 2;
+    a.out = o[dst];
+    a.lse = l[dst];
+    if ((st = pa_attention_run(q->plan, &a, NULL)) != PA_OK)
+      return cp_ctx_fail(cp, st, "local attention");
+    if (u > 0 && (st = pa_merge_state_pair(cp->ctx, &o[(n - u) & 1], &l[(n - u) & 1], &o[2], &l[2],
+                                           &o[(n - 1 - u) & 1], &l[(n - 1 - u) & 1])) != PA_OK)
+      return cp_ctx_fail(cp, st, "merge of the pieces' states");
+  }
+  return PA_OK;
+}
+
+pa_status cp_decode_combine(pa_cp_plan *p, pa_tensor out, pa_tensor lse, pa_status mine) {
+  pa_cp *cp = p->cp;
   const int64_t T = p->T, R = cp->size, Hq = p->Hq, Hs = p->Hs, D = p->Dv;
   const size_t es = pa_dtype_size(p->desc.o_dtype);
   const bool want_lse = p->desc.flags & PA_RETURN_LSE;
-  pa_status st = check_out(p, args, p->combine == PA_CP_COMBINE_HEADS ? Hs : Hq);
-  if (st == PA_OK) {
-    pa_attention_args a = *args;
-    a.out = cp_view(p->scratch, p->part_off, PA_F32, 3, (int64_t[]){T, Hq, D},
-                    (int64_t[]){Hq * D, D, 1});
-    a.lse = cp_view(p->scratch, p->part_off + (size_t)(T * Hq * D) * 4, PA_F32, 2,
-                    (int64_t[]){T, Hq}, (int64_t[]){Hq, 1});
-    if ((st = pa_attention_run(p->inner, &a, NULL)) != PA_OK)
-      st = cp_ctx_fail(cp, st, "local attention");
-  }
-  if (!cp->tp->run_agree && st != PA_OK) return st;
-  const pa_status mine = st;
+  pa_status st = mine;
 
-  pa_tensor out = args->out, lse = args->lse;
   pa_tensor *lse_out = want_lse ? &lse : &(pa_tensor){0};
   cp_region part = {p->scratch, p->part_off}, gath = {p->scratch, p->gath_off};
   if (p->combine == PA_CP_COMBINE_ALLGATHER) {
@@ -290,4 +470,15 @@ pa_status pa_cp_decode_run(pa_cp_plan *p, const pa_attention_args *args) {
                           (size_t)lse.stride[0] * 4, (size_t)T, (size_t)Hs * 4);
   }
   return st;
+}
+
+pa_status pa_cp_decode_run(pa_cp_plan *p, const pa_attention_args *args) {
+  if (!p || p->kind != CP_DECODE) return PA_ERR_INVALID_ARGUMENT;
+  pa_cp *cp = p->cp;
+  cp->msg[0] = 0;
+  if (!args) return cp_fail(cp, PA_ERR_INVALID_ARGUMENT, "args is NULL");
+  pa_status st = cp_decode_check_out(p, &args->out, &args->lse);
+  if (st == PA_OK) st = local_step(p, args);
+  if (!cp->tp->run_agree && st != PA_OK) return st;
+  return cp_decode_combine(p, args->out, args->lse, st);
 }

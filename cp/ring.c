@@ -19,17 +19,16 @@
 
 typedef struct shard_rows {
   int32_t *len, *a, *cu; /* [B] local length, [B] chunk A length, [B+1] local starts */
+  int32_t *cs, *cl;      /* [2B] global start and length of chunks A and B */
 } shard_rows;
 
 static void rows_of(int rank, int size, int B, const int32_t *seqlens, shard_rows *s) {
-  int32_t *cl = malloc(sizeof(int32_t) * 2 * (size_t)(B ? B : 1));
-  pa_cp_zigzag_shard(rank, size, B, seqlens, s->len, NULL, cl);
+  pa_cp_zigzag_shard(rank, size, B, seqlens, s->len, s->cs, s->cl);
   s->cu[0] = 0;
   for (int b = 0; b < B; b++) {
-    s->a[b] = cl[2 * b];
+    s->a[b] = s->cl[2 * b];
     s->cu[b + 1] = s->cu[b] + s->len[b];
   }
-  free(cl);
 }
 
 static pa_status check_prefill(pa_cp *cp, const pa_attention_desc *d, const pa_batch *b) {
@@ -55,10 +54,13 @@ static pa_status check_prefill(pa_cp *cp, const pa_attention_desc *d, const pa_b
     return cp_fail(cp, PA_ERR_UNSUPPORTED,
                    "desc.flags=0x%x: ALiBi and dense masks are not supported by ring prefill",
                    d->flags);
-  if (d->window_left >= 0 || d->window_right >= 0)
-    return cp_fail(cp, PA_ERR_UNSUPPORTED,
-                   "desc.window_left=%d window_right=%d: ring prefill takes no window",
-                   d->window_left, d->window_right);
+  if (d->causal != 0 && d->causal != 1)
+    return cp_fail(cp, PA_ERR_INVALID_ARGUMENT, "desc.causal=%d must be 0 or 1", d->causal);
+  if (d->window_left < -1 || d->window_right < -1 || d->sink_tokens < 0)
+    return cp_fail(cp, PA_ERR_INVALID_ARGUMENT,
+                   "desc.window_left=%d window_right=%d sink_tokens=%d: windows are >= 0 or -1, "
+                   "sink_tokens >= 0",
+                   d->window_left, d->window_right, d->sink_tokens);
   if (d->page_size)
     return cp_fail(cp, PA_ERR_UNSUPPORTED,
                    "desc.page_size=%d: ring prefill takes packed K/V shards", d->page_size);
@@ -109,6 +111,169 @@ static pa_status plan_step(pa_cp_plan *p, int s, const shard_rows *me, const sha
   return st == PA_OK ? st : cp_ctx_fail(cp, st, "step attention plan");
 }
 
+static pa_status add_unit(pa_cp_plan *p, int s, pa_plan *pl) {
+  if (p->nunit == p->cap) {
+    int cap = p->cap ? 2 * p->cap : 8;
+    pa_plan **u = realloc(p->unit, sizeof *u * (size_t)cap);
+    if (u) p->unit = u;
+    int *us = u ? realloc(p->ustep, sizeof *us * (size_t)cap) : NULL;
+    if (us) p->ustep = us;
+    if (!u || !us) return cp_fail(p->cp, PA_ERR_OUT_OF_MEMORY, "out of host memory");
+    p->cap = cap;
+  }
+  p->unit[p->nunit] = pl;
+  p->ustep[p->nunit++] = s;
+  return PA_OK;
+}
+
+/* ---- windows ------------------------------------------------------------
+ * With a window, a pair of chunks (queries Q = [qs, qe), keys K = [ks, ke),
+ * global positions) sees a band j in [p - Y, p + X] (Y = window_left,
+ * X = 0 if causal else window_right; unbounded sides are INF), and the sink
+ * tokens only the causal bound. A piece is the part of a pair that any query
+ * sees: keys outside the band and queries that see none are cut off, pairs
+ * wholly outside are skipped. A local request of those keys, its queries
+ * bottom-right aligned (p + D with D = ke - qe), takes the band as a local
+ * window Y + D / X - D (causal when X - D = 0), both >= 0 after the cuts;
+ * a piece every query sees wholly needs neither. Pieces with the same local
+ * mask and increasing rows form one attention (a unit), the other rows of it
+ * being requests without keys; each unit's state merges into the rank's. */
+#define CP_INF ((int64_t)1 << 40)
+
+typedef struct cp_rpiece {
+  int64_t q0, qn, k0, kn; /* local query rows, rows of the KV block */
+  int causal, wl, wr;
+} cp_rpiece;
+
+static int64_t imin(int64_t a, int64_t b) { return a < b ? a : b; }
+static int64_t imax(int64_t a, int64_t b) { return a > b ? a : b; }
+
+/* The piece of queries [qs, qe) (local row qrow) over keys [ks, ke) (block row
+ * krow) under band X, Y; false when nothing is seen. */
+static bool band_piece(int64_t qs, int64_t qe, int64_t qrow, int64_t ks, int64_t ke, int64_t krow,
+                       int64_t X, int64_t Y, cp_rpiece *pc) {
+  if (qs >= qe || ks >= ke) return false;
+  int64_t q0 = imax(qs, ks - X), q1 = imin(qe, ke + Y);
+  if (q0 >= q1) return false;
+  int64_t k0 = imax(ks, q0 - Y), k1 = imin(ke, q1 + X);
+  if (k0 >= k1) return false;
+  const int64_t D = k1 - q1;
+  const bool low = k0<q1 - 1 - Y, high = k1 - 1> q0 + X; /* bounds that cut something */
+  *pc = (cp_rpiece){qrow + (q0 - qs), q1 - q0, krow + (k0 - ks), k1 - k0, 0, -1, -1};
+  if (low) pc->wl = (int)(Y + D);
+  if (high && X - D == 0)
+    pc->causal = 1;
+  else if (high)
+    pc->wr = (int)(X - D);
+  return true;
+}
+
+/* One attention over the given pieces (increasing rows) and requests
+ * without keys for every other local row. */
+static pa_status plan_window_group(pa_cp_plan *p, int s, const cp_rpiece *const *pcs, int n,
+                                   int64_t krows) {
+  pa_cp *cp = p->cp;
+  const int64_t T = p->Tr;
+  const size_t cap = 2 * (size_t)n + 2;
+  int32_t *cq = malloc(sizeof(int32_t) * cap), *lq = malloc(sizeof(int32_t) * cap);
+  int32_t *ck = malloc(sizeof(int32_t) * cap), *lk = malloc(sizeof(int32_t) * cap);
+  pa_status st = PA_OK;
+  if (!cq || !lq || !ck || !lk) {
+    st = cp_fail(cp, PA_ERR_OUT_OF_MEMORY, "out of host memory");
+    goto done;
+  }
+  int m = 0;
+  int64_t cur_q = 0, cur_k = 0;
+  for (int i = 0; i <= n; i++) {
+    const int64_t q0 = i < n ? pcs[i]->q0 : T;
+    if (q0 > cur_q || (i == n && m == 0)) {
+      cq[m] = (int32_t)cur_q, lq[m] = (int32_t)(q0 - cur_q), ck[m] = (int32_t)cur_k, lk[m] = 0;
+      m++;
+    }
+    if (i == n) break;
+    cq[m] = (int32_t)pcs[i]->q0, lq[m] = (int32_t)pcs[i]->qn;
+    ck[m] = (int32_t)pcs[i]->k0, lk[m] = (int32_t)pcs[i]->kn;
+    m++;
+    cur_q = pcs[i]->q0 + pcs[i]->qn;
+    cur_k = pcs[i]->k0 + pcs[i]->kn;
+  }
+  cq[m] = (int32_t)T;
+  ck[m] = (int32_t)imax(krows, cur_k);
+  pa_attention_desc d = p->desc;
+  d.flags |= PA_RETURN_LSE;
+  d.o_dtype = PA_F32;
+  d.causal = n ? pcs[0]->causal : 0;
+  d.window_left = n ? pcs[0]->wl : -1;
+  d.window_right = n ? pcs[0]->wr : -1;
+  d.sink_tokens = 0;                                /* sink keys are pieces of their own */
+  if (p->nunit) d.flags &= ~(unsigned)PA_HAS_SINKS; /* the sink term counts once */
+  pa_batch b = {m, lq, lk, cq, ck};
+  pa_plan *pl = NULL;
+  if ((st = pa_attention_plan(cp->ctx, &d, &b, &pl)) != PA_OK)
+    st = cp_ctx_fail(cp, st, "window piece attention plan");
+  else if ((st = add_unit(p, s, pl)) != PA_OK)
+    pa_plan_destroy(pl);
+done:
+  free(cq), free(lq), free(ck), free(lk);
+  return st;
+}
+
+/* Step s of a windowed ring: the pieces of (our chunks) x (src's chunks),
+ * grouped into units. */
+static pa_status plan_window_step(pa_cp_plan *p, int s, const shard_rows *me,
+                                  const shard_rows *src) {
+  const pa_attention_desc *d = &p->desc;
+  const int B = p->B;
+  const int64_t Y = d->window_left >= 0 ? d->window_left : CP_INF;
+  const int64_t X = d->causal ? 0 : d->window_right >= 0 ? d->window_right : CP_INF;
+  const int64_t Xs = d->causal ? 0 : CP_INF, st_tok = d->sink_tokens;
+  cp_rpiece *pc = malloc(sizeof *pc * (size_t)(8 * B + 1));
+  int *grp = malloc(sizeof(int) * (size_t)(8 * B + 1));
+  const cp_rpiece **sel = malloc(sizeof *sel * (size_t)(8 * B + 1));
+  pa_status st = PA_OK;
+  if (!pc || !grp || !sel) {
+    st = cp_fail(p->cp, PA_ERR_OUT_OF_MEMORY, "out of host memory");
+    goto done;
+  }
+  int n = 0;
+  for (int b = 0; b < B; b++)
+    for (int qc = 0; qc < 2; qc++) {
+      const int64_t qs = me->cs[2 * b + qc], qe = qs + me->cl[2 * b + qc];
+      const int64_t qrow = me->cu[b] + (qc ? me->a[b] : 0);
+      for (int kc = 0; kc < 2; kc++) {
+        const int64_t ks = src->cs[2 * b + kc], ke = ks + src->cl[2 * b + kc];
+        const int64_t krow = src->cu[b] + (kc ? src->a[b] : 0), sk = imin(imax(st_tok, ks), ke);
+        /* sink tokens [ks, sk): the causal bound only; the rest: the band */
+        if (band_piece(qs, qe, qrow, ks, sk, krow, Xs, CP_INF, &pc[n])) n++;
+        if (band_piece(qs, qe, qrow, sk, ke, krow + (sk - ks), X, Y, &pc[n])) n++;
+      }
+    }
+  /* Greedy grouping: same local mask, rows increasing in q and in k. */
+  int ngrp = 0;
+  for (int i = 0; i < n; i++) {
+    grp[i] = -1;
+    for (int g = 0; g < ngrp && grp[i] < 0; g++) {
+      const cp_rpiece *last = NULL;
+      for (int j = 0; j < i; j++)
+        if (grp[j] == g) last = &pc[j];
+      if (last->causal == pc[i].causal && last->wl == pc[i].wl && last->wr == pc[i].wr &&
+          last->q0 + last->qn <= pc[i].q0 && last->k0 + last->kn <= pc[i].k0)
+        grp[i] = g;
+    }
+    if (grp[i] < 0) grp[i] = ngrp++;
+  }
+  for (int g = 0; g < ngrp && st == PA_OK; g++) {
+    int m = 0;
+    for (int i = 0; i < n; i++)
+      if (grp[i] == g) sel[m++] = &pc[i];
+    st = plan_window_group(p, s, sel, m, src->cu[B]);
+  }
+  if (st == PA_OK && s == 0 && ngrp == 0) st = plan_window_group(p, 0, NULL, 0, src->cu[B]);
+done:
+  free(pc), free(grp), free(sel);
+  return st;
+}
+
 pa_status pa_cp_prefill_plan(pa_cp *cp, const pa_attention_desc *desc, const pa_batch *batch,
                              pa_cp_plan **out) {
   if (!cp) return PA_ERR_INVALID_ARGUMENT;
@@ -125,6 +290,9 @@ pa_status pa_cp_prefill_plan(pa_cp *cp, const pa_attention_desc *desc, const pa_
                    desc ? desc->head_dim_v : 0,
                    desc ? desc->q_dtype * 16 + desc->kv_dtype * 4 + desc->o_dtype : 0,
                    desc ? desc->causal : 0,
+                   desc ? desc->window_left : 0,
+                   desc ? desc->window_right : 0,
+                   desc ? desc->sink_tokens : 0,
                    desc ? (int64_t)desc->flags : 0,
                    B >= 0 ? cp_hash_i32(batch->seqlens_q, B) : 0};
   static const char *const names[] = {"status",
@@ -135,6 +303,9 @@ pa_status pa_cp_prefill_plan(pa_cp *cp, const pa_attention_desc *desc, const pa_
                                       "desc.head_dim_v",
                                       "desc dtypes (q*16+kv*4+o)",
                                       "desc.causal",
+                                      "desc.window_left",
+                                      "desc.window_right",
+                                      "desc.sink_tokens",
                                       "desc.flags",
                                       "hash of batch.seqlens_q"};
   if ((st = cp_check_same_after(cp, st, rec, names, CP_N(rec))) != PA_OK) return st;
@@ -142,12 +313,9 @@ pa_status pa_cp_prefill_plan(pa_cp *cp, const pa_attention_desc *desc, const pa_
   const int R = cp->size, r = cp->rank;
   pa_cp_plan *p = calloc(1, sizeof *p);
   size_t nb = (size_t)B + 1;
-  int32_t *mem = calloc(6 * nb, sizeof(int32_t));
-  if (p) {
-    p->step = calloc((size_t)R, sizeof *p->step);
-    p->rows = calloc((size_t)R, sizeof *p->rows);
-  }
-  if (!p || !mem || !p->step || !p->rows) {
+  int32_t *mem = calloc(14 * nb, sizeof(int32_t));
+  if (p) p->rows = calloc((size_t)R, sizeof *p->rows);
+  if (!p || !mem || !p->rows) {
     free(mem);
     if (p) cp_plan_free((p->cp = cp, p));
     return cp_fail(cp, PA_ERR_OUT_OF_MEMORY, "out of host memory");
@@ -160,7 +328,8 @@ pa_status pa_cp_prefill_plan(pa_cp *cp, const pa_attention_desc *desc, const pa_
   p->Hkv = desc->num_kv_heads;
   p->Dqk = desc->head_dim_qk;
   p->Dv = desc->head_dim_v ? desc->head_dim_v : desc->head_dim_qk;
-  shard_rows me = {mem, mem + nb, mem + 2 * nb}, other = {mem + 3 * nb, mem + 4 * nb, mem + 5 * nb};
+  shard_rows me = {mem, mem + nb, mem + 2 * nb, mem + 6 * nb, mem + 8 * nb},
+             other = {mem + 3 * nb, mem + 4 * nb, mem + 5 * nb, mem + 10 * nb, mem + 12 * nb};
   rows_of(r, R, B, batch->seqlens_q, &me);
   p->Tr = me.cu[B];
   int64_t lmax = 0;
@@ -169,8 +338,18 @@ pa_status pa_cp_prefill_plan(pa_cp *cp, const pa_attention_desc *desc, const pa_
     rows_of(src, R, B, batch->seqlens_q, &other);
     p->rows[src] = other.cu[B];
     if (p->rows[src] > lmax) lmax = p->rows[src];
-    st = plan_step(p, s, &me, &other, src, &p->step[s]);
+    const bool window = desc->window_left >= 0 || desc->window_right >= 0;
+    if (R > 1 && window) {
+      st = plan_window_step(p, s, &me, &other);
+    } else {
+      pa_plan *pl = NULL;
+      if ((st = plan_step(p, s, &me, &other, src, &pl)) == PA_OK &&
+          (st = add_unit(p, s, pl)) != PA_OK)
+        pa_plan_destroy(pl);
+    }
   }
+  /* The last unit writes out: a lone unit gets an empty one after it. */
+  if (st == PA_OK && R > 1 && p->nunit == 1) st = plan_window_group(p, R - 1, NULL, 0, 0);
   free(mem);
 
   const size_t kes = pa_dtype_size(desc->kv_dtype);
@@ -242,7 +421,7 @@ pa_status pa_cp_prefill_run(pa_cp_plan *p, const pa_attention_args *args) {
                  (long long)args->lse.shape[0], (long long)args->lse.shape[1], args->lse.ndim,
                  (long long)T, (long long)Hq);
   if (R == 1) {
-    if (st == PA_OK && (st = pa_attention_run(p->step[0], args, NULL)) != PA_OK)
+    if (st == PA_OK && (st = pa_attention_run(p->unit[0], args, NULL)) != PA_OK)
       st = cp_ctx_fail(cp, st, "attention");
     return st;
   }
@@ -275,6 +454,7 @@ pa_status pa_cp_prefill_run(pa_cp_plan *p, const pa_attention_args *args) {
                (int64_t[]){Hq, 1});
   /* A block's bytes as sent: K rows, then V rows at slot_v. */
 #define BLOCK_BYTES(rows) (p->slot_v + (size_t)((rows)*Hkv * Dv) * kes)
+  int u = 0;
   for (int s = 0; s < R; s++) {
     const int src = (r - s + R) % R, src_next = (r - s - 1 + 2 * R) % R;
     if (s + 1 < R && (st = cp->tp->exchange_start(cp, slot[s % 2], BLOCK_BYTES(p->rows[src]), next,
@@ -289,16 +469,17 @@ pa_status pa_cp_prefill_run(pa_cp_plan *p, const pa_attention_args *args) {
       a.v = cp_view(p->scratch, slot[s % 2].off + p->slot_v, d->kv_dtype, 3,
                     (int64_t[]){L, Hkv, Dv}, (int64_t[]){Hkv * Dv, Dv, 1});
     }
-    a.out = s == 0 ? acc_o[0] : so;
-    a.lse = s == 0 ? acc_l[0] : sl;
-    if ((st = pa_attention_run(p->step[s], &a, NULL)) != PA_OK)
-      return cp_ctx_fail(cp, st, "step attention");
-    if (s > 0) {
+    for (; u < p->nunit && p->ustep[u] == s; u++) {
+      a.out = u == 0 ? acc_o[0] : so;
+      a.lse = u == 0 ? acc_l[0] : sl;
+      if ((st = pa_attention_run(p->unit[u], &a, NULL)) != PA_OK)
+        return cp_ctx_fail(cp, st, "step attention");
+      if (u == 0) continue;
       pa_tensor out = args->out, lse = args->lse, none = {0};
-      bool last = s == R - 1;
-      st = pa_merge_state_pair(cp->ctx, &acc_o[(s - 1) % 2], &acc_l[(s - 1) % 2], &so, &sl,
-                               last ? &out : &acc_o[s % 2],
-                               last ? (want_lse ? &lse : &none) : &acc_l[s % 2]);
+      const bool last = u == p->nunit - 1;
+      st = pa_merge_state_pair(cp->ctx, &acc_o[(u - 1) % 2], &acc_l[(u - 1) % 2], &so, &sl,
+                               last ? &out : &acc_o[u % 2],
+                               last ? (want_lse ? &lse : &none) : &acc_l[u % 2]);
       if (st != PA_OK) return cp_ctx_fail(cp, st, "merge of a step's state");
     }
     if (s + 1 < R && (st = cp->tp->exchange_wait(cp)) != PA_OK) return st;

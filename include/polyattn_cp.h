@@ -53,9 +53,16 @@ PA_API const char *pa_cp_last_error(const pa_cp *cp);
  *                            out [T, Hq/R, Dv] = heads [r*Hq/R, (r+1)*Hq/R)
  *   PA_CP_COMBINE_HEADS_GATHER  HEADS, then an all-gather of the merged
  *                            heads in o_dtype: out [T, Hq, Dv]
- * Keys are order-free in decode, so masks that depend on key positions
- * (causal with more than one query, windows, ALiBi, a dense mask) are
- * refused; sinks count once (rank 0's partial carries them). */
+ * Key positions are global (a rank knows where its units sit), so causal
+ * decode with several queries per request (MTP / speculative: bottom-right
+ * over the global keys), sliding windows (window_left / window_right) and
+ * sink_tokens work: a rank attends only to the keys its queries see, keys
+ * outside every query's band are not computed (a shard wholly outside
+ * gives an empty partial), and keys only some queries see (the band's ends)
+ * take a small additive mask. softcap, scale, fp8 K/V scales, splits and
+ * PA_DETERMINISTIC pass to the local attention; sinks count once (rank 0's
+ * partial carries them). ALiBi and dense masks (PA_HAS_ALIBI, PA_HAS_MASK)
+ * are refused with a message naming desc.flags. */
 typedef enum pa_cp_shard {
   PA_CP_SHARD_CONTIGUOUS = 0,
   PA_CP_SHARD_INTERLEAVED = 1,
@@ -85,6 +92,18 @@ PA_API pa_status pa_cp_decode_plan(pa_cp *cp, const pa_attention_desc *desc, con
  * Outputs are untouched when any rank's run fails validation (MPI). */
 PA_API pa_status pa_cp_decode_run(pa_cp_plan *plan, const pa_attention_args *args);
 
+/* ---- MLA decode context parallelism --------------------------------------
+ * pa_mla over sharded latent caches: q_nope / q_pe replicated, each rank's
+ * pages of ckv / kpe (and its block_table) as `shard` says (page_size units),
+ * partials with LSE combined as `combine` says: out [T, H, Dc] or
+ * [T, H/R, Dc], lse f32 likewise with PA_RETURN_LSE. Several causal queries
+ * per request (MTP) are bottom-right over the global keys (the rank holding
+ * the last keys runs such a request as one request per query, each over its
+ * own key prefix). batch: the GLOBAL lengths, seqlens only. */
+PA_API pa_status pa_cp_mla_decode_plan(pa_cp *cp, const pa_mla_desc *desc, const pa_batch *batch,
+                                       pa_cp_shard shard, pa_cp_combine combine, pa_cp_plan **out);
+PA_API pa_status pa_cp_mla_decode_run(pa_cp_plan *plan, const pa_mla_args *args);
+
 /* ---- ring prefill --------------------------------------------------------
  * Self-attention prefill (seqlens_q == seqlens_k) with Q, K, V sharded by
  * sequence in zig-zag order: request b of length L is cut into 2R chunks
@@ -94,8 +113,10 @@ PA_API pa_status pa_cp_decode_run(pa_cp_plan *plan, const pa_attention_args *arg
  * (rank r sends to r+1) while the block in hand is attended; partial states
  * merge as they arrive. Causal pairs of chunks are fully visible, diagonal or
  * skipped, so every rank does the same work. head_dim_qk may differ from
- * head_dim_v (MLA prefill 192/128). Windows, ALiBi and dense masks are
- * refused; sinks count once. */
+ * head_dim_v (MLA prefill 192/128). Sliding windows and sink_tokens work
+ * over global positions: chunk pairs outside the band are skipped (their
+ * K/V still travel the ring), the others are cut to the band. ALiBi, dense
+ * masks and paged K/V are refused by name; sinks count once. */
 /* Local lengths and starts of `rank`: local_len[b], chunk_start[2b] and
  * chunk_start[2b+1] the global token index where each held chunk starts,
  * chunk_len[2b], [2b+1] their lengths (any out pointer may be NULL). */

@@ -1,6 +1,7 @@
 /* The context-parallel cases shared by the MPI and NCCL test programs:
  * decode over KV shards (contiguous / interleaved, paged / packed, three
- * combines) and ring prefill (zig-zag, causal or not, GQA, 192/128) equal the
+ * combines, windows, sink tokens, several causal queries), MLA decode and
+ * ring prefill (zig-zag, causal or not, windows, GQA, 192/128) equal the
  * float64 oracle on the unsharded inputs; bad inputs fail on every rank with
  * a message naming the field. */
 #include <math.h>
@@ -112,7 +113,8 @@ typedef struct dcase {
   pa_cp_combine combine;
   bool lse, sinks, causal;
   float softcap;
-  int bad_out; /* k > 0: rank (k-1) % size passes out one row short */
+  int bad_out;    /* k > 0: rank (k-1) % size passes out one row short */
+  int wl, wr, st; /* window_left/right, sink_tokens (only read when wl or wr is set) */
 } dcase;
 
 static void run_decode(pa_cp *cp, const dcase *c) {
@@ -134,9 +136,11 @@ static void run_decode(pa_cp *cp, const dcase *c) {
   random_fill(k, K * hkv * D, c->dt, &rng);
   random_fill(v, K * hkv * D, c->dt, &rng);
   for (int h = 0; h < hq; h++) sinks[h] = tu_rng_uniform(&rng, -1, 2);
+  const bool win = c->wl || c->wr;
+  const int wl = win ? c->wl : -1, wr = win ? c->wr : -1, stk = win ? c->st : 0;
   oracle_attn oa = {hq,         hkv,       D,
-                    D,          c->causal, -1,
-                    -1,         0,         1.0 / sqrt(D),
+                    D,          c->causal, wl,
+                    wr,         stk,       1.0 / sqrt(D),
                     c->softcap, NULL,      c->sinks ? sinks : NULL,
                     NULL,       0,         0,
                     0};
@@ -182,6 +186,9 @@ static void run_decode(pa_cp *cp, const dcase *c) {
   d.page_size = c->page;
   d.causal = c->causal;
   d.softcap = c->softcap;
+  d.window_left = wl;
+  d.window_right = wr;
+  d.sink_tokens = stk;
   d.flags = (c->lse ? PA_RETURN_LSE : 0) | (c->sinks ? PA_HAS_SINKS : 0);
   pa_batch gb = {B, c->lq, c->lk, NULL, NULL};
   pa_cp_plan *plan = NULL;
@@ -262,6 +269,127 @@ out:
   free(q), free(k), free(v), free(o), free(l), free(lkv[0]), free(lkv[1]), free(bt);
 }
 
+/* ---- MLA decode ---- */
+typedef struct mcase {
+  const char *name;
+  int B;
+  int32_t lq[4], lk[4];
+  int h, dc, dr;
+  pa_dtype dt;
+  int page;
+  pa_cp_shard shard;
+  pa_cp_combine combine;
+  bool causal;
+} mcase;
+
+static void run_mla_decode(pa_cp *cp, const mcase *c) {
+  tu_rng rng = tu_rng_seed(tu_hash_str(c->name));
+  const int B = c->B, H = c->h, Dc = c->dc, Dr = c->dr, Dk = Dc + Dr, R = size, P = c->page;
+  int64_t cq[5] = {0}, ck[5] = {0};
+  for (int b = 0; b < B; b++) {
+    cq[b + 1] = cq[b] + c->lq[b];
+    ck[b + 1] = ck[b] + c->lk[b];
+  }
+  const int64_t T = cq[B], K = ck[B];
+  /* q = q_nope || q_pe, k = ckv || kpe, v = ckv: the oracle's attention. */
+  double *q = malloc(sizeof(double) * (size_t)(T * H * Dk + 1));
+  double *k = malloc(sizeof(double) * (size_t)(K * Dk + 1));
+  double *v = malloc(sizeof(double) * (size_t)(K * Dc + 1));
+  double *o = calloc((size_t)(T * H * Dc + 1), sizeof(double));
+  double *l = calloc((size_t)(T * H + 1), sizeof(double));
+  random_fill(q, T * H * Dk, c->dt, &rng);
+  random_fill(k, K * Dk, c->dt, &rng);
+  for (int64_t j = 0; j < K; j++) memcpy(v + j * Dc, k + j * Dk, sizeof(double) * Dc);
+  oracle_attn oa = {H, 1,    Dk,   Dc,   c->causal, -1, -1, 0, 1.0 / sqrt(Dk),
+                    0, NULL, NULL, NULL, 0,         0,  0};
+  for (int b = 0; b < B; b++)
+    oracle_attention(&oa, c->lq[b], c->lk[b], q + cq[b] * H * Dk, k + ck[b] * Dk, v + ck[b] * Dc,
+                     o + cq[b] * H * Dc, l + cq[b] * H);
+  double *qn = malloc(sizeof(double) * (size_t)(T * H * Dc + 1));
+  double *qp = malloc(sizeof(double) * (size_t)(T * H * Dr + 1));
+  for (int64_t r = 0; r < T * H; r++) {
+    memcpy(qn + r * Dc, q + r * Dk, sizeof(double) * Dc);
+    memcpy(qp + r * Dr, q + r * Dk + Dc, sizeof(double) * Dr);
+  }
+  /* This rank's pages. */
+  int64_t npages = 0, maxp = 1;
+  for (int b = 0; b < B; b++) {
+    int64_t np = (pa_cp_shard_len(c->shard, c->lk[b], P, rank, R) + P - 1) / P;
+    npages += np;
+    if (np > maxp) maxp = np;
+  }
+  double *ckv = calloc((size_t)(npages * P * Dc + 1), sizeof(double));
+  double *kpe = calloc((size_t)(npages * P * Dr + 1), sizeof(double));
+  double *bt = calloc((size_t)(B * maxp + 1), sizeof(double));
+  int64_t next_page = 0;
+  for (int b = 0; b < B; b++) {
+    int32_t n = (c->lk[b] + P - 1) / P, li;
+    for (int32_t u = 0; u < n; u++) {
+      int owner;
+      pa_cp_shard_owner(c->shard, u, n, R, &owner, &li);
+      if (owner != rank) continue;
+      for (int j = u * P; j < c->lk[b] && j < (u + 1) * P; j++) {
+        int64_t dst = (next_page + li) * P + (j - u * P);
+        memcpy(ckv + dst * Dc, k + (ck[b] + j) * Dk, sizeof(double) * Dc);
+        memcpy(kpe + dst * Dr, k + (ck[b] + j) * Dk + Dc, sizeof(double) * Dr);
+      }
+      bt[b * maxp + li] = (double)(next_page + li);
+    }
+    next_page += (pa_cp_shard_len(c->shard, c->lk[b], P, rank, R) + P - 1) / P;
+  }
+  pa_mla_desc d;
+  pa_mla_desc_init(&d, H, Dc, Dr, P, c->dt);
+  d.causal = c->causal;
+  d.flags = PA_RETURN_LSE;
+  pa_batch gb = {B, c->lq, c->lk, NULL, NULL};
+  pa_cp_plan *plan = NULL;
+  pa_status st = pa_cp_mla_decode_plan(cp, &d, &gb, c->shard, c->combine, &plan);
+  if (st != PA_OK) {
+    FAIL("%s: plan %s: %s", c->name, pa_status_str(st), pa_cp_last_error(cp));
+  } else {
+    const int hs = c->combine == PA_CP_COMBINE_HEADS ? H / R : H, h0 = hs == H ? 0 : rank * hs;
+    pa_buffer *bqn = upload(c->dt, qn, T * H * Dc), *bqp = upload(c->dt, qp, T * H * Dr),
+              *bc = upload(c->dt, ckv, npages * P * Dc), *bk = upload(c->dt, kpe, npages * P * Dr),
+              *bb = upload(PA_I32, bt, B * maxp);
+    pa_buffer *bo = poisoned((size_t)(T * hs * Dc) * pa_dtype_size(c->dt)),
+              *bl = poisoned((size_t)(T * hs) * 4);
+    pa_mla_args a = {0};
+    a.q_nope = tensor(bqn, c->dt, 3, T, H, Dc);
+    a.q_pe = tensor(bqp, c->dt, 3, T, H, Dr);
+    a.ckv = tensor(bc, c->dt, 3, npages, P, Dc);
+    a.kpe = tensor(bk, c->dt, 3, npages, P, Dr);
+    a.block_table = tensor(bb, PA_I32, 2, B, maxp, 0);
+    a.out = tensor(bo, c->dt, 3, T, hs, Dc);
+    a.lse = tensor(bl, PA_F32, 2, T, hs, 0);
+    st = pa_cp_mla_decode_run(plan, &a);
+    if (st == PA_OK) st = pa_context_synchronize(ctx);
+    if (st != PA_OK) {
+      FAIL("%s: run %s: %s", c->name, pa_status_str(st), pa_cp_last_error(cp));
+    } else {
+      double *wo = malloc(sizeof(double) * (size_t)(T * hs * Dc + 1));
+      double *wl = malloc(sizeof(double) * (size_t)(T * hs + 1));
+      for (int64_t t = 0; t < T; t++)
+        for (int h = 0; h < hs; h++) {
+          memcpy(wo + (t * hs + h) * Dc, o + (t * H + h0 + h) * Dc, sizeof(double) * Dc);
+          wl[t * hs + h] = l[t * H + h0 + h];
+        }
+      double *go = download(bo, c->dt, T * hs * Dc), *gl = download(bl, PA_F32, T * hs);
+      compare(c->name, "out", c->dt, go, wo, T * hs * Dc, false);
+      compare(c->name, "lse", c->dt, gl, wl, T * hs, true);
+      free(go), free(gl), free(wo), free(wl);
+    }
+    pa_buffer_destroy(bqn);
+    pa_buffer_destroy(bqp);
+    pa_buffer_destroy(bc);
+    pa_buffer_destroy(bk);
+    pa_buffer_destroy(bb);
+    pa_buffer_destroy(bo);
+    pa_buffer_destroy(bl);
+    pa_cp_plan_destroy(plan);
+  }
+  free(q), free(k), free(v), free(o), free(l), free(qn), free(qp), free(ckv), free(kpe), free(bt);
+}
+
 /* ---- ring prefill ---- */
 typedef struct pcase {
   const char *name;
@@ -271,6 +399,7 @@ typedef struct pcase {
   pa_dtype dt;
   bool causal, lse, sinks;
   int bad_k_rank; /* >= 0: this rank passes k one row short */
+  int wl, wr, st; /* as in dcase */
 } pcase;
 
 static void run_prefill(pa_cp *cp, const pcase *c) {
@@ -288,9 +417,14 @@ static void run_prefill(pa_cp *cp, const pcase *c) {
   random_fill(k, N * hkv * Dq, c->dt, &rng);
   random_fill(v, N * hkv * Dv, c->dt, &rng);
   for (int h = 0; h < hq; h++) sinks[h] = tu_rng_uniform(&rng, -1, 2);
-  oracle_attn oa = {
-      hq,   hkv, Dq, Dv, c->causal, -1, -1, 0, 1.0 / sqrt(Dq), 0, NULL, c->sinks ? sinks : NULL,
-      NULL, 0,   0,  0};
+  const bool win = c->wl || c->wr;
+  const int win_l = win ? c->wl : -1, win_r = win ? c->wr : -1, stk = win ? c->st : 0;
+  oracle_attn oa = {hq,    hkv,       Dq,
+                    Dv,    c->causal, win_l,
+                    win_r, stk,       1.0 / sqrt(Dq),
+                    0,     NULL,      c->sinks ? sinks : NULL,
+                    NULL,  0,         0,
+                    0};
   for (int b = 0; b < B; b++)
     oracle_attention(&oa, c->len[b], c->len[b], q + cu[b] * hq * Dq, k + cu[b] * hkv * Dq,
                      v + cu[b] * hkv * Dv, o + cu[b] * hq * Dv, l + cu[b] * hq);
@@ -320,6 +454,9 @@ static void run_prefill(pa_cp *cp, const pcase *c) {
   pa_attention_desc_init(&d, hq, hkv, Dq, c->dt);
   d.head_dim_v = Dv;
   d.causal = c->causal;
+  d.window_left = win_l;
+  d.window_right = win_r;
+  d.sink_tokens = stk;
   d.flags = (c->lse ? PA_RETURN_LSE : 0) | (c->sinks ? PA_HAS_SINKS : 0);
   pa_batch gb = {B, c->len, c->len, NULL, NULL};
   pa_cp_plan *plan = NULL;
@@ -413,12 +550,32 @@ static void run_invalid(pa_cp *cp) {
   pa_batch pb = {2, lk, lk, NULL, NULL};
   expect(cp, "mismatched desc", pa_cp_prefill_plan(cp, &d, &pb, &p), PA_ERR_INVALID_ARGUMENT,
          "num_q_heads");
-  /* Position-dependent masks in decode. */
+  /* Masks that CP does not take are refused by name; bad windows too. */
   pa_attention_desc_init(&d, 4, 2, 64, PA_F32);
-  d.window_left = 8;
-  expect(cp, "decode window",
+  d.flags = PA_HAS_ALIBI;
+  expect(cp, "decode alibi",
          pa_cp_decode_plan(cp, &d, &gb, PA_CP_SHARD_CONTIGUOUS, PA_CP_COMBINE_ALLGATHER, &p),
-         PA_ERR_UNSUPPORTED, "window_left=8");
+         PA_ERR_UNSUPPORTED, "desc.flags=0x8");
+  d.flags = PA_HAS_MASK;
+  expect(cp, "prefill dense mask", pa_cp_prefill_plan(cp, &d, &pb, &p), PA_ERR_UNSUPPORTED,
+         "desc.flags=0x10");
+  pa_attention_desc_init(&d, 4, 2, 64, PA_F32);
+  d.window_left = -3;
+  expect(cp, "decode window -3",
+         pa_cp_decode_plan(cp, &d, &gb, PA_CP_SHARD_CONTIGUOUS, PA_CP_COMBINE_ALLGATHER, &p),
+         PA_ERR_INVALID_ARGUMENT, "window_left=-3");
+  expect(cp, "prefill window -3", pa_cp_prefill_plan(cp, &d, &pb, &p), PA_ERR_INVALID_ARGUMENT,
+         "window_left=-3");
+  pa_attention_desc_init(&d, 4, 2, 64, PA_F32);
+  d.causal = 2;
+  expect(cp, "decode causal 2",
+         pa_cp_decode_plan(cp, &d, &gb, PA_CP_SHARD_CONTIGUOUS, PA_CP_COMBINE_ALLGATHER, &p),
+         PA_ERR_INVALID_ARGUMENT, "desc.causal=2");
+  pa_mla_desc md;
+  pa_mla_desc_init(&md, 4, 64, 16, 0, PA_F32);
+  expect(cp, "mla decode page_size 0",
+         pa_cp_mla_decode_plan(cp, &md, &gb, PA_CP_SHARD_CONTIGUOUS, PA_CP_COMBINE_ALLGATHER, &p),
+         PA_ERR_INVALID_ARGUMENT, "desc.page_size=0");
   pa_attention_desc_init(&d, 4, 2, 64, PA_F32);
   int32_t lk2[2] = {40, 10};
   pa_batch pb2 = {2, lk, lk2, NULL, NULL};
@@ -435,40 +592,152 @@ int cp_cases_run(pa_context *c, pa_cp *cp, bool quick, int *n_checks) {
   /* clang-format off */
   static const dcase dec[] = {
       {"dec paged contig allgather", 3, {1, 1, 1}, {37, 0, 130}, 8, 2, 64, PA_F32, 16,
-       PA_CP_SHARD_CONTIGUOUS, PA_CP_COMBINE_ALLGATHER, true, false, true, 0, 0},
+       PA_CP_SHARD_CONTIGUOUS, PA_CP_COMBINE_ALLGATHER, true, false, true, 0, 0, 0, 0, 0},
       {"dec paged inter heads_gather", 3, {1, 1, 1}, {5, 200, 64}, 12, 2, 64, PA_F16, 16,
-       PA_CP_SHARD_INTERLEAVED, PA_CP_COMBINE_HEADS_GATHER, true, false, false, 0, 0},
+       PA_CP_SHARD_INTERLEAVED, PA_CP_COMBINE_HEADS_GATHER, true, false, false, 0, 0, 0, 0, 0},
       {"dec paged inter heads bf16", 2, {1, 1}, {77, 3}, 12, 4, 128, PA_BF16, 8,
-       PA_CP_SHARD_INTERLEAVED, PA_CP_COMBINE_HEADS, true, true, false, 30.f, 0},
+       PA_CP_SHARD_INTERLEAVED, PA_CP_COMBINE_HEADS, true, true, false, 30.f, 0, 0, 0, 0},
       {"dec packed contig mtp", 2, {3, 2}, {50, 9}, 6, 6, 80, PA_F32, 0,
-       PA_CP_SHARD_CONTIGUOUS, PA_CP_COMBINE_ALLGATHER, true, true, false, 0, 0},
+       PA_CP_SHARD_CONTIGUOUS, PA_CP_COMBINE_ALLGATHER, true, true, false, 0, 0, 0, 0, 0},
       {"dec packed inter heads f16", 4, {1, 1, 1, 1}, {1, 2, 33, 0}, 6, 1, 64, PA_F16, 0,
-       PA_CP_SHARD_INTERLEAVED, PA_CP_COMBINE_HEADS, false, false, false, 0, 0},
+       PA_CP_SHARD_INTERLEAVED, PA_CP_COMBINE_HEADS, false, false, false, 0, 0, 0, 0, 0},
       {"dec bad out, allgather", 2, {1, 1}, {40, 9}, 4, 2, 64, PA_F32, 16,
-       PA_CP_SHARD_CONTIGUOUS, PA_CP_COMBINE_ALLGATHER, true, false, false, 0, 2},
+       PA_CP_SHARD_CONTIGUOUS, PA_CP_COMBINE_ALLGATHER, true, false, false, 0, 2, 0, 0, 0},
       {"dec bad out, heads_gather", 2, {1, 1}, {40, 9}, 6, 2, 64, PA_F32, 16,
-       PA_CP_SHARD_CONTIGUOUS, PA_CP_COMBINE_HEADS_GATHER, true, false, false, 0, 1},
+       PA_CP_SHARD_CONTIGUOUS, PA_CP_COMBINE_HEADS_GATHER, true, false, false, 0, 1, 0, 0, 0},
+      /* Windows (wl, wr, sink tokens; 0, 0 = none): keys are global; shards
+       * wholly outside the window, or empty, see nothing. wl/wr -1 is written
+       * as -1 here, so a case with only one side sets the other to -1. */
+      {"dec win paged contig", 3, {1, 1, 1}, {70, 9, 200}, 4, 2, 64, PA_F32, 16,
+       PA_CP_SHARD_CONTIGUOUS, PA_CP_COMBINE_ALLGATHER, true, false, true, 0, 0, 20, -1, 0},
+      {"dec win paged inter sinks", 2, {1, 1}, {150, 40}, 6, 2, 64, PA_BF16, 8,
+       PA_CP_SHARD_INTERLEAVED, PA_CP_COMBINE_HEADS_GATHER, true, true, true, 0, 0, 13, -1, 4},
+      {"dec win packed inter", 3, {1, 1, 1}, {0, 31, 64}, 6, 3, 64, PA_F16, 0,
+       PA_CP_SHARD_INTERLEAVED, PA_CP_COMBINE_HEADS, true, false, false, 0, 0, 6, -1, 2},
+      /* Several causal queries (MTP / speculative): bottom-right over the
+       * global keys, with and without a window. */
+      {"dec mtp causal paged contig", 3, {4, 2, 3}, {53, 3, 100}, 4, 1, 64, PA_F32, 8,
+       PA_CP_SHARD_CONTIGUOUS, PA_CP_COMBINE_ALLGATHER, true, true, true, 0, 0, 0, 0, 0},
+      {"dec mtp causal paged inter", 2, {3, 5}, {90, 17}, 12, 2, 128, PA_BF16, 16,
+       PA_CP_SHARD_INTERLEAVED, PA_CP_COMBINE_HEADS, true, false, true, 20.f, 0, 0, 0, 0},
+      {"dec mtp causal packed contig", 2, {5, 1}, {5, 41}, 6, 2, 64, PA_F16, 0,
+       PA_CP_SHARD_CONTIGUOUS, PA_CP_COMBINE_HEADS_GATHER, true, false, true, 0, 0, 0, 0, 0},
+      {"dec mtp win paged inter", 2, {4, 3}, {120, 30}, 4, 2, 64, PA_F32, 8,
+       PA_CP_SHARD_INTERLEAVED, PA_CP_COMBINE_ALLGATHER, true, true, true, 0, 0, 11, -1, 3},
+      {"dec mtp win both sides", 2, {4, 2}, {61, 24}, 4, 4, 64, PA_F32, 16,
+       PA_CP_SHARD_CONTIGUOUS, PA_CP_COMBINE_ALLGATHER, true, false, false, 0, 0, 9, 2, 1},
   };
   static const pcase pre[] = {
-      {"ring causal f32 gqa", 2, {37, 5}, 4, 2, 64, 64, PA_F32, true, true, false, -1},
-      {"ring causal f16 gqa4", 1, {100}, 8, 2, 64, 64, PA_F16, true, true, false, -1},
-      {"ring full bf16", 3, {23, 0, 40}, 4, 1, 64, 64, PA_BF16, false, true, false, -1},
-      {"ring causal mla 192/128", 1, {50}, 4, 4, 192, 128, PA_BF16, true, true, false, -1},
-      {"ring causal sinks f32", 2, {3, 29}, 2, 2, 40, 40, PA_F32, true, true, true, -1},
-      {"ring bad k rows", 1, {30}, 2, 2, 64, 64, PA_F32, true, false, false, 1},
+      {"ring causal f32 gqa", 2, {37, 5}, 4, 2, 64, 64, PA_F32, true, true, false, -1, 0, 0, 0},
+      {"ring causal f16 gqa4", 1, {100}, 8, 2, 64, 64, PA_F16, true, true, false, -1, 0, 0, 0},
+      {"ring full bf16", 3, {23, 0, 40}, 4, 1, 64, 64, PA_BF16, false, true, false, -1, 0, 0, 0},
+      {"ring causal mla 192/128", 1, {50}, 4, 4, 192, 128, PA_BF16, true, true, false, -1, 0, 0, 0},
+      {"ring causal sinks f32", 2, {3, 29}, 2, 2, 40, 40, PA_F32, true, true, true, -1, 0, 0, 0},
+      {"ring bad k rows", 1, {30}, 2, 2, 64, 64, PA_F32, true, false, false, 1, 0, 0, 0},
+      /* Windows over global positions: chunk pairs outside the band are
+       * skipped, short requests leave ranks with empty chunks. */
+      {"ring win causal gqa", 2, {90, 7}, 4, 2, 64, 64, PA_F32, true, true, false, -1, 10, -1, 0},
+      {"ring win causal sink tokens", 1, {120}, 4, 1, 64, 64, PA_BF16, true, true, true, -1, 17, -1,
+       4},
+      {"ring win both sides f16", 3, {64, 33, 2}, 4, 2, 64, 64, PA_F16, false, true, false, -1, 9, 5, 0},
+      {"ring win mla 192/128", 1, {80}, 4, 4, 192, 128, PA_BF16, true, true, false, -1, 12, -1, 2},
   };
   /* clang-format on */
+  static const mcase mla[] = {
+      {"mla dec contig allgather",
+       3,
+       {1, 1, 1},
+       {70, 0, 33},
+       8,
+       128,
+       32,
+       PA_BF16,
+       16,
+       PA_CP_SHARD_CONTIGUOUS,
+       PA_CP_COMBINE_ALLGATHER,
+       false},
+      {"mla dec inter mtp causal",
+       2,
+       {3, 2},
+       {50, 4},
+       6,
+       64,
+       32,
+       PA_F32,
+       8,
+       PA_CP_SHARD_INTERLEAVED,
+       PA_CP_COMBINE_HEADS_GATHER,
+       true},
+      {"mla dec contig mtp heads",
+       2,
+       {4, 1},
+       {40, 17},
+       6,
+       96,
+       16,
+       PA_F16,
+       4,
+       PA_CP_SHARD_CONTIGUOUS,
+       PA_CP_COMBINE_HEADS,
+       true},
+  };
   /* quick: every transport operation (all-gather, all-to-all, 2-D copies,
    * ring exchange) with few kernel variants (a cold PoCL cache compiles each
    * variant on every rank). */
-  static const bool dec_quick[] = {1, 1, 0, 0, 0, 1, 1}, pre_quick[] = {1, 0, 0, 0, 0, 1};
+  static const bool dec_quick[] = {1, 1, 0, 0, 0, 1, 1, 0, 1, 0, 0, 0, 0, 0, 0},
+                    pre_quick[] = {1, 0, 0, 0, 0, 1, 0, 1, 0, 0};
   /* A bad run on one rank leaves NCCL peers waiting (documented): MPI only. */
   bool agree = strcmp(pa_cp_transport(cp), "mpi") == 0;
   for (int i = 0; i < TU_LEN(dec); i++)
     if ((!quick || dec_quick[i]) && (!dec[i].bad_out || agree)) run_decode(cp, &dec[i]);
   for (int i = 0; i < TU_LEN(pre); i++)
     if ((pre[i].bad_k_rank < 0 || agree) && (!quick || pre_quick[i])) run_prefill(cp, &pre[i]);
+  for (int i = 0; i < TU_LEN(mla); i++)
+    if (!quick) run_mla_decode(cp, &mla[i]);
   if (size > 1) run_invalid(cp); /* they need ranks that disagree */
+  /* PA_CP_RANDOM=n: n random windowed / MTP decode and ring cases (not in
+   * CI; the same draws on every rank). */
+  const int nrand = getenv("PA_CP_RANDOM") ? atoi(getenv("PA_CP_RANDOM")) : 0;
+  for (int it = 0; it < nrand; it++) {
+    tu_rng g = tu_rng_seed(0x5eed + (uint64_t)it);
+#define RI(lo, hi) ((int)tu_rng_uniform(&g, (lo), (hi) + 1))
+    static _Thread_local char nd[64], np[64];
+    snprintf(nd, sizeof nd, "rand dec %d", it);
+    dcase dc = {nd,
+                RI(1, 3),
+                {0},
+                {0},
+                4,
+                2,
+                32,
+                PA_F32,
+                RI(0, 2) * 8,
+                RI(0, 1) ? PA_CP_SHARD_INTERLEAVED : PA_CP_SHARD_CONTIGUOUS,
+                PA_CP_COMBINE_ALLGATHER,
+                true,
+                RI(0, 1),
+                RI(0, 1),
+                0,
+                0,
+                0,
+                0,
+                0};
+    for (int b = 0; b < dc.B; b++) dc.lq[b] = RI(0, 5), dc.lk[b] = RI(0, 120);
+    if (RI(0, 2)) {
+      dc.wl = RI(-1, 40), dc.wr = RI(-1, 6), dc.st = RI(0, 6);
+      if (dc.wl == 0 && dc.wr == 0) dc.wl = -1; /* 0, 0 means no window here */
+    }
+    run_decode(cp, &dc);
+    snprintf(np, sizeof np, "rand ring %d", it);
+    pcase pc = {np, RI(1, 3), {0}, 4, 2, 32, 32, PA_F32, RI(0, 1), true, RI(0, 1), -1, 0, 0, 0};
+    for (int b = 0; b < pc.B; b++) pc.len[b] = RI(0, 90);
+    if (RI(0, 3)) {
+      pc.wl = RI(-1, 30), pc.wr = pc.causal ? -1 : RI(-1, 8), pc.st = RI(0, 6);
+      if (pc.wl == 0 && pc.wr == 0) pc.wl = -1;
+    }
+    run_prefill(cp, &pc);
+#undef RI
+  }
 
   *n_checks = checks;
   return failures;
