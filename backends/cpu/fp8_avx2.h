@@ -59,4 +59,23 @@ static inline void pa_fp8_quantize_avx2(pa_dtype t, const float *src, uint8_t *d
   for (; i < n; i++) dst[i] = pa_fp8_encode(t, src[i] / scale);
 }
 
+/* Whether rows[0..n) of bytes e4m3 codes hold a NaN code (0x7f, 0xff):
+ * the driver's test before it reads a block with PA_CPU_E4M3_LO. */
+static inline int pa_e4m3_nan_avx2(const char *const *rows, int n, int64_t bytes) {
+  const __m256i hi = _mm256_set1_epi8((char)0x80), ones = _mm256_set1_epi8((char)0xff);
+  __m256i acc = _mm256_setzero_si256();
+  int tail = 0;
+  for (int j = 0; j < n; j++) {
+    const char *p = rows[j];
+    int64_t x = 0;
+    for (; x + 32 <= bytes; x += 32) {
+      const __m256i v = _mm256_loadu_si256((const __m256i *)(const void *)(p + x));
+      acc = _mm256_max_epu8(acc, _mm256_or_si256(v, hi)); /* 0xff only from a NaN code */
+    }
+    for (; x < bytes; x++) tail |= (p[x] & 0x7f) == 0x7f;
+  }
+  acc = _mm256_cmpeq_epi8(acc, ones);
+  return tail || !_mm256_testz_si256(acc, acc);
+}
+
 #endif
