@@ -23,10 +23,10 @@ typedef struct att_scratch {
   float *q, *o, *s, *m, *l, *alpha;
   int32_t *tok, *head;
   const char **kp[2][2], **vp[2]; /* [buffer][segment]: this block and the next */
-  float *kf, *vf, *qrow;          /* transposed mode: K and V rows as f32, one Q row */
-  const float **kfp[2];           /* per segment */
+  float *kf, *vf, *qrow;           /* transposed mode: K and V rows as f32, one Q row */
+  const float **kfp[2];            /* per segment */
   const char **vfp;
-  uint32_t *qp, *pvw; /* bf16 path: Q^T as bf16 pairs, pv_tb's packing space */
+  uint32_t *qp, *pvw;              /* bf16 path: Q^T as bf16 pairs, pv_tb's packing space */
 } att_scratch;
 
 static int round16(int n) { return (n + 15) & ~15; }
@@ -42,9 +42,9 @@ static size_t carve(void *base, int R, int dqk, int dv, int full, att_scratch *s
     if (sc) sc->field = (type)(void *)(p + off);                                                   \
     off += up64((size_t)(count) * sizeof(*sc->field));                                             \
   } while (0)
-  TAKE(q, float *, (size_t)Rc *dqk);
-  TAKE(o, float *, (size_t)R *dv);
-  TAKE(s, float *, (size_t)Rc *BK);
+  TAKE(q, float *, (size_t)Rc * dqk);
+  TAKE(o, float *, (size_t)R * dv);
+  TAKE(s, float *, (size_t)Rc * BK);
   TAKE(m, float *, R);
   TAKE(l, float *, R);
   TAKE(alpha, float *, R);
@@ -53,15 +53,15 @@ static size_t carve(void *base, int R, int dqk, int dv, int full, att_scratch *s
   TAKE(kp[0][0], const char **, BK);
   TAKE(kp[0][1], const char **, BK);
   TAKE(kp[1][0], const char **, BK);
-  TAKE(kp[1][1], const char **, BK *F);
+  TAKE(kp[1][1], const char **, BK * F);
   TAKE(vp[0], const char **, BK);
   TAKE(vp[1], const char **, BK);
-  TAKE(kf, float *, (size_t)BK *(dqk + 32) * F);
-  TAKE(vf, float *, (size_t)BK *(dv + 16) * F);
-  TAKE(vfp, const char **, BK *F);
-  TAKE(qrow, float *, dqk *F);
-  TAKE(kfp[0], const float **, BK *F);
-  TAKE(kfp[1], const float **, BK *F);
+  TAKE(kf, float *, (size_t)BK * (dqk + 32) * F);
+  TAKE(vf, float *, (size_t)BK * (dv + 16) * F);
+  TAKE(vfp, const char **, BK * F);
+  TAKE(qrow, float *, dqk * F);
+  TAKE(kfp[0], const float **, BK * F);
+  TAKE(kfp[1], const float **, BK * F);
   TAKE(qp, uint32_t *, (size_t)Rc * (dqk / 2 + 2) * F);
   TAKE(pvw, uint32_t *, (size_t)(BK / 2) * (Rc + dv + 16) * F);
 #undef TAKE
@@ -207,9 +207,9 @@ static row_bounds row_window(const pa_attention_desc *d, int64_t i, int64_t off)
 
 /* The score terms after scale * q.k, in the order of polyattn.h. */
 /* Score (r, jj) sits at s[r * rs + jj * js]. */
-static void score_terms(const att_job *jb, int32_t b, int R, const int32_t *tok,
-                        const int32_t *head, int64_t j0, int n, int64_t off, int check_visible,
-                        float *s, int64_t rs, int64_t js) {
+static void score_terms(const att_job *jb, int32_t b, int R, const int32_t *tok, const int32_t *head,
+                        int64_t j0, int n, int64_t off, int check_visible, float *s, int64_t rs,
+                        int64_t js) {
   const pa_attention_desc *d = &jb->plan->desc;
   const float cap = d->softcap;
   const int64_t sinkt = d->sink_tokens;
@@ -415,9 +415,8 @@ static void run_item(void *arg, int64_t item, int tid) {
                  c == 0 ? sc.alpha : NULL, sc.o, dv);
       }
       for (int sg = 0; sg < io->nseg; sg++) /* a next block longer than this one */
-        if (pf_n > n)
-          prefetch_rows(sc.kp[cur ^ 1][sg] + n, pf_n - n,
-                        (int64_t)jb->dq[sg] * pa_cpu_esize(io->k[sg]->dtype));
+        if (pf_n > n) prefetch_rows(sc.kp[cur ^ 1][sg] + n, pf_n - n,
+                                    (int64_t)jb->dq[sg] * pa_cpu_esize(io->k[sg]->dtype));
       if (pf_n > n && io->v != io->k[0]) prefetch_rows(sc.vp[cur ^ 1] + n, pf_n - n, vbytes);
     } else if (trans == 2) {
       for (int sg = 0, pb = 0; sg < io->nseg; sg++) {
@@ -493,19 +492,13 @@ static inline __attribute__((always_inline)) void pf_stream(const att_scratch *s
     const char *row;
     int64_t bytes;
     if (phase == 0) {
-      if (y < n)
-        row = sc->kp[cur][0][y], bytes = kbytes;
-      else if (y - n < n)
-        row = sc->vp[cur][y - n], bytes = vbytes;
-      else
-        return;
+      if (y < n) row = sc->kp[cur][0][y], bytes = kbytes;
+      else if (y - n < n) row = sc->vp[cur][y - n], bytes = vbytes;
+      else return;
     } else {
-      if (y < n)
-        row = sc->vp[cur][y], bytes = vbytes;
-      else if (y - n < n1)
-        row = sc->kp[cur ^ 1][0][y - n], bytes = kbytes;
-      else
-        return;
+      if (y < n) row = sc->vp[cur][y], bytes = vbytes;
+      else if (y - n < n1) row = sc->kp[cur ^ 1][0][y - n], bytes = kbytes;
+      else return;
     }
     for (int64_t b = 0; b < bytes; b += 64) __builtin_prefetch(row + b, 0, 2);
   }
@@ -677,8 +670,8 @@ static void run_combine(void *arg, int64_t item, int tid) {
     pa_cpu_merge_rule(jb->kern, rq->num_splits, get_split, &ss, sink, pl->desc.head_dim_v,
                       (void *)row_ptr(jb->io->out, rq, c->b, c->i, h), pl->desc.o_dtype, &lse);
     if (jb->io->lse)
-      ((float *)pa_tensor_ptr_host(
-          jb->io->lse))[pa_lse_offset(jb->io->lse, c->b, rq->q_start, c->i, h)] = lse;
+      ((float *)pa_tensor_ptr_host(jb->io->lse))[pa_lse_offset(jb->io->lse, c->b, rq->q_start,
+                                                                c->i, h)] = lse;
   }
 }
 

@@ -25,9 +25,8 @@ INLINE __m512 cvt_e5m2(__m128i b) {
 INLINE __m512 cvt_e4m3(__m128i b) {
   /* code << 8 shifted right arithmetically by 1, the sign's copy in bit 14
    * cleared: an f16 at 2^-8 of the value (kernels_avx2.c) */
-  const __m256i h =
-      _mm256_and_si256(_mm256_srai_epi16(_mm256_slli_epi16(_mm256_cvtepu8_epi16(b), 8), 1),
-                       _mm256_set1_epi16((short)0xbfff));
+  const __m256i h = _mm256_and_si256(_mm256_srai_epi16(_mm256_slli_epi16(_mm256_cvtepu8_epi16(b), 8), 1),
+                                     _mm256_set1_epi16((short)0xbfff));
   const __m512 f = _mm512_mul_ps(_mm512_cvtph_ps(h), _mm512_set1_ps(256.0f));
   const __mmask16 nan = _mm512_cmp_ps_mask(_mm512_abs_ps(f), _mm512_set1_ps(480.0f), _CMP_EQ_OQ);
   return _mm512_mask_mov_ps(f, nan, _mm512_set1_ps(NAN)); /* only NaN codes land on +-480 */
@@ -66,8 +65,7 @@ INLINE __m512 ldv(const char *p, int64_t i, pa_dtype t) {
     return cvt_e4m3_lo(_mm_loadu_si128((const __m128i *)(const void *)(p + i)));
   if (t == PA_FP8_E4M3) return cvt_e4m3(_mm_loadu_si128((const __m128i *)(const void *)(p + i)));
   if (t == PA_FP8_E5M2) return cvt_e5m2(_mm_loadu_si128((const __m128i *)(const void *)(p + i)));
-  if (t == PA_F16)
-    return _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(const void *)(p + 2 * i)));
+  if (t == PA_F16) return _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(const void *)(p + 2 * i)));
   if (t == PA_BF16)
     return _mm512_castsi512_ps(_mm512_slli_epi32(
         _mm512_cvtepu16_epi32(_mm256_loadu_si256((const __m256i *)(const void *)(p + 2 * i))), 16));
@@ -146,8 +144,9 @@ INLINE void qk_4x4(int D, const float *q, int64_t ldq, const char *const *kp, pa
 #undef LDK
 #undef LDQ
   }
-  __m512 w0 = red_l1(a00, a01), w1 = red_l1(a02, a03), w2 = red_l1(a10, a11), w3 = red_l1(a12, a13),
-         w4 = red_l1(a20, a21), w5 = red_l1(a22, a23), w6 = red_l1(a30, a31), w7 = red_l1(a32, a33);
+  __m512 w0 = red_l1(a00, a01), w1 = red_l1(a02, a03), w2 = red_l1(a10, a11),
+         w3 = red_l1(a12, a13), w4 = red_l1(a20, a21), w5 = red_l1(a22, a23),
+         w6 = red_l1(a30, a31), w7 = red_l1(a32, a33);
   __m512 z0 = red_l2(w0, w1), z1 = red_l2(w2, w3), z2 = red_l2(w4, w5), z3 = red_l2(w6, w7);
   __m512 f = red_l4(red_l3(z0, z1), red_l3(z2, z3));
   __m128 r0 = _mm512_castps512_ps128(f), r1 = _mm512_extractf32x4_ps(f, 1),
@@ -181,8 +180,7 @@ INLINE void qk_body(int R, int N, int D, const float *q, int64_t ldq, const char
   int r = 0;
   for (; r + 4 <= R; r += 4) {
     int j = 0;
-    for (; j + 4 <= N; j += 4)
-      qk_4x4(D, q + r * ldq, ldq, kp + j, t, s + r * lds + j, lds, accumulate);
+    for (; j + 4 <= N; j += 4) qk_4x4(D, q + r * ldq, ldq, kp + j, t, s + r * lds + j, lds, accumulate);
     for (; j < N; j++)
       for (int rr = r; rr < r + 4; rr++) {
         float v = dot1(D, q + rr * ldq, kp[j], t);
@@ -212,6 +210,7 @@ static void qk(int R, int N, int D, const float *q, int64_t ldq, const char *con
     qk_body(R, N, D, q, ldq, kp, PA_F32, s, lds, accumulate);
 }
 
+
 /* Transposed scores for tiles of many rows: st[j][r] accumulates
  * k_j[d] (broadcast) x qt[d][r..r+16) over d, NV row vectors x KG keys of
  * accumulators. No reduction across lanes; every score sums over d in
@@ -236,10 +235,10 @@ static void qk(int R, int N, int D, const float *q, int64_t ldq, const char *con
       }                                                                                            \
     }                                                                                              \
     _Pragma("GCC unroll 16") for (int c = 0; c < KG; c++)                                          \
-        _Pragma("GCC unroll 4") for (int v = 0; v < NV; v++) {                                     \
-      float *o = st + c * ldst + 16 * v;                                                           \
-      _mm512_storeu_ps(o, accumulate ? _mm512_add_ps(_mm512_loadu_ps(o), a[c][v]) : a[c][v]);      \
-    }                                                                                              \
+      _Pragma("GCC unroll 4") for (int v = 0; v < NV; v++) {                                       \
+        float *o = st + c * ldst + 16 * v;                                                         \
+        _mm512_storeu_ps(o, accumulate ? _mm512_add_ps(_mm512_loadu_ps(o), a[c][v]) : a[c][v]);    \
+      }                                                                                            \
   }
 DEF_QKT(4, 4)
 DEF_QKT(3, 5)
@@ -288,22 +287,22 @@ static void qk_t(int R, int N, int D, const float *qt, int64_t ldqt, const float
 /* O tile of 4 rows x 64 dims: o<r><v>. */
 #define PV_ROW(r)                                                                                  \
   do {                                                                                             \
-    __m512 b = _mm512_set1_ps(p##r[j * pjs]);                                                      \
+    __m512 b = _mm512_set1_ps(p##r[j * pjs]);                                                            \
     o##r##0 = _mm512_fmadd_ps(b, x0, o##r##0);                                                     \
     o##r##1 = _mm512_fmadd_ps(b, x1, o##r##1);                                                     \
     o##r##2 = _mm512_fmadd_ps(b, x2, o##r##2);                                                     \
     o##r##3 = _mm512_fmadd_ps(b, x3, o##r##3);                                                     \
   } while (0)
 #define PV_LOAD(r)                                                                                 \
-  __m512 o##r##0 = _mm512_mul_ps(_mm512_loadu_ps(or ##r + d), al##r),                              \
-         o##r##1 = _mm512_mul_ps(_mm512_loadu_ps(or ##r + d + 16), al##r),                         \
-         o##r##2 = _mm512_mul_ps(_mm512_loadu_ps(or ##r + d + 32), al##r),                         \
-         o##r##3 = _mm512_mul_ps(_mm512_loadu_ps(or ##r + d + 48), al##r)
+  __m512 o##r##0 = _mm512_mul_ps(_mm512_loadu_ps(or##r + d), al##r),                               \
+         o##r##1 = _mm512_mul_ps(_mm512_loadu_ps(or##r + d + 16), al##r),                          \
+         o##r##2 = _mm512_mul_ps(_mm512_loadu_ps(or##r + d + 32), al##r),                          \
+         o##r##3 = _mm512_mul_ps(_mm512_loadu_ps(or##r + d + 48), al##r)
 #define PV_STORE(r)                                                                                \
-  _mm512_storeu_ps(or ##r + d, o##r##0);                                                           \
-  _mm512_storeu_ps(or ##r + d + 16, o##r##1);                                                      \
-  _mm512_storeu_ps(or ##r + d + 32, o##r##2);                                                      \
-  _mm512_storeu_ps(or ##r + d + 48, o##r##3)
+  _mm512_storeu_ps(or##r + d, o##r##0);                                                            \
+  _mm512_storeu_ps(or##r + d + 16, o##r##1);                                                       \
+  _mm512_storeu_ps(or##r + d + 32, o##r##2);                                                       \
+  _mm512_storeu_ps(or##r + d + 48, o##r##3)
 
 /* d chunks outer, row groups inner: one 64-wide chunk of the block's V rows
  * stays in L1 while every row group passes over it. */
@@ -342,14 +341,10 @@ INLINE void pv_body(int R, int N, int D, const float *p, int64_t ldp, int64_t pj
     for (int r = 0; r < R4; r += 4) {
       const float *p0 = p + r * ldp, *p1 = p0 + ldp, *p2 = p1 + ldp, *p3 = p2 + ldp;
       float *or0 = o + r * ldo, *or1 = or0 + ldo, *or2 = or1 + ldo, *or3 = or2 + ldo;
-      __m512 c0 = _mm512_mul_ps(_mm512_maskz_loadu_ps(m, or0 + d),
-                                _mm512_set1_ps(alpha ? alpha[r] : 1.0f)),
-             c1 = _mm512_mul_ps(_mm512_maskz_loadu_ps(m, or1 + d),
-                                _mm512_set1_ps(alpha ? alpha[r + 1] : 1.0f)),
-             c2 = _mm512_mul_ps(_mm512_maskz_loadu_ps(m, or2 + d),
-                                _mm512_set1_ps(alpha ? alpha[r + 2] : 1.0f)),
-             c3 = _mm512_mul_ps(_mm512_maskz_loadu_ps(m, or3 + d),
-                                _mm512_set1_ps(alpha ? alpha[r + 3] : 1.0f));
+      __m512 c0 = _mm512_mul_ps(_mm512_maskz_loadu_ps(m, or0 + d), _mm512_set1_ps(alpha ? alpha[r] : 1.0f)),
+             c1 = _mm512_mul_ps(_mm512_maskz_loadu_ps(m, or1 + d), _mm512_set1_ps(alpha ? alpha[r + 1] : 1.0f)),
+             c2 = _mm512_mul_ps(_mm512_maskz_loadu_ps(m, or2 + d), _mm512_set1_ps(alpha ? alpha[r + 2] : 1.0f)),
+             c3 = _mm512_mul_ps(_mm512_maskz_loadu_ps(m, or3 + d), _mm512_set1_ps(alpha ? alpha[r + 3] : 1.0f));
       for (int j = 0; j < N; j++) {
         __m512 x = ldvm(vp[j], d, t, m);
         c0 = _mm512_fmadd_ps(_mm512_set1_ps(p0[j * pjs]), x, c0);
@@ -447,6 +442,7 @@ static void softmax(int R, int N, float *s, int64_t lds, float *m, float *l, flo
   }
 }
 
+
 /* softmax() on transposed scores: 16 rows per vector, max and sum run
  * down the keys, so no horizontal reductions. */
 static void softmax_t(int R, int N, float *st, int64_t ldst, float *m, float *l, float *alpha) {
@@ -489,8 +485,7 @@ INLINE __m256i to_bf16(__m512 v) {
   __m512i u = _mm512_castps_si512(v);
   __m512i hi = _mm512_srli_epi32(u, 16);
   __m512i lsb = _mm512_and_si512(hi, _mm512_set1_epi32(1));
-  __m512i r =
-      _mm512_srli_epi32(_mm512_add_epi32(u, _mm512_add_epi32(lsb, _mm512_set1_epi32(0x7fff))), 16);
+  __m512i r = _mm512_srli_epi32(_mm512_add_epi32(u, _mm512_add_epi32(lsb, _mm512_set1_epi32(0x7fff))), 16);
   const __mmask16 nan = _mm512_cmp_ps_mask(v, v, _CMP_UNORD_Q);
   r = _mm512_mask_mov_epi32(r, nan, _mm512_or_si512(hi, _mm512_set1_epi32(0x40)));
   return _mm512_cvtepi32_epi16(r);
