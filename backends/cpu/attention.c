@@ -26,7 +26,8 @@ typedef struct att_scratch {
   float *kf, *vf, *qrow;           /* transposed mode: K and V rows as f32, one Q row */
   const float **kfp[2];            /* per segment */
   const char **vfp;
-  uint32_t *qp, *pvw;              /* bf16 path: Q^T as bf16 pairs, pv_tb's packing space */
+  uint32_t *qp, *pvw; /* bf16 path: Q^T as bf16 pairs, pv_tb's packing space */
+  uint16_t *qb;       /* grouped bf16 decode: Q rows as given */
 } att_scratch;
 
 static int round16(int n) { return (n + 15) & ~15; }
@@ -64,6 +65,7 @@ static size_t carve(void *base, int R, int dqk, int dv, int full, att_scratch *s
   TAKE(kfp[1], const float **, BK * F);
   TAKE(qp, uint32_t *, (size_t)Rc * (dqk / 2 + 2) * F);
   TAKE(pvw, uint32_t *, (size_t)(BK / 2) * (Rc + dv + 16) * F);
+  TAKE(qb, uint16_t *, (size_t)R * dqk);
 #undef TAKE
   return off;
 }
@@ -283,6 +285,15 @@ static void item_begin(const att_job *jb, const pa_work *w, att_scratch *sc, int
     }
   }
   memset(sc->o, 0, (size_t)R * dv * sizeof(float));
+}
+
+/* The item's bf16 Q rows as given, for kern->bf16->qk_db. */
+static void item_q_bf16(const att_job *jb, const pa_work *w, att_scratch *sc) {
+  const pa_req *rq = &jb->plan->reqs[w->b];
+  const int dqk = jb->plan->desc.head_dim_qk;
+  for (int r = 0; r < w->rows; r++)
+    memcpy(sc->qb + (int64_t)r * dqk, row_ptr(jb->io->q[0], rq, w->b, sc->tok[r], sc->head[r]),
+           (size_t)dqk * sizeof *sc->qb);
 }
 
 /* The item's rows out: a partial state for a split request, else O and LSE
@@ -545,11 +556,15 @@ static void run_group(void *arg, int64_t gi, int tid) {
   const size_t per = carve(NULL, PA_CPU_GROUP_ROWS, dqk, dv, 0, NULL);
   char *base = pa_cpu_scratch(jb->st, tid);
   const int lo_k = e4m3_lo(kern, io->k[0]), lo_v = e4m3_lo(kern, io->v);
+  /* bf16 Q and K with vdpbf16ps: half the f32 FMAs of QK, exact products */
+  const int db =
+      kern->bf16 && kern->bf16->qk_db && io->q[0]->dtype == PA_BF16 && io->k[0]->dtype == PA_BF16;
   const int64_t turn = (int64_t)GROUP_CHUNK * (kbytes > vbytes ? kbytes : vbytes);
   int pf_turns = (int)((PF_AHEAD + turn - 1) / turn);
   for (int h = 0; h < nh; h++) {
     carve(base + (size_t)h * per, PA_CPU_GROUP_ROWS, dqk, dv, 0, &sc[h]);
     item_begin(jb, &pl->work[items[h]], &sc[h], 0, lo_k ? E4M3_LO_SCALE : 1.0f);
+    if (db) item_q_bf16(jb, &pl->work[items[h]], &sc[h]);
   }
   const int64_t imin = sc[0].tok[0], imax = sc[0].tok[R - 1];
   const int terms = d->softcap != 0.0f || jb->alibi || jb->mask;
@@ -580,8 +595,12 @@ static void run_group(void *arg, int64_t gi, int tid) {
       const int nc = n - c < GROUP_CHUNK ? n - c : GROUP_CHUNK;
       for (int h = 0; h < nh; h++) {
         pf_next(sc, h, nh, cur, 0, c, pf_turns, n, n1, kbytes, vbytes);
-        qk_chunk(kern, lo_k, R, nc, dqk, sc[h].q, dqk, sc[h].kp[cur][0] + c, io->k[0]->dtype,
-                 sc[h].s + c, BK);
+        if (db)
+          kern->bf16->qk_db(R, nc, dqk, sc[h].qb, dqk, sc[h].kp[cur][0] + c, sc[h].s + c, BK,
+                            pl->scale);
+        else
+          qk_chunk(kern, lo_k, R, nc, dqk, sc[h].q, dqk, sc[h].kp[cur][0] + c, io->k[0]->dtype,
+                   sc[h].s + c, BK);
       }
     }
     for (int h = 0; h < nh; h++) {

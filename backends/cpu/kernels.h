@@ -26,6 +26,11 @@ typedef struct pa_cpu_bf16_kernels {
                 float *st, int64_t ldst, int accumulate);
   void (*pv_tb)(int R, int N, int D, const float *st, int64_t ldst, const char *const *vrows,
                 const float *alpha, float *o, int64_t ldo, uint32_t *work);
+  /* Decode (few rows): s[r*lds + j] = scale * sum_d q[r*ldq + d] * k_j[d],
+   * Q rows bf16 as given (not pre-scaled, so the products are exact), k_j
+   * bf16 at kp[j]. */
+  void (*qk_db)(int R, int N, int D, const uint16_t *q, int64_t ldq, const char *const *kp,
+                float *s, int64_t lds, float scale);
 } pa_cpu_bf16_kernels;
 
 typedef struct pa_cpu_kernels {
