@@ -14,6 +14,11 @@
 /* clang-format off */
 static const attn_case long_decode = {.name = "threads_long_decode", .batch = 1, .lq = {1}, .lk = {5003},
   .hq = 32, .hkv = 8, .dqk = 128, .dtype = PA_BF16, .page_size = 16, .opts = AO_LSE};
+/* The grouped decode driver (head groups need a long request) on e4m3 K/V
+ * with per-head scales: the cheap e4m3 read, which the cross_backend shapes
+ * are too small to reach. */
+static const attn_case long_decode_e4m3 = {.name = "threads_long_decode_e4m3", .batch = 1, .lq = {1}, .lk = {5003},
+  .hq = 32, .hkv = 8, .dqk = 128, .dtype = PA_BF16, .page_size = 16, .kv8 = PA_FP8_E4M3, .opts = AO_LSE | AO_SCALE_HEAD};
 static const attn_case batch_decode = {.name = "threads_batch_decode", .batch = 3, .lq = {1, 1, 2}, .lk = {1025, 2050, 700},
   .hq = 8, .hkv = 2, .dqk = 64, .dtype = PA_F16, .page_size = 64, .causal = 1, .opts = AO_LSE | AO_SINKS};
 static const attn_case prefill = {.name = "threads_prefill", .batch = 2, .lq = {203, 113}, .lk = {1025, 113},
@@ -118,3 +123,8 @@ THREAD_TESTS(cpu_avx2)
 THREAD_TESTS(cpu_avx512)
 THREAD_TESTS(cpu_neon)
 THREAD_TESTS(cpu_avx512bf16)
+
+/* Only where the kernels have the cheap e4m3 read (kernels.h, e4m3_nan). */
+Test(cpu_avx2, long_decode_e4m3) { attn_threads("cpu_avx2", &long_decode_e4m3); }
+Test(cpu_avx512, long_decode_e4m3) { attn_threads("cpu_avx512", &long_decode_e4m3); }
+Test(cpu_avx512bf16, long_decode_e4m3) { attn_threads("cpu_avx512bf16", &long_decode_e4m3); }

@@ -26,7 +26,8 @@ typedef struct att_scratch {
   float *kf, *vf, *qrow;           /* transposed mode: K and V rows as f32, one Q row */
   const float **kfp[2];            /* per segment */
   const char **vfp;
-  uint32_t *qp, *pvw;              /* bf16 path: Q^T as bf16 pairs, pv_tb's packing space */
+  uint32_t *qp, *pvw; /* bf16 path: Q^T as bf16 pairs, pv_tb's packing space */
+  uint16_t *qb;       /* grouped bf16 decode: Q rows as given */
 } att_scratch;
 
 static int round16(int n) { return (n + 15) & ~15; }
@@ -64,6 +65,7 @@ static size_t carve(void *base, int R, int dqk, int dv, int full, att_scratch *s
   TAKE(kfp[1], const float **, BK * F);
   TAKE(qp, uint32_t *, (size_t)Rc * (dqk / 2 + 2) * F);
   TAKE(pvw, uint32_t *, (size_t)(BK / 2) * (Rc + dv + 16) * F);
+  TAKE(qb, uint16_t *, (size_t)R * dqk);
 #undef TAKE
   return off;
 }
@@ -95,6 +97,42 @@ typedef struct att_job {
 /* fp8 K/V: K's scale multiplies Q (s = q . (c k) = (c q) . k), V's the
  * output rows (sum p (c v) = c sum p v), so the kernels see raw codes. */
 static float kv_scale(const float *t, int64_t s, int hk) { return t ? t[hk * s] : 1.0f; }
+
+/* e4m3 K/V where the kernels offer PA_CPU_E4M3_LO (non-transposed path, one
+ * segment): Q and the output rows carry the 2^8, and each chunk of rows
+ * free of NaN codes takes the cheap read. A chunk with one takes the exact
+ * read, its scores (or its P, for V) scaled by 2^-8 into the same domain:
+ * power-of-two scalings, so the same roundings. */
+#define E4M3_LO_SCALE 256.0f
+
+static int e4m3_lo(const pa_cpu_kernels *kern, const pa_tensor *t) {
+  return kern->e4m3_nan && t->dtype == PA_FP8_E4M3;
+}
+
+static void qk_chunk(const pa_cpu_kernels *kern, int lo, int R, int n, int D, const float *q,
+                     int64_t ldq, const char *const *kp, pa_dtype kt, float *s, int64_t lds) {
+  if (!lo) {
+    kern->qk(R, n, D, q, ldq, kp, kt, s, lds, 0);
+  } else if (!kern->e4m3_nan(kp, n, D)) {
+    kern->qk(R, n, D, q, ldq, kp, PA_CPU_E4M3_LO, s, lds, 0);
+  } else {
+    kern->qk(R, n, D, q, ldq, kp, PA_FP8_E4M3, s, lds, 0);
+    for (int r = 0; r < R; r++)
+      for (int j = 0; j < n; j++) s[r * lds + j] *= 1.0f / E4M3_LO_SCALE;
+  }
+}
+
+static void pv_chunk(const pa_cpu_kernels *kern, int lo, int R, int n, int D, float *p, int64_t prs,
+                     const char *const *vp, pa_dtype vt, const float *alpha, float *o,
+                     int64_t ldo) {
+  if (lo && kern->e4m3_nan(vp, n, D)) {
+    for (int r = 0; r < R; r++)
+      for (int j = 0; j < n; j++) p[r * prs + j] *= 1.0f / E4M3_LO_SCALE;
+  } else if (lo) {
+    vt = PA_CPU_E4M3_LO;
+  }
+  kern->pv(R, n, D, p, prs, 1, vp, vt, alpha, o, ldo);
+}
 
 static const char *row_ptr(const pa_tensor *t, const pa_req *rq, int32_t b, int64_t i, int h) {
   int64_t e = pa_row_offset(t, b, rq->q_start, i) + (int64_t)h * pa_head_stride(t);
@@ -203,13 +241,14 @@ static void score_terms(const att_job *jb, int32_t b, int R, const int32_t *tok,
 
 /* Rows, Q (pre-scaled f32; transposed for the transposed path) and the
  * softmax state of one work item. */
-static void item_begin(const att_job *jb, const pa_work *w, att_scratch *sc, int trans) {
+static void item_begin(const att_job *jb, const pa_work *w, att_scratch *sc, int trans,
+                       float qmul) {
   const pa_plan *pl = jb->plan;
   const pa_cpu_att_io *io = jb->io;
   const pa_req *rq = &pl->reqs[w->b];
   const int R = w->rows, g = pl->group, dqk = pl->desc.head_dim_qk, dv = pl->desc.head_dim_v;
   const int Rp = round16(R);
-  const float qscale = pl->scale * kv_scale(jb->k_scale, jb->k_scale_s, w->hk);
+  const float qscale = pl->scale * kv_scale(jb->k_scale, jb->k_scale_s, w->hk) * qmul;
   for (int r = 0; r < R; r++) {
     int pr = w->row0 + r;
     sc->tok[r] = pr / g;
@@ -248,16 +287,25 @@ static void item_begin(const att_job *jb, const pa_work *w, att_scratch *sc, int
   memset(sc->o, 0, (size_t)R * dv * sizeof(float));
 }
 
+/* The item's bf16 Q rows as given, for kern->bf16->qk_db. */
+static void item_q_bf16(const att_job *jb, const pa_work *w, att_scratch *sc) {
+  const pa_req *rq = &jb->plan->reqs[w->b];
+  const int dqk = jb->plan->desc.head_dim_qk;
+  for (int r = 0; r < w->rows; r++)
+    memcpy(sc->qb + (int64_t)r * dqk, row_ptr(jb->io->q[0], rq, w->b, sc->tok[r], sc->head[r]),
+           (size_t)dqk * sizeof *sc->qb);
+}
+
 /* The item's rows out: a partial state for a split request, else O and LSE
  * with the sink in the denominator. */
-static void item_end(const att_job *jb, const pa_work *w, const att_scratch *sc) {
+static void item_end(const att_job *jb, const pa_work *w, const att_scratch *sc, float omul) {
   const pa_plan *pl = jb->plan;
   const pa_attention_desc *d = &pl->desc;
   const pa_cpu_kernels *kern = jb->kern;
   const pa_cpu_att_io *io = jb->io;
   const pa_req *rq = &pl->reqs[w->b];
   const int R = w->rows, dv = d->head_dim_v, Hq = d->num_q_heads;
-  const float vs = kv_scale(jb->v_scale, jb->v_scale_s, w->hk);
+  const float vs = kv_scale(jb->v_scale, jb->v_scale_s, w->hk) * omul;
   for (int r = 0; r < R; r++) {
     float m = sc->m[r], l = sc->l[r];
     float *orow = sc->o + (int64_t)r * dv;
@@ -309,7 +357,9 @@ static void run_item(void *arg, int64_t item, int tid) {
   }
 
   const int Rp = round16(R);
-  item_begin(jb, w, &sc, trans);
+  const int lo_k = !trans && io->nseg == 1 && e4m3_lo(kern, io->k[0]);
+  const int lo_v = !trans && io->nseg == 1 && io->v != io->k[0] && e4m3_lo(kern, io->v);
+  item_begin(jb, w, &sc, trans, lo_k ? E4M3_LO_SCALE : 1.0f);
 
   const int64_t imin = sc.tok[0], imax = sc.tok[R - 1];
   const int terms = d->softcap != 0.0f || jb->alibi || jb->mask;
@@ -356,8 +406,12 @@ static void run_item(void *arg, int64_t item, int tid) {
           if (c < pf_n)
             prefetch_rows(sc.kp[cur ^ 1][sg] + c, pf_n - c < nc ? pf_n - c : nc,
                           (int64_t)jb->dq[sg] * pa_cpu_esize(io->k[sg]->dtype));
-          kern->qk(R, nc, jb->dq[sg], sc.q + col, dqk, sc.kp[cur][sg] + c, io->k[sg]->dtype,
-                   sc.s + c, BK, sg > 0);
+          if (io->nseg == 1)
+            qk_chunk(kern, lo_k, R, nc, dqk, sc.q, dqk, sc.kp[cur][0] + c, io->k[0]->dtype,
+                     sc.s + c, BK);
+          else
+            kern->qk(R, nc, jb->dq[sg], sc.q + col, dqk, sc.kp[cur][sg] + c, io->k[sg]->dtype,
+                     sc.s + c, BK, sg > 0);
           col += jb->dq[sg];
         }
       }
@@ -368,8 +422,8 @@ static void run_item(void *arg, int64_t item, int tid) {
         const int nc = n - c < PF_CHUNK ? n - c : PF_CHUNK;
         if (c < pf_n && io->v != io->k[0])
           prefetch_rows(sc.vp[cur ^ 1] + c, pf_n - c < nc ? pf_n - c : nc, vbytes);
-        kern->pv(R, nc, dv, sc.s + c, BK, 1, sc.vp[cur] + c, io->v->dtype, c == 0 ? sc.alpha : NULL,
-                 sc.o, dv);
+        pv_chunk(kern, lo_v, R, nc, dv, sc.s + c, BK, sc.vp[cur] + c, io->v->dtype,
+                 c == 0 ? sc.alpha : NULL, sc.o, dv);
       }
       for (int sg = 0; sg < io->nseg; sg++) /* a next block longer than this one */
         if (pf_n > n) prefetch_rows(sc.kp[cur ^ 1][sg] + n, pf_n - n,
@@ -420,7 +474,7 @@ static void run_item(void *arg, int64_t item, int tid) {
     cur ^= 1;
   }
 
-  item_end(jb, w, &sc);
+  item_end(jb, w, &sc, lo_v ? E4M3_LO_SCALE : 1.0f);
 }
 
 /* The grouped path: the items of one (request, rows, split) for up to
@@ -462,18 +516,20 @@ static inline __attribute__((always_inline)) void pf_stream(const att_scratch *s
 }
 
 /* The prefetches issued before head h reads keys [c, c + nc) of a phase:
- * what the next head turn will read (head h + 1, same keys; after the last
- * head, head 0's next chunk). One turn ahead is 8 keys x 256 B of one head,
- * ~400 cycles of work: enough for the latency, and the lines are still in
- * L2 when read. (Each head prefetching 8 keys of its own ahead, a whole
- * round of heads earlier: 3-5% slower; a whole block ahead: 20% slower.) */
+ * what the head turn pf_turns turns later will read (a turn: one head's
+ * GROUP_CHUNK keys; the turns go head by head, then to the next chunk).
+ * The distance is a byte count, PF_AHEAD of K/V rows in flight, so the
+ * cheap-to-compute dtypes (fp8, bf16) keep enough misses outstanding: one
+ * turn (2 KB of bf16 d128) left the memory latency exposed (bench/RESULTS.md,
+ * issue 16). */
+#define PF_AHEAD 8192
+
 static inline __attribute__((always_inline)) void pf_next(const att_scratch *sc, int h, int nh,
-                                                          int cur, int phase, int c, int nc, int n,
-                                                          int n1, int64_t kbytes, int64_t vbytes) {
-  if (h + 1 < nh)
-    pf_stream(&sc[h + 1], cur, phase, c, nc, n, n1, kbytes, vbytes);
-  else
-    pf_stream(&sc[0], cur, phase, c + GROUP_CHUNK, GROUP_CHUNK, n, n1, kbytes, vbytes);
+                                                          int cur, int phase, int c, int pf_turns,
+                                                          int n, int n1, int64_t kbytes,
+                                                          int64_t vbytes) {
+  const int t = (c / GROUP_CHUNK) * nh + h + pf_turns;
+  pf_stream(&sc[t % nh], cur, phase, (t / nh) * GROUP_CHUNK, GROUP_CHUNK, n, n1, kbytes, vbytes);
 }
 
 static void run_group(void *arg, int64_t gi, int tid) {
@@ -499,9 +555,16 @@ static void run_group(void *arg, int64_t gi, int tid) {
   att_scratch sc[PA_CPU_GROUP_MAX];
   const size_t per = carve(NULL, PA_CPU_GROUP_ROWS, dqk, dv, 0, NULL);
   char *base = pa_cpu_scratch(jb->st, tid);
+  const int lo_k = e4m3_lo(kern, io->k[0]), lo_v = e4m3_lo(kern, io->v);
+  /* bf16 Q and K with vdpbf16ps: half the f32 FMAs of QK, exact products */
+  const int db =
+      kern->bf16 && kern->bf16->qk_db && io->q[0]->dtype == PA_BF16 && io->k[0]->dtype == PA_BF16;
+  const int64_t turn = (int64_t)GROUP_CHUNK * (kbytes > vbytes ? kbytes : vbytes);
+  int pf_turns = (int)((PF_AHEAD + turn - 1) / turn);
   for (int h = 0; h < nh; h++) {
     carve(base + (size_t)h * per, PA_CPU_GROUP_ROWS, dqk, dv, 0, &sc[h]);
-    item_begin(jb, &pl->work[items[h]], &sc[h], 0);
+    item_begin(jb, &pl->work[items[h]], &sc[h], 0, lo_k ? E4M3_LO_SCALE : 1.0f);
+    if (db) item_q_bf16(jb, &pl->work[items[h]], &sc[h]);
   }
   const int64_t imin = sc[0].tok[0], imax = sc[0].tok[R - 1];
   const int terms = d->softcap != 0.0f || jb->alibi || jb->mask;
@@ -520,7 +583,8 @@ static void run_group(void *arg, int64_t gi, int tid) {
       if (!have) {
         key_ptrs(jb, io->k[0], rq, w->b, j0, n, hk, sc[h].kp[cur][0]);
         key_ptrs(jb, io->v, rq, w->b, j0, n, hk, sc[h].vp[cur]);
-        if (h == 0) pf_stream(&sc[0], cur, 0, 0, GROUP_CHUNK, n, 0, kbytes, vbytes);
+        for (int t = h; t < pf_turns; t += nh) /* the turns before the first prefetch distance */
+          pf_stream(&sc[h], cur, 0, (t / nh) * GROUP_CHUNK, GROUP_CHUNK, n, 0, kbytes, vbytes);
       }
       if (n1 > 0) {
         key_ptrs(jb, io->k[0], rq, w->b, j1, n1, hk, sc[h].kp[cur ^ 1][0]);
@@ -530,8 +594,13 @@ static void run_group(void *arg, int64_t gi, int tid) {
     for (int c = 0; c < n; c += GROUP_CHUNK) {
       const int nc = n - c < GROUP_CHUNK ? n - c : GROUP_CHUNK;
       for (int h = 0; h < nh; h++) {
-        pf_next(sc, h, nh, cur, 0, c, nc, n, n1, kbytes, vbytes);
-        kern->qk(R, nc, dqk, sc[h].q, dqk, sc[h].kp[cur][0] + c, io->k[0]->dtype, sc[h].s + c, BK, 0);
+        pf_next(sc, h, nh, cur, 0, c, pf_turns, n, n1, kbytes, vbytes);
+        if (db)
+          kern->bf16->qk_db(R, nc, dqk, sc[h].qb, dqk, sc[h].kp[cur][0] + c, sc[h].s + c, BK,
+                            pl->scale);
+        else
+          qk_chunk(kern, lo_k, R, nc, dqk, sc[h].q, dqk, sc[h].kp[cur][0] + c, io->k[0]->dtype,
+                   sc[h].s + c, BK);
       }
     }
     for (int h = 0; h < nh; h++) {
@@ -542,15 +611,16 @@ static void run_group(void *arg, int64_t gi, int tid) {
     for (int c = 0; c < n; c += GROUP_CHUNK) {
       const int nc = n - c < GROUP_CHUNK ? n - c : GROUP_CHUNK;
       for (int h = 0; h < nh; h++) {
-        pf_next(sc, h, nh, cur, 1, c, nc, n, n1, kbytes, vbytes);
-        kern->pv(R, nc, dv, sc[h].s + c, BK, 1, sc[h].vp[cur] + c, io->v->dtype,
+        pf_next(sc, h, nh, cur, 1, c, pf_turns, n, n1, kbytes, vbytes);
+        pv_chunk(kern, lo_v, R, nc, dv, sc[h].s + c, BK, sc[h].vp[cur] + c, io->v->dtype,
                  c == 0 ? sc[h].alpha : NULL, sc[h].o, dv);
       }
     }
     have = n1 > 0;
     if (have) cur ^= 1;
   }
-  for (int h = 0; h < nh; h++) item_end(jb, &pl->work[items[h]], &sc[h]);
+  for (int h = 0; h < nh; h++)
+    item_end(jb, &pl->work[items[h]], &sc[h], lo_v ? E4M3_LO_SCALE : 1.0f);
 }
 
 /* The plan's head groups, as core ordered the work list (pa_work.group). */

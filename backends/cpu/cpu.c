@@ -1,9 +1,15 @@
 /* The CPU backend's vtable: context (ISA choice, thread pool, scratch),
  * host buffers, the kernel selector. The operations live in attention.c,
  * mla.c, merge.c and gemm.c. */
+#if defined(__linux__) && !defined(_DEFAULT_SOURCE)
+#define _DEFAULT_SOURCE /* madvise, MADV_HUGEPAGE */
+#endif
 #include "cpu.h"
 #include "fault.h"
 
+#ifdef __linux__
+#include <sys/mman.h>
+#endif
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -149,10 +155,21 @@ pa_status pa_cpu_reserve(pa_context *ctx, size_t bytes) {
   return PA_OK;
 }
 
+/* Buffers of HUGE_BYTES and more (KV caches) sit on 2 MiB pages where the
+ * kernel gives them (transparent huge pages, madvise mode included): a
+ * decode walks a cache page by page, and on 4 KiB pages each 4 KiB of K
+ * or V costs a TLB miss that the software prefetches wait behind. */
+#define HUGE_BYTES ((size_t)4 << 20)
+#define HUGE_ALIGN ((size_t)2 << 20)
+
 static pa_status cpu_buf_alloc(pa_context *ctx, size_t bytes, void **handle) {
   void *p = NULL;
-  if (pa_fault_hit() || posix_memalign(&p, 64, bytes ? bytes : 64) != 0)
+  const size_t align = bytes >= HUGE_BYTES ? HUGE_ALIGN : 64;
+  if (pa_fault_hit() || posix_memalign(&p, align, bytes ? bytes : 64) != 0)
     return pa_fail(ctx, PA_ERR_OUT_OF_MEMORY, "cpu: buffer of %zu bytes", bytes);
+#ifdef MADV_HUGEPAGE
+  if (align == HUGE_ALIGN) (void)madvise(p, bytes & ~(HUGE_ALIGN - 1), MADV_HUGEPAGE);
+#endif
   *handle = p;
   return PA_OK;
 }

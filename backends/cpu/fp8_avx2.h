@@ -59,4 +59,26 @@ static inline void pa_fp8_quantize_avx2(pa_dtype t, const float *src, uint8_t *d
   for (; i < n; i++) dst[i] = pa_fp8_encode(t, src[i] / scale);
 }
 
+/* Whether rows[0..n) of bytes e4m3 codes hold a NaN code (0x7f, 0xff):
+ * the driver's test before it reads a chunk with PA_CPU_E4M3_LO. Codes with
+ * the sign bit set are 0xff only for NaN; the max over all is kept. */
+static inline int pa_e4m3_nan_avx2(const char *const *rows, int n, int64_t bytes) {
+  const __m256i hi = _mm256_set1_epi8((char)0x80);
+  __m256i a0 = _mm256_setzero_si256(), a1 = a0;
+  const int64_t b64 = bytes & ~(int64_t)63, b32 = bytes & ~(int64_t)31;
+  int tail = 0;
+  for (int j = 0; j < n; j++) {
+    const __m256i *p = (const __m256i *)(const void *)rows[j];
+    int64_t x = 0;
+    for (; x < b64; x += 64, p += 2) {
+      a0 = _mm256_max_epu8(a0, _mm256_or_si256(_mm256_loadu_si256(p), hi));
+      a1 = _mm256_max_epu8(a1, _mm256_or_si256(_mm256_loadu_si256(p + 1), hi));
+    }
+    if (x < b32) a0 = _mm256_max_epu8(a0, _mm256_or_si256(_mm256_loadu_si256(p), hi));
+    for (x = b32; x < bytes; x++) tail |= (rows[j][x] & 0x7f) == 0x7f;
+  }
+  a0 = _mm256_cmpeq_epi8(_mm256_max_epu8(a0, a1), _mm256_set1_epi8((char)0xff));
+  return tail || !_mm256_testz_si256(a0, a0);
+}
+
 #endif

@@ -26,6 +26,11 @@ typedef struct pa_cpu_bf16_kernels {
                 float *st, int64_t ldst, int accumulate);
   void (*pv_tb)(int R, int N, int D, const float *st, int64_t ldst, const char *const *vrows,
                 const float *alpha, float *o, int64_t ldo, uint32_t *work);
+  /* Decode (few rows): s[r*lds + j] = scale * sum_d q[r*ldq + d] * k_j[d],
+   * Q rows bf16 as given (not pre-scaled, so the products are exact), k_j
+   * bf16 at kp[j]. */
+  void (*qk_db)(int R, int N, int D, const uint16_t *q, int64_t ldq, const char *const *kp,
+                float *s, int64_t lds, float scale);
 } pa_cpu_bf16_kernels;
 
 typedef struct pa_cpu_kernels {
@@ -61,7 +66,19 @@ typedef struct pa_cpu_kernels {
   /* Optional (NULL: pa_fp8_encode per element): dst[i] = the fp8 code (t
    * e4m3 or e5m2) of src[i] / scale, pa_fp8_encode's rule bit for bit. */
   void (*quantize)(pa_dtype t, const float *src, uint8_t *dst, int64_t n, float scale);
+  /* Optional (NULL: not offered): whether rows[0..n) of bytes e4m3 codes
+   * hold a NaN code (0x7f, 0xff). Where none does, qk and pv take the
+   * pseudo-dtype PA_CPU_E4M3_LO for them. */
+  int (*e4m3_nan)(const char *const *rows, int n, int64_t bytes);
 } pa_cpu_kernels;
+
+/* e4m3 codes read as 2^-8 x their value, NaN codes unchecked (read as
+ * +-1.875): the code's bits shifted into an f16 and widened, three vector
+ * operations where the exact read needs nine. The driver scales Q (and the
+ * output rows) by 2^8, exact in f32, so scores and outputs round as with
+ * PA_FP8_E4M3; blocks holding a NaN code take PA_FP8_E4M3. qk and pv only,
+ * and only in kernel tables that set e4m3_nan. */
+#define PA_CPU_E4M3_LO ((pa_dtype)(PA_FP8_E4M3 | 0x100))
 
 extern const pa_cpu_kernels pa_cpu_kernels_scalar;
 #ifdef PA_CPU_HAVE_AVX2

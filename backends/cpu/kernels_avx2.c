@@ -39,7 +39,16 @@ INLINE __m256 ld_e4m3(const char *p) {
 #endif
 }
 
+/* PA_CPU_E4M3_LO (kernels.h): sign-extended to 16 bits and shifted left by
+ * 7, sign at bit 15, exponent and mantissa at 13..7, bit 14 cleared: an f16
+ * at 2^-8 of the value. */
+INLINE __m256 ld_e4m3_lo(const char *p) {
+  const __m128i b = _mm_cvtepi8_epi16(_mm_loadl_epi64((const __m128i *)(const void *)p));
+  return _mm256_cvtph_ps(_mm_and_si128(_mm_slli_epi16(b, 7), _mm_set1_epi16((short)0xbfff)));
+}
+
 INLINE __m256 ldv(const char *p, int64_t i, pa_dtype t) {
+  if (t == PA_CPU_E4M3_LO) return ld_e4m3_lo(p + i);
   if (t == PA_FP8_E4M3) return ld_e4m3(p + i);
   if (t == PA_FP8_E5M2) return ld_e5m2(p + i);
   if (t == PA_F16) return _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(const void *)(p + 2 * i)));
@@ -59,6 +68,8 @@ static __m256 ldv_tail(const char *p, int64_t i, pa_dtype t, int n) {
       b[x] = pa_bf16_to_f32(((const uint16_t *)(const void *)p)[i + x]);
     else if (t == PA_FP8_E4M3)
       b[x] = pa_fp8_e4m3_table[((const uint8_t *)p)[i + x]];
+    else if (t == PA_CPU_E4M3_LO) /* NaN codes: the driver never passes them here */
+      b[x] = pa_fp8_e4m3_table[((const uint8_t *)p)[i + x]] * 0x1p-8f;
     else if (t == PA_FP8_E5M2)
       b[x] = pa_fp8_e5m2_table[((const uint8_t *)p)[i + x]];
     else
@@ -220,7 +231,9 @@ INLINE void qk_body(int R, int N, int D, const float *q, int64_t ldq, const char
 
 static void qk(int R, int N, int D, const float *q, int64_t ldq, const char *const *kp, pa_dtype kt,
                float *s, int64_t lds, int accumulate) {
-  if (kt == PA_FP8_E4M3)
+  if (kt == PA_CPU_E4M3_LO)
+    qk_body(R, N, D, q, ldq, kp, PA_CPU_E4M3_LO, s, lds, accumulate);
+  else if (kt == PA_FP8_E4M3)
     qk_body(R, N, D, q, ldq, kp, PA_FP8_E4M3, s, lds, accumulate);
   else if (kt == PA_FP8_E5M2)
     qk_body(R, N, D, q, ldq, kp, PA_FP8_E5M2, s, lds, accumulate);
@@ -300,7 +313,9 @@ INLINE void pv_body(int R, int N, int D, const float *p, int64_t ldp, int64_t pj
 
 static void pv(int R, int N, int D, const float *p, int64_t prs, int64_t pjs, const char *const *vp,
                pa_dtype vt, const float *alpha, float *o, int64_t ldo) {
-  if (vt == PA_FP8_E4M3)
+  if (vt == PA_CPU_E4M3_LO)
+    pv_body(R, N, D, p, prs, pjs, vp, PA_CPU_E4M3_LO, alpha, o, ldo);
+  else if (vt == PA_FP8_E4M3)
     pv_body(R, N, D, p, prs, pjs, vp, PA_FP8_E4M3, alpha, o, ldo);
   else if (vt == PA_FP8_E5M2)
     pv_body(R, N, D, p, prs, pjs, vp, PA_FP8_E5M2, alpha, o, ldo);
@@ -517,4 +532,4 @@ static void store(pa_dtype t, const float *src, void *dst, int64_t n, float scal
 }
 
 const pa_cpu_kernels pa_cpu_kernels_avx2 = {"avx2", qk, pv, softmax, qk_t, softmax_t, load, store, NULL,
-    pa_fp8_quantize_avx2};
+    pa_fp8_quantize_avx2, pa_e4m3_nan_avx2};

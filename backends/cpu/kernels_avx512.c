@@ -32,7 +32,37 @@ INLINE __m512 cvt_e4m3(__m128i b) {
   return _mm512_mask_mov_ps(f, nan, _mm512_set1_ps(NAN)); /* only NaN codes land on +-480 */
 }
 
+/* PA_CPU_E4M3_LO (kernels.h): the code sign-extended to 16 bits and shifted
+ * left by 7 leaves sign at bit 15 and exponent and mantissa at bits 13..7;
+ * bit 14 (a copy of the sign) cleared, an f16 at 2^-8 of the value. */
+INLINE __m512 cvt_e4m3_lo(__m128i b) {
+  return _mm512_cvtph_ps(_mm256_and_si256(_mm256_slli_epi16(_mm256_cvtepi8_epi16(b), 7),
+                                          _mm256_set1_epi16((short)0xbfff)));
+}
+
+/* pa_e4m3_nan_avx2 (fp8_avx2.h) on 64-byte vectors. */
+static int e4m3_nan(const char *const *rows, int n, int64_t bytes) {
+  const __m512i hi = _mm512_set1_epi8((char)0x80);
+  __m512i a0 = _mm512_setzero_si512(), a1 = a0;
+  const int64_t b128 = bytes & ~(int64_t)127;
+  for (int j = 0; j < n; j++) {
+    const char *p = rows[j];
+    int64_t x = 0;
+    for (; x < b128; x += 128) {
+      a0 = _mm512_max_epu8(a0, _mm512_or_si512(_mm512_loadu_si512(p + x), hi));
+      a1 = _mm512_max_epu8(a1, _mm512_or_si512(_mm512_loadu_si512(p + x + 64), hi));
+    }
+    for (; x < bytes; x += 64) {
+      const __mmask64 m = bytes - x >= 64 ? ~(__mmask64)0 : ((__mmask64)1 << (bytes - x)) - 1;
+      a0 = _mm512_max_epu8(a0, _mm512_or_si512(_mm512_maskz_loadu_epi8(m, p + x), hi));
+    }
+  }
+  return _mm512_cmpeq_epi8_mask(_mm512_max_epu8(a0, a1), _mm512_set1_epi8((char)0xff)) != 0;
+}
+
 INLINE __m512 ldv(const char *p, int64_t i, pa_dtype t) {
+  if (t == PA_CPU_E4M3_LO)
+    return cvt_e4m3_lo(_mm_loadu_si128((const __m128i *)(const void *)(p + i)));
   if (t == PA_FP8_E4M3) return cvt_e4m3(_mm_loadu_si128((const __m128i *)(const void *)(p + i)));
   if (t == PA_FP8_E5M2) return cvt_e5m2(_mm_loadu_si128((const __m128i *)(const void *)(p + i)));
   if (t == PA_F16) return _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(const void *)(p + 2 * i)));
@@ -43,6 +73,7 @@ INLINE __m512 ldv(const char *p, int64_t i, pa_dtype t) {
 }
 
 INLINE __m512 ldvm(const char *p, int64_t i, pa_dtype t, __mmask16 k) {
+  if (t == PA_CPU_E4M3_LO) return cvt_e4m3_lo(_mm_maskz_loadu_epi8(k, p + i));
   if (t == PA_FP8_E4M3) return cvt_e4m3(_mm_maskz_loadu_epi8(k, p + i));
   if (t == PA_FP8_E5M2) return cvt_e5m2(_mm_maskz_loadu_epi8(k, p + i));
   if (t == PA_F16) return _mm512_cvtph_ps(_mm256_maskz_loadu_epi16(k, p + 2 * i));
@@ -165,7 +196,9 @@ INLINE void qk_body(int R, int N, int D, const float *q, int64_t ldq, const char
 
 static void qk(int R, int N, int D, const float *q, int64_t ldq, const char *const *kp, pa_dtype kt,
                float *s, int64_t lds, int accumulate) {
-  if (kt == PA_FP8_E4M3)
+  if (kt == PA_CPU_E4M3_LO)
+    qk_body(R, N, D, q, ldq, kp, PA_CPU_E4M3_LO, s, lds, accumulate);
+  else if (kt == PA_FP8_E4M3)
     qk_body(R, N, D, q, ldq, kp, PA_FP8_E4M3, s, lds, accumulate);
   else if (kt == PA_FP8_E5M2)
     qk_body(R, N, D, q, ldq, kp, PA_FP8_E5M2, s, lds, accumulate);
@@ -193,10 +226,12 @@ static void qk(int R, int N, int D, const float *q, int64_t ldq, const char *con
     }                                                                                              \
     for (int d = 0; d < D; d++) {                                                                  \
       __m512 y[NV];                                                                                \
-      _Pragma("GCC unroll 4") for (int v = 0; v < NV; v++) y[v] = _mm512_loadu_ps(qt + d * ldqt + 16 * v); \
+      _Pragma("GCC unroll 4") for (int v = 0; v < NV; v++) y[v] =                                  \
+          _mm512_loadu_ps(qt + d * ldqt + 16 * v);                                                 \
       _Pragma("GCC unroll 16") for (int c = 0; c < KG; c++) {                                      \
         const __m512 b = _mm512_set1_ps(k[c][d]);                                                  \
-        _Pragma("GCC unroll 4") for (int v = 0; v < NV; v++) a[c][v] = _mm512_fmadd_ps(b, y[v], a[c][v]); \
+        _Pragma("GCC unroll 4") for (int v = 0; v < NV; v++) a[c][v] =                             \
+            _mm512_fmadd_ps(b, y[v], a[c][v]);                                                     \
       }                                                                                            \
     }                                                                                              \
     _Pragma("GCC unroll 16") for (int c = 0; c < KG; c++)                                          \
@@ -339,7 +374,9 @@ INLINE void pv_body(int R, int N, int D, const float *p, int64_t ldp, int64_t pj
 
 static void pv(int R, int N, int D, const float *p, int64_t prs, int64_t pjs, const char *const *vp,
                pa_dtype vt, const float *alpha, float *o, int64_t ldo) {
-  if (vt == PA_FP8_E4M3)
+  if (vt == PA_CPU_E4M3_LO)
+    pv_body(R, N, D, p, prs, pjs, vp, PA_CPU_E4M3_LO, alpha, o, ldo);
+  else if (vt == PA_FP8_E4M3)
     pv_body(R, N, D, p, prs, pjs, vp, PA_FP8_E4M3, alpha, o, ldo);
   else if (vt == PA_FP8_E5M2)
     pv_body(R, N, D, p, prs, pjs, vp, PA_FP8_E5M2, alpha, o, ldo);
@@ -469,5 +506,5 @@ static void store(pa_dtype t, const float *src, void *dst, int64_t n, float scal
   }
 }
 
-const pa_cpu_kernels pa_cpu_kernels_avx512 = {"avx512", qk, pv, softmax, qk_t, softmax_t, load, store,
-    NULL, pa_fp8_quantize_avx2};
+const pa_cpu_kernels pa_cpu_kernels_avx512 = {
+    "avx512", qk, pv, softmax, qk_t, softmax_t, load, store, NULL, pa_fp8_quantize_avx2, e4m3_nan};

@@ -173,4 +173,86 @@ static void pv_tb(int R, int N, int D, const float *st, int64_t ldst, const char
   }
 }
 
-const pa_cpu_bf16_kernels pa_cpu_bf16_avx512 = {qk_tb, pv_tb};
+/* Decode scores (few rows: the grouped driver), Q and K both bf16 as the
+ * caller gave them, so every product is exact and only the f32 sums round:
+ * 4 rows x 4 keys of 32-dim vdpbf16ps (16 accumulators), then the 16-sum
+ * tree of kernels_avx512.c. Each lane sums its pair (2l, 2l + 1) of every
+ * 32-dim step; red1() adds the 16 lanes in the tree's order, so rows and
+ * keys left over (dot1) round as inside a tile. */
+INLINE __m512 red_l1(__m512 u, __m512 v) {
+  return _mm512_add_ps(_mm512_shuffle_f32x4(u, v, 0x44), _mm512_shuffle_f32x4(u, v, 0xEE));
+}
+INLINE __m512 red_l2(__m512 u, __m512 v) {
+  return _mm512_add_ps(_mm512_shuffle_f32x4(u, v, 0x88), _mm512_shuffle_f32x4(u, v, 0xDD));
+}
+INLINE __m512 red_l3(__m512 u, __m512 v) {
+  return _mm512_add_ps(_mm512_shuffle_ps(u, v, 0x44), _mm512_shuffle_ps(u, v, 0xEE));
+}
+INLINE __m512 red_l4(__m512 u, __m512 v) {
+  return _mm512_add_ps(_mm512_shuffle_ps(u, v, 0x88), _mm512_shuffle_ps(u, v, 0xDD));
+}
+INLINE float red1(__m512 v) {
+  __m256 t = _mm256_add_ps(_mm512_castps512_ps256(v), _mm512_extractf32x8_ps(v, 1));
+  __m128 c = _mm_add_ps(_mm256_castps256_ps128(t), _mm256_extractf128_ps(t, 1));
+  __m128 e = _mm_add_ps(c, _mm_movehl_ps(c, c));
+  return _mm_cvtss_f32(_mm_add_ss(e, _mm_shuffle_ps(e, e, 1)));
+}
+
+INLINE __m512i ld32(const uint16_t *p, int d, int D) {
+  return D - d >= 32 ? _mm512_loadu_si512(p + d)
+                     : _mm512_maskz_loadu_epi16((__mmask32)((1ull << (D - d)) - 1), p + d);
+}
+
+static void qk_4x4_db(int D, const uint16_t *q, int64_t ldq, const char *const *kp, float *s,
+                      int64_t lds, float scale) {
+  const uint16_t *k[4];
+  for (int c = 0; c < 4; c++) k[c] = (const uint16_t *)(const void *)kp[c];
+  __m512 a[4][4]; /* [key][row] */
+  for (int c = 0; c < 4; c++)
+    for (int r = 0; r < 4; r++) a[c][r] = _mm512_setzero_ps();
+  for (int d = 0; d < D; d += 32) {
+    const __m512i x0 = ld32(k[0], d, D), x1 = ld32(k[1], d, D), x2 = ld32(k[2], d, D),
+                  x3 = ld32(k[3], d, D);
+    _Pragma("GCC unroll 4") for (int r = 0; r < 4; r++) {
+      const __m512bh y = as_bh(ld32(q + r * ldq, d, D));
+      a[0][r] = _mm512_dpbf16_ps(a[0][r], y, as_bh(x0));
+      a[1][r] = _mm512_dpbf16_ps(a[1][r], y, as_bh(x1));
+      a[2][r] = _mm512_dpbf16_ps(a[2][r], y, as_bh(x2));
+      a[3][r] = _mm512_dpbf16_ps(a[3][r], y, as_bh(x3));
+    }
+  }
+  /* the tree of kernels_avx512.c's qk_4x4: S[r][c] in lane 4r + c */
+  __m512 w0 = red_l1(a[0][0], a[0][1]), w1 = red_l1(a[0][2], a[0][3]),
+         w2 = red_l1(a[1][0], a[1][1]), w3 = red_l1(a[1][2], a[1][3]),
+         w4 = red_l1(a[2][0], a[2][1]), w5 = red_l1(a[2][2], a[2][3]),
+         w6 = red_l1(a[3][0], a[3][1]), w7 = red_l1(a[3][2], a[3][3]);
+  __m512 z0 = red_l2(w0, w1), z1 = red_l2(w2, w3), z2 = red_l2(w4, w5), z3 = red_l2(w6, w7);
+  __m512 f = _mm512_mul_ps(red_l4(red_l3(z0, z1), red_l3(z2, z3)), _mm512_set1_ps(scale));
+  _mm_storeu_ps(s, _mm512_castps512_ps128(f));
+  _mm_storeu_ps(s + lds, _mm512_extractf32x4_ps(f, 1));
+  _mm_storeu_ps(s + 2 * lds, _mm512_extractf32x4_ps(f, 2));
+  _mm_storeu_ps(s + 3 * lds, _mm512_extractf32x4_ps(f, 3));
+}
+
+static float dot1_db(int D, const uint16_t *q, const char *kp) {
+  const uint16_t *k = (const uint16_t *)(const void *)kp;
+  __m512 a = _mm512_setzero_ps();
+  for (int d = 0; d < D; d += 32)
+    a = _mm512_dpbf16_ps(a, as_bh(ld32(q, d, D)), as_bh(ld32(k, d, D)));
+  return red1(a);
+}
+
+static void qk_db(int R, int N, int D, const uint16_t *q, int64_t ldq, const char *const *kp,
+                  float *s, int64_t lds, float scale) {
+  int r = 0;
+  for (; r + 4 <= R; r += 4) {
+    int j = 0;
+    for (; j + 4 <= N; j += 4) qk_4x4_db(D, q + r * ldq, ldq, kp + j, s + r * lds + j, lds, scale);
+    for (; j < N; j++)
+      for (int rr = r; rr < r + 4; rr++) s[rr * lds + j] = dot1_db(D, q + rr * ldq, kp[j]) * scale;
+  }
+  for (; r < R; r++)
+    for (int j = 0; j < N; j++) s[r * lds + j] = dot1_db(D, q + r * ldq, kp[j]) * scale;
+}
+
+const pa_cpu_bf16_kernels pa_cpu_bf16_avx512 = {qk_tb, pv_tb, qk_db};

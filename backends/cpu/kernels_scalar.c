@@ -75,4 +75,4 @@ static void store(pa_dtype t, const float *src, void *dst, int64_t n, float scal
   }
 }
 
-const pa_cpu_kernels pa_cpu_kernels_scalar = {"scalar", qk, pv, softmax, NULL, NULL, load, store, NULL, NULL};
+const pa_cpu_kernels pa_cpu_kernels_scalar = {"scalar", qk, pv, softmax, NULL, NULL, load, store, NULL, NULL, NULL};
