@@ -27,11 +27,16 @@
  * copy bandwidth; unsplit plans run the FUSED = false instantiation.
  *
  * fp8 K/V (KV = PA_FP8_E4M3 / PA_FP8_E5M2, D = 128): the ring holds the
- * fp8 tiles as loaded (16 keys x 128 B, twice the stages in the same bytes);
- * after each wait the warp converts its K and V tile in registers into a
- * per-warp f16/bf16 tile of the usual swizzled layout (every fp8 value is
- * exact in both), and the MMA loop is unchanged. K's scale joins the score
- * scale, V's the output factor. */
+ * fp8 tiles as loaded (16 keys x 128 B, twice the stages in the same bytes,
+ * rows swizzled by swz8) and the MMA operands are converted in registers
+ * straight from them (cvt to f16x2; bf16 through f32, exact): no staging
+ * tile, so the loads overlap as in the 16-bit kernel. The reduction orders
+ * are permuted so each lane reads whole 16-byte chunks: QK takes dims
+ * 64c + 16tq + 4m + {0,1 | 2,3} as k-block 4c + m (Q's fragments follow),
+ * key 8t + 2tq + e of the score tile is ring row 4tq + 2t + e, so the PV
+ * B operand of a lane is rows 4tq..4tq+3 (byte-permuted), and output dim
+ * 16n + j is column n of n-tile j. K's scale joins the score scale, V's the
+ * output factor. */
 #include <cuda_fp8.h>
 
 #include <type_traits>
@@ -56,38 +61,31 @@ template <int D, int KV = 0> struct cfg {
   static constexpr int TILE = BN * D * 2; /* bytes of one 16-bit K (or V) tile */
   static constexpr int RTILE = BN * D * KB; /* bytes of one ring tile */
   static constexpr int Q_BYTES = 16 * D * 2;
-  static constexpr int CONV_BYTES = KV ? W * 2 * TILE : 0; /* fp8: per-warp converted K, V */
   static constexpr int STAGE_BYTES = W * ST * 2 * RTILE;
   static constexpr int MERGE_BYTES = W * 16 * (D + 2) * 4;
   static constexpr int SMEM =
-      Q_BYTES + CONV_BYTES + (STAGE_BYTES > MERGE_BYTES ? STAGE_BYTES : MERGE_BYTES);
+      Q_BYTES + (STAGE_BYTES > MERGE_BYTES ? STAGE_BYTES : MERGE_BYTES);
 };
 
-/* 16 fp8 codes (one ring chunk) -> 16 values of T in two 16-byte chunks;
- * exact: every e4m3/e5m2 value is an f16 and a bf16. */
-template <typename T, int KV>
-__device__ __forceinline__ void fp8x16_to(uint4 x, uint4 &lo, uint4 &hi) {
-  const __nv_fp8_interpretation_t kind = KV == PA_FP8_E4M3 ? __NV_E4M3 : __NV_E5M2;
-  const uint32_t in[4] = {x.x, x.y, x.z, x.w};
-  uint32_t out[8];
-#pragma unroll
-  for (int i = 0; i < 4; ++i)
-#pragma unroll
-    for (int hlf = 0; hlf < 2; ++hlf) {
-      const __half2_raw h = __nv_cvt_fp8x2_to_halfraw2(
-          (__nv_fp8x2_storage_t)((in[i] >> (16 * hlf)) & 0xffffu), kind);
-      uint32_t r;
-      if constexpr (sizeof(T) == 2 && pa::dtype_of<T>::value == PA_F16) {
-        r = (uint32_t)h.x | ((uint32_t)h.y << 16);
-      } else {
-        const float2 f = __half22float2(__half2(h));
-        const __nv_bfloat162 b = __float22bfloat162_rn(f);
-        r = *reinterpret_cast<const uint32_t *>(&b);
-      }
-      out[2 * i + hlf] = r;
-    }
-  lo = make_uint4(out[0], out[1], out[2], out[3]);
-  hi = make_uint4(out[4], out[5], out[6], out[7]);
+/* fp8 ring rows: 16-byte chunk ch of row r sits at chunk swz8(r, ch), so
+ * the K reads (rows 2t + {0,1} + 4i, chunks 4c + tq) and the V reads (rows
+ * 4tq + i, chunk n) of 8 lanes hit 8 different chunk columns. */
+__device__ __forceinline__ int swz8(int r, int ch) {
+  return ch ^ ((r & 1) << 2) ^ (((r >> 2) & 3) << 1);
+}
+
+/* Two fp8 codes (bits 0-15 of x) -> a packed pair of T; exact: every
+ * e4m3/e5m2 value is an f16 and a bf16. */
+template <typename T, int KV> __device__ __forceinline__ uint32_t cvt2(uint32_t x) {
+  const __half2_raw h = __nv_cvt_fp8x2_to_halfraw2(
+      (__nv_fp8x2_storage_t)(x & 0xffffu), KV == PA_FP8_E4M3 ? __NV_E4M3 : __NV_E5M2);
+  if constexpr (pa::dtype_of<T>::value == PA_F16) {
+    return (uint32_t)h.x | ((uint32_t)h.y << 16);
+  } else {
+    const float2 f = __half22float2(__half2(h));
+    /* the bf16 of an f16 value is the top half of its f32 */
+    return __byte_perm(__float_as_uint(f.x), __float_as_uint(f.y), 0x7632);
+  }
 }
 
 /* 2^(x - m) (logits in log2 units), 0 when x = -inf. */
@@ -195,8 +193,7 @@ __global__ void __launch_bounds__(W * 32)
   constexpr bool kQInRegs = D <= 128;
   extern __shared__ __align__(16) unsigned char smem[];
   uint4 *qs = reinterpret_cast<uint4 *>(smem);
-  unsigned char *conv = smem + C::Q_BYTES; /* fp8: this warp's 16-bit K, V at conv + warp * 2 * TILE */
-  unsigned char *ring = conv + C::CONV_BYTES;
+  unsigned char *ring = smem + C::Q_BYTES;
 
   /* Launched with PDL: the schedule (uploaded at plan time) is read while
    * the previous kernel finishes; everything else after pdl_wait. */
@@ -265,8 +262,8 @@ __global__ void __launch_bounds__(W * 32)
   auto load_tile = [&](int it) {
     const int j0 = w.kv_begin + (warp + W * it) * BN;
     unsigned char *kt = my_ring + (it % ST) * 2 * C::RTILE, *vt = kt + C::RTILE;
-    /* 16-bit K/V land swizzled for ldmatrix; fp8 rows linearly (converted next) */
-    auto slot = [&](int r, int ch) { return 16 * (KV ? r * CHL + ch : pa::swz<CH>(r, ch)); };
+    /* 16-bit K/V land swizzled for ldmatrix, fp8 ones for the lanes' chunk reads */
+    auto slot = [&](int r, int ch) { return 16 * (KV ? r * CHL + swz8(r, ch) : pa::swz<CH>(r, ch)); };
     if (win) {
       if (it / TPW != win_idx) { /* it grows by one: the next window is here */
         ++win_idx;
@@ -344,7 +341,21 @@ __global__ void __launch_bounds__(W * 32)
   }
   __syncthreads();
   uint32_t qf[kQInRegs ? D / 16 : 1][4];
-  if (kQInRegs) {
+  if constexpr (KV != 0) { /* k-block 4c + m = dims 64c + 16tq + 4m + {0,1 | 2,3} (see top) */
+    const unsigned char *qb = reinterpret_cast<const unsigned char *>(qs);
+    auto qword = [&](int r, int d) { /* dims d, d + 1 of row r */
+      return *reinterpret_cast<const uint32_t *>(qb + 16 * pa::swz<CH>(r, d / 8) + 2 * (d % 8));
+    };
+    const int qr = lane >> 2, qt = lane & 3;
+#pragma unroll
+    for (int kk = 0; kk < D / 16; ++kk) {
+      const int d = 64 * (kk / 4) + 16 * qt + 4 * (kk % 4);
+      qf[kk][0] = qword(qr, d);
+      qf[kk][1] = qword(qr + 8, d);
+      qf[kk][2] = qword(qr, d + 2);
+      qf[kk][3] = qword(qr + 8, d + 2);
+    }
+  } else if (kQInRegs) {
 #pragma unroll
     for (int kk = 0; kk < D / 16; ++kk)
       pa::ldsm_x4(qs_addr + 16 * pa::swz<CH>(a_row, 2 * kk + a_ch), qf[kk][0], qf[kk][1],
@@ -362,22 +373,6 @@ __global__ void __launch_bounds__(W * 32)
     pa::cp_wait<ST - 1>();
     __syncwarp();
     const unsigned char *kt = my_ring + (it % ST) * 2 * C::RTILE, *vt = kt + C::RTILE;
-    if constexpr (KV != 0) { /* fp8 ring tile -> this warp's 16-bit tiles */
-      unsigned char *ck = conv + warp * 2 * C::TILE, *cv = ck + C::TILE;
-#pragma unroll
-      for (int c = lane; c < BN * CHL; c += 32) {
-        const int r = c / CHL, ch = c % CHL;
-        uint4 lo, hi;
-        fp8x16_to<T, KV>(reinterpret_cast<const uint4 *>(kt)[c], lo, hi);
-        *reinterpret_cast<uint4 *>(ck + 16 * pa::swz<CH>(r, 2 * ch)) = lo;
-        *reinterpret_cast<uint4 *>(ck + 16 * pa::swz<CH>(r, 2 * ch + 1)) = hi;
-        fp8x16_to<T, KV>(reinterpret_cast<const uint4 *>(vt)[c], lo, hi);
-        *reinterpret_cast<uint4 *>(cv + 16 * pa::swz<CH>(r, 2 * ch)) = lo;
-        *reinterpret_cast<uint4 *>(cv + 16 * pa::swz<CH>(r, 2 * ch + 1)) = hi;
-      }
-      __syncwarp();
-      kt = ck, vt = cv;
-    }
     const uint32_t k_addr = pa::smem_addr(kt), v_addr = pa::smem_addr(vt);
 
     /* Two accumulators (even and odd kk): half the dependent MMA chain. */
@@ -386,18 +381,36 @@ __global__ void __launch_bounds__(W * 32)
     for (int u = 0; u < 2; ++u)
 #pragma unroll
       for (int n = 0; n < 2; ++n) sa[u][n][0] = sa[u][n][1] = sa[u][n][2] = sa[u][n][3] = 0.f;
+    if constexpr (KV != 0) {
+      /* n-tile t, column r0 = ring row 4 (r0 / 2) + 2t + r0 % 2; chunks 4c + tq */
 #pragma unroll
-    for (int kk = 0; kk < D / 16; ++kk) {
-      uint32_t qa[4];
-      if (kQInRegs) {
-        qa[0] = qf[kk][0], qa[1] = qf[kk][1], qa[2] = qf[kk][2], qa[3] = qf[kk][3];
-      } else {
-        pa::ldsm_x4(qs_addr + 16 * pa::swz<CH>(a_row, 2 * kk + a_ch), qa[0], qa[1], qa[2], qa[3]);
+      for (int t = 0; t < 2; ++t) {
+        const int kr = 4 * (r0 >> 1) + 2 * t + (r0 & 1);
+#pragma unroll
+        for (int c = 0; c < 2; ++c) {
+          const uint4 x = *reinterpret_cast<const uint4 *>(kt + 16 * (kr * CHL + swz8(kr, 4 * c + tq)));
+          const uint32_t xw[4] = {x.x, x.y, x.z, x.w};
+#pragma unroll
+          for (int mq = 0; mq < 4; ++mq) {
+            const int kk = 4 * c + mq;
+            pa::mma16816<T>(sa[kk % 2][t], qf[kk], cvt2<T, KV>(xw[mq]), cvt2<T, KV>(xw[mq] >> 16));
+          }
+        }
       }
-      uint32_t b0, b1, b2, b3;
-      pa::ldsm_x4(k_addr + 16 * pa::swz<CH>(k_row, 2 * kk + k_ch), b0, b1, b2, b3);
-      pa::mma16816<T>(sa[kk % 2][0], qa, b0, b1);
-      pa::mma16816<T>(sa[kk % 2][1], qa, b2, b3);
+    } else {
+#pragma unroll
+      for (int kk = 0; kk < D / 16; ++kk) {
+        uint32_t qa[4];
+        if (kQInRegs) {
+          qa[0] = qf[kk][0], qa[1] = qf[kk][1], qa[2] = qf[kk][2], qa[3] = qf[kk][3];
+        } else {
+          pa::ldsm_x4(qs_addr + 16 * pa::swz<CH>(a_row, 2 * kk + a_ch), qa[0], qa[1], qa[2], qa[3]);
+        }
+        uint32_t b0, b1, b2, b3;
+        pa::ldsm_x4(k_addr + 16 * pa::swz<CH>(k_row, 2 * kk + k_ch), b0, b1, b2, b3);
+        pa::mma16816<T>(sa[kk % 2][0], qa, b0, b1);
+        pa::mma16816<T>(sa[kk % 2][1], qa, b2, b3);
+      }
     }
     float(&s)[2][4] = sa[0];
 #pragma unroll
@@ -411,7 +424,8 @@ __global__ void __launch_bounds__(W * 32)
     for (int n = 0; n < 2; ++n)
 #pragma unroll
       for (int e = 0; e < 4; ++e) {
-        const int x = e >> 1, j = j0 + n * 8 + 2 * tq + (e & 1);
+        const int x = e >> 1,
+                  j = j0 + (KV ? 4 * tq + 2 * n : n * 8 + 2 * tq) + (e & 1); /* fp8: see top */
         if (fast) s[n][e] *= sc;
         else if (r0 + 8 * x < w.rows && j < w.kv_end)
           s[n][e] = pa::logit(a, s[n][e] * kscale, w.b, ri[x], j, off, rh[x]) * kLog2e;
@@ -446,12 +460,29 @@ __global__ void __launch_bounds__(W * 32)
     }
     const uint32_t p[4] = {pa::pack2<T>(s[0][0], s[0][1]), pa::pack2<T>(s[0][2], s[0][3]),
                            pa::pack2<T>(s[1][0], s[1][1]), pa::pack2<T>(s[1][2], s[1][3])};
+    if constexpr (KV != 0) {
+      /* rows 4tq..4tq+3, chunk r0: dims 16 r0 + j; n-tile j's B pair = bytes j of rows (0,1), (2,3) */
+      uint32_t vw[4][4];
 #pragma unroll
-    for (int dn = 0; dn < D / 16; ++dn) {
-      uint32_t b0, b1, b2, b3;
-      pa::ldsm_x4_t(v_addr + 16 * pa::swz<CH>(v_row, 2 * dn + v_ch), b0, b1, b2, b3);
-      pa::mma16816<T>(o[2 * dn], p, b0, b1);
-      pa::mma16816<T>(o[2 * dn + 1], p, b2, b3);
+      for (int i = 0; i < 4; ++i) {
+        const int vr = 4 * tq + i;
+        const uint4 x = *reinterpret_cast<const uint4 *>(vt + 16 * (vr * CHL + swz8(vr, r0)));
+        vw[i][0] = x.x, vw[i][1] = x.y, vw[i][2] = x.z, vw[i][3] = x.w;
+      }
+#pragma unroll
+      for (int j = 0; j < D / 8; ++j) {
+        const uint32_t sel = (j % 4) | ((4 + j % 4) << 4);
+        pa::mma16816<T>(o[j], p, cvt2<T, KV>(__byte_perm(vw[0][j / 4], vw[1][j / 4], sel)),
+                        cvt2<T, KV>(__byte_perm(vw[2][j / 4], vw[3][j / 4], sel)));
+      }
+    } else {
+#pragma unroll
+      for (int dn = 0; dn < D / 16; ++dn) {
+        uint32_t b0, b1, b2, b3;
+        pa::ldsm_x4_t(v_addr + 16 * pa::swz<CH>(v_row, 2 * dn + v_ch), b0, b1, b2, b3);
+        pa::mma16816<T>(o[2 * dn], p, b0, b1);
+        pa::mma16816<T>(o[2 * dn + 1], p, b2, b3);
+      }
     }
     __syncwarp();
   }
@@ -465,10 +496,18 @@ __global__ void __launch_bounds__(W * 32)
     l[x] += __shfl_xor_sync(0xffffffffu, l[x], 1);
     l[x] += __shfl_xor_sync(0xffffffffu, l[x], 2);
     const int r = r0 + 8 * x;
+    if constexpr (KV != 0) { /* column n of n-tile j is dim 16 n + j */
 #pragma unroll
-    for (int n = 0; n < D / 8; ++n)
-      *reinterpret_cast<float2 *>(om + (warp * 16 + r) * D + n * 8 + 2 * tq) =
-          make_float2(o[n][2 * x], o[n][2 * x + 1]);
+      for (int n = 0; n < D / 8; ++n) {
+        om[(warp * 16 + r) * D + 32 * tq + n] = o[n][2 * x];
+        om[(warp * 16 + r) * D + 32 * tq + 16 + n] = o[n][2 * x + 1];
+      }
+    } else {
+#pragma unroll
+      for (int n = 0; n < D / 8; ++n)
+        *reinterpret_cast<float2 *>(om + (warp * 16 + r) * D + n * 8 + 2 * tq) =
+            make_float2(o[n][2 * x], o[n][2 * x + 1]);
+    }
     if (tq == 0) {
       mm[warp * 16 + r] = m[x];
       ll[warp * 16 + r] = l[x];
