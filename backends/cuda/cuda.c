@@ -234,6 +234,9 @@ static pa_status cu_select(pa_context *ctx, const pa_plan *plan, pa_kernel_choic
                       ? pa_cu_prefill8_supported(d->head_dim_qk, d->head_dim_v, d->q_dtype,
                                                  d->kv_dtype, s->smem_optin)
                       : 0;
+  if (bm8 == 128 && s->wgmma_prefill &&
+      pa_cu_prefill_wgmma8_supported(d->head_dim_qk, d->head_dim_v, d->q_dtype, d->kv_dtype))
+    return choose(ctx, c, PA_CU_PREFILL_WGMMA, bm8, 64); /* same items as the mma.sync kernel */
   if (bm8 > 0) return choose(ctx, c, PA_CU_PREFILL_MMA, bm8, 64);
   if (tc_ok && tc_dtype(d->q_dtype, d->kv_dtype, d->o_dtype)) {
     if (!det && rows <= 16 &&

@@ -41,6 +41,7 @@
 
 #include <type_traits>
 
+#include "fp8.cuh"
 #include "mma.cuh"
 #include "pdl.cuh"
 
@@ -72,20 +73,6 @@ template <int D, int KV = 0> struct cfg {
  * 4tq + i, chunk n) of 8 lanes hit 8 different chunk columns. */
 __device__ __forceinline__ int swz8(int r, int ch) {
   return ch ^ ((r & 1) << 2) ^ (((r >> 2) & 3) << 1);
-}
-
-/* Two fp8 codes (bits 0-15 of x) -> a packed pair of T; exact: every
- * e4m3/e5m2 value is an f16 and a bf16. */
-template <typename T, int KV> __device__ __forceinline__ uint32_t cvt2(uint32_t x) {
-  const __half2_raw h = __nv_cvt_fp8x2_to_halfraw2(
-      (__nv_fp8x2_storage_t)(x & 0xffffu), KV == PA_FP8_E4M3 ? __NV_E4M3 : __NV_E5M2);
-  if constexpr (pa::dtype_of<T>::value == PA_F16) {
-    return (uint32_t)h.x | ((uint32_t)h.y << 16);
-  } else {
-    const float2 f = __half22float2(__half2(h));
-    /* the bf16 of an f16 value is the top half of its f32 */
-    return __byte_perm(__float_as_uint(f.x), __float_as_uint(f.y), 0x7632);
-  }
 }
 
 /* 2^(x - m) (logits in log2 units), 0 when x = -inf. */
@@ -393,7 +380,7 @@ __global__ void __launch_bounds__(W * 32)
 #pragma unroll
           for (int mq = 0; mq < 4; ++mq) {
             const int kk = 4 * c + mq;
-            pa::mma16816<T>(sa[kk % 2][t], qf[kk], cvt2<T, KV>(xw[mq]), cvt2<T, KV>(xw[mq] >> 16));
+            pa::mma16816<T>(sa[kk % 2][t], qf[kk], pa::fp8x2_to<T, KV>(xw[mq]), pa::fp8x2_to<T, KV>(xw[mq] >> 16));
           }
         }
       }
@@ -472,8 +459,8 @@ __global__ void __launch_bounds__(W * 32)
 #pragma unroll
       for (int j = 0; j < D / 8; ++j) {
         const uint32_t sel = (j % 4) | ((4 + j % 4) << 4);
-        pa::mma16816<T>(o[j], p, cvt2<T, KV>(__byte_perm(vw[0][j / 4], vw[1][j / 4], sel)),
-                        cvt2<T, KV>(__byte_perm(vw[2][j / 4], vw[3][j / 4], sel)));
+        pa::mma16816<T>(o[j], p, pa::fp8x2_to<T, KV>(__byte_perm(vw[0][j / 4], vw[1][j / 4], sel)),
+                        pa::fp8x2_to<T, KV>(__byte_perm(vw[2][j / 4], vw[3][j / 4], sel)));
       }
     } else {
 #pragma unroll

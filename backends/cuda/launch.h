@@ -118,6 +118,7 @@ cudaError_t pa_cu_prefill_init(int smem_optin, int wgmma);
 cudaError_t pa_cu_prefill_attention(const pa_cu_attn *a, cudaStream_t s);
 /* Dqk = Dv in {64, 128}, f16/bf16, sm_90 (the sm_90a code runs nowhere else). */
 int pa_cu_prefill_wgmma_supported(int dqk, int dv, int dtype);
+int pa_cu_prefill_wgmma8_supported(int dqk, int dv, int dtype, int kv_dtype);
 cudaError_t pa_cu_prefill_wgmma(const pa_cu_attn *a, cudaStream_t s);
 int pa_cu_mla_supported(int dc, int dr, int dtype, int smem_optin);
 
