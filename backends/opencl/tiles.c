@@ -164,7 +164,9 @@ static pa_status build_decode_w(pa_context *ctx, const pa_attention_desc *d, pa_
   size_t budget = local_budget(pa_cl(ctx));
   size_t small =
       4 * (2 * (size_t)ng * v->bq + 2 * (size_t)v->bq) + (nv ? 0 : 4 * (size_t)ntw) + 1024;
-  if (d->kv_dtype != PA_F32 && budget > small)
+  const bool fp8 = pa_dtype_is_fp8(d->kv_dtype);
+  int fp8cvt = fp8 && nv; /* fp8: the sm_89 cvt in PTX, else the integer decode */
+  if (d->kv_dtype != PA_F32 && !fp8 && budget > small) /* the ring moves 16-byte slices */
     for (stages = smax < 8 ? smax : 8;
          stages >= 2 && (size_t)stages * 2 * u * ntw * 16 > budget - small; stages--) {
     }
@@ -181,16 +183,22 @@ static pa_status build_decode_w(pa_context *ctx, const pa_attention_desc *d, pa_
     snprintf(defs, sizeof defs,
              "-DDQK=%d -DDV=%d -DQ_DT=%d -DKV_DT=%d -DO_DT=%d -DBQ=%d -DDL=%d -DWARPS=%d -DNV=%d "
              "-DNC=%d "
-             "-DCPA=%d -DSTAGES=%d -DCP_WAIT=%d%s",
+             "-DCPA=%d -DSTAGES=%d -DCP_WAIT=%d -DFP8CVT=%d%s",
              d->head_dim_qk, d->head_dim_v, (int)d->q_dtype, (int)d->kv_dtype, (int)d->o_dtype,
              v->bq, dl, warps, nv ? 1 : 2, nv && nc == 1, stages > 0, stages > 0 ? stages : 1,
-             stages > 0 ? stages - 1 : 0, extra);
+             stages > 0 ? stages - 1 : 0, fp8cvt, extra);
     v->stages = stages;
-    snprintf(shape, sizeof shape, "bq%d.w%d.s%d%s", v->bq, warps, stages, v->emu ? ".emu" : "");
+    snprintf(shape, sizeof shape, "bq%d.w%d.s%d%s%s", v->bq, warps, stages, fp8cvt ? ".cvt" : "",
+             v->emu ? ".emu" : "");
     pa_status s = build(ctx, v, "decode_w.cl", defs, "pa_decode_w", shape);
-    if (s == PA_OK || stages == 0) return s;
-    fell_back(ctx, "pa_decode_w with the cp.async ring", "K/V through registers");
-    stages = 0;
+    if (s == PA_OK || (stages == 0 && !fp8cvt)) return s;
+    if (stages > 0) {
+      fell_back(ctx, "pa_decode_w with the cp.async ring", "K/V through registers");
+      stages = 0;
+    } else {
+      fell_back(ctx, "pa_decode_w with the fp8 cvt", "the integer fp8 decode");
+      fp8cvt = 0;
+    }
   }
 }
 
@@ -210,6 +218,18 @@ static bool choose_decode(pa_context *ctx, int rows, const pa_attention_desc *d,
   if (!pick_decode_tile(st, bq, dl, d, v)) return false;
   *s = build_decode(ctx, d, v);
   return true;
+}
+
+/* fp8 K/V, few rows: pa_decode_w only (NVIDIA, or emulated for tests);
+ * false sends the plan to the portable tile. */
+static bool choose_decode_w8(pa_context *ctx, int rows, const pa_attention_desc *d, pa_cl_variant *v) {
+  const pa_config *cfg = &ctx->cfg;
+  if (cfg->opencl_decode == PA_CFG_DECODE_OFF) return false;
+  int bq = rows <= 4 ? 4 : 8, dl = pa_cl_decode_lanes(d->head_dim_qk, d->head_dim_v);
+  if (!pick_decode_w(pa_cl(ctx), cfg, bq, dl, d, v)) return false;
+  if (build_decode_w(ctx, d, v) == PA_OK) return true;
+  fell_back(ctx, "pa_decode_w (fp8)", "the portable tile");
+  return false;
 }
 
 /* kernels/prefill_mma.cl: f16/bf16 (Q and K/V alike), head dims multiples of
@@ -308,11 +328,13 @@ static pa_status choose(pa_context *ctx, const pa_plan *plan, pa_cl_variant *v) 
                          .cg = cfg->dev_opencl_tile_cg};
     return pa_cl_build_tile(ctx, plan, v);
   }
-  /* fp8 K/V: the portable tile (attention.cl) for every shape */
+  /* fp8 K/V: pa_decode_w for few rows (NVIDIA), else the portable tile (attention.cl) */
   const bool fp8 = pa_dtype_is_fp8(d->kv_dtype);
   if (!fp8 && !mla && !(d->flags & PA_DETERMINISTIC) && rows <= 8 &&
       choose_decode(ctx, (int)rows, d, v, &s))
     return s;
+  if (fp8 && !mla && !(d->flags & PA_DETERMINISTIC) && rows <= 8 && choose_decode_w8(ctx, (int)rows, d, v))
+    return PA_OK;
   if (!fp8 && mla && pa_cl_mla_mma_variant(ctx, plan, v)) return PA_OK;
   if (!fp8 && use_mma(pa_cl(ctx), plan, rows)) return choose_mma(ctx, plan, rows, v);
   pa_cl_tile t;
