@@ -59,7 +59,6 @@ template <int D, int KV = 0> struct cfg {
   static constexpr int KB = KV ? 1 : 2; /* bytes per K/V element in the ring */
   static constexpr int CHL = D * KB / 16; /* 16-byte chunks per ring row */
   static constexpr int ST = (KV ? 2 : 1) * (D <= 64 ? 4 : D <= 128 ? 3 : 2); /* stages per warp ring */
-  static constexpr int TILE = BN * D * 2; /* bytes of one 16-bit K (or V) tile */
   static constexpr int RTILE = BN * D * KB; /* bytes of one ring tile */
   static constexpr int Q_BYTES = 16 * D * 2;
   static constexpr int STAGE_BYTES = W * ST * 2 * RTILE;
