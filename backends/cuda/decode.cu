@@ -62,7 +62,10 @@ template <int D, int KV = 0> struct cfg {
   static constexpr int RTILE = BN * D * KB; /* bytes of one ring tile */
   static constexpr int Q_BYTES = 16 * D * 2;
   static constexpr int STAGE_BYTES = W * ST * 2 * RTILE;
-  static constexpr int MERGE_BYTES = W * 16 * (D + 2) * 4;
+  /* merge rows: fp8 lanes store dims 32tq + n, so rows are padded and dim d
+   * sits at d + d / 32 (the 32 lanes of a store hit 32 banks) */
+  static constexpr int OMS = KV ? D + 4 : D;
+  static constexpr int MERGE_BYTES = W * 16 * (OMS + 2) * 4;
   static constexpr int SMEM =
       Q_BYTES + (STAGE_BYTES > MERGE_BYTES ? STAGE_BYTES : MERGE_BYTES);
 };
@@ -475,8 +478,10 @@ __global__ void __launch_bounds__(W * 32)
   pa::cp_wait<0>();
   __syncthreads(); /* every warp is done with its ring: reuse it for the merge */
 
-  float *om = reinterpret_cast<float *>(ring); /* [warp][16][D] */
-  float *mm = om + W * 16 * D, *ll = mm + W * 16;
+  float *om = reinterpret_cast<float *>(ring); /* [warp][16][OMS] */
+  constexpr int OMS = C::OMS;
+  auto opos = [](int d) { return KV ? d + (d >> 5) : d; };
+  float *mm = om + W * 16 * OMS, *ll = mm + W * 16;
 #pragma unroll
   for (int x = 0; x < 2; ++x) {
     l[x] += __shfl_xor_sync(0xffffffffu, l[x], 1);
@@ -485,8 +490,8 @@ __global__ void __launch_bounds__(W * 32)
     if constexpr (KV != 0) { /* column n of n-tile j is dim 16 n + j */
 #pragma unroll
       for (int n = 0; n < D / 8; ++n) {
-        om[(warp * 16 + r) * D + 32 * tq + n] = o[n][2 * x];
-        om[(warp * 16 + r) * D + 32 * tq + 16 + n] = o[n][2 * x + 1];
+        om[(warp * 16 + r) * OMS + opos(32 * tq + n)] = o[n][2 * x];
+        om[(warp * 16 + r) * OMS + opos(32 * tq + 16 + n)] = o[n][2 * x + 1];
       }
     } else {
 #pragma unroll
@@ -511,7 +516,7 @@ __global__ void __launch_bounds__(W * 32)
     for (int v = 0; v < W; ++v) {
       const float f = ex(mm[v * 16 + r], M);
       L += f * ll[v * 16 + r];
-      acc += f * om[(v * 16 + r) * D + d];
+      acc += f * om[(v * 16 + r) * OMS + opos(d)];
     }
     M *= kLn2; /* back to natural-log units for the sink and the LSE */
     const int pr = w.row0 + r, i = pr / g, h = w.hk * g + pr % g;
