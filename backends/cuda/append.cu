@@ -65,9 +65,12 @@ template <> struct elem<PA_F16> { using type = __half; };
 template <> struct elem<PA_BF16> { using type = __nv_bfloat16; };
 
 template <int DT> __device__ __forceinline__ float to_f32(typename elem<DT>::type x) {
-  if constexpr (DT == PA_F32) return x;
-  else if constexpr (DT == PA_F16) return __half2float(x);
-  else return __bfloat162float(x);
+  if constexpr (DT == PA_F32)
+    return x;
+  else if constexpr (DT == PA_F16)
+    return __half2float(x);
+  else
+    return __bfloat162float(x);
 }
 
 /* fp8 code pair (a in bits 0-7, b in 8-15), core/fp8.c's rule: the cvt's
@@ -145,9 +148,12 @@ __global__ void __launch_bounds__(256)
     CT y[VEC];
 #pragma unroll
     for (int k = 0; k < VEC; ++k) {
-      if constexpr (CD == PA_F32) y[k] = x[k];
-      else if constexpr (CD == PA_F16) y[k] = __float2half_rn(x[k]);
-      else y[k] = __float2bfloat16_rn(x[k]);
+      if constexpr (CD == PA_F32)
+        y[k] = x[k];
+      else if constexpr (CD == PA_F16)
+        y[k] = __float2half_rn(x[k]);
+      else
+        y[k] = __float2bfloat16_rn(x[k]);
     }
 #pragma unroll
     for (int u = 0; u < VEC * C::CS / 16; ++u)
@@ -167,9 +173,7 @@ stream_args args_of(const pa_append_stream &s) {
   return a;
 }
 
-int dt_size(int dt) {
-  return dt == PA_F32 ? 4 : dt == PA_F16 || dt == PA_BF16 ? 2 : 1;
-}
+int dt_size(int dt) { return dt == PA_F32 ? 4 : dt == PA_F16 || dt == PA_BF16 ? 2 : 1; }
 
 /* Whether stream s fits append_vec: VEC | dim, every row start 16-byte
  * aligned in the source and the cache. */
@@ -192,8 +196,8 @@ cudaError_t launch_vec(const pa_append_launch *L, const stream_args &a0, const s
   const int64_t dmax = a0.dim > a1.dim ? a0.dim : a1.dim;
   const int64_t items = L->tokens * L->heads * (dmax / VEC);
   const dim3 grid((unsigned)((items + 255) / 256), a1.dim > 0 ? 2 : 1);
-  append_vec<SD, CD><<<grid, 256, 0, st>>>(a0, a1, slots, L->slot_s, (int)L->heads,
-                                           (int)L->tokens, L->page_size, L->num_pages);
+  append_vec<SD, CD><<<grid, 256, 0, st>>>(a0, a1, slots, L->slot_s, (int)L->heads, (int)L->tokens,
+                                           L->page_size, L->num_pages);
   return cudaGetLastError();
 }
 
@@ -212,7 +216,8 @@ cudaError_t launch_src(const pa_append_launch *L, const stream_args &a0, const s
 
 } // namespace
 
-extern "C" cudaError_t pa_cu_append(const pa_append_launch *L, cudaStream_t st) {
+/* vec: the vectorised kernel where it applies (dev.cuda.append_vec). */
+extern "C" cudaError_t pa_cu_append(const pa_append_launch *L, int vec, cudaStream_t st) {
   const int64_t blocks = L->tokens * L->heads;
   if (blocks == 0) return cudaSuccess;
   if (blocks > 0x7fffffffLL) return cudaErrorInvalidValue;
@@ -220,13 +225,17 @@ extern "C" cudaError_t pa_cu_append(const pa_append_launch *L, cudaStream_t st) 
   const stream_args a0 = args_of(L->s[0]), a1 = args_of(L->s[1]);
   const int cdt = (int)L->s[0].cache->dtype;
   const bool fp8 = cdt == PA_FP8_E4M3 || cdt == PA_FP8_E5M2;
-  if (vec_ok(a0, cdt, L->heads, L->tokens) && (a1.dim == 0 || vec_ok(a1, cdt, L->heads, L->tokens)) &&
+  if (vec && vec_ok(a0, cdt, L->heads, L->tokens) &&
+      (a1.dim == 0 || vec_ok(a1, cdt, L->heads, L->tokens)) &&
       (!a1.dim || a1.src_dt == a0.src_dt) && (int)L->s[1].cache->dtype == cdt &&
       (!fp8 || (a0.scale && (!a1.dim || a1.scale)))) {
     cudaError_t e = cudaErrorNotSupported;
-    if (a0.src_dt == PA_F16) e = launch_src<PA_F16>(L, a0, a1, slots, cdt, st);
-    else if (a0.src_dt == PA_BF16) e = launch_src<PA_BF16>(L, a0, a1, slots, cdt, st);
-    else if (a0.src_dt == PA_F32) e = launch_src<PA_F32>(L, a0, a1, slots, cdt, st);
+    if (a0.src_dt == PA_F16)
+      e = launch_src<PA_F16>(L, a0, a1, slots, cdt, st);
+    else if (a0.src_dt == PA_BF16)
+      e = launch_src<PA_BF16>(L, a0, a1, slots, cdt, st);
+    else if (a0.src_dt == PA_F32)
+      e = launch_src<PA_F32>(L, a0, a1, slots, cdt, st);
     if (e != cudaErrorNotSupported) return e;
   }
   const int64_t dmax = L->s[0].dim > L->s[1].dim ? L->s[0].dim : L->s[1].dim;

@@ -53,7 +53,8 @@ template <int D, int KV = 0> struct wcfg {
 constexpr float kLog2e = 1.4426950408889634f;
 constexpr float kLn2 = 0.6931471805599453f;
 
-__device__ __forceinline__ void sts128(uint32_t addr, uint32_t a, uint32_t b, uint32_t c, uint32_t d) {
+__device__ __forceinline__ void sts128(uint32_t addr, uint32_t a, uint32_t b, uint32_t c,
+                                       uint32_t d) {
   asm volatile("st.shared.v4.b32 [%0], {%1, %2, %3, %4};\n" ::"r"(addr), "r"(a), "r"(b), "r"(c),
                "r"(d)
                : "memory");
@@ -142,7 +143,7 @@ __global__ void __launch_bounds__(kThreads, FULL ? 1 : 2) prefill_wgmma(const pa
   pa::cp_commit();
 
   const int r0 = lane >> 2, tq = lane & 3;
-  const int wrow = warp * 16; /* first row of this warp in the tile */
+  const int wrow = warp * 16;            /* first row of this warp in the tile */
   const int diag_min = w.row0 / g + off; /* every row sees keys <= this under causal */
   const float kscale = KV ? a.k_scale[w.hk * a.k_scale_s] : 1.f;
   const float scale2 = a.scale * kscale * kLog2e;
@@ -256,8 +257,10 @@ __global__ void __launch_bounds__(kThreads, FULL ? 1 : 2) prefill_wgmma(const pa
 #pragma unroll
     for (int kk = 0; kk < BN / 16; ++kk) {
       const uint64_t db = pa::sw128_desc(v_addr + kk * 16 * 128, BN * 128, 1024);
-      if constexpr (D == 64) pa::wgmma_rs_n64<T>(&o[0][0], p[kk], db, 1);
-      else pa::wgmma_rs_n128<T>(&o[0][0], p[kk], db, 1);
+      if constexpr (D == 64)
+        pa::wgmma_rs_n64<T>(&o[0][0], p[kk], db, 1);
+      else
+        pa::wgmma_rs_n128<T>(&o[0][0], p[kk], db, 1);
     }
     pa::wg_commit();
     pa::wg_wait<0>();
@@ -277,7 +280,8 @@ __global__ void __launch_bounds__(kThreads, FULL ? 1 : 2) prefill_wgmma(const pa
     const pa::row_dest dst = pa::dest_of(a, rq, w.b, w.split, i, h);
     float mm = m[x] * kLn2; /* natural log from here on */
     const float cs = pa::fold_sink(a, dst, h, mm, ls);
-    const float vscale = KV ? a.v_scale[w.hk * a.v_scale_s] : 1.f; /* read late: one register less in the loop */
+    const float vscale =
+        KV ? a.v_scale[w.hk * a.v_scale_s] : 1.f; /* read late: one register less in the loop */
     const float inv = ls > 0.f ? cs / ls * vscale : 0.f;
 #pragma unroll
     for (int n = 0; n < NO; ++n) {
@@ -293,8 +297,10 @@ __global__ void __launch_bounds__(kThreads, FULL ? 1 : 2) prefill_wgmma(const pa
     }
     if (tq == 0 && dst.lse_off >= 0) {
       const float lse = pa::final_lse(mm, ls);
-      if (dst.split) a.ws_lse[dst.lse_off] = lse;
-      else reinterpret_cast<float *>(a.lse.ptr)[dst.lse_off] = lse;
+      if (dst.split)
+        a.ws_lse[dst.lse_off] = lse;
+      else
+        reinterpret_cast<float *>(a.lse.ptr)[dst.lse_off] = lse;
     }
   }
 #endif /* PA_WGMMA */
@@ -313,15 +319,18 @@ template <typename T, int D, int KV = 0> cudaError_t init_dim() {
 template <typename T, int D, int KV = 0> cudaError_t go(const pa_cu_attn *a, cudaStream_t s) {
   const bool full = a->softcap > 0.f || a->has_alibi || a->has_mask || a->window_left >= 0 ||
                     a->window_right >= 0 || !(a->scale > 0.f);
-  if (full) prefill_wgmma<T, D, true, KV><<<a->num_work, kThreads, wcfg<D, KV>::SMEM, s>>>(*a);
-  else prefill_wgmma<T, D, false, KV><<<a->num_work, kThreads, wcfg<D, KV>::SMEM, s>>>(*a);
+  if (full)
+    prefill_wgmma<T, D, true, KV><<<a->num_work, kThreads, wcfg<D, KV>::SMEM, s>>>(*a);
+  else
+    prefill_wgmma<T, D, false, KV><<<a->num_work, kThreads, wcfg<D, KV>::SMEM, s>>>(*a);
   return cudaGetLastError();
 }
 
 template <typename T> cudaError_t launch(const pa_cu_attn *a, cudaStream_t s) {
   if (a->k.dtype == PA_FP8_E4M3 || a->k.dtype == PA_FP8_E5M2) {
     if (a->dqk != 128 || a->dv != 128) return cudaErrorInvalidValue;
-    return a->k.dtype == PA_FP8_E4M3 ? go<T, 128, PA_FP8_E4M3>(a, s) : go<T, 128, PA_FP8_E5M2>(a, s);
+    return a->k.dtype == PA_FP8_E4M3 ? go<T, 128, PA_FP8_E4M3>(a, s)
+                                     : go<T, 128, PA_FP8_E5M2>(a, s);
   }
   if (a->dqk == 64 && a->dv == 64) return go<T, 64>(a, s);
   if (a->dqk == 128 && a->dv == 128) return go<T, 128>(a, s);
