@@ -51,6 +51,8 @@ typedef struct pa_config {
   int dev_opencl_decode_regs, dev_opencl_decode_cpage;
   int dev_opencl_mla_bn, dev_opencl_mla_nrg, dev_opencl_mla_pf, dev_opencl_mla_maxreg;
   int dev_opencl_mla_ldsm, dev_opencl_mla_cpa;
+  /* fp8 paths of issue 12's speed step, opt-in until a GPU run has checked them */
+  int dev_cuda_fp8_decode, dev_cuda_fp8_prefill, dev_cuda_append_vec, dev_opencl_fp8_decode;
 } pa_config;
 
 /* One key of the table (core/config.c). */

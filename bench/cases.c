@@ -31,6 +31,7 @@ static const bench_shape cuda_presets[] = {
     {BENCH_PREFILL, "prefill-gqa-e4m3", BF16, E4M3, 4, 32, 8, 128, 128, 0, 4096, 4096, 0, 1, -1, 0},
     {BENCH_DECODE, "decode", BF16, BF16, 64, 32, 8, 128, 128, 0, 1, 4096, 16, 0, -1, 0},
     {BENCH_DECODE, "decode-long", BF16, BF16, 1, 32, 8, 128, 128, 0, 1, 32768, 16, 0, -1, 0},
+    {BENCH_DECODE, "decode-b16", BF16, BF16, 16, 32, 8, 128, 128, 0, 1, 8192, 16, 0, -1, 0},
     {BENCH_DECODE, "decode-e4m3", BF16, E4M3, 64, 32, 8, 128, 128, 0, 1, 4096, 16, 0, -1, 0},
     {BENCH_DECODE, "decode-long-e4m3", BF16, E4M3, 1, 32, 8, 128, 128, 0, 1, 32768, 16, 0, -1, 0},
     {BENCH_MLA, "mla", BF16, BF16, 64, 128, 1, 512, 512, 64, 1, 4096, 64, 0, -1, 0},

@@ -179,6 +179,11 @@ static const attn_case fp8_cases[] = {
   {.name = "fp8_prefill_f32_d64", .batch = 1, .lq = {203},     .lk = {203},          .hq = 2, .hkv = 1, .dqk = 64, .dtype = PA_F32, .causal = 1, .page_size = 16, .kv8 = PA_FP8_E5M2, .opts = AO_LSE},
   {.name = "fp8_paged_hnd_d59",   .batch = 2, .lq = {3, 1},    .lk = {77, 203},      .hq = 6, .hkv = 3, .dqk = 59, .dtype = PA_F16, .causal = 1, .page_size = 16, .kv8 = PA_FP8_E4M3, .opts = AO_LSE | AO_HND | AO_SCALE_HEAD},
   {.name = "fp8_splits5",         .batch = 2, .lq = {1, 2},    .lk = {1025, 203},    .hq = 4, .hkv = 1, .dqk = 128, .dtype = PA_BF16, .causal = 1, .page_size = 16, .num_splits = 5, .kv8 = PA_FP8_E4M3, .opts = AO_LSE},
+  /* the CUDA decode kernel's paths: contiguous K/V (keys fetched one tile ahead), a page
+   * size that is not a multiple of 16, a window (masked tiles with the permuted key order) */
+  {.name = "fp8_decode_contig",   .batch = 2, .lq = {1, 1},    .lk = {77, 1031},     .hq = 8, .hkv = 2, .dqk = 128, .dtype = PA_F16, .kv8 = PA_FP8_E5M2, .opts = AO_LSE},
+  {.name = "fp8_decode_pg8_win",  .batch = 2, .lq = {1, 1},    .lk = {203, 531},     .hq = 16, .hkv = 4, .dqk = 128, .dtype = PA_BF16, .page_size = 8, .wl = 100, .wr = 0, .kv8 = PA_FP8_E4M3, .opts = AO_LSE | AO_WINDOW | AO_SCALE_HEAD},
+  {.name = "fp8_prefill_pg_win",  .batch = 2, .lq = {130, 64}, .lk = {300, 64},      .hq = 4, .hkv = 1, .dqk = 128, .dtype = PA_F16, .causal = 1, .wl = 70, .wr = 0, .page_size = 16, .kv8 = PA_FP8_E5M2, .opts = AO_LSE | AO_WINDOW | AO_SCALE_HEAD},
   {.name = "fp8_ragged_d80",      .batch = 2, .lq = {7, 1},    .lk = {113, 203},     .hq = 4, .hkv = 2, .dqk = 80, .dtype = PA_F32, .causal = 1, .kv8 = PA_FP8_E4M3, .opts = AO_LSE | AO_SCALE_HEAD},
 };
 

@@ -234,6 +234,9 @@ static pa_status cu_select(pa_context *ctx, const pa_plan *plan, pa_kernel_choic
                       ? pa_cu_prefill8_supported(d->head_dim_qk, d->head_dim_v, d->q_dtype,
                                                  d->kv_dtype, s->smem_optin)
                       : 0;
+  if (bm8 == 128 && s->wgmma_prefill && ctx->cfg.dev_cuda_fp8_prefill &&
+      pa_cu_prefill_wgmma8_supported(d->head_dim_qk, d->head_dim_v, d->q_dtype, d->kv_dtype))
+    return choose(ctx, c, PA_CU_PREFILL_WGMMA, bm8, 64); /* same items as the mma.sync kernel */
   if (bm8 > 0) return choose(ctx, c, PA_CU_PREFILL_MMA, bm8, 64);
   if (tc_ok && tc_dtype(d->q_dtype, d->kv_dtype, d->o_dtype)) {
     if (!det && rows <= 16 &&
@@ -365,6 +368,7 @@ static void fill_schedule(const pa_plan *plan, pa_buffer *ws, pa_cu_attn *a) {
   a->num_combine = plan->num_combine;
   a->smem_optin = pa_cuda_st(plan->ctx)->smem_optin;
   a->pdl = pa_cuda_st(plan->ctx)->pdl;
+  a->fp8_regs = plan->ctx->cfg.dev_cuda_fp8_decode;
   if (ws && plan->ws_size > 0) {
     a->ws_o = (float *)((char *)ws->handle + plan->ws_o_offset);
     a->ws_lse = (float *)((char *)ws->handle + plan->ws_lse_offset);
@@ -500,7 +504,7 @@ static pa_status cu_mla(pa_context *ctx, const pa_plan *plan, const pa_mla_args 
 static pa_status cu_append(pa_context *ctx, const pa_append_launch *L) {
   pa_cuda_state *s = pa_cuda_st(ctx);
   CU_TRY(ctx, cudaSetDevice(s->device));
-  cudaError_t e = pa_cu_append(L, s->stream);
+  cudaError_t e = pa_cu_append(L, ctx->cfg.dev_cuda_append_vec, s->stream);
   return e == cudaSuccess ? PA_OK : pa_cuda_fail(ctx, e, "cuda.append");
 }
 

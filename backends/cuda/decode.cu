@@ -27,15 +27,21 @@
  * copy bandwidth; unsplit plans run the FUSED = false instantiation.
  *
  * fp8 K/V (KV = PA_FP8_E4M3 / PA_FP8_E5M2, D = 128): the ring holds the
- * fp8 tiles as loaded (16 keys x 128 B, twice the stages in the same bytes);
- * after each wait the warp converts its K and V tile in registers into a
- * per-warp f16/bf16 tile of the usual swizzled layout (every fp8 value is
- * exact in both), and the MMA loop is unchanged. K's scale joins the score
- * scale, V's the output factor. */
+ * fp8 tiles as loaded (16 keys x 128 B, twice the stages in the same bytes,
+ * rows swizzled by swz8) and the MMA operands are converted in registers
+ * straight from them (cvt to f16x2; bf16 through f32, exact): no staging
+ * tile, so the loads overlap as in the 16-bit kernel. The reduction orders
+ * are permuted so each lane reads whole 16-byte chunks: QK takes dims
+ * 64c + 16tq + 4m + {0,1 | 2,3} as k-block 4c + m (Q's fragments follow),
+ * key 8t + 2tq + e of the score tile is ring row 4tq + 2t + e, so the PV
+ * B operand of a lane is rows 4tq..4tq+3 (byte-permuted), and output dim
+ * 16n + j is column n of n-tile j. K's scale joins the score scale, V's the
+ * output factor. */
 #include <cuda_fp8.h>
 
 #include <type_traits>
 
+#include "fp8.cuh"
 #include "mma.cuh"
 #include "pdl.cuh"
 
@@ -43,49 +49,47 @@ namespace {
 
 constexpr float kLog2e = 1.4426950408889634f, kLn2 = 0.6931471805599453f;
 
-constexpr int W = 4;   /* warps */
-constexpr int BN = 16; /* keys per warp tile */
+constexpr int W = 4;    /* warps */
+constexpr int BN = 16;  /* keys per warp tile */
 constexpr int TPW = 32; /* tiles per block-table window: one per lane */
 
-/* KV: 0 for K/V of the Q dtype, else the fp8 dtype of K/V. */
-template <int D, int KV = 0> struct cfg {
-  static constexpr int CH = D / 8; /* 16-byte chunks per 16-bit row */
-  static constexpr int KB = KV ? 1 : 2; /* bytes per K/V element in the ring */
+/* KV: 0 for K/V of the Q dtype, else the fp8 dtype of K/V. REG (fp8): the
+ * operands converted in registers (dev.cuda.fp8_decode=1), else each tile
+ * converted into a per-warp 16-bit staging tile first. */
+template <int D, int KV = 0, bool REG = false> struct cfg {
+  static constexpr int CH = D / 8;        /* 16-byte chunks per 16-bit row */
+  static constexpr int KB = KV ? 1 : 2;   /* bytes per K/V element in the ring */
   static constexpr int CHL = D * KB / 16; /* 16-byte chunks per ring row */
-  static constexpr int ST = (KV ? 2 : 1) * (D <= 64 ? 4 : D <= 128 ? 3 : 2); /* stages per warp ring */
-  static constexpr int TILE = BN * D * 2; /* bytes of one 16-bit K (or V) tile */
-  static constexpr int RTILE = BN * D * KB; /* bytes of one ring tile */
+  static constexpr int ST = (KV ? 2 : 1) * (D <= 64    ? 4
+                                            : D <= 128 ? 3
+                                                       : 2); /* stages per warp ring */
+  static constexpr int RTILE = BN * D * KB;                  /* bytes of one ring tile */
   static constexpr int Q_BYTES = 16 * D * 2;
-  static constexpr int CONV_BYTES = KV ? W * 2 * TILE : 0; /* fp8: per-warp converted K, V */
   static constexpr int STAGE_BYTES = W * ST * 2 * RTILE;
-  static constexpr int MERGE_BYTES = W * 16 * (D + 2) * 4;
+  /* merge rows: fp8 lanes store dims 32tq + n, so rows are padded and dim d
+   * sits at d + d / 32 (the 32 lanes of a store hit 32 banks) */
+  static constexpr int OMS = KV && REG ? D + 4 : D;
+  static constexpr int TILE = BN * D * 2; /* bytes of one 16-bit K (or V) tile */
+  static constexpr int CONV_BYTES = KV && !REG ? W * 2 * TILE : 0; /* staging: per-warp K, V */
+  static constexpr int MERGE_BYTES = W * 16 * (OMS + 2) * 4;
   static constexpr int SMEM =
       Q_BYTES + CONV_BYTES + (STAGE_BYTES > MERGE_BYTES ? STAGE_BYTES : MERGE_BYTES);
 };
 
-/* 16 fp8 codes (one ring chunk) -> 16 values of T in two 16-byte chunks;
- * exact: every e4m3/e5m2 value is an f16 and a bf16. */
+/* fp8 ring rows: 16-byte chunk ch of row r sits at chunk swz8(r, ch), so
+ * the K reads (rows 2t + {0,1} + 4i, chunks 4c + tq) and the V reads (rows
+ * 4tq + i, chunk n) of 8 lanes hit 8 different chunk columns. */
+__device__ __forceinline__ int swz8(int r, int ch) {
+  return ch ^ ((r & 1) << 2) ^ (((r >> 2) & 3) << 1);
+}
+
+/* 16 fp8 codes (one ring chunk) -> 16 values of T in two 16-byte chunks. */
 template <typename T, int KV>
 __device__ __forceinline__ void fp8x16_to(uint4 x, uint4 &lo, uint4 &hi) {
-  const __nv_fp8_interpretation_t kind = KV == PA_FP8_E4M3 ? __NV_E4M3 : __NV_E5M2;
   const uint32_t in[4] = {x.x, x.y, x.z, x.w};
   uint32_t out[8];
 #pragma unroll
-  for (int i = 0; i < 4; ++i)
-#pragma unroll
-    for (int hlf = 0; hlf < 2; ++hlf) {
-      const __half2_raw h = __nv_cvt_fp8x2_to_halfraw2(
-          (__nv_fp8x2_storage_t)((in[i] >> (16 * hlf)) & 0xffffu), kind);
-      uint32_t r;
-      if constexpr (sizeof(T) == 2 && pa::dtype_of<T>::value == PA_F16) {
-        r = (uint32_t)h.x | ((uint32_t)h.y << 16);
-      } else {
-        const float2 f = __half22float2(__half2(h));
-        const __nv_bfloat162 b = __float22bfloat162_rn(f);
-        r = *reinterpret_cast<const uint32_t *>(&b);
-      }
-      out[2 * i + hlf] = r;
-    }
+  for (int i = 0; i < 8; ++i) out[i] = pa::fp8x2_to<T, KV>(in[i / 2] >> (16 * (i % 2)));
   lo = make_uint4(out[0], out[1], out[2], out[3]);
   hi = make_uint4(out[4], out[5], out[6], out[7]);
 }
@@ -140,7 +144,8 @@ __device__ __forceinline__ void merge_group(const pa_cu_attn &a, const pa_work &
   /* Each thread: 4 dims of one row, all splits; merge_u float4 loads are
    * issued before the first is used (the partials are L2 round trips). */
   constexpr int C4 = D / 4;
-  const float4 *ws4 = reinterpret_cast<const float4 *>(a.ws_o); /* 16-byte aligned: dispatch checks */
+  const float4 *ws4 =
+      reinterpret_cast<const float4 *>(a.ws_o); /* 16-byte aligned: dispatch checks */
   for (int idx = tid; idx < R * C4; idx += W * 32) {
     const int r = idx / C4, c = idx % C4;
     const int pr = w.row0 + r, i = pr / g, h = w.hk * g + pr % g;
@@ -185,17 +190,18 @@ __device__ __forceinline__ void merge_group(const pa_cu_attn &a, const pa_work &
 /* FUSED: split requests are merged here, by the last of a group's splits
  * to finish (merge_group); counters: one per (request, KV head), zero
  * between runs; merge_u: O partials a thread loads before using any (8, 32). */
-template <typename T, int D, bool FUSED, int KV = 0>
+template <typename T, int D, bool FUSED, int KV = 0, bool REG = false>
 __global__ void __launch_bounds__(W * 32)
     decode_attention(const pa_cu_attn a, unsigned *counters, int merge_u) {
-  using C = cfg<D, KV>;
+  using C = cfg<D, KV, REG>;
+  constexpr bool R8 = KV != 0 && REG, S8 = KV != 0 && !REG;
   using KT = typename std::conditional<KV != 0, uint8_t, T>::type; /* K/V element in memory */
   constexpr int CH = C::CH, ST = C::ST, CHL = C::CHL, EPC = 16 / sizeof(KT);
   constexpr int QPT = (16 * CH + W * 32 - 1) / (W * 32); /* Q chunks per thread */
   constexpr bool kQInRegs = D <= 128;
   extern __shared__ __align__(16) unsigned char smem[];
   uint4 *qs = reinterpret_cast<uint4 *>(smem);
-  unsigned char *conv = smem + C::Q_BYTES; /* fp8: this warp's 16-bit K, V at conv + warp * 2 * TILE */
+  unsigned char *conv = smem + C::Q_BYTES; /* staging: this warp's K, V at conv + warp * 2 * TILE */
   unsigned char *ring = conv + C::CONV_BYTES;
 
   /* Launched with PDL: the schedule (uploaded at plan time) is read while
@@ -219,8 +225,8 @@ __global__ void __launch_bounds__(W * 32)
   const int ntiles = (nkeys + BN - 1) / BN;
   const int my_tiles = ntiles > warp ? (ntiles - warp + W - 1) / W : 0;
   unsigned char *my_ring = ring + warp * ST * 2 * C::RTILE;
-  const bool simple = a.softcap <= 0.f && !a.has_alibi && !a.has_mask && a.window_left < 0 &&
-                      a.window_right < 0;
+  const bool simple =
+      a.softcap <= 0.f && !a.has_alibi && !a.has_mask && a.window_left < 0 && a.window_right < 0;
   const int diag_min = w.row0 / g + off; /* every row sees keys <= this under causal */
 
   /* Q first, into registers: its latency overlaps the block table's and the
@@ -265,8 +271,10 @@ __global__ void __launch_bounds__(W * 32)
   auto load_tile = [&](int it) {
     const int j0 = w.kv_begin + (warp + W * it) * BN;
     unsigned char *kt = my_ring + (it % ST) * 2 * C::RTILE, *vt = kt + C::RTILE;
-    /* 16-bit K/V land swizzled for ldmatrix; fp8 rows linearly (converted next) */
-    auto slot = [&](int r, int ch) { return 16 * (KV ? r * CHL + ch : pa::swz<CH>(r, ch)); };
+    /* 16-bit K/V land swizzled for ldmatrix, fp8 ones for the lanes' chunk reads */
+    auto slot = [&](int r, int ch) {
+      return 16 * (R8 ? r * CHL + swz8(r, ch) : S8 ? r * CHL + ch : pa::swz<CH>(r, ch));
+    };
     if (win) {
       if (it / TPW != win_idx) { /* it grows by one: the next window is here */
         ++win_idx;
@@ -344,11 +352,26 @@ __global__ void __launch_bounds__(W * 32)
   }
   __syncthreads();
   uint32_t qf[kQInRegs ? D / 16 : 1][4];
-  if (kQInRegs) {
+  if constexpr (R8) { /* k-block 4c + m = dims 64c + 16tq + 4m + {0,1 | 2,3} (see top) */
+    const unsigned char *qb = reinterpret_cast<const unsigned char *>(qs);
+    auto qword = [&](int r, int d) { /* dims d, d + 1 of row r */
+                                     return *reinterpret_cast<const uint32_t *>(
+                                         qb + 16 * pa::swz<CH>(r, d / 8) + 2 * (d % 8));
+    };
+    const int qr = lane >> 2, qt = lane & 3;
+#pragma unroll
+    for (int kk = 0; kk < D / 16; ++kk) {
+      const int d = 64 * (kk / 4) + 16 * qt + 4 * (kk % 4);
+      qf[kk][0] = qword(qr, d);
+      qf[kk][1] = qword(qr + 8, d);
+      qf[kk][2] = qword(qr, d + 2);
+      qf[kk][3] = qword(qr + 8, d + 2);
+    }
+  } else if (kQInRegs) {
 #pragma unroll
     for (int kk = 0; kk < D / 16; ++kk)
-      pa::ldsm_x4(qs_addr + 16 * pa::swz<CH>(a_row, 2 * kk + a_ch), qf[kk][0], qf[kk][1],
-                  qf[kk][2], qf[kk][3]);
+      pa::ldsm_x4(qs_addr + 16 * pa::swz<CH>(a_row, 2 * kk + a_ch), qf[kk][0], qf[kk][1], qf[kk][2],
+                  qf[kk][3]);
   }
   /* fp8: K's dequantisation scale joins the score scale (generic logits
    * below take it through a.scale's place: see kscale) */
@@ -362,7 +385,7 @@ __global__ void __launch_bounds__(W * 32)
     pa::cp_wait<ST - 1>();
     __syncwarp();
     const unsigned char *kt = my_ring + (it % ST) * 2 * C::RTILE, *vt = kt + C::RTILE;
-    if constexpr (KV != 0) { /* fp8 ring tile -> this warp's 16-bit tiles */
+    if constexpr (S8) { /* fp8 ring tile -> this warp's 16-bit tiles */
       unsigned char *ck = conv + warp * 2 * C::TILE, *cv = ck + C::TILE;
 #pragma unroll
       for (int c = lane; c < BN * CHL; c += 32) {
@@ -386,18 +409,38 @@ __global__ void __launch_bounds__(W * 32)
     for (int u = 0; u < 2; ++u)
 #pragma unroll
       for (int n = 0; n < 2; ++n) sa[u][n][0] = sa[u][n][1] = sa[u][n][2] = sa[u][n][3] = 0.f;
+    if constexpr (R8) {
+      /* n-tile t, column r0 = ring row 4 (r0 / 2) + 2t + r0 % 2; chunks 4c + tq */
 #pragma unroll
-    for (int kk = 0; kk < D / 16; ++kk) {
-      uint32_t qa[4];
-      if (kQInRegs) {
-        qa[0] = qf[kk][0], qa[1] = qf[kk][1], qa[2] = qf[kk][2], qa[3] = qf[kk][3];
-      } else {
-        pa::ldsm_x4(qs_addr + 16 * pa::swz<CH>(a_row, 2 * kk + a_ch), qa[0], qa[1], qa[2], qa[3]);
+      for (int t = 0; t < 2; ++t) {
+        const int kr = 4 * (r0 >> 1) + 2 * t + (r0 & 1);
+#pragma unroll
+        for (int c = 0; c < 2; ++c) {
+          const uint4 x =
+              *reinterpret_cast<const uint4 *>(kt + 16 * (kr * CHL + swz8(kr, 4 * c + tq)));
+          const uint32_t xw[4] = {x.x, x.y, x.z, x.w};
+#pragma unroll
+          for (int mq = 0; mq < 4; ++mq) {
+            const int kk = 4 * c + mq;
+            pa::mma16816<T>(sa[kk % 2][t], qf[kk], pa::fp8x2_to<T, KV>(xw[mq]),
+                            pa::fp8x2_to<T, KV>(xw[mq] >> 16));
+          }
+        }
       }
-      uint32_t b0, b1, b2, b3;
-      pa::ldsm_x4(k_addr + 16 * pa::swz<CH>(k_row, 2 * kk + k_ch), b0, b1, b2, b3);
-      pa::mma16816<T>(sa[kk % 2][0], qa, b0, b1);
-      pa::mma16816<T>(sa[kk % 2][1], qa, b2, b3);
+    } else {
+#pragma unroll
+      for (int kk = 0; kk < D / 16; ++kk) {
+        uint32_t qa[4];
+        if (kQInRegs) {
+          qa[0] = qf[kk][0], qa[1] = qf[kk][1], qa[2] = qf[kk][2], qa[3] = qf[kk][3];
+        } else {
+          pa::ldsm_x4(qs_addr + 16 * pa::swz<CH>(a_row, 2 * kk + a_ch), qa[0], qa[1], qa[2], qa[3]);
+        }
+        uint32_t b0, b1, b2, b3;
+        pa::ldsm_x4(k_addr + 16 * pa::swz<CH>(k_row, 2 * kk + k_ch), b0, b1, b2, b3);
+        pa::mma16816<T>(sa[kk % 2][0], qa, b0, b1);
+        pa::mma16816<T>(sa[kk % 2][1], qa, b2, b3);
+      }
     }
     float(&s)[2][4] = sa[0];
 #pragma unroll
@@ -411,11 +454,14 @@ __global__ void __launch_bounds__(W * 32)
     for (int n = 0; n < 2; ++n)
 #pragma unroll
       for (int e = 0; e < 4; ++e) {
-        const int x = e >> 1, j = j0 + n * 8 + 2 * tq + (e & 1);
-        if (fast) s[n][e] *= sc;
+        const int x = e >> 1,
+                  j = j0 + (R8 ? 4 * tq + 2 * n : n * 8 + 2 * tq) + (e & 1); /* fp8: see top */
+        if (fast)
+          s[n][e] *= sc;
         else if (r0 + 8 * x < w.rows && j < w.kv_end)
           s[n][e] = pa::logit(a, s[n][e] * kscale, w.b, ri[x], j, off, rh[x]) * kLog2e;
-        else s[n][e] = -CUDART_INF_F;
+        else
+          s[n][e] = -CUDART_INF_F;
       }
 
     float c[2];
@@ -446,29 +492,57 @@ __global__ void __launch_bounds__(W * 32)
     }
     const uint32_t p[4] = {pa::pack2<T>(s[0][0], s[0][1]), pa::pack2<T>(s[0][2], s[0][3]),
                            pa::pack2<T>(s[1][0], s[1][1]), pa::pack2<T>(s[1][2], s[1][3])};
+    if constexpr (R8) {
+      /* rows 4tq..4tq+3, chunk r0: dims 16 r0 + j; n-tile j's B pair = bytes j of rows (0,1), (2,3)
+       */
+      uint32_t vw[4][4];
 #pragma unroll
-    for (int dn = 0; dn < D / 16; ++dn) {
-      uint32_t b0, b1, b2, b3;
-      pa::ldsm_x4_t(v_addr + 16 * pa::swz<CH>(v_row, 2 * dn + v_ch), b0, b1, b2, b3);
-      pa::mma16816<T>(o[2 * dn], p, b0, b1);
-      pa::mma16816<T>(o[2 * dn + 1], p, b2, b3);
+      for (int i = 0; i < 4; ++i) {
+        const int vr = 4 * tq + i;
+        const uint4 x = *reinterpret_cast<const uint4 *>(vt + 16 * (vr * CHL + swz8(vr, r0)));
+        vw[i][0] = x.x, vw[i][1] = x.y, vw[i][2] = x.z, vw[i][3] = x.w;
+      }
+#pragma unroll
+      for (int j = 0; j < D / 8; ++j) {
+        const uint32_t sel = (j % 4) | ((4 + j % 4) << 4);
+        pa::mma16816<T>(o[j], p, pa::fp8x2_to<T, KV>(__byte_perm(vw[0][j / 4], vw[1][j / 4], sel)),
+                        pa::fp8x2_to<T, KV>(__byte_perm(vw[2][j / 4], vw[3][j / 4], sel)));
+      }
+    } else {
+#pragma unroll
+      for (int dn = 0; dn < D / 16; ++dn) {
+        uint32_t b0, b1, b2, b3;
+        pa::ldsm_x4_t(v_addr + 16 * pa::swz<CH>(v_row, 2 * dn + v_ch), b0, b1, b2, b3);
+        pa::mma16816<T>(o[2 * dn], p, b0, b1);
+        pa::mma16816<T>(o[2 * dn + 1], p, b2, b3);
+      }
     }
     __syncwarp();
   }
   pa::cp_wait<0>();
   __syncthreads(); /* every warp is done with its ring: reuse it for the merge */
 
-  float *om = reinterpret_cast<float *>(ring); /* [warp][16][D] */
-  float *mm = om + W * 16 * D, *ll = mm + W * 16;
+  float *om = reinterpret_cast<float *>(ring); /* [warp][16][OMS] */
+  constexpr int OMS = C::OMS;
+  auto opos = [](int d) { return R8 ? d + (d >> 5) : d; };
+  float *mm = om + W * 16 * OMS, *ll = mm + W * 16;
 #pragma unroll
   for (int x = 0; x < 2; ++x) {
     l[x] += __shfl_xor_sync(0xffffffffu, l[x], 1);
     l[x] += __shfl_xor_sync(0xffffffffu, l[x], 2);
     const int r = r0 + 8 * x;
+    if constexpr (R8) { /* column n of n-tile j is dim 16 n + j */
 #pragma unroll
-    for (int n = 0; n < D / 8; ++n)
-      *reinterpret_cast<float2 *>(om + (warp * 16 + r) * D + n * 8 + 2 * tq) =
-          make_float2(o[n][2 * x], o[n][2 * x + 1]);
+      for (int n = 0; n < D / 8; ++n) {
+        om[(warp * 16 + r) * OMS + opos(32 * tq + n)] = o[n][2 * x];
+        om[(warp * 16 + r) * OMS + opos(32 * tq + 16 + n)] = o[n][2 * x + 1];
+      }
+    } else {
+#pragma unroll
+      for (int n = 0; n < D / 8; ++n)
+        *reinterpret_cast<float2 *>(om + (warp * 16 + r) * D + n * 8 + 2 * tq) =
+            make_float2(o[n][2 * x], o[n][2 * x + 1]);
+    }
     if (tq == 0) {
       mm[warp * 16 + r] = m[x];
       ll[warp * 16 + r] = l[x];
@@ -486,19 +560,23 @@ __global__ void __launch_bounds__(W * 32)
     for (int v = 0; v < W; ++v) {
       const float f = ex(mm[v * 16 + r], M);
       L += f * ll[v * 16 + r];
-      acc += f * om[(v * 16 + r) * D + d];
+      acc += f * om[(v * 16 + r) * OMS + opos(d)];
     }
     M *= kLn2; /* back to natural-log units for the sink and the LSE */
     const int pr = w.row0 + r, i = pr / g, h = w.hk * g + pr % g;
     const pa::row_dest dst = pa::dest_of(a, rq, w.b, w.split, i, h);
     const float cs = pa::fold_sink(a, dst, h, M, L);
     const float out = L > 0.f ? acc * cs / L * vscale : 0.f;
-    if (dst.split) a.ws_o[dst.o_off + d] = out;
-    else reinterpret_cast<T *>(a.o.ptr)[dst.o_off + d] = static_cast<T>(out);
+    if (dst.split)
+      a.ws_o[dst.o_off + d] = out;
+    else
+      reinterpret_cast<T *>(a.o.ptr)[dst.o_off + d] = static_cast<T>(out);
     if (d == 0 && dst.lse_off >= 0) {
       const float lse = pa::final_lse(M, L);
-      if (dst.split) a.ws_lse[dst.lse_off] = lse;
-      else reinterpret_cast<float *>(a.lse.ptr)[dst.lse_off] = lse;
+      if (dst.split)
+        a.ws_lse[dst.lse_off] = lse;
+      else
+        reinterpret_cast<float *>(a.lse.ptr)[dst.lse_off] = lse;
     }
   }
 
@@ -508,7 +586,7 @@ __global__ void __launch_bounds__(W * 32)
      * visible device-wide before thread 0 counts this split in; the block
      * that brings the count to num_splits sees every partial and merges. */
     __threadfence();
-    __syncthreads(); /* also: every thread is done with om/mm/ll */
+    __syncthreads();                              /* also: every thread is done with om/mm/ll */
     int *is_last = reinterpret_cast<int *>(smem); /* Q's place: dead now */
     if (tid == 0) {
       unsigned *cnt = counters + (w.b * a.hkv + w.hk);
@@ -521,18 +599,18 @@ __global__ void __launch_bounds__(W * 32)
     }
     __syncthreads();
     if (!*is_last) return;
-    merge_group<T, D>(a, w, rq, reinterpret_cast<float *>(smem) + 16, reinterpret_cast<float *>(ring),
-                      merge_u);
+    merge_group<T, D>(a, w, rq, reinterpret_cast<float *>(smem) + 16,
+                      reinterpret_cast<float *>(ring), merge_u);
   }
 }
 
-template <typename T, int D, int KV = 0> cudaError_t set_smem(int optin) {
-  constexpr int smem = cfg<D, KV>::SMEM;
+template <typename T, int D, int KV = 0, bool REG = false> cudaError_t set_smem(int optin) {
+  constexpr int smem = cfg<D, KV, REG>::SMEM;
   if (smem > optin) return cudaSuccess; /* not on this device: supported() says 0 */
-  cudaError_t e = cudaFuncSetAttribute(decode_attention<T, D, false, KV>,
+  cudaError_t e = cudaFuncSetAttribute(decode_attention<T, D, false, KV, REG>,
                                        cudaFuncAttributeMaxDynamicSharedMemorySize, smem);
   if (e == cudaSuccess)
-    e = cudaFuncSetAttribute(decode_attention<T, D, true, KV>,
+    e = cudaFuncSetAttribute(decode_attention<T, D, true, KV, REG>,
                              cudaFuncAttributeMaxDynamicSharedMemorySize, smem);
   return e;
 }
@@ -552,15 +630,21 @@ cudaError_t launch_d(const pa_cu_attn *a, unsigned *counters, int merge_u, cudaS
 }
 
 /* fp8 K/V: D = 128 only (the other head dims take the generic kernel). */
-template <typename T, int KV>
+template <typename T, int KV, bool REG>
 cudaError_t launch8(const pa_cu_attn *a, unsigned *counters, int merge_u, cudaStream_t s) {
-  constexpr int D = 128;
+  constexpr int D = 128, smem = cfg<D, KV, REG>::SMEM;
   const dim3 grid(a->num_work), block(W * 32);
   if (counters)
-    return pa::launch_pdl(a->pdl != 0, decode_attention<T, D, true, KV>, grid, block, cfg<D, KV>::SMEM, s, *a,
-                          counters, merge_u);
-  return pa::launch_pdl(a->pdl != 0, decode_attention<T, D, false, KV>, grid, block, cfg<D, KV>::SMEM, s, *a,
-                        counters, merge_u);
+    return pa::launch_pdl(a->pdl != 0, decode_attention<T, D, true, KV, REG>, grid, block, smem, s,
+                          *a, counters, merge_u);
+  return pa::launch_pdl(a->pdl != 0, decode_attention<T, D, false, KV, REG>, grid, block, smem, s,
+                        *a, counters, merge_u);
+}
+
+template <typename T, int KV>
+cudaError_t launch8(const pa_cu_attn *a, unsigned *counters, int merge_u, cudaStream_t s) {
+  return a->fp8_regs ? launch8<T, KV, true>(a, counters, merge_u, s)
+                     : launch8<T, KV, false>(a, counters, merge_u, s);
 }
 
 template <typename T>
@@ -593,17 +677,21 @@ extern "C" cudaError_t pa_cu_decode_init(int smem_optin) {
   if (e == cudaSuccess) e = set_smem<__nv_bfloat16, 64>(smem_optin);
   if (e == cudaSuccess) e = set_smem<__nv_bfloat16, 128>(smem_optin);
   if (e == cudaSuccess) e = set_smem<__nv_bfloat16, 256>(smem_optin);
-  if (e == cudaSuccess) e = set_smem<__half, 128, PA_FP8_E4M3>(smem_optin);
-  if (e == cudaSuccess) e = set_smem<__half, 128, PA_FP8_E5M2>(smem_optin);
-  if (e == cudaSuccess) e = set_smem<__nv_bfloat16, 128, PA_FP8_E4M3>(smem_optin);
-  if (e == cudaSuccess) e = set_smem<__nv_bfloat16, 128, PA_FP8_E5M2>(smem_optin);
+  if (e == cudaSuccess) e = set_smem<__half, 128, PA_FP8_E4M3, false>(smem_optin);
+  if (e == cudaSuccess) e = set_smem<__half, 128, PA_FP8_E4M3, true>(smem_optin);
+  if (e == cudaSuccess) e = set_smem<__half, 128, PA_FP8_E5M2, false>(smem_optin);
+  if (e == cudaSuccess) e = set_smem<__half, 128, PA_FP8_E5M2, true>(smem_optin);
+  if (e == cudaSuccess) e = set_smem<__nv_bfloat16, 128, PA_FP8_E4M3, false>(smem_optin);
+  if (e == cudaSuccess) e = set_smem<__nv_bfloat16, 128, PA_FP8_E4M3, true>(smem_optin);
+  if (e == cudaSuccess) e = set_smem<__nv_bfloat16, 128, PA_FP8_E5M2, false>(smem_optin);
+  if (e == cudaSuccess) e = set_smem<__nv_bfloat16, 128, PA_FP8_E5M2, true>(smem_optin);
   return e;
 }
 
 extern "C" int pa_cu_decode8_supported(int dqk, int dv, int dtype, int kv_dtype, int smem_optin) {
   return dqk == 128 && dv == 128 && (dtype == PA_F16 || dtype == PA_BF16) &&
          (kv_dtype == PA_FP8_E4M3 || kv_dtype == PA_FP8_E5M2) &&
-         cfg<128, PA_FP8_E4M3>::SMEM <= smem_optin;
+         cfg<128, PA_FP8_E4M3, false>::SMEM <= smem_optin; /* the larger of the two */
 }
 
 extern "C" cudaError_t pa_cu_decode_attention(const pa_cu_attn *a, cudaStream_t s) {

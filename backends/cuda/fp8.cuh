@@ -4,7 +4,12 @@
  * Integer code, so sm_80 (no fp8 cvt) and later chips agree. */
 #pragma once
 
+#include <cuda_bf16.h>
+#include <cuda_fp16.h>
+#include <cuda_fp8.h>
 #include <stdint.h>
+
+#include <type_traits>
 
 #include "backend.h"
 
@@ -58,6 +63,21 @@ __device__ __forceinline__ uint8_t f32_to_fp8(float x, uint32_t max_bits, uint32
 __device__ __forceinline__ uint8_t encode_fp8(int dt, float x) {
   return dt == PA_FP8_E4M3 ? f32_to_fp8<3, 7>(x, 0x43e00001u, 0x7eu)
                            : f32_to_fp8<2, 15>(x, 0x47600001u, 0x7bu);
+}
+
+/* Two fp8 codes (bits 0-15 of x, KV = PA_FP8_E4M3 / E5M2) -> a packed pair
+ * of T = __half / __nv_bfloat16 (low half first); exact: every e4m3/e5m2
+ * value is an f16 and a bf16. One cvt on sm_89+; bf16 goes through f32
+ * (its top half). */
+template <typename T, int KV> __device__ __forceinline__ uint32_t fp8x2_to(uint32_t x) {
+  const __half2_raw h = __nv_cvt_fp8x2_to_halfraw2((__nv_fp8x2_storage_t)(x & 0xffffu),
+                                                   KV == PA_FP8_E4M3 ? __NV_E4M3 : __NV_E5M2);
+  if constexpr (std::is_same<T, __half>::value) {
+    return (uint32_t)h.x | ((uint32_t)h.y << 16);
+  } else {
+    const float2 f = __half22float2(__half2(h));
+    return __byte_perm(__float_as_uint(f.x), __float_as_uint(f.y), 0x7632);
+  }
 }
 
 } // namespace pa

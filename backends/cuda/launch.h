@@ -43,7 +43,8 @@ typedef struct pa_cu_attn {
    * (stride 0: one per tensor); NULL otherwise. MLA: both are kv_scale. */
   const float *k_scale, *v_scale;
   int64_t k_scale_s, v_scale_s;
-  int pdl;        /* launch with programmatic dependent launch (pdl.cuh) */
+  int pdl;      /* launch with programmatic dependent launch (pdl.cuh) */
+  int fp8_regs; /* fp8 decode: operands converted in registers (dev.cuda.fp8_decode) */
 } pa_cu_attn;
 
 /* A merge-states operand: up to 4-d strided view. */
@@ -118,11 +119,12 @@ cudaError_t pa_cu_prefill_init(int smem_optin, int wgmma);
 cudaError_t pa_cu_prefill_attention(const pa_cu_attn *a, cudaStream_t s);
 /* Dqk = Dv in {64, 128}, f16/bf16, sm_90 (the sm_90a code runs nowhere else). */
 int pa_cu_prefill_wgmma_supported(int dqk, int dv, int dtype);
+int pa_cu_prefill_wgmma8_supported(int dqk, int dv, int dtype, int kv_dtype);
 cudaError_t pa_cu_prefill_wgmma(const pa_cu_attn *a, cudaStream_t s);
 int pa_cu_mla_supported(int dc, int dr, int dtype, int smem_optin);
 
 /* pa_kv_append / pa_mla_append (append.cu). */
-cudaError_t pa_cu_append(const pa_append_launch *L, cudaStream_t s);
+cudaError_t pa_cu_append(const pa_append_launch *L, int vec, cudaStream_t s);
 cudaError_t pa_cu_mla_mma_init(int smem_optin);
 cudaError_t pa_cu_mla_mma_decode(const pa_cu_attn *a, cudaStream_t s);
 /* sm_90 only. */

@@ -124,9 +124,10 @@ pa_status pa_cl_attention(pa_context *ctx, const pa_plan *plan, const pa_attenti
   pthread_mutex_lock(&st->lock);
   pa_cl_args g = {.k = v->kernel};
   pa_cl_attention_args(&g, plan, ws, &c);
-  if (v->family == PA_CL_TILE) { /* attention.cl (every fp8 plan) */
-    pa_cl_scale_args(&g, pa_dtype_is_fp8(d->kv_dtype) ? &a->k_scale : NULL);
-    pa_cl_scale_args(&g, pa_dtype_is_fp8(d->kv_dtype) ? &a->v_scale : NULL);
+  const bool fp8 = pa_dtype_is_fp8(d->kv_dtype);
+  if (v->family == PA_CL_TILE || (fp8 && v->family == PA_CL_DECODE_W)) { /* fp8 plans' kernels */
+    pa_cl_scale_args(&g, fp8 ? &a->k_scale : NULL);
+    pa_cl_scale_args(&g, fp8 ? &a->v_scale : NULL);
   }
 
   pa_status s = PA_OK;

@@ -22,7 +22,7 @@ static size_t tile_bytes(pa_cl_tile t, int dqk, int dv, pa_dtype qdt, pa_dtype k
   int dmax = dqk > dv ? dqk : dv;
   size_t b = (size_t)t.bq * pad_elems(dqk, qdt) * pa_dtype_size(qdt);
   b += (size_t)t.bkv * pad_elems(dmax, kvdt) * pa_dtype_size(kvdt);
-  b += (size_t)t.bq * (t.bkv + 1) * 4 + (size_t)t.bq * 4; /* p, alpha */
+  b += (size_t)t.bq * (t.bkv + 1) * 4 + (size_t)t.bq * 4;        /* p, alpha */
   b += (size_t)t.bkv * 16 + (size_t)t.bq * 8 + (size_t)t.bq * 8; /* offsets, row ids */
   if (mla) b += (size_t)t.bkv * 8 + (size_t)t.bq * 8;
   return b;
@@ -33,12 +33,14 @@ static size_t tile_bytes(pa_cl_tile t, int dqk, int dv, pa_dtype qdt, pa_dtype k
  * absent rows; prefill takes the tallest tile local memory allows. */
 static bool pick_tile(const pa_cl_state *st, int rows, int dqk, int dv, pa_dtype qdt, pa_dtype kvdt,
                       bool mla, bool deterministic, pa_cl_tile *out) {
-  static const pa_cl_tile small[] = {{4, 64, 4, 32}, {4, 32, 4, 32}, {4, 16, 4, 16}, {4, 8, 4, 8}, {4, 4, 4, 4}};
+  static const pa_cl_tile small[] = {
+      {4, 64, 4, 32}, {4, 32, 4, 32}, {4, 16, 4, 16}, {4, 8, 4, 8}, {4, 4, 4, 4}};
   static const pa_cl_tile mid[] = {{16, 64, 8, 16}, {16, 32, 8, 16}, {16, 16, 8, 16},
-                                   {8, 16, 8, 16},  {8, 8, 8, 8},    {4, 8, 4, 8}, {4, 4, 4, 4}};
+                                   {8, 16, 8, 16},  {8, 8, 8, 8},    {4, 8, 4, 8},
+                                   {4, 4, 4, 4}};
   static const pa_cl_tile big[] = {{64, 64, 8, 16}, {64, 32, 8, 16}, {32, 32, 8, 16},
                                    {32, 16, 8, 16}, {16, 16, 8, 16}, {8, 16, 8, 16},
-                                   {8, 8, 8, 8},    {4, 8, 4, 8}, {4, 4, 4, 4}};
+                                   {8, 8, 8, 8},    {4, 8, 4, 8},    {4, 4, 4, 4}};
   const pa_cl_tile *list = rows <= 4 ? small : rows <= 16 ? mid : big;
   int n = rows <= 4 ? 5 : rows <= 16 ? 7 : 9;
   /* 48 KiB is what NVIDIA gives a work-group without opt-in; CPUs report more
@@ -51,7 +53,8 @@ static bool pick_tile(const pa_cl_state *st, int rows, int dqk, int dv, pa_dtype
   int det_bkv = 0;
   if (deterministic)
     for (int b = 32; b >= 4 && !det_bkv; b /= 2)
-      if (tile_bytes((pa_cl_tile){4, b, 4, b < 32 ? b : 32}, dqk, dv, qdt, kvdt, mla) <= budget) det_bkv = b;
+      if (tile_bytes((pa_cl_tile){4, b, 4, b < 32 ? b : 32}, dqk, dv, qdt, kvdt, mla) <= budget)
+        det_bkv = b;
   for (int i = 0; i < n; i++) {
     pa_cl_tile t = list[i];
     if (det_bkv) {
@@ -106,7 +109,8 @@ static bool pick_decode_w(const pa_cl_state *st, const pa_config *cfg, int bq, i
   int warps = cfg->dev_opencl_decode_warps;
   if ((size_t)warps * 32 > st->max_wg) return false;
   int ng = warps * 32 / dl;
-  size_t bytes = 4 * ((size_t)ng * bq * d->head_dim_v + 2 * (size_t)ng * bq + 2 * (size_t)bq + (size_t)warps * 32);
+  size_t bytes = 4 * ((size_t)ng * bq * d->head_dim_v + 2 * (size_t)ng * bq + 2 * (size_t)bq +
+                      (size_t)warps * 32);
   if (bytes + 1024 > local_budget(st)) return false;
   *out = (pa_cl_variant){
       .family = PA_CL_DECODE_W, .bq = bq, .bkv = 32 * warps / bq, .warps = warps, .emu = emu};
@@ -123,7 +127,8 @@ static bool pick_decode_tile(const pa_cl_state *st, int bq, int dl, const pa_att
     int bkv = kg * kpt;
     if (bkv > 128) continue;
     size_t part = (size_t)bkv * bq * (dl + 1), red = (size_t)kg * bq * d->head_dim_v;
-    size_t bytes = 4 * ((part > red ? part : red) + (size_t)bq * bkv + 2 * (size_t)kg * bq + 2 * (size_t)bq);
+    size_t bytes =
+        4 * ((part > red ? part : red) + (size_t)bq * bkv + 2 * (size_t)kg * bq + 2 * (size_t)bq);
     if (bytes + 1024 <= budget) {
       *out = (pa_cl_variant){.family = PA_CL_DECODE, .bq = bq, .bkv = bkv, .kg = kg};
       return true;
@@ -164,7 +169,9 @@ static pa_status build_decode_w(pa_context *ctx, const pa_attention_desc *d, pa_
   size_t budget = local_budget(pa_cl(ctx));
   size_t small =
       4 * (2 * (size_t)ng * v->bq + 2 * (size_t)v->bq) + (nv ? 0 : 4 * (size_t)ntw) + 1024;
-  if (d->kv_dtype != PA_F32 && budget > small)
+  const bool fp8 = pa_dtype_is_fp8(d->kv_dtype);
+  int fp8cvt = fp8 && nv; /* fp8: the sm_89 cvt in PTX, else the integer decode */
+  if (d->kv_dtype != PA_F32 && !fp8 && budget > small) /* the ring moves 16-byte slices */
     for (stages = smax < 8 ? smax : 8;
          stages >= 2 && (size_t)stages * 2 * u * ntw * 16 > budget - small; stages--) {
     }
@@ -181,16 +188,22 @@ static pa_status build_decode_w(pa_context *ctx, const pa_attention_desc *d, pa_
     snprintf(defs, sizeof defs,
              "-DDQK=%d -DDV=%d -DQ_DT=%d -DKV_DT=%d -DO_DT=%d -DBQ=%d -DDL=%d -DWARPS=%d -DNV=%d "
              "-DNC=%d "
-             "-DCPA=%d -DSTAGES=%d -DCP_WAIT=%d%s",
+             "-DCPA=%d -DSTAGES=%d -DCP_WAIT=%d -DFP8CVT=%d%s",
              d->head_dim_qk, d->head_dim_v, (int)d->q_dtype, (int)d->kv_dtype, (int)d->o_dtype,
              v->bq, dl, warps, nv ? 1 : 2, nv && nc == 1, stages > 0, stages > 0 ? stages : 1,
-             stages > 0 ? stages - 1 : 0, extra);
+             stages > 0 ? stages - 1 : 0, fp8cvt, extra);
     v->stages = stages;
-    snprintf(shape, sizeof shape, "bq%d.w%d.s%d%s", v->bq, warps, stages, v->emu ? ".emu" : "");
+    snprintf(shape, sizeof shape, "bq%d.w%d.s%d%s%s", v->bq, warps, stages, fp8cvt ? ".cvt" : "",
+             v->emu ? ".emu" : "");
     pa_status s = build(ctx, v, "decode_w.cl", defs, "pa_decode_w", shape);
-    if (s == PA_OK || stages == 0) return s;
-    fell_back(ctx, "pa_decode_w with the cp.async ring", "K/V through registers");
-    stages = 0;
+    if (s == PA_OK || (stages == 0 && !fp8cvt)) return s;
+    if (stages > 0) {
+      fell_back(ctx, "pa_decode_w with the cp.async ring", "K/V through registers");
+      stages = 0;
+    } else {
+      fell_back(ctx, "pa_decode_w with the fp8 cvt", "the integer fp8 decode");
+      fp8cvt = 0;
+    }
   }
 }
 
@@ -212,16 +225,29 @@ static bool choose_decode(pa_context *ctx, int rows, const pa_attention_desc *d,
   return true;
 }
 
+/* fp8 K/V, few rows: pa_decode_w only (NVIDIA, or emulated for tests);
+ * false sends the plan to the portable tile. */
+static bool choose_decode_w8(pa_context *ctx, int rows, const pa_attention_desc *d,
+                             pa_cl_variant *v) {
+  const pa_config *cfg = &ctx->cfg;
+  if (cfg->opencl_decode == PA_CFG_DECODE_OFF) return false;
+  int bq = rows <= 4 ? 4 : 8, dl = pa_cl_decode_lanes(d->head_dim_qk, d->head_dim_v);
+  if (!pick_decode_w(pa_cl(ctx), cfg, bq, dl, d, v)) return false;
+  if (build_decode_w(ctx, d, v) == PA_OK) return true;
+  fell_back(ctx, "pa_decode_w (fp8)", "the portable tile");
+  return false;
+}
+
 /* kernels/prefill_mma.cl: f16/bf16 (Q and K/V alike), head dims multiples of
  * 16 up to 128, more than 8 packed rows, after the probe passed. Not for
  * deterministic plans (the kernel taken would depend on the batch). */
 static bool use_mma(const pa_cl_state *st, const pa_plan *plan, int64_t rows) {
   const pa_attention_desc *d = &plan->desc;
   bool ok = d->q_dtype == PA_F16 ? st->mma_ok : d->q_dtype == PA_BF16 ? st->mma_bf16_ok : false;
-  return ok && plan->op == PA_OP_ATTENTION &&
-         d->kv_dtype == d->q_dtype && d->head_dim_qk % 16 == 0 && d->head_dim_v % 16 == 0 &&
-         d->head_dim_qk <= 128 && d->head_dim_v <= 128 && rows > 8 &&
-         !(d->flags & PA_DETERMINISTIC) && st->max_wg >= 128 && st->local_mem >= 40 * 1024;
+  return ok && plan->op == PA_OP_ATTENTION && d->kv_dtype == d->q_dtype &&
+         d->head_dim_qk % 16 == 0 && d->head_dim_v % 16 == 0 && d->head_dim_qk <= 128 &&
+         d->head_dim_v <= 128 && rows > 8 && !(d->flags & PA_DETERMINISTIC) && st->max_wg >= 128 &&
+         st->local_mem >= 40 * 1024;
 }
 
 /* The mma kernel's shape: the plain kernel (PIPE=0, 64 rows, 64 keys), or
@@ -308,19 +334,24 @@ static pa_status choose(pa_context *ctx, const pa_plan *plan, pa_cl_variant *v) 
                          .cg = cfg->dev_opencl_tile_cg};
     return pa_cl_build_tile(ctx, plan, v);
   }
-  /* fp8 K/V: the portable tile (attention.cl) for every shape */
+  /* fp8 K/V: pa_decode_w for few rows (NVIDIA; dev.opencl.fp8_decode=1), else the portable
+   * tile (attention.cl) */
   const bool fp8 = pa_dtype_is_fp8(d->kv_dtype);
   if (!fp8 && !mla && !(d->flags & PA_DETERMINISTIC) && rows <= 8 &&
       choose_decode(ctx, (int)rows, d, v, &s))
     return s;
+  if (fp8 && cfg->dev_opencl_fp8_decode && !mla && !(d->flags & PA_DETERMINISTIC) && rows <= 8 &&
+      choose_decode_w8(ctx, (int)rows, d, v))
+    return PA_OK;
   if (!fp8 && mla && pa_cl_mla_mma_variant(ctx, plan, v)) return PA_OK;
   if (!fp8 && use_mma(pa_cl(ctx), plan, rows)) return choose_mma(ctx, plan, rows, v);
   pa_cl_tile t;
   if (!pick_tile(pa_cl(ctx), rows > 64 ? 64 : (int)rows, d->head_dim_qk, d->head_dim_v, d->q_dtype,
                  d->kv_dtype, mla, (d->flags & PA_DETERMINISTIC) != 0, &t))
-    return pa_fail(ctx, PA_ERR_UNSUPPORTED,
-                   "opencl: head_dim_qk=%d head_dim_v=%d need more local memory than the device's %zu B",
-                   d->head_dim_qk, d->head_dim_v, pa_cl(ctx)->local_mem);
+    return pa_fail(
+        ctx, PA_ERR_UNSUPPORTED,
+        "opencl: head_dim_qk=%d head_dim_v=%d need more local memory than the device's %zu B",
+        d->head_dim_qk, d->head_dim_v, pa_cl(ctx)->local_mem);
   *v = (pa_cl_variant){.bq = t.bq, .bkv = t.bkv, .rg = t.rg, .cg = t.cg};
   return pa_cl_build_tile(ctx, plan, v);
 }

@@ -33,6 +33,8 @@ DEFAULT_SHAPES = [
          sq=1, skv=4096, causal=0, window=-1),
     dict(label="decode-long", dtype="bf16", kv_dtype="bf16", b=1, hq=32, hkv=8, d=128, dv=128,
          sq=1, skv=32768, causal=0, window=-1),
+    dict(label="decode-b16", dtype="bf16", kv_dtype="bf16", b=16, hq=32, hkv=8, d=128, dv=128,
+         sq=1, skv=8192, causal=0, window=-1),
 ]
 
 

@@ -20,8 +20,11 @@
 
 /* One lane's 8 elements of a K or V row: raw (as loaded, so 16-bit data keeps
  * half the registers while loads are in flight) and as floats. */
+#define KV_FP8 (KV_DT == 4 || KV_DT == 5)
 #if KV_DT == 0
 typedef float8 raw8;
+#elif KV_FP8
+typedef uint2 raw8; /* 8 fp8 codes */
 #else
 typedef uint4 raw8;
 #endif
@@ -35,6 +38,8 @@ inline raw8 load_raw(__global const KV_RAW *p, long off, int d0, int dlim, int v
 #if KV_DT == 0
     float4 a = *(__global const float4 *)(p + off + d0), b = *(__global const float4 *)(p + off + d0 + 4);
     return (float8)(a, b);
+#elif KV_FP8
+    return *(__global const uint2 *)(p + off + d0);
 #else
     return *(__global const uint4 *)(p + off + d0);
 #endif
@@ -45,17 +50,52 @@ inline raw8 load_raw(__global const KV_RAW *p, long off, int d0, int dlim, int v
   for (int i = 0; i < SL; i++) e[i] = d0 + i < dlim ? p[off + d0 + i] : (KV_RAW)0;
 #if KV_DT == 0
   return (float8)(e[0], e[1], e[2], e[3], e[4], e[5], e[6], e[7]);
+#elif KV_FP8
+  return (uint2)(e[0] | (uint)e[1] << 8 | (uint)e[2] << 16 | (uint)e[3] << 24,
+                 e[4] | (uint)e[5] << 8 | (uint)e[6] << 16 | (uint)e[7] << 24);
 #else
   return (uint4)(e[0] | (uint)e[1] << 16, e[2] | (uint)e[3] << 16, e[4] | (uint)e[5] << 16,
                  e[6] | (uint)e[7] << 16);
 #endif
 }
 
+#if KV_FP8
+#ifndef FP8CVT
+#define FP8CVT 0
+#endif
+#define pa_fp8_dec_4(c) pa_e4m3_to_f32((uchar)(c))
+#define pa_fp8_dec_5(c) pa_e5m2_to_f32((uchar)(c))
+/* Two fp8 codes (bits 0-15 of x) as floats: FP8CVT=1 (NVIDIA sm_89+) one
+ * cvt to f16x2, else common.cl's exact integer decode. */
+inline float2 pa_fp8x2_f32(uint x) {
+#if FP8CVT
+  float a, b;
+#if KV_DT == 4
+  asm("{ .reg .b16 c, d, lo, hi; .reg .b32 h; mov.b32 {c, d}, %2; cvt.rn.f16x2.e4m3x2 h, c; "
+      "mov.b32 {lo, hi}, h; cvt.f32.f16 %0, lo; cvt.f32.f16 %1, hi; }"
+      : "=f"(a), "=f"(b) : "r"(x));
+#else
+  asm("{ .reg .b16 c, d, lo, hi; .reg .b32 h; mov.b32 {c, d}, %2; cvt.rn.f16x2.e5m2x2 h, c; "
+      "mov.b32 {lo, hi}, h; cvt.f32.f16 %0, lo; cvt.f32.f16 %1, hi; }"
+      : "=f"(a), "=f"(b) : "r"(x));
+#endif
+  return (float2)(a, b);
+#else
+  return (float2)(PA_CAT(pa_fp8_dec_, KV_DT)(x & 0xffu), PA_CAT(pa_fp8_dec_, KV_DT)((x >> 8) & 0xffu));
+#endif
+}
+#endif
+
 inline slice8 to_slice(raw8 u) {
   slice8 s;
 #if KV_DT == 0
   s.x[0] = u.s0, s.x[1] = u.s1, s.x[2] = u.s2, s.x[3] = u.s3;
   s.x[4] = u.s4, s.x[5] = u.s5, s.x[6] = u.s6, s.x[7] = u.s7;
+#elif KV_FP8
+  float2 f0 = pa_fp8x2_f32(u.s0), f1 = pa_fp8x2_f32(u.s0 >> 16);
+  float2 f2 = pa_fp8x2_f32(u.s1), f3 = pa_fp8x2_f32(u.s1 >> 16);
+  s.x[0] = f0.x, s.x[1] = f0.y, s.x[2] = f1.x, s.x[3] = f1.y;
+  s.x[4] = f2.x, s.x[5] = f2.y, s.x[6] = f3.x, s.x[7] = f3.y;
 #elif KV_DT == 1
   float8 f = vload_half8(0, (const half *)&u);
   s.x[0] = f.s0, s.x[1] = f.s1, s.x[2] = f.s2, s.x[3] = f.s3;

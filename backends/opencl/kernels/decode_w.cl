@@ -55,7 +55,16 @@ inline float pa_shi_emu(float x, int src, __local float *xc, int t) {
 #define SHI(x, s) pa_shi_emu(x, s, xc_l, t)
 #endif
 
-#if NC == 1 && KV_DT != 0
+#if NC == 1 && KV_FP8
+inline raw8 load_kv(__global const KV_RAW *p, long off, int d0, int dlim, int vec) {
+  if (vec) {
+    uint2 u;
+    asm("ld.global.nc.v2.u32 {%0,%1}, [%2];" : "=r"(u.x), "=r"(u.y) : "l"((ulong)(p + off + d0)));
+    return u;
+  }
+  return load_raw(p, off, d0, dlim, vec);
+}
+#elif NC == 1 && KV_DT != 0
 inline raw8 load_kv(__global const KV_RAW *p, long off, int d0, int dlim, int vec) {
   if (vec) {
     uint4 u;
@@ -138,7 +147,16 @@ static inline void pa_rs_level(float *sc, const int h, int li, __local float *xc
   }
 }
 
-__kernel __attribute__((reqd_work_group_size(NTW, 1, 1))) void pa_decode_w(PA_ATTENTION_ARGS(restrict)) {
+/* fp8 K/V (KV_DT 4, 5; through registers, CPA=0): the dequantisation
+ * scales follow the usual arguments as in attention.cl; K's joins the score
+ * scale, V's the output factor. */
+#if KV_FP8
+#define PA_KV8_ARGS , __global const float *k_scale, long ks_off, long ks_s, __global const float *v_scale, long vs_off, long vs_s
+#else
+#define PA_KV8_ARGS
+#endif
+
+__kernel __attribute__((reqd_work_group_size(NTW, 1, 1))) void pa_decode_w(PA_ATTENTION_ARGS(restrict) PA_KV8_ARGS) {
 #if CPA
   /* the ring during the key loop, the groups' outputs after it */
 #define RING (STAGES * 2 * U * NTW)
@@ -167,6 +185,12 @@ __kernel __attribute__((reqd_work_group_size(NTW, 1, 1))) void pa_decode_w(PA_AT
   const int q_start = ragged_q ? rq->q_start : 0, k_start = ragged_k ? rq->k_start : 0;
   const int len_q = rq->len_q, len_k = rq->len_k, nsplit = rq->num_splits, part_row = rq->part_row;
   const int off = len_k - len_q;
+#if KV_FP8
+  scale *= k_scale[ks_off + hk * ks_s];
+  const float v_fac = v_scale[vs_off + hk * vs_s];
+#else
+  const float v_fac = 1.0f;
+#endif
 
   if (t < BQ) {
     int pr = row0 + (t < rows ? t : 0);
@@ -381,6 +405,7 @@ __kernel __attribute__((reqd_work_group_size(NTW, 1, 1))) void pa_decode_w(PA_AT
     int i = rowi_l[r], h = rowh_l[r];
     float fac, lse_v;
     PA_ROW_NORM(mm, ll, nsplit == 1 && (flags & F_SINKS), sinks[sk_off + h * sk_s], fac, lse_v);
+    fac *= v_fac;
     if (nsplit == 1) {
       STO(__global, out, pa_out_row(o_off, o_sb, o_st, o_sh, b, q_start, i, h) + d, o * fac);
       if (d == 0 && (flags & F_LSE)) lse[pa_out_row(l_off, l_sb, l_st, l_sh, b, q_start, i, h)] = lse_v;
