@@ -90,7 +90,7 @@ __device__ __forceinline__ void hopper_epilogue(const pa_cu_attn &a, const pa_re
  * it lands. Q's rope block (64 dims) lives in registers, so its shared space
  * holds P_B.
  * Shared memory: Q 72 KB + 2 x 72 KB K/V + P_A 8 KB + row state, 1024-byte
- * aligned: 227 KB. 238 registers, no spills. */
+ * aligned: 227 KB. 238 registers, no spills, no C7519 (see the first S). */
 namespace ss {
 
 constexpr int CB = 64 * 128;   /* a column block: 64 rows x 64 dims */
@@ -324,17 +324,21 @@ __global__ void __launch_bounds__(256, 1) mla_decode_seesaw(const pa_cu_attn a) 
   const uint64_t dv0 = desc_mn(base + TILE + g * 4 * CB, CB),
                  dv1 = desc_mn(base + 2 * TILE + g * 4 * CB, CB);
 
-  { /* S of the first pair */
-    if (g == 0) {
-      qk(s, 0, 0, 4, true, 0);
-      qk(s, 0, 4, 9, false, 0);
-    } else {
-      qk(s, 1, 4, 9, true, 0);
-      qk(s, 1, 0, 4, false, 0);
-    }
+  /* S of the first pair, each warpgroup its own tile, waited inside its own
+   * branch: accumulators still in flight where the two branches join make
+   * ptxas inject a warpgroup.arrive there (C7519); a straight-line S on
+   * buffer g instead costs 17 registers and spills. */
+  if (g == 0) {
+    qk(s, 0, 0, 4, true, 0);
+    qk(s, 0, 4, 9, false, 0);
     wgmma_commit();
+    wgmma_wait<0>();
+  } else {
+    qk(s, 1, 4, 9, true, 0);
+    qk(s, 1, 0, 4, false, 0);
+    wgmma_commit();
+    wgmma_wait<0>();
   }
-  wgmma_wait<0>(); /* outside the branch, or ptxas serialises the wgmmas */
   reg_fence<32>(s);
 
   /* One loop per warpgroup (a shared loop with a branch inside makes ptxas
