@@ -44,6 +44,8 @@ static const pa_config_key keys[] = {
    "work items per SM per wave in the split policy"},
   {"dev.cuda.fuse_loads", PA_CFG_INT, "8|32", 0, 0, "32", F(dev_cuda_fuse_loads), 0,
    "partials in flight per thread of the in-kernel decode merge"},
+  {"dev.cuda.mla_pf", PA_CFG_INT, NULL, 0, 16, "0", F(dev_cuda_mla_pf), 0,
+   "seesaw MLA: 64-key tiles prefetched into L2 ahead of the shared-memory ring (0: none)"},
   {"dev.opencl.kernel_dir", PA_CFG_TEXT, NULL, 0, 0, "", F(dev_opencl_kernel_dir), 0,
    "read kernels/*.cl from this folder instead of the embedded copies"},
   {"dev.opencl.build_options", PA_CFG_TEXT, NULL, 0, 0, "", F(dev_opencl_build_options), 0,

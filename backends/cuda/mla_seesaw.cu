@@ -112,7 +112,7 @@ __device__ __forceinline__ uint32_t chunk_at(int r, int ch) {
 enum { kScale0 = 1, kScale1 = 2, kPA = 3, kPB = 4 };
 
 template <typename T>
-__global__ void __launch_bounds__(256, 1) mla_decode_seesaw(const pa_cu_attn a) {
+__global__ void __launch_bounds__(256, 1) mla_decode_seesaw(const pa_cu_attn a, const int npf) {
 #if defined(__CUDA_ARCH_FEAT_SM90_ALL)
   using namespace pa::mla;
   extern __shared__ unsigned char smem_raw[];
@@ -203,6 +203,20 @@ __global__ void __launch_bounds__(256, 1) mla_decode_seesaw(const pa_cu_attn a) 
     }
     pa::cp_commit();
   };
+  /* L2 prefetch of tile t (cp.async.bulk.prefetch): the ring holds one pair,
+   * so a tile's copy into shared memory starts only as its buffer frees, just
+   * before its S; fetched into L2 npf tiles earlier, that copy waits on L2
+   * instead of DRAM. Thread u takes a quarter of row u / 4 (both warpgroups:
+   * WG0 rows 0-31, WG1 rows 32-63); a hint, so only rows of this item. */
+  const int pr = tid >> 2, pq = tid & 3;
+  auto prefetch = [&](int t) {
+    const int j = w.kv_begin + t * 64 + pr;
+    if (t >= ntiles || j >= w.kv_end) return;
+    const int64_t page = bt[(int64_t)(j / a.page_size) * a.bt.st], in_page = j % a.page_size;
+    l2_prefetch(ckv + page * a.k.sb + in_page * a.k.st + pq * (DC / 4), DC / 4 * sizeof(T));
+    if (pq == 0) l2_prefetch(kpe + page * a.k2.sb + in_page * a.k2.st, DR * sizeof(T));
+  };
+  for (int t = 2; t < 2 + npf; ++t) prefetch(t);
   /* The first pair is loaded and multiplied even when the item is empty
    * (rows past the end are zeros, all masked): a branch around the S below
    * makes ptxas serialise every wgmma. */
@@ -347,6 +361,11 @@ __global__ void __launch_bounds__(256, 1) mla_decode_seesaw(const pa_cu_attn a) 
     for (int it = 0; it < npairs; ++it) {
       const bool more = it + 1 < npairs;
       const uint32_t par = (it + 1) & 1; /* phase of the loads issued in this pair */
+      /* the two tiles that enter the prefetch window */
+      if (npf > 0) {
+        prefetch(2 * it + 2 + npf);
+        prefetch(2 * it + 3 + npf);
+      }
       float mx[2], mu[2], c[2], sum[2];
       mask_max(2 * it, mx);
 #pragma unroll
@@ -412,6 +431,10 @@ __global__ void __launch_bounds__(256, 1) mla_decode_seesaw(const pa_cu_attn a) 
     for (int it = 0; it < npairs; ++it) {
       const bool more = it + 1 < npairs;
       const uint32_t par = (it + 1) & 1;
+      if (npf > 0) {
+        prefetch(2 * it + 2 + npf);
+        prefetch(2 * it + 3 + npf);
+      }
       float mx[2], mu[2], c[2], sum[2];
       mask_max(2 * it + 1, mx);
       take(kScale0, it);
@@ -487,11 +510,11 @@ extern "C" cudaError_t pa_cu_mla_seesaw_init(void) {
   return e;
 }
 
-extern "C" cudaError_t pa_cu_mla_seesaw_decode(const pa_cu_attn *a, cudaStream_t s) {
+extern "C" cudaError_t pa_cu_mla_seesaw_decode(const pa_cu_attn *a, int pf, cudaStream_t s) {
   if (a->num_work == 0) return cudaSuccess;
   if (a->q.dtype == PA_F16)
-    ss::mla_decode_seesaw<__half><<<a->num_work, 256, ss::SMEM, s>>>(*a);
+    ss::mla_decode_seesaw<__half><<<a->num_work, 256, ss::SMEM, s>>>(*a, pf);
   else
-    ss::mla_decode_seesaw<__nv_bfloat16><<<a->num_work, 256, ss::SMEM, s>>>(*a);
+    ss::mla_decode_seesaw<__nv_bfloat16><<<a->num_work, 256, ss::SMEM, s>>>(*a, pf);
   return cudaGetLastError();
 }
