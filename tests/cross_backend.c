@@ -201,6 +201,16 @@ static const mla_case mla_fast_cases[] = {
   {.name = "mla_fast_mtp4_h128_p17",   .batch = 1, .lq = {4},          .lk = {203},            .h = 128, .dc = 512, .dr = 64, .dtype = PA_BF16, .page_size = 17, .causal = 1, .lse = 1},
   {.name = "mla_fast_splits5_h128",    .batch = 2, .lq = {1, 2},       .lk = {1200, 300},      .h = 128, .dc = 512, .dr = 64, .dtype = PA_BF16, .page_size = 64, .causal = 1, .lse = 1, .num_splits = 5},
 };
+
+/* The same shapes with fp8 ckv/kpe (CUDA: the seesaw kernel under
+ * dev.cuda.mla_fp8=1, the generic kernel otherwise), run twice as above. */
+static const mla_case fp8_mla_fast_cases[] = {
+  {.name = "fp8_mla_fast_e4m3_h128_mtp2", .batch = 3, .lq = {2, 1, 2}, .lk = {2, 0, 900},  .h = 128, .dc = 512, .dr = 64, .dtype = PA_BF16, .page_size = 64, .causal = 1, .lse = 1, .kv8 = PA_FP8_E4M3},
+  {.name = "fp8_mla_fast_e5m2_f16_h64",   .batch = 2, .lq = {1, 2},    .lk = {513, 64},    .h = 64,  .dc = 512, .dr = 64, .dtype = PA_F16,  .page_size = 32, .causal = 1, .lse = 1, .kv8 = PA_FP8_E5M2},
+  {.name = "fp8_mla_fast_e4m3_splits4",   .batch = 2, .lq = {1, 1},    .lk = {2000, 1},    .h = 128, .dc = 512, .dr = 64, .dtype = PA_BF16, .page_size = 64, .lse = 1, .num_splits = 4, .kv8 = PA_FP8_E4M3},
+  {.name = "fp8_mla_fast_onecache_p128",  .batch = 1, .lq = {2},       .lk = {300},        .h = 32,  .dc = 512, .dr = 64, .dtype = PA_BF16, .page_size = 128, .causal = 1, .one_cache = 1, .lse = 1, .kv8 = PA_FP8_E4M3},
+  {.name = "fp8_mla_fast_e5m2_h16_p16",   .batch = 2, .lq = {4, 1},    .lk = {777, 130},   .h = 16,  .dc = 512, .dr = 64, .dtype = PA_BF16, .page_size = 16, .causal = 1, .lse = 1, .kv8 = PA_FP8_E5M2},
+};
 /* clang-format on */
 
 static double now_ms(void) {
@@ -316,3 +326,4 @@ GROUP(mla_shapes_ksteps, run_mla, mla_ksteps_cases)
 GROUP(fp8, run_attn, fp8_cases)
 GROUP(fp8_mla, run_mla, fp8_mla_cases)
 GROUP(mla_fast, run_mla_repeat, mla_fast_cases)
+GROUP(fp8_mla_fast, run_mla_repeat, fp8_mla_fast_cases)

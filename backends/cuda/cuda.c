@@ -211,6 +211,11 @@ static pa_status cu_select(pa_context *ctx, const pa_plan *plan, pa_kernel_choic
     if (tc_ok && m->q_dtype == m->kv_dtype && m->kv_dtype == m->o_dtype &&
         pa_cu_mla_supported(m->head_dim_ckv, m->head_dim_kpe, m->q_dtype, s->smem_optin))
       return choose(ctx, c, (pa_cu_kernel)s->mla_kernel, 64, 64);
+    /* fp8 ckv/kpe on the seesaw kernel: opt-in (dev.cuda.mla_fp8) */
+    if (s->mla_kernel == PA_CU_MLA_SEESAW && ctx->cfg.dev_cuda_mla_fp8 &&
+        pa_dtype_is_fp8(m->kv_dtype) && m->q_dtype == m->o_dtype &&
+        pa_cu_mla_supported(m->head_dim_ckv, m->head_dim_kpe, m->q_dtype, s->smem_optin))
+      return choose(ctx, c, PA_CU_MLA_SEESAW, 64, 64);
     if (!pa_cu_generic_fits(m->head_dim_ckv + m->head_dim_kpe, m->head_dim_ckv, s->smem_optin))
       return pa_fail(ctx, PA_ERR_UNSUPPORTED,
                      "cuda: MLA Dc=%d Dr=%d needs more shared memory than this device's %d bytes",
