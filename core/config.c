@@ -46,6 +46,8 @@ static const pa_config_key keys[] = {
    "partials in flight per thread of the in-kernel decode merge"},
   {"dev.cuda.mla_pf", PA_CFG_INT, NULL, 0, 16, "0", F(dev_cuda_mla_pf), 0,
    "seesaw MLA: 64-key tiles prefetched into L2 ahead of the shared-memory ring (0: none)"},
+  {"dev.cuda.mla_early_pb", PA_CFG_INT, B01, 0, 0, "0", F(dev_cuda_mla_early_pb), 0,
+   "seesaw MLA: P_B handed to warpgroup 0 as soon as it is written"},
   {"dev.cuda.mla_fp8", PA_CFG_INT, B01, 0, 0, "0", F(dev_cuda_mla_fp8), 0,
    "fp8 ckv/kpe on the seesaw MLA kernel (sm_90, widened in shared memory; 0: generic kernel)"},
   {"dev.opencl.kernel_dir", PA_CFG_TEXT, NULL, 0, 0, "", F(dev_opencl_kernel_dir), 0,

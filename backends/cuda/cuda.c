@@ -410,7 +410,10 @@ static pa_status dispatch(pa_context *ctx, const pa_plan *plan, const pa_cu_attn
   case PA_CU_PREFILL_MMA: e = pa_cu_prefill_attention(a, s->stream); break;
   case PA_CU_PREFILL_WGMMA: e = pa_cu_prefill_wgmma(a, s->stream); break;
   case PA_CU_MLA_MMA: e = pa_cu_mla_mma_decode(a, s->stream); break;
-  case PA_CU_MLA_SEESAW: e = pa_cu_mla_seesaw_decode(a, ctx->cfg.dev_cuda_mla_pf, s->stream); break;
+  case PA_CU_MLA_SEESAW:
+    e = pa_cu_mla_seesaw_decode(a, ctx->cfg.dev_cuda_mla_pf, ctx->cfg.dev_cuda_mla_early_pb,
+                                s->stream);
+    break;
   case PA_CU_GENERIC: e = pa_cu_generic_attention(a, s->stream); break;
   }
   if (e != cudaSuccess) return pa_cuda_fail(ctx, e, kernel_name(kernel));

@@ -121,7 +121,8 @@ enum { kScale0 = 1, kScale1 = 2, kPA = 3, kPB = 4 };
  * and widened to T in place (the consumer warpgroup, before its S), with the
  * cache's scale folded into the softmax scale and the output. */
 template <typename T, int KV>
-__global__ void __launch_bounds__(256, 1) mla_decode_seesaw(const pa_cu_attn a, const int npf) {
+__global__ void __launch_bounds__(256, 1) mla_decode_seesaw(const pa_cu_attn a, const int npf,
+                                                           const int early_pb) {
 #if defined(__CUDA_ARCH_FEAT_SM90_ALL)
   using namespace pa::mla;
   extern __shared__ unsigned char smem_raw[];
@@ -524,6 +525,10 @@ __global__ void __launch_bounds__(256, 1) mla_decode_seesaw(const pa_cu_attn a, 
       pack_p(1.f, 1.f);
       store_p(pb_s);
       fence_proxy_async();
+      /* early_pb: P_B handed over as soon as it is written (its space is
+       * rewritten only after take(kScale0) of the next pair, which WG0 posts
+       * after its last read of P_B) */
+      if (early_pb) post(kPB);
       wgmma_fence();
 #pragma unroll
       for (int kk = 0; kk < 4; ++kk) wgmma_m64n256k16_rs<T>(o, pf[kk], dv1 + kk * 128, 1);
@@ -533,7 +538,7 @@ __global__ void __launch_bounds__(256, 1) mla_decode_seesaw(const pa_cu_attn a, 
 #pragma unroll
       for (int kk = 0; kk < 4; ++kk) wgmma_m64n256k16<T>(o, dpa + kk * 2, dv0 + kk * 128, 1);
       wgmma_commit();
-      post(kPB);
+      if (!early_pb) post(kPB);
       /* waits outside the branches, or ptxas serialises the wgmmas */
       wgmma_wait<1>(); /* buffer 1 read: blocks 4-8 take tile 2 it + 3 */
       if (more) {
@@ -572,17 +577,18 @@ template <typename T, int KV> static cudaError_t init_one() {
 }
 
 template <typename T, int KV>
-static void launch_one(const pa_cu_attn *a, int pf, cudaStream_t s) {
-  ss::mla_decode_seesaw<T, KV><<<a->num_work, 256, ss::SMEM, s>>>(*a, pf);
+static void launch_one(const pa_cu_attn *a, int pf, int early_pb, cudaStream_t s) {
+  ss::mla_decode_seesaw<T, KV><<<a->num_work, 256, ss::SMEM, s>>>(*a, pf, early_pb);
 }
 
-template <typename T> static void launch(const pa_cu_attn *a, int pf, cudaStream_t s) {
+template <typename T>
+static void launch(const pa_cu_attn *a, int pf, int early_pb, cudaStream_t s) {
   if (a->k.dtype == PA_FP8_E4M3)
-    launch_one<T, PA_FP8_E4M3>(a, pf, s);
+    launch_one<T, PA_FP8_E4M3>(a, pf, early_pb, s);
   else if (a->k.dtype == PA_FP8_E5M2)
-    launch_one<T, PA_FP8_E5M2>(a, pf, s);
+    launch_one<T, PA_FP8_E5M2>(a, pf, early_pb, s);
   else
-    launch_one<T, 0>(a, pf, s);
+    launch_one<T, 0>(a, pf, early_pb, s);
 }
 
 /* On sm_90 only (the sm_90a code runs nowhere else). */
@@ -598,11 +604,12 @@ extern "C" cudaError_t pa_cu_mla_seesaw_init(void) {
   return cudaSuccess;
 }
 
-extern "C" cudaError_t pa_cu_mla_seesaw_decode(const pa_cu_attn *a, int pf, cudaStream_t s) {
+extern "C" cudaError_t pa_cu_mla_seesaw_decode(const pa_cu_attn *a, int pf, int early_pb,
+                                               cudaStream_t s) {
   if (a->num_work == 0) return cudaSuccess;
   if (a->q.dtype == PA_F16)
-    launch<__half>(a, pf, s);
+    launch<__half>(a, pf, early_pb, s);
   else
-    launch<__nv_bfloat16>(a, pf, s);
+    launch<__nv_bfloat16>(a, pf, early_pb, s);
   return cudaGetLastError();
 }
