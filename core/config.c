@@ -48,6 +48,8 @@ static const pa_config_key keys[] = {
    "seesaw MLA: 64-key tiles prefetched into L2 ahead of the shared-memory ring (0: none)"},
   {"dev.cuda.mla_early_pb", PA_CFG_INT, B01, 0, 0, "0", F(dev_cuda_mla_early_pb), 0,
    "seesaw MLA: P_B handed to warpgroup 0 as soon as it is written"},
+  {"dev.cuda.mla_balance", PA_CFG_INT, B01, 0, 0, "0", F(dev_cuda_mla_balance), 0,
+   "MLA on tensor cores: auto splits cut the batch's keys into one chunk where that balances the SMs better"},
   {"dev.cuda.mla_fp8", PA_CFG_INT, B01, 0, 0, "0", F(dev_cuda_mla_fp8), 0,
    "fp8 ckv/kpe on the seesaw MLA kernel (sm_90, widened in shared memory; 0: generic kernel)"},
   {"dev.opencl.kernel_dir", PA_CFG_TEXT, NULL, 0, 0, "", F(dev_opencl_kernel_dir), 0,
