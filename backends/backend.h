@@ -115,6 +115,10 @@ typedef struct pa_kernel_choice {
                           * up to head_group_max KV heads (the list in head
                           * groups, core/schedule.c); 0: no grouping */
   int head_group_max;
+  int balance_splits;    /* 1: auto splits cut the batch's keys into one chunk
+                          * for all requests when that balances the units
+                          * better (core/split.h, pa_balance_chunk) */
+  int split_overhead;    /* its cost of a split item (partials, combine), keys */
   void *variant;         /* the backend's typed variant (malloc'd by select, or
                           * NULL); core frees it with free() with the plan */
 } pa_kernel_choice;

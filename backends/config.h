@@ -41,6 +41,10 @@ typedef struct pa_config {
   /* developer knobs (dev.*): tuning and testing, no compatibility promise */
   int dev_cuda_slots;      /* work items per SM per wave */
   int dev_cuda_fuse_loads; /* partials in flight per thread of the decode merge */
+  int dev_cuda_mla_pf;     /* seesaw MLA: key tiles prefetched into L2 ahead */
+  int dev_cuda_mla_fp8;    /* 0/1: fp8 ckv/kpe on the seesaw MLA kernel */
+  int dev_cuda_mla_early_pb; /* 0/1: seesaw MLA hands P_B over right after writing it */
+  int dev_cuda_mla_balance;  /* 0/1: MLA auto splits by pa_balance_chunk */
   char dev_opencl_kernel_dir[PA_CFG_STR];
   char dev_opencl_build_options[PA_CFG_STR];
   int dev_opencl_tile_bq, dev_opencl_tile_bkv, dev_opencl_tile_rg, dev_opencl_tile_cg;

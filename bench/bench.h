@@ -31,6 +31,10 @@ typedef struct bench_shape {
   int b, hq, hkv, d, dv, dr, sq, skv, page, causal, window, splits;
 } bench_shape;
 
+/* > 0 for a ragged preset (by label): request i's keys drawn from
+ * [bench_skv_min, skv] with a fixed seed; 0 otherwise. */
+int bench_skv_min(const bench_shape *s);
+
 typedef struct bench_opts {
   pa_backend backend;
   int device;

@@ -42,6 +42,7 @@ static const bench_shape cuda_presets[] = {
     {BENCH_MLA, "mla-b8", BF16, BF16, 8, 128, 1, 512, 512, 64, 1, 16384, 64, 0, -1, 0},
     {BENCH_MLA, "mla-mtp2", BF16, BF16, 64, 128, 1, 512, 512, 64, 2, 4096, 64, 1, -1, 0},
     {BENCH_MLA, "mla-h16", BF16, BF16, 128, 16, 1, 512, 512, 64, 1, 4096, 64, 0, -1, 0},
+    {BENCH_MLA, "mla-ragged", BF16, BF16, 32, 128, 1, 512, 512, 64, 1, 8192, 64, 0, -1, 0},
     {BENCH_MERGE, "merge", F32, F32, 4096, 32, 0, 128, 128, 0, 0, 0, 0, 0, -1, 4},
     {BENCH_GEMM, "gemm-absorb", BF16, BF16, 0, 128, 0, 128, 512, 0, 256, 0, 0, 0, -1, 0},
     {BENCH_APPEND, "append", BF16, E4M3, 4096, 0, 8, 128, 128, 0, 0, 0, 16, 0, -1, 0},
@@ -55,6 +56,19 @@ static const bench_shape opencl_presets[] = {
     {BENCH_GEMM, "gemm-absorb", F16, F16, 0, 128, 0, 128, 512, 0, 256, 0, 0, 0, -1, 0},
     {BENCH_APPEND, "append", F16, E4M3, 4096, 0, 8, 128, 128, 0, 0, 0, 16, 0, -1, 0},
 };
+
+/* Ragged presets: the shortest request (the longest is the shape's skv). */
+static const struct {
+  const char *label;
+  int skv_min;
+} ragged_presets[] = {{"mla-ragged", 1024}};
+
+int bench_skv_min(const bench_shape *s) {
+  for (size_t i = 0; i < sizeof ragged_presets / sizeof ragged_presets[0]; i++)
+    if (s->label && !strcmp(s->label, ragged_presets[i].label))
+      return ragged_presets[i].skv_min < s->skv ? ragged_presets[i].skv_min : 0;
+  return 0;
+}
 
 static const char *kind_names[BENCH_NUM_KINDS] = {"prefill", "decode", "mla",
                                                    "merge",   "gemm",   "append"};
@@ -108,12 +122,18 @@ void bench_shape_str(const bench_shape *s, char *buf, size_t n, char *key, size_
              s->hq, s->hkv, s->d, s->dv, s->sq, s->skv, s->causal, s->window);
     break;
   }
-  case BENCH_MLA:
-    snprintf(buf, n, "%s/%s b%d h%d dc%d dr%d q%d kv%d pg%d", dt, kv, s->b, s->hq, s->d, s->dr,
-             s->sq, s->skv, s->page);
-    snprintf(key, nkey, "mla %s kv%s b%d h%d dc%d dr%d sq%d skv%d", dt, kv, s->b, s->hq, s->d,
-             s->dr, s->sq, s->skv);
+  case BENCH_MLA: {
+    char kvs[32];
+    if (bench_skv_min(s) > 0)
+      snprintf(kvs, sizeof kvs, "%d..%d", bench_skv_min(s), s->skv);
+    else
+      snprintf(kvs, sizeof kvs, "%d", s->skv);
+    snprintf(buf, n, "%s/%s b%d h%d dc%d dr%d q%d kv%s pg%d", dt, kv, s->b, s->hq, s->d, s->dr,
+             s->sq, kvs, s->page);
+    snprintf(key, nkey, "mla %s kv%s b%d h%d dc%d dr%d sq%d skv%s", dt, kv, s->b, s->hq, s->d,
+             s->dr, s->sq, kvs);
     break;
+  }
   case BENCH_APPEND:
     snprintf(buf, n, "%s->%s t%d hkv%d d%d pg%d", dt, kv, s->b, s->hkv, s->d, s->page);
     snprintf(key, nkey, "append %s kv%s t%d hkv%d d%d dv%d", dt, kv, s->b, s->hkv, s->d, s->dv);
@@ -396,9 +416,15 @@ static bool uniform_lengths(const bench_shape *s, int32_t **lq, int32_t **lk) {
     free(*lk);
     return false;
   }
+  const int lo = bench_skv_min(s);
+  uint32_t x = 12345u; /* ragged: the same lengths in every run */
   for (int i = 0; i < s->b; i++) {
     (*lq)[i] = s->sq;
     (*lk)[i] = s->skv;
+    if (lo > 0) {
+      x = x * 1664525u + 1013904223u;
+      (*lk)[i] = lo + (int32_t)((x >> 8) % (uint32_t)(s->skv - lo + 1));
+    }
   }
   return true;
 }
@@ -483,19 +509,23 @@ static pa_status setup_mla(bench_case *c, const bench_opts *o, const bench_shape
   if (!uniform_lengths(s, &lq, &lk)) return fail(r, PA_ERR_OUT_OF_MEMORY, "seqlens", NULL);
   pa_batch batch = {s->b, lq, lk, NULL, NULL};
   st = pa_mla_plan(c->ctx, &d, &batch, &c->plan);
-  free(lq);
-  free(lk);
-  if (st != PA_OK) return fail(r, st, "pa_mla_plan", c->ctx);
-
   bench_shape causal = *s;
   causal.causal = s->sq > 1;
   causal.window = -1;
-  double pairs;
-  int64_t lo, hi;
-  visible_pairs(&causal, s->sq, s->skv, &pairs, &lo, &hi);
-  r->flops = (double)s->b * s->hq * pairs * 2.0 * (s->d + s->dr + s->d);
+  double pairs = 0, keys = 0; /* summed over the requests (ragged) */
+  for (int i = 0; i < s->b; i++) {
+    double p;
+    int64_t lo, hi;
+    visible_pairs(&causal, s->sq, lk[i], &p, &lo, &hi);
+    pairs += p;
+    keys += lk[i];
+  }
+  free(lq);
+  free(lk);
+  if (st != PA_OK) return fail(r, st, "pa_mla_plan", c->ctx);
+  r->flops = (double)s->hq * pairs * 2.0 * (s->d + s->dr + s->d);
   r->bytes = (double)tq * s->hq * (s->d + s->dr + s->d) * (double)pa_dtype_size(s->dtype) +
-             (double)s->b * s->skv * (s->d + s->dr) * (double)pa_dtype_size(s->kv_dtype);
+             keys * (s->d + s->dr) * (double)pa_dtype_size(s->kv_dtype);
   return PA_OK;
 }
 

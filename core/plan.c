@@ -76,6 +76,61 @@ static void visible_range(const pa_attention_desc *d, int64_t i0, int64_t i1, in
   *hi = h;
 }
 
+/* The split inputs of request b (the rule in core/split.h). */
+static pa_split_input split_input(const pa_plan *p, int b, int64_t natural, int align) {
+  const pa_context *ctx = p->ctx;
+  const pa_req *r = &p->reqs[b];
+  return (pa_split_input){
+      .compute_units = ctx->props.compute_units,
+      .slots_per_unit = ctx->props.slots_per_unit,
+      .min_kv_per_split = ctx->props.min_kv_per_split,
+      .max_splits = ctx->props.max_splits,
+      .natural_items = natural,
+      .len_k = r->len_q > 0 ? r->len_k : 0,
+      .user_splits = p->desc.num_splits,
+      .deterministic = (p->desc.flags & PA_DETERMINISTIC) != 0,
+      .kv_chunk = p->desc.kv_chunk,
+      .kv_align = align,
+  };
+}
+
+/* Where the kernel asks for it (choice.balance_splits) and the plan splits
+ * by the auto rule: one chunk for the batch (pa_balance_chunk), 0 to keep
+ * the rule, -1 when out of memory (failed with a message). */
+static int balance_chunk(const pa_plan *p, int64_t natural, int tile, int align) {
+  const int B = p->batch_size;
+  if (!p->choice.balance_splits || B == 0 || p->desc.num_splits != 0 ||
+      (p->desc.flags & PA_DETERMINISTIC))
+    return 0;
+  int32_t *v = PA_FAULT_OR(malloc((size_t)B * 3 * sizeof *v));
+  if (!v) {
+    pa_fail(p->ctx, PA_ERR_OUT_OF_MEMORY, "plan: split balance of %d requests", B);
+    return -1;
+  }
+  const int per = p->choice.kv_heads_per_item > 1 ? p->choice.kv_heads_per_item : 1;
+  const int heads = (p->desc.num_kv_heads + per - 1) / per;
+  for (int b = 0; b < B; b++) {
+    const pa_split_input in = split_input(p, b, natural, align);
+    v[b] = in.len_k;
+    v[B + b] = (int32_t)(heads * (((int64_t)p->reqs[b].len_q * p->group + tile - 1) / tile));
+    v[2 * B + b] = pa_choose_split(&in).num_splits;
+  }
+  const pa_balance_input bi = {
+      .n = B,
+      .len_k = v,
+      .items = v + B,
+      .cur_splits = v + 2 * B,
+      .slots = p->ctx->props.compute_units * p->ctx->props.slots_per_unit,
+      .align = align,
+      .max_splits = p->ctx->props.max_splits,
+      .overhead = p->choice.item_overhead,
+      .split_overhead = p->choice.split_overhead,
+  };
+  const int c = pa_balance_chunk(&bi);
+  free(v);
+  return c;
+}
+
 pa_status pa_plan_build(pa_plan *p, const pa_batch *batch) {
   pa_context *ctx = p->ctx;
   const pa_attention_desc *d = &p->desc;
@@ -125,22 +180,14 @@ pa_status pa_plan_build(pa_plan *p, const pa_batch *batch) {
   for (int b = 0; b < B; b++)
     natural += head_units * (((int64_t)p->reqs[b].len_q * g + tile - 1) / tile);
 
+  const int bal = balance_chunk(p, natural, tile, align);
+  if (bal < 0) return PA_ERR_OUT_OF_MEMORY;
   int64_t num_work = 0, part_rows = 0, num_combine = 0;
   for (int b = 0; b < B; b++) {
     pa_req *r = &p->reqs[b];
-    pa_split_input in = {
-        .compute_units = ctx->props.compute_units,
-        .slots_per_unit = ctx->props.slots_per_unit,
-        .min_kv_per_split = ctx->props.min_kv_per_split,
-        .max_splits = ctx->props.max_splits,
-        .natural_items = natural,
-        .len_k = r->len_q > 0 ? r->len_k : 0,
-        .user_splits = d->num_splits,
-        .deterministic = (d->flags & PA_DETERMINISTIC) != 0,
-        .kv_chunk = d->kv_chunk,
-        .kv_align = align,
-    };
+    const pa_split_input in = split_input(p, b, natural, align);
     pa_split s = pa_choose_split(&in);
+    if (bal > 0 && in.len_k > 0) s = (pa_split){(int)((in.len_k + bal - 1) / bal), bal};
     r->num_splits = s.num_splits;
     r->kv_chunk = s.kv_chunk;
     r->part_row = -1;

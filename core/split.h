@@ -39,4 +39,27 @@ typedef struct pa_split {
  * recomputed from it, so no split is empty. len_k == 0 gives one split. */
 pa_split pa_choose_split(const pa_split_input *in);
 
+/* One KV chunk for the whole batch (FlashMLA's idea: the batch's keys cut
+ * into equal work, not each request into the same number of splits). Each
+ * candidate chunk c (a multiple of align) gives request b ceil(len_k[b] / c)
+ * splits of `items[b]` work items each; the device takes items heaviest
+ * first, each to the least loaded of `slots` (the GPU block scheduler, the
+ * CPU pool), an item costing its keys + overhead (+ split_overhead when its
+ * request is split: partials and the combine). Candidates: for 1..8 waves,
+ * the least c whose items fit; the rule's own splits (cur_splits) compete.
+ * Returns the best chunk when its simulated makespan is at least 3% below the
+ * rule's, else 0 (keep the rule). Bounded work: 0 when the batch has more
+ * than 4 waves of unsplit items. */
+typedef struct pa_balance_input {
+  int n;                   /* requests */
+  const int32_t *len_k;    /* keys (0: no work) */
+  const int32_t *items;    /* work items per split of each request */
+  const int32_t *cur_splits;
+  int slots;               /* compute_units * slots_per_unit */
+  int align, max_splits;
+  int overhead, split_overhead; /* keys */
+} pa_balance_input;
+
+int pa_balance_chunk(const pa_balance_input *in);
+
 #endif

@@ -108,6 +108,43 @@ Test(core_split, invariants) {
   cr_log_info("split invariants on %d inputs", checked);
 }
 
+/* pa_balance_chunk, worked out by hand: greedy heaviest-first onto the
+ * least loaded slot, items cost keys + overhead (+ split overhead). */
+static int balance(int n, const int32_t *len, const int32_t *items, const int32_t *cur, int slots,
+                   int align, int over, int split_over) {
+  pa_balance_input in = {.n = n, .len_k = len, .items = items, .cur_splits = cur, .slots = slots,
+                         .align = align, .max_splits = 64, .overhead = over,
+                         .split_overhead = split_over};
+  return pa_balance_chunk(&in);
+}
+
+Test(core_split, balance) {
+  int32_t len[64], items[64], cur[64];
+  /* MLA b64 kv4096 on 132 SMs: 128 items already fill a wave: keep */
+  for (int i = 0; i < 64; i++) len[i] = 4096, items[i] = 2, cur[i] = 1;
+  cr_expect_eq(balance(64, len, items, cur, 132, 64, 64, 128), 0);
+  /* b8 kv16384: the rule's 16 splits give 256 items of 1024 + 192 on 132
+   * slots (2432); one chunk of 2048 gives 128 items of 2240: taken */
+  for (int i = 0; i < 8; i++) cur[i] = 16, len[i] = 16384;
+  cr_expect_eq(balance(8, len, items, cur, 132, 64, 64, 128), 2048);
+  /* b1 kv32768: the rule's 64 splits are already 128 equal items: keep */
+  len[0] = 32768, cur[0] = 64;
+  cr_expect_eq(balance(1, len, items, cur, 132, 64, 64, 128), 0);
+  /* ragged {12, 4} on 4 slots: unsplit 12; chunk 4 gives four items of 4 */
+  int32_t l2[2] = {12, 4}, i2[2] = {1, 1}, c2[2] = {1, 1};
+  cr_expect_eq(balance(2, l2, i2, c2, 4, 1, 0, 0), 4);
+  /* no work, or more than 4 waves of unsplit items: keep */
+  int32_t l0[2] = {0, 0};
+  cr_expect_eq(balance(2, l0, i2, c2, 4, 1, 0, 0), 0);
+  for (int i = 0; i < 64; i++) len[i] = 1000 + 37 * i, items[i] = 1, cur[i] = 1;
+  cr_expect_eq(balance(64, len, items, cur, 8, 16, 64, 128), 0);
+  /* any answer is a multiple of align and within max_splits */
+  for (int i = 0; i < 32; i++) len[i] = 1024 + (i * 2654435761u) % 7169, items[i] = 2, cur[i] = 4;
+  const int c = balance(32, len, items, cur, 132, 64, 64, 128);
+  cr_expect(c == 0 || (c % 64 == 0 && (8192 + c - 1) / c <= 64), "chunk %d", c);
+  cr_log_info("b32 ragged 1024..8192 on 132 slots: chunk %d", c);
+}
+
 Test(core_units, status_str) {
   static const struct {
     pa_status s;

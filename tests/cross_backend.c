@@ -14,6 +14,8 @@
  * target here was 6.9e-7 (pg256), so no relaxation is justified. */
 #include <criterion/criterion.h>
 #include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
 #include <time.h>
 
 #include "attn_case.h"
@@ -191,6 +193,29 @@ static const mla_case fp8_mla_cases[] = {
   {.name = "fp8_mla_e4m3",        .batch = 3, .lq = {1, 1, 1}, .lk = {203, 1025, 7}, .h = 16, .dc = 512, .dr = 64, .dtype = PA_BF16, .page_size = 64, .lse = 1, .kv8 = PA_FP8_E4M3},
   {.name = "fp8_mla_onecache_e5m2", .batch = 2, .lq = {2, 1},  .lk = {113, 203},     .h = 8,  .dc = 512, .dr = 64, .dtype = PA_F16, .page_size = 16, .causal = 1, .one_cache = 1, .lse = 1, .kv8 = PA_FP8_E5M2},
 };
+/* The shapes the sm_90 MLA kernel serves (Dc 512, Dr 64, f16/bf16): MTP 1, 2
+ * and 4 query tokens (causal, heads x tokens packed into 64-row tiles), heads
+ * 16..128, pages 16/32/64/128 and an odd 17, ragged lengths with 0 and 1,
+ * forced splits; each run twice and compared bit for bit. */
+static const mla_case mla_fast_cases[] = {
+  {.name = "mla_fast_mtp1_h16_ragged", .batch = 4, .lq = {1, 1, 1, 1}, .lk = {0, 1, 777, 130}, .h = 16, .dc = 512, .dr = 64, .dtype = PA_BF16, .page_size = 16, .lse = 1},
+  {.name = "mla_fast_mtp2_h32_p32",    .batch = 2, .lq = {2, 2},       .lk = {2, 1500},        .h = 32, .dc = 512, .dr = 64, .dtype = PA_BF16, .page_size = 32, .causal = 1, .lse = 1},
+  {.name = "mla_fast_mtp4_h16_p128",   .batch = 3, .lq = {4, 4, 4},    .lk = {4, 300, 1100},   .h = 16, .dc = 512, .dr = 64, .dtype = PA_BF16, .page_size = 128, .causal = 1, .lse = 1},
+  {.name = "mla_fast_mtp2_h64_f16",    .batch = 2, .lq = {2, 1},       .lk = {513, 65},        .h = 64, .dc = 512, .dr = 64, .dtype = PA_F16,  .page_size = 64, .causal = 1, .lse = 1},
+  {.name = "mla_fast_mtp1_h128_ragged",.batch = 3, .lq = {1, 1, 1},    .lk = {1, 0, 1000},     .h = 128, .dc = 512, .dr = 64, .dtype = PA_BF16, .page_size = 64, .lse = 1},
+  {.name = "mla_fast_mtp4_h128_p17",   .batch = 1, .lq = {4},          .lk = {203},            .h = 128, .dc = 512, .dr = 64, .dtype = PA_BF16, .page_size = 17, .causal = 1, .lse = 1},
+  {.name = "mla_fast_splits5_h128",    .batch = 2, .lq = {1, 2},       .lk = {1200, 300},      .h = 128, .dc = 512, .dr = 64, .dtype = PA_BF16, .page_size = 64, .causal = 1, .lse = 1, .num_splits = 5},
+};
+
+/* The same shapes with fp8 ckv/kpe (CUDA: the seesaw kernel under
+ * dev.cuda.mla_fp8=1, the generic kernel otherwise), run twice as above. */
+static const mla_case fp8_mla_fast_cases[] = {
+  {.name = "fp8_mla_fast_e4m3_h128_mtp2", .batch = 3, .lq = {2, 1, 2}, .lk = {2, 0, 900},  .h = 128, .dc = 512, .dr = 64, .dtype = PA_BF16, .page_size = 64, .causal = 1, .lse = 1, .kv8 = PA_FP8_E4M3},
+  {.name = "fp8_mla_fast_e5m2_f16_h64",   .batch = 2, .lq = {1, 2},    .lk = {513, 64},    .h = 64,  .dc = 512, .dr = 64, .dtype = PA_F16,  .page_size = 32, .causal = 1, .lse = 1, .kv8 = PA_FP8_E5M2},
+  {.name = "fp8_mla_fast_e4m3_splits4",   .batch = 2, .lq = {1, 1},    .lk = {2000, 1},    .h = 128, .dc = 512, .dr = 64, .dtype = PA_BF16, .page_size = 64, .lse = 1, .num_splits = 4, .kv8 = PA_FP8_E4M3},
+  {.name = "fp8_mla_fast_onecache_p128",  .batch = 1, .lq = {2},       .lk = {300},        .h = 32,  .dc = 512, .dr = 64, .dtype = PA_BF16, .page_size = 128, .causal = 1, .one_cache = 1, .lse = 1, .kv8 = PA_FP8_E4M3},
+  {.name = "fp8_mla_fast_e5m2_h16_p16",   .batch = 2, .lq = {4, 1},    .lk = {777, 130},   .h = 16,  .dc = 512, .dr = 64, .dtype = PA_BF16, .page_size = 16, .causal = 1, .lse = 1, .kv8 = PA_FP8_E5M2},
+};
 /* clang-format on */
 
 static double now_ms(void) {
@@ -241,6 +266,43 @@ static void run_mla(const char *target, const mla_case *cases, int n) {
   pa_context_destroy(ctx);
 }
 
+/* The MLA table, each case run twice: both runs bitwise the same (out and
+ * LSE), then checked against the oracle. */
+static void run_mla_repeat(const char *target, const mla_case *cases, int n) {
+  pa_context *ctx = tu_open_or_skip(target);
+  for (int i = 0; i < n; i++) {
+    double t0 = now_ms();
+    mla_problem p;
+    char why[1024];
+    unsigned char *first = NULL, *first_lse = NULL;
+    pa_status s = mla_setup(&p, ctx, &cases[i]);
+    if (s == PA_OK) s = mla_execute(&p);
+    if (s == PA_OK) {
+      first = malloc(p.out.bytes);
+      first_lse = malloc(p.lse.bytes ? p.lse.bytes : 1);
+      cr_assert(first && first_lse, "out of host memory");
+      memcpy(first, p.out.back, p.out.bytes);
+      if (p.lse.bytes) memcpy(first_lse, p.lse.back, p.lse.bytes);
+      s = mla_execute(&p);
+    }
+    if (s != PA_OK) {
+      cr_expect(0, "[%s] case %s: %s", target, cases[i].name, p.msg);
+    } else {
+      cr_expect(!memcmp(first, p.out.back, p.out.bytes) &&
+                    (!p.lse.bytes || !memcmp(first_lse, p.lse.back, p.lse.bytes)),
+                "[%s] case %s: two runs of one plan differ bitwise", target, cases[i].name);
+      mla_reference(&p);
+      bool ok = mla_check(&p, target, why, sizeof why);
+      cr_expect(ok, "%s", why);
+      if (ok) cr_log_info("%s, repeat bitwise equal (%.0f ms)", why, now_ms() - t0);
+    }
+    free(first);
+    free(first_lse);
+    mla_free(&p);
+  }
+  pa_context_destroy(ctx);
+}
+
 #define GROUP_ON(tgt, group, runner, table)                                                       \
   Test(tgt, group, .timeout = 300) { runner(#tgt, table, TU_LEN(table)); }
 #define GROUP(group, runner, table)                                                               \
@@ -268,3 +330,5 @@ GROUP(mla_shapes_odd480, run_mla, mla_odd480_cases)
 GROUP(mla_shapes_ksteps, run_mla, mla_ksteps_cases)
 GROUP(fp8, run_attn, fp8_cases)
 GROUP(fp8_mla, run_mla, fp8_mla_cases)
+GROUP(mla_fast, run_mla_repeat, mla_fast_cases)
+GROUP(fp8_mla_fast, run_mla_repeat, fp8_mla_fast_cases)

@@ -208,9 +208,22 @@ static pa_status cu_select(pa_context *ctx, const pa_plan *plan, pa_kernel_choic
   const int tc_ok = s->sm_major >= 8;
   if (plan->op == PA_OP_MLA) {
     const pa_mla_desc *m = &plan->mla;
-    if (tc_ok && m->q_dtype == m->kv_dtype && m->kv_dtype == m->o_dtype &&
-        pa_cu_mla_supported(m->head_dim_ckv, m->head_dim_kpe, m->q_dtype, s->smem_optin))
-      return choose(ctx, c, (pa_cu_kernel)s->mla_kernel, 64, 64);
+    const int tc_mla =
+        tc_ok && m->q_dtype == m->o_dtype &&
+        pa_cu_mla_supported(m->head_dim_ckv, m->head_dim_kpe, m->q_dtype, s->smem_optin);
+    /* fp8 ckv/kpe on the seesaw kernel: opt-in (dev.cuda.mla_fp8) */
+    const int fp8_seesaw = s->mla_kernel == PA_CU_MLA_SEESAW && ctx->cfg.dev_cuda_mla_fp8 &&
+                           pa_dtype_is_fp8(m->kv_dtype);
+    if (tc_mla && (m->kv_dtype == m->q_dtype || fp8_seesaw)) {
+      const pa_cu_kernel k = fp8_seesaw ? PA_CU_MLA_SEESAW : (pa_cu_kernel)s->mla_kernel;
+      pa_status st = choose(ctx, c, k, 64, 64);
+      /* one KV chunk for the batch where it balances the SMs better
+       * (dev.cuda.mla_balance); a split item also writes 64 x 512 f32
+       * partials and is read back by the combine: about 128 keys */
+      c->balance_splits = ctx->cfg.dev_cuda_mla_balance;
+      c->split_overhead = 128;
+      return st;
+    }
     if (!pa_cu_generic_fits(m->head_dim_ckv + m->head_dim_kpe, m->head_dim_ckv, s->smem_optin))
       return pa_fail(ctx, PA_ERR_UNSUPPORTED,
                      "cuda: MLA Dc=%d Dr=%d needs more shared memory than this device's %d bytes",
@@ -409,7 +422,10 @@ static pa_status dispatch(pa_context *ctx, const pa_plan *plan, const pa_cu_attn
   case PA_CU_PREFILL_MMA: e = pa_cu_prefill_attention(a, s->stream); break;
   case PA_CU_PREFILL_WGMMA: e = pa_cu_prefill_wgmma(a, s->stream); break;
   case PA_CU_MLA_MMA: e = pa_cu_mla_mma_decode(a, s->stream); break;
-  case PA_CU_MLA_SEESAW: e = pa_cu_mla_seesaw_decode(a, s->stream); break;
+  case PA_CU_MLA_SEESAW:
+    e = pa_cu_mla_seesaw_decode(a, ctx->cfg.dev_cuda_mla_pf, ctx->cfg.dev_cuda_mla_early_pb,
+                                s->stream);
+    break;
   case PA_CU_GENERIC: e = pa_cu_generic_attention(a, s->stream); break;
   }
   if (e != cudaSuccess) return pa_cuda_fail(ctx, e, kernel_name(kernel));

@@ -129,7 +129,9 @@ cudaError_t pa_cu_mla_mma_init(int smem_optin);
 cudaError_t pa_cu_mla_mma_decode(const pa_cu_attn *a, cudaStream_t s);
 /* sm_90 only. */
 cudaError_t pa_cu_mla_seesaw_init(void);
-cudaError_t pa_cu_mla_seesaw_decode(const pa_cu_attn *a, cudaStream_t s);
+/* pf: 64-key tiles prefetched into L2 ahead of the two in shared memory;
+ * early_pb: P_B handed to warpgroup 0 as soon as it is written. */
+cudaError_t pa_cu_mla_seesaw_decode(const pa_cu_attn *a, int pf, int early_pb, cudaStream_t s);
 
 #ifdef __cplusplus
 }

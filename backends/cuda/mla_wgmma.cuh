@@ -178,6 +178,10 @@ __device__ __forceinline__ void mbar_wait(uint32_t bar, uint32_t parity) {
 __device__ __forceinline__ void mbar_arrive(uint32_t bar) {
   asm volatile("mbarrier.arrive.shared::cta.b64 _, [%0];\n" ::"r"(bar) : "memory");
 }
+/* A hint: bytes [p, p + n) into L2 (16-byte aligned, n a multiple of 16). */
+__device__ __forceinline__ void l2_prefetch(const void *p, uint32_t n) {
+  asm volatile("cp.async.bulk.prefetch.L2.global [%0], %1;\n" ::"l"(p), "r"(n) : "memory");
+}
 /* Named barriers between the two warpgroups (256 threads): one side
  * arrives (does not wait), the other syncs. Id 0 is __syncthreads'. */
 __device__ __forceinline__ void named_arrive(int id) {
