@@ -29,6 +29,13 @@ static const bench_shape cuda_presets[] = {
     {BENCH_PREFILL, "prefill", BF16, BF16, 4, 16, 16, 128, 128, 0, 4096, 4096, 0, 1, -1, 0},
     {BENCH_PREFILL, "prefill-gqa", BF16, BF16, 4, 32, 8, 128, 128, 0, 4096, 4096, 0, 1, -1, 0},
     {BENCH_PREFILL, "prefill-gqa-e4m3", BF16, E4M3, 4, 32, 8, 128, 128, 0, 4096, 4096, 0, 1, -1, 0},
+    /* issue 10: long non-causal, d64, d256, MLA prefill 192/128, chunked prefill
+     * (512 new queries over a paged prefix of 8192, page 16) */
+    {BENCH_PREFILL, "prefill-long", BF16, BF16, 1, 16, 16, 128, 128, 0, 16384, 16384, 0, 0, -1, 0},
+    {BENCH_PREFILL, "prefill-d64", BF16, BF16, 8, 16, 16, 64, 64, 0, 2048, 2048, 0, 1, -1, 0},
+    {BENCH_PREFILL, "prefill-d256", BF16, BF16, 2, 16, 16, 256, 256, 0, 8192, 8192, 0, 1, -1, 0},
+    {BENCH_PREFILL, "prefill-mla", BF16, BF16, 1, 128, 128, 192, 128, 0, 4096, 4096, 0, 1, -1, 0},
+    {BENCH_PREFILL, "prefill-chunk", BF16, BF16, 8, 32, 8, 128, 128, 0, 512, 8192, 16, 1, -1, 0},
     {BENCH_DECODE, "decode", BF16, BF16, 64, 32, 8, 128, 128, 0, 1, 4096, 16, 0, -1, 0},
     {BENCH_DECODE, "decode-long", BF16, BF16, 1, 32, 8, 128, 128, 0, 1, 32768, 16, 0, -1, 0},
     {BENCH_DECODE, "decode-e4m3", BF16, E4M3, 64, 32, 8, 128, 128, 0, 1, 4096, 16, 0, -1, 0},

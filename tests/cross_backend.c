@@ -55,6 +55,26 @@ static const attn_case prefill_cases[] = {
   {.name = "noncausal_sq_gt_skv", .batch = 1, .lq = {113},   .lk = {7},           .hq = 3, .hkv = 1, .dqk = 80, .dtype = PA_F16, .opts = AO_LSE},
 };
 
+/* Tile edges of the prefill kernels (64/128-row and 128-key tiles): lengths
+ * around 64 and 128, sq > skv under causal, empty requests inside a ragged
+ * batch, GQA groups 1..16, padded/gapped/strided rows, sinks, deterministic. */
+static const attn_case tile_edge_cases[] = {
+  {.name = "e_len1_65",     .batch = 4, .lq = {1, 63, 64, 65},  .lk = {1, 63, 64, 65},   .hq = 8, .hkv = 2, .dqk = 128, .dtype = PA_BF16, .causal = 1, .opts = AO_LSE},
+  {.name = "e_len127_129",  .batch = 3, .lq = {127, 128, 129},  .lk = {127, 129, 300},   .hq = 4, .hkv = 4, .dqk = 64,  .dtype = PA_F16,  .causal = 1, .opts = AO_LSE},
+  {.name = "e_sq_gt_skv",   .batch = 2, .lq = {129, 65},        .lk = {63, 1},           .hq = 4, .hkv = 1, .dqk = 128, .dtype = PA_BF16, .causal = 1, .opts = AO_LSE},
+  {.name = "e_empty",       .batch = 5, .lq = {0, 129, 0, 65, 17}, .lk = {0, 200, 33, 0, 17}, .hq = 4, .hkv = 2, .dqk = 128, .dtype = PA_BF16, .causal = 1, .opts = AO_LSE},
+  {.name = "e_g1",          .batch = 2, .lq = {70, 129},        .lk = {300, 129},        .hq = 2, .hkv = 2, .dqk = 128, .dtype = PA_BF16, .causal = 1},
+  {.name = "e_g5",          .batch = 2, .lq = {70, 129},        .lk = {300, 129},        .hq = 10, .hkv = 2, .dqk = 128, .dtype = PA_F16, .causal = 1},
+  {.name = "e_g8",          .batch = 2, .lq = {70, 129},        .lk = {300, 129},        .hq = 16, .hkv = 2, .dqk = 64,  .dtype = PA_BF16, .causal = 1},
+  {.name = "e_g16",         .batch = 2, .lq = {70, 129},        .lk = {300, 129},        .hq = 16, .hkv = 1, .dqk = 128, .dtype = PA_BF16, .causal = 1, .opts = AO_LSE},
+  {.name = "e_noncausal",   .batch = 2, .lq = {200, 5},         .lk = {1000, 77},        .hq = 4, .hkv = 2, .dqk = 64,  .dtype = PA_BF16, .opts = AO_LSE},
+  {.name = "e_padded",      .batch = 2, .lq = {130, 65},        .lk = {257, 70},         .hq = 4, .hkv = 2, .dqk = 128, .dtype = PA_BF16, .causal = 1, .layout = AL_PADDED, .opts = AO_LSE},
+  {.name = "e_gaps",        .batch = 2, .lq = {100, 64},        .lk = {300, 129},        .hq = 4, .hkv = 1, .dqk = 128, .dtype = PA_F16,  .causal = 1, .layout = AL_GAPS},
+  {.name = "e_strided",     .batch = 2, .lq = {100, 30},        .lk = {300, 129},        .hq = 4, .hkv = 2, .dqk = 128, .dtype = PA_BF16, .causal = 1, .opts = AO_LSE | AO_STRIDED},
+  {.name = "e_sinks",       .batch = 2, .lq = {129, 40},        .lk = {129, 500},        .hq = 4, .hkv = 2, .dqk = 128, .dtype = PA_BF16, .causal = 1, .opts = AO_LSE | AO_SINKS},
+  {.name = "e_det_long",    .batch = 2, .lq = {1000, 513},      .lk = {1000, 2000},      .hq = 8, .hkv = 2, .dqk = 128, .dtype = PA_BF16, .causal = 1, .opts = AO_LSE | AO_DETERMINISTIC},
+};
+
 static const attn_case gqa_cases[] = {
   {.name = "g1",        .batch = 3, .lq = {1, 1, 1}, .lk = {1025, 7, 113}, .hq = 4,  .hkv = 4, .dqk = 128, .dtype = PA_F32, .opts = AO_LSE},
   {.name = "g3",        .batch = 2, .lq = {1, 3},    .lk = {203, 1025},    .hq = 6,  .hkv = 2, .dqk = 128, .dtype = PA_F16, .causal = 1},
@@ -251,6 +271,7 @@ GROUP(headdim, run_attn, headdim_cases)
 GROUP(headdim_generic, run_attn, headdim_generic_cases)
 GROUP(prefill, run_attn, prefill_cases)
 GROUP(gqa, run_attn, gqa_cases)
+GROUP(tile_edges, run_attn, tile_edge_cases)
 GROUP(paged, run_attn, paged_cases)
 GROUP(layout, run_attn, layout_cases)
 GROUP(mask, run_attn, mask_cases)
