@@ -14,6 +14,8 @@
  * target here was 6.9e-7 (pg256), so no relaxation is justified. */
 #include <criterion/criterion.h>
 #include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
 #include <time.h>
 
 #include "attn_case.h"
@@ -235,6 +237,38 @@ static void run_attn(const char *target, const attn_case *cases, int n) {
   pa_context_destroy(ctx);
 }
 
+/* Bitwise determinism: the same problem run twice gives the same bytes
+ * (O and LSE; the outputs are poisoned again before the second run). */
+static void run_repeat(const char *target, const attn_case *cases, int n) {
+  pa_context *ctx = tu_open_or_skip(target);
+  for (int i = 0; i < n; i++) {
+    attn_problem p;
+    pa_status s = attn_setup(&p, ctx, &cases[i]);
+    if (s == PA_OK) s = attn_execute(&p, NULL, NULL);
+    unsigned char *o0 = NULL, *l0 = NULL;
+    if (s == PA_OK) {
+      o0 = malloc(p.out.bytes);
+      l0 = malloc(p.lse.bytes ? p.lse.bytes : 1);
+      cr_assert(o0 && l0);
+      memcpy(o0, p.out.back, p.out.bytes);
+      if (p.lse.bytes) memcpy(l0, p.lse.back, p.lse.bytes);
+      s = attn_execute(&p, NULL, NULL);
+    }
+    if (s != PA_OK) {
+      cr_expect(0, "[%s] case %s: %s", target, cases[i].name, p.msg);
+    } else {
+      cr_expect(!memcmp(o0, p.out.back, p.out.bytes), "[%s] %s: O differs between two runs",
+                target, cases[i].name);
+      cr_expect(!p.lse.bytes || !memcmp(l0, p.lse.back, p.lse.bytes),
+                "[%s] %s: LSE differs between two runs", target, cases[i].name);
+    }
+    free(o0);
+    free(l0);
+    attn_free(&p);
+  }
+  pa_context_destroy(ctx);
+}
+
 static void run_mla(const char *target, const mla_case *cases, int n) {
   pa_context *ctx = tu_open_or_skip(target);
   for (int i = 0; i < n; i++) {
@@ -272,6 +306,7 @@ GROUP(headdim_generic, run_attn, headdim_generic_cases)
 GROUP(prefill, run_attn, prefill_cases)
 GROUP(gqa, run_attn, gqa_cases)
 GROUP(tile_edges, run_attn, tile_edge_cases)
+GROUP(tile_edges_repeat, run_repeat, tile_edge_cases)
 GROUP(paged, run_attn, paged_cases)
 GROUP(layout, run_attn, layout_cases)
 GROUP(mask, run_attn, mask_cases)
