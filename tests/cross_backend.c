@@ -257,8 +257,8 @@ static void run_repeat(const char *target, const attn_case *cases, int n) {
     if (s != PA_OK) {
       cr_expect(0, "[%s] case %s: %s", target, cases[i].name, p.msg);
     } else {
-      cr_expect(!memcmp(o0, p.out.back, p.out.bytes), "[%s] %s: O differs between two runs",
-                target, cases[i].name);
+      cr_expect(!memcmp(o0, p.out.back, p.out.bytes), "[%s] %s: O differs between two runs", target,
+                cases[i].name);
       cr_expect(!p.lse.bytes || !memcmp(l0, p.lse.back, p.lse.bytes),
                 "[%s] %s: LSE differs between two runs", target, cases[i].name);
     }
