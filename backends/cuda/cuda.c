@@ -78,7 +78,8 @@ static pa_status cu_create(pa_context *ctx, int device, const pa_context_desc *d
    * their mma.sync kernels whatever the configuration says. */
   const int sm90 = s->sm_major == 9 && s->sm_minor == 0;
   s->wgmma_prefill = sm90 && ctx->cfg.cuda_prefill != PA_CFG_PREFILL_MMA;
-  s->ws_prefill = sm90 && ctx->cfg.cuda_prefill == PA_CFG_PREFILL_WS;
+  s->ws_prefill =
+      sm90 && ctx->cfg.cuda_prefill == PA_CFG_PREFILL_WS && pa_cu_prefill_ws_available();
   s->ws_pingpong = ctx->cfg.dev_cuda_ws_pingpong;
   s->mla_kernel = sm90 && ctx->cfg.cuda_mla != PA_CFG_MLA_MMA ? PA_CU_MLA_SEESAW : PA_CU_MLA_MMA;
   if (e == cudaSuccess && desc && desc->native_queue) {
@@ -257,9 +258,9 @@ static pa_status cu_select(pa_context *ctx, const pa_plan *plan, pa_kernel_choic
     const int bm = pa_cu_prefill_supported(d->head_dim_qk, d->head_dim_v, d->q_dtype, s->smem_optin);
     /* The wgmma kernel's items are the mma.sync kernel's (BM 128), so the
      * plan is the same whichever of the two runs. */
-    if (bm == 128 && s->ws_prefill) {
+    if (bm > 0 && s->ws_prefill) {
       const char *why = ws_refuses(plan);
-      if (!why) return choose(ctx, c, PA_CU_PREFILL_WS, bm, 64);
+      if (!why) return choose(ctx, c, PA_CU_PREFILL_WS, 128, 64);
       pa_log(2, "cuda: prefill ws does not take this plan (%s)", why);
     }
     if (bm == 128 && s->wgmma_prefill &&

@@ -71,7 +71,7 @@ typedef enum pa_cu_kernel {
   PA_CU_PREFILL_WGMMA, /* prefill_wgmma.cu: sm_90 wgmma, D 64/128 */
   PA_CU_MLA_MMA,       /* mla_mma.cu: MLA decode on mma.sync (sm_80+), 64 heads per tile */
   PA_CU_MLA_SEESAW,    /* mla_seesaw.cu: MLA decode on wgmma, seesaw schedule (sm_90) */
-  PA_CU_PREFILL_WS,    /* prefill_ws.cu: sm_90 TMA + warp specialisation, D 64/128 */
+  PA_CU_PREFILL_WS,    /* prefill_ws.cu: sm_90 TMA + warp specialisation */
 } pa_cu_kernel;
 
 /* The variant a plan runs (pa_kernel_choice.variant), chosen once by select:
@@ -123,9 +123,10 @@ cudaError_t pa_cu_prefill_attention(const pa_cu_attn *a, cudaStream_t s);
 /* Dqk = Dv in {64, 128}, f16/bf16, sm_90 (the sm_90a code runs nowhere else). */
 int pa_cu_prefill_wgmma_supported(int dqk, int dv, int dtype);
 cudaError_t pa_cu_prefill_wgmma(const pa_cu_attn *a, cudaStream_t s);
-/* Warp-specialised TMA prefill (sm_90): Dqk = Dv in {64, 128}, f16/bf16,
- * contiguous k/v; pp: ping-pong between the consumer warpgroups. Layouts
- * a tensor map cannot take run the wgmma kernel instead. */
+/* Warp-specialised TMA prefill (sm_90): (Dqk, Dv) in {64/64, 128/128,
+ * 256/256, 192/128}, f16/bf16, contiguous k/v, 128 packed rows per item; pp:
+ * ping-pong between the consumer warpgroups. */
+int pa_cu_prefill_ws_available(void);
 cudaError_t pa_cu_prefill_ws_init(void);
 int pa_cu_prefill_ws_supported(int dqk, int dv, int dtype);
 cudaError_t pa_cu_prefill_ws(const pa_cu_attn *a, int pp, cudaStream_t s);

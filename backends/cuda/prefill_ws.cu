@@ -1,13 +1,15 @@
 /* Prefill attention on Hopper, warp-specialised (the FlashAttention-3
- * design, sm_90a), f16/bf16, Dqk = Dv in {64, 128}, contiguous or ragged
- * K/V; causal (bottom-right) or not, sinks and LSE; every other case goes to
- * prefill_wgmma.cu / prefill.cu through the selector (cuda.c).
+ * design, sm_90a), f16/bf16, (Dqk, Dv) in {64/64, 128/128, 256/256,
+ * 192/128 (MLA prefill, V not padded)}, contiguous or ragged K/V; causal (bottom-right) or not,
+ * sinks and LSE; every other case goes to prefill_wgmma.cu / prefill.cu through the selector
+ * (cuda.c).
  *
  * Block = 3 warpgroups, persistent (one block per SM, walking the plan's
  * work list, heaviest first, with a stride of the grid):
  *   warpgroup 0, producer: gives its registers back (setmaxnreg) and one
  *     thread issues the bulk tensor copies (TMA) of each item's K and V tiles
- *     (BN keys x D, 128-byte swizzle) into a ring of STAGES shared stages;
+ *     (BN keys x D, 128-byte swizzle) into a ring of STAGES shared stages
+ *     (scfg: BN 128, or 64 at Dv 256; 2 stages, 4 at D 64);
  *     K and V complete on their own mbarriers, so S starts before V lands.
  *     A tile that runs past the item's keys (padding, the next request of a
  *     ragged batch) has those V rows zeroed by the producer warp before it
@@ -33,19 +35,24 @@
 #include "pdl.cuh"
 #include "tma.cuh"
 #include "wgmma.cuh"
+#include "ws_wgmma.cuh"
 
 namespace {
 
 constexpr int kThreads = 384;
-constexpr int BM = 128, BN = 128;
+constexpr int BM = 128;
 
-template <int D, int STAGES> struct scfg {
-  static constexpr int Q_BYTES = BM * D * 2, TILE = BN * D * 2;
-  static constexpr int STAGE = 2 * TILE; /* K then V */
+/* Keys per tile and ring depth per head-dim pair: the S and O accumulators
+ * (BN / 2 + DV / 2 floats per thread) and the stages must fit 232 registers
+ * and 227 KB of shared memory. */
+template <int DQK, int DV> struct scfg {
+  static constexpr int BN = DV == 256 ? 64 : 128;
+  static constexpr int STAGES = DQK == 64 ? 4 : 2;
+  static constexpr int Q_BYTES = BM * DQK * 2, K_TILE = BN * DQK * 2, V_TILE = BN * DV * 2;
+  static constexpr int STAGE = K_TILE + V_TILE; /* K then V */
   static constexpr int BARS = 4 * STAGES * 8;
   static constexpr int SMEM = 1024 + Q_BYTES + STAGES * STAGE + BARS;
 };
-template <int D> __host__ __device__ constexpr int stages_for() { return D == 64 ? 4 : 2; }
 
 #if PA_WGMMA
 constexpr float kLog2e = 1.4426950408889634f;
@@ -58,14 +65,14 @@ __device__ __forceinline__ float ex2(float x) {
 }
 #endif
 
-template <typename T, int D, bool PP>
+template <typename T, int DQK, int DV, bool PP>
 __global__ void __launch_bounds__(kThreads, 1)
     prefill_ws(const pa_cu_attn a, const __grid_constant__ CUtensorMap tk,
                const __grid_constant__ CUtensorMap tv, const int ragged) {
 #if PA_WGMMA
-  constexpr int STAGES = stages_for<D>();
-  using C = scfg<D, STAGES>;
-  constexpr int CH = D / 8, NT = BN / 8, NO = D / 8, CB = D / 64;
+  using C = scfg<DQK, DV>;
+  constexpr int BN = C::BN, STAGES = C::STAGES;
+  constexpr int CH = DQK / 8, NT = BN / 8, NO = DV / 8, KCB = DQK / 64, VCB = DV / 64;
   extern __shared__ __align__(16) unsigned char smem_raw[];
   const uint32_t q_addr = (pa::smem_addr(smem_raw) + 1023u) & ~1023u;
   const uint32_t kv0 = q_addr + C::Q_BYTES;
@@ -103,23 +110,23 @@ __global__ void __launch_bounds__(kThreads, 1)
         for (int t = 0; t < nt; ++t) {
           const int j0 = w.kv_begin + t * BN, valid = min(BN, w.kv_end - j0);
           pa::tma::wait(empty(stage), ph ^ 1);
-          const uint32_t ka = kv0 + stage * C::STAGE, va = ka + C::TILE;
+          const uint32_t ka = kv0 + stage * C::STAGE, va = ka + C::K_TILE;
           const uint32_t vb = valid < BN ? vaux(stage) : full_v(stage);
           if (lane == 0) {
-            pa::tma::arrive_tx(full_k(stage), C::TILE);
+            pa::tma::arrive_tx(full_k(stage), C::K_TILE);
 #pragma unroll
-            for (int cb = 0; cb < CB; ++cb)
+            for (int cb = 0; cb < KCB; ++cb)
               pa::tma::load_4d(ka + cb * BN * 128, &tk, full_k(stage), cb * 64, w.hk, k0 + j0, bb);
-            pa::tma::arrive_tx(vb, C::TILE);
+            pa::tma::arrive_tx(vb, C::V_TILE);
 #pragma unroll
-            for (int cb = 0; cb < CB; ++cb)
+            for (int cb = 0; cb < VCB; ++cb)
               pa::tma::load_4d(va + cb * BN * 128, &tv, vb, cb * 64, w.hk, k0 + j0, bb);
           }
           if (valid < BN) { /* zero V rows [valid, BN), then hand the stage over */
             pa::tma::wait(vb, (auxph >> stage) & 1u);
             auxph ^= 1u << stage;
-            for (int e = lane; e < (BN - valid) * 8 * CB; e += 32) {
-              const int r = valid + e / (8 * CB), rest = e % (8 * CB);
+            for (int e = lane; e < (BN - valid) * 8 * VCB; e += 32) {
+              const int r = valid + e / (8 * VCB), rest = e % (8 * VCB);
               pa::tma::st_zero16(va + (rest / 8) * BN * 128 + r * 128 + (rest % 8) * 16);
             }
             pa::fence_proxy_async();
@@ -183,24 +190,29 @@ __global__ void __launch_bounds__(kThreads, 1)
       auto issue_s = [&](int st) {
         const uint32_t k_addr = kv0 + st * C::STAGE;
 #pragma unroll
-        for (int kk = 0; kk < D / 16; ++kk) {
+        for (int kk = 0; kk < DQK / 16; ++kk) {
           const uint64_t da = pa::sw128_desc(
               q_addr + (kk >> 2) * (BM * 128) + c * 64 * 128 + (kk & 3) * 32, 16, 1024);
           const uint64_t db =
               pa::sw128_desc(k_addr + (kk >> 2) * (BN * 128) + (kk & 3) * 32, 16, 1024);
-          pa::wgmma_ss_n128<T>(&s[0][0], da, db, kk > 0);
+          if constexpr (BN == 64)
+            pa::wgmma_ss_n64<T>(&s[0][0], da, db, kk > 0);
+          else
+            pa::wgmma_ss_n128<T>(&s[0][0], da, db, kk > 0);
         }
         pa::wg_commit();
       };
       auto issue_pv = [&](int st) {
-        const uint32_t v_addr = kv0 + st * C::STAGE + C::TILE;
+        const uint32_t v_addr = kv0 + st * C::STAGE + C::K_TILE;
 #pragma unroll
         for (int kk = 0; kk < BN / 16; ++kk) {
           const uint64_t db = pa::sw128_desc(v_addr + kk * 16 * 128, BN * 128, 1024);
-          if constexpr (D == 64)
+          if constexpr (DV == 64)
             pa::wgmma_rs_n64<T>(&o[0][0], p[kk], db, 1);
-          else
+          else if constexpr (DV == 128)
             pa::wgmma_rs_n128<T>(&o[0][0], p[kk], db, 1);
+          else
+            pa::wgmma_rs_n256<T>(&o[0][0], p[kk], db, 1);
         }
         pa::wg_commit();
       };
@@ -347,16 +359,21 @@ __global__ void __launch_bounds__(kThreads, 1)
 #endif /* PA_WGMMA */
 }
 
-template <typename T, int D, bool PP> cudaError_t set_smem() {
-  return cudaFuncSetAttribute(prefill_ws<T, D, PP>, cudaFuncAttributeMaxDynamicSharedMemorySize,
-                              scfg<D, stages_for<D>()>::SMEM);
+template <typename T, int DQK, int DV, bool PP> cudaError_t set_smem() {
+  return cudaFuncSetAttribute(prefill_ws<T, DQK, DV, PP>,
+                              cudaFuncAttributeMaxDynamicSharedMemorySize, scfg<DQK, DV>::SMEM);
+}
+
+template <typename T, int DQK, int DV> cudaError_t init_dims() {
+  cudaError_t e = set_smem<T, DQK, DV, true>();
+  return e == cudaSuccess ? set_smem<T, DQK, DV, false>() : e;
 }
 
 template <typename T> cudaError_t init_type() {
-  cudaError_t e = set_smem<T, 64, true>();
-  if (e == cudaSuccess) e = set_smem<T, 64, false>();
-  if (e == cudaSuccess) e = set_smem<T, 128, true>();
-  if (e == cudaSuccess) e = set_smem<T, 128, false>();
+  cudaError_t e = init_dims<T, 64, 64>();
+  if (e == cudaSuccess) e = init_dims<T, 128, 128>();
+  if (e == cudaSuccess) e = init_dims<T, 256, 256>();
+  if (e == cudaSuccess) e = init_dims<T, 192, 128>();
   return e;
 }
 
@@ -373,9 +390,9 @@ PFN_cuTensorMapEncodeTiled_v12000 encode_fn() {
   return fn;
 }
 
-/* K or V as (d, head, token, batch), boxes of 64 dims x 1 head x BN keys. */
-bool make_map(CUtensorMap *m, const pa_cu_view &v, int d, int heads, int64_t tokens,
-              int64_t batch) {
+/* K or V as (d, head, token, batch), boxes of 64 dims x 1 head x bn keys. */
+bool make_map(CUtensorMap *m, const pa_cu_view &v, int d, int heads, int64_t tokens, int64_t batch,
+              int bn) {
   PFN_cuTensorMapEncodeTiled_v12000 enc = encode_fn();
   if (!enc || tokens <= 0 || batch <= 0) return false;
   const int64_t es = 2;
@@ -385,7 +402,7 @@ bool make_map(CUtensorMap *m, const pa_cu_view &v, int d, int heads, int64_t tok
   if (heads == 1) strides[0] = (cuuint64_t)(d * es);
   for (int i = 0; i < 3; ++i)
     if (strides[i] % 16 != 0 || strides[i] == 0) return false;
-  cuuint32_t box[4] = {64, 1, BN, 1}, estr[4] = {1, 1, 1, 1};
+  cuuint32_t box[4] = {64, 1, (cuuint32_t)bn, 1}, estr[4] = {1, 1, 1, 1};
   const CUtensorMapDataType dt =
       v.dtype == PA_F16 ? CU_TENSOR_MAP_DATA_TYPE_FLOAT16 : CU_TENSOR_MAP_DATA_TYPE_BFLOAT16;
   return enc(m, dt, 4, v.ptr, dims, strides, box, estr, CU_TENSOR_MAP_INTERLEAVE_NONE,
@@ -393,15 +410,32 @@ bool make_map(CUtensorMap *m, const pa_cu_view &v, int d, int heads, int64_t tok
              CU_TENSOR_MAP_FLOAT_OOB_FILL_NONE) == CUDA_SUCCESS;
 }
 
-template <typename T, int D>
-cudaError_t go(const pa_cu_attn *a, const CUtensorMap &tk, const CUtensorMap &tv, int ragged,
-               int pp, int grid, cudaStream_t s) {
-  constexpr int smem = scfg<D, stages_for<D>()>::SMEM;
+template <typename T, int DQK, int DV>
+cudaError_t go(const pa_cu_attn *a, int pp, int nsm, cudaStream_t s) {
+  using C = scfg<DQK, DV>;
+  CUtensorMap tk, tv;
+  memset(&tk, 0, sizeof tk);
+  memset(&tv, 0, sizeof tv);
+  /* No key rows at all: every item is empty and no copy is issued. A map the
+   * driver refuses (16-byte aligned rows are checked before) leaves D 64/128
+   * to the wgmma kernel (same 128-row items); other dims fail the run. */
+  if (a->kv_tokens > 0 && (!make_map(&tk, a->k, DQK, a->hkv, a->kv_tokens, a->kv_batch, C::BN) ||
+                           !make_map(&tv, a->v, DV, a->hkv, a->kv_tokens, a->kv_batch, C::BN)))
+    return DQK == DV && DQK <= 128 ? pa_cu_prefill_wgmma(a, s) : cudaErrorNotSupported;
+  const int ragged = !a->k.padded, grid = a->num_work < nsm ? a->num_work : nsm;
   if (pp)
-    prefill_ws<T, D, true><<<grid, kThreads, smem, s>>>(*a, tk, tv, ragged);
+    prefill_ws<T, DQK, DV, true><<<grid, kThreads, C::SMEM, s>>>(*a, tk, tv, ragged);
   else
-    prefill_ws<T, D, false><<<grid, kThreads, smem, s>>>(*a, tk, tv, ragged);
+    prefill_ws<T, DQK, DV, false><<<grid, kThreads, C::SMEM, s>>>(*a, tk, tv, ragged);
   return cudaGetLastError();
+}
+
+template <typename T> cudaError_t launch(const pa_cu_attn *a, int pp, int nsm, cudaStream_t s) {
+  if (a->dqk == 64 && a->dv == 64) return go<T, 64, 64>(a, pp, nsm, s);
+  if (a->dqk == 128 && a->dv == 128) return go<T, 128, 128>(a, pp, nsm, s);
+  if (a->dqk == 256 && a->dv == 256) return go<T, 256, 256>(a, pp, nsm, s);
+  if (a->dqk == 192 && a->dv == 128) return go<T, 192, 128>(a, pp, nsm, s);
+  return cudaErrorInvalidValue;
 }
 
 } // namespace
@@ -411,28 +445,21 @@ extern "C" cudaError_t pa_cu_prefill_ws_init(void) {
   return e == cudaSuccess ? init_type<__nv_bfloat16>() : e;
 }
 
+/* The driver's tensor-map encoder is reachable (else cuda.prefill=ws is auto). */
+extern "C" int pa_cu_prefill_ws_available(void) { return encode_fn() != nullptr; }
+
 extern "C" int pa_cu_prefill_ws_supported(int dqk, int dv, int dtype) {
-  return dqk == dv && (dqk == 64 || dqk == 128) && (dtype == PA_F16 || dtype == PA_BF16);
+  return ((dqk == dv && (dqk == 64 || dqk == 128 || dqk == 256)) || (dqk == 192 && dv == 128)) &&
+         (dtype == PA_F16 || dtype == PA_BF16);
 }
 
 extern "C" cudaError_t pa_cu_prefill_ws(const pa_cu_attn *a, int pp, cudaStream_t s) {
   if (a->num_work == 0) return cudaSuccess;
-  CUtensorMap tk, tv;
-  const int ragged = !a->k.padded;
-  if (a->page_size > 0 || !make_map(&tk, a->k, a->dqk, a->hkv, a->kv_tokens, a->kv_batch) ||
-      !make_map(&tv, a->v, a->dv, a->hkv, a->kv_tokens, a->kv_batch))
-    return pa_cu_prefill_wgmma(a, s); /* layouts a tensor map cannot take */
+  if (a->page_size > 0) return pa_cu_prefill_wgmma(a, s);
   int dev = 0, nsm = 0;
   cudaError_t e = cudaGetDevice(&dev);
   if (e == cudaSuccess) e = cudaDeviceGetAttribute(&nsm, cudaDevAttrMultiProcessorCount, dev);
   if (e != cudaSuccess) return e;
-  const int grid = a->num_work < nsm ? a->num_work : nsm;
-  const bool f16 = a->q.dtype == PA_F16;
-  if (a->dqk == 64)
-    return f16 ? go<__half, 64>(a, tk, tv, ragged, pp, grid, s)
-               : go<__nv_bfloat16, 64>(a, tk, tv, ragged, pp, grid, s);
-  if (a->dqk == 128)
-    return f16 ? go<__half, 128>(a, tk, tv, ragged, pp, grid, s)
-               : go<__nv_bfloat16, 128>(a, tk, tv, ragged, pp, grid, s);
-  return cudaErrorInvalidValue;
+  return a->q.dtype == PA_F16 ? launch<__half>(a, pp, nsm, s)
+                              : launch<__nv_bfloat16>(a, pp, nsm, s);
 }
