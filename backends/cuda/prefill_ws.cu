@@ -43,7 +43,7 @@ constexpr int kThreads = 384;
 constexpr int BM = 128;
 
 /* Keys per tile and ring depth per head-dim pair: the S and O accumulators
- * (BN / 2 + DV / 2 floats per thread) and the stages must fit 232 registers
+ * (BN / 2 + DV / 2 floats per thread) and the stages must fit 224 registers
  * and 227 KB of shared memory. */
 template <int DQK, int DV> struct scfg {
   static constexpr int BN = DV == 256 ? 64 : 128;
@@ -98,7 +98,7 @@ __global__ void __launch_bounds__(kThreads, 1)
 
   if (tid < 128) {
     /* ---- producer ---- */
-    pa::tma::regs_down<40>();
+    pa::tma::regs_down<56>();
     if (tid < 32) {
       const int lane = tid;
       int stage = 0;
@@ -142,11 +142,15 @@ __global__ void __launch_bounds__(kThreads, 1)
     }
   } else {
     /* ---- consumers ---- */
-    pa::tma::regs_up<232>();
+    pa::tma::regs_up<224>();
     const int c = (tid >> 7) - 1, wt = tid & 127, wv = wt >> 5, lane = tid & 31;
     const int r0 = lane >> 2, tq = lane & 3;
     const int wrow = 64 * c + 16 * wv; /* first row of this warp in the item */
     const float scale2 = a.scale * kLog2e;
+    /* out rows keep 4-byte alignment: store each thread's column pair at once */
+    const bool o_pairs =
+        ((reinterpret_cast<uintptr_t>(a.o.ptr) | a.o.sb | a.o.st | a.o.sh) & 1) == 0 &&
+        (reinterpret_cast<uintptr_t>(a.o.ptr) & 3) == 0;
     int stage = 0;
     uint32_t ph = 0;
     if (PP && c == 1) pa::tma::named_arrive(1, 256); /* consumer 0 issues first */
@@ -341,8 +345,12 @@ __global__ void __launch_bounds__(kThreads, 1)
             *reinterpret_cast<float2 *>(a.ws_o + dst.o_off + d) = make_float2(v0, v1);
           } else {
             T *op = reinterpret_cast<T *>(a.o.ptr) + dst.o_off + d;
-            op[0] = static_cast<T>(v0);
-            op[1] = static_cast<T>(v1);
+            if (o_pairs) {
+              *reinterpret_cast<uint32_t *>(op) = pa::pack2<T>(v0, v1);
+            } else {
+              op[0] = static_cast<T>(v0);
+              op[1] = static_cast<T>(v1);
+            }
           }
         }
         if (tq == 0 && dst.lse_off >= 0) {
