@@ -43,11 +43,14 @@ constexpr int kThreads = 384;
 constexpr int BM = 128;
 
 /* Keys per tile and ring depth per head-dim pair: the S and O accumulators
- * (BN / 2 + DV / 2 floats per thread) and the stages must fit 224 registers
+ * (BN / 2 + DV / 2 floats per thread) and the stages must fit the registers
  * and 227 KB of shared memory. */
 template <int DQK, int DV> struct scfg {
   static constexpr int BN = DV == 256 ? 64 : 128;
   static constexpr int STAGES = DQK == 64 ? 4 : 2;
+  /* setmaxnreg split (128 x P + 256 x C <= 64 K): the producer's block-table
+   * walk at Dqk 192 needs more than 56 */
+  static constexpr int P_REGS = DQK == 192 ? 88 : 56, C_REGS = DQK == 192 ? 208 : 224;
   static constexpr int Q_BYTES = BM * DQK * 2, K_TILE = BN * DQK * 2, V_TILE = BN * DV * 2;
   static constexpr int STAGE = K_TILE + V_TILE; /* K then V */
   static constexpr int BARS = 4 * STAGES * 8;
@@ -98,7 +101,7 @@ __global__ void __launch_bounds__(kThreads, 1)
 
   if (tid < 128) {
     /* ---- producer ---- */
-    pa::tma::regs_down<56>();
+    pa::tma::regs_down<C::P_REGS>();
     if (tid < 32) {
       const int lane = tid;
       int stage = 0;
@@ -142,7 +145,7 @@ __global__ void __launch_bounds__(kThreads, 1)
     }
   } else {
     /* ---- consumers ---- */
-    pa::tma::regs_up<224>();
+    pa::tma::regs_up<C::C_REGS>();
     const int c = (tid >> 7) - 1, wt = tid & 127, wv = wt >> 5, lane = tid & 31;
     const int r0 = lane >> 2, tq = lane & 3;
     const int wrow = 64 * c + 16 * wv; /* first row of this warp in the item */
