@@ -48,14 +48,16 @@ constexpr int BM = 128;
 template <int DQK, int DV> struct scfg {
   static constexpr int BN = DV == 256 ? 64 : 128;
   static constexpr int STAGES = DQK == 64 ? 4 : 2;
-  /* setmaxnreg split (128 x P + 256 x C <= 64 K): the producer's block-table
-   * walk at Dqk 192 needs more than 56 */
-  static constexpr int P_REGS = DQK == 192 ? 88 : 56, C_REGS = DQK == 192 ? 208 : 224;
   static constexpr int Q_BYTES = BM * DQK * 2, K_TILE = BN * DQK * 2, V_TILE = BN * DV * 2;
   static constexpr int STAGE = K_TILE + V_TILE; /* K then V */
   static constexpr int BARS = 4 * STAGES * 8;
   static constexpr int SMEM = 1024 + Q_BYTES + STAGES * STAGE + BARS;
 };
+
+/* setmaxnreg split (128 x P + 256 x C <= 64 K): the producer's block-table
+ * walk at Dqk 192 needs more than 56. */
+template <int DQK> __device__ constexpr int producer_regs() { return DQK == 192 ? 88 : 56; }
+template <int DQK> __device__ constexpr int consumer_regs() { return DQK == 192 ? 208 : 224; }
 
 #if PA_WGMMA
 constexpr float kLog2e = 1.4426950408889634f;
@@ -101,7 +103,7 @@ __global__ void __launch_bounds__(kThreads, 1)
 
   if (tid < 128) {
     /* ---- producer ---- */
-    pa::tma::regs_down<C::P_REGS>();
+    pa::tma::regs_down<producer_regs<DQK>()>();
     if (tid < 32) {
       const int lane = tid;
       int stage = 0;
@@ -145,7 +147,7 @@ __global__ void __launch_bounds__(kThreads, 1)
     }
   } else {
     /* ---- consumers ---- */
-    pa::tma::regs_up<C::C_REGS>();
+    pa::tma::regs_up<consumer_regs<DQK>()>();
     const int c = (tid >> 7) - 1, wt = tid & 127, wv = wt >> 5, lane = tid & 31;
     const int r0 = lane >> 2, tq = lane & 3;
     const int wrow = 64 * c + 16 * wv; /* first row of this warp in the item */
