@@ -54,12 +54,10 @@ template <int DQK, int DV> struct scfg {
   static constexpr int SMEM = 1024 + Q_BYTES + STAGES * STAGE + BARS;
 };
 
-/* setmaxnreg split (128 x P + 256 x C <= 64 K): the producer's block-table
- * walk at Dqk 192 needs more than 56. */
-template <int DQK> __device__ constexpr int producer_regs() { return DQK == 192 ? 88 : 56; }
-template <int DQK> __device__ constexpr int consumer_regs() { return DQK == 192 ? 208 : 224; }
-
 #if PA_WGMMA
+/* setmaxnreg split: 128 x 56 + 256 x 224 <= 64 K registers (no spills at
+ * any head-dim pair with nvcc 13.0; 208 spills at Dqk 192). */
+constexpr int kProducerRegs = 56, kConsumerRegs = 224;
 constexpr float kLog2e = 1.4426950408889634f;
 constexpr float kLn2 = 0.6931471805599453f;
 
@@ -103,7 +101,7 @@ __global__ void __launch_bounds__(kThreads, 1)
 
   if (tid < 128) {
     /* ---- producer ---- */
-    pa::tma::regs_down<producer_regs<DQK>()>();
+    pa::tma::regs_down<kProducerRegs>();
     if (tid < 32) {
       const int lane = tid;
       int stage = 0;
@@ -147,7 +145,7 @@ __global__ void __launch_bounds__(kThreads, 1)
     }
   } else {
     /* ---- consumers ---- */
-    pa::tma::regs_up<consumer_regs<DQK>()>();
+    pa::tma::regs_up<kConsumerRegs>();
     const int c = (tid >> 7) - 1, wt = tid & 127, wv = wt >> 5, lane = tid & 31;
     const int r0 = lane >> 2, tq = lane & 3;
     const int wrow = 64 * c + 16 * wv; /* first row of this warp in the item */
