@@ -5,7 +5,7 @@
  * (cuda.c).
  *
  * Block = 3 warpgroups, persistent (one block per SM, walking the plan's
- * work list, heaviest first, with a stride of the grid):
+ * work list, heaviest first, in rounds of the grid's size, back and forth):
  *   warpgroup 0, producer: gives its registers back (setmaxnreg) and one
  *     thread issues the bulk tensor copies (TMA) of each item's K and V tiles
  *     (BN keys x D, 128-byte swizzle) into a ring of STAGES shared stages
@@ -98,6 +98,13 @@ __global__ void __launch_bounds__(kThreads, 1)
   }
   __syncthreads();
   pa::pdl_trigger();
+  /* Round r of the persistent walk: the list is heaviest first, so rounds go
+   * back and forth across the grid (every block gets a heavy and a light
+   * item in turn); blocks past the end of the last round stop. */
+  auto item_of = [&](int r) {
+    const int x = (r & 1) ? (int)gridDim.x - 1 - (int)blockIdx.x : (int)blockIdx.x;
+    return r * (int)gridDim.x + x;
+  };
 
   if (tid < 128) {
     /* ---- producer ---- */
@@ -106,7 +113,7 @@ __global__ void __launch_bounds__(kThreads, 1)
       const int lane = tid;
       int stage = 0;
       uint32_t ph = 0, auxph = 0;
-      for (int it = blockIdx.x; it < a.num_work; it += gridDim.x) {
+      for (int round = 0, it; (it = item_of(round)) < a.num_work; ++round) {
         const pa_work w = a.work[it];
         const int k0 = ragged ? a.reqs[w.b].k_start : 0, bb = ragged ? 0 : w.b;
         const int nt = (w.kv_end - w.kv_begin + BN - 1) / BN;
@@ -164,7 +171,7 @@ __global__ void __launch_bounds__(kThreads, 1)
       if (PP) pa::tma::named_arrive(2 - c, 256);
     };
 
-    for (int it = blockIdx.x; it < a.num_work; it += gridDim.x) {
+    for (int round = 0, it; (it = item_of(round)) < a.num_work; ++round) {
       const pa_work w = a.work[it];
       const pa_req rq = a.reqs[w.b];
       const int g = a.group, off = rq.len_k - rq.len_q;
