@@ -19,7 +19,7 @@ enum {
   PA_CFG_ISA_NEON,
   PA_CFG_ISA_AVX512BF16
 };
-enum { PA_CFG_PREFILL_AUTO = 0, PA_CFG_PREFILL_MMA };
+enum { PA_CFG_PREFILL_AUTO = 0, PA_CFG_PREFILL_MMA, PA_CFG_PREFILL_WS };
 enum { PA_CFG_MLA_AUTO = 0, PA_CFG_MLA_MMA, PA_CFG_MLA_SEESAW };
 enum { PA_CFG_DECODE_AUTO = 0, PA_CFG_DECODE_PORTABLE, PA_CFG_DECODE_EMU, PA_CFG_DECODE_OFF };
 enum { PA_CFG_CLMLA_AUTO = 0, PA_CFG_CLMLA_PORTABLE, PA_CFG_CLMLA_EMU };
@@ -45,6 +45,7 @@ typedef struct pa_config {
   int dev_cuda_mla_fp8;    /* 0/1: fp8 ckv/kpe on the seesaw MLA kernel */
   int dev_cuda_mla_early_pb; /* 0/1: seesaw MLA hands P_B over right after writing it */
   int dev_cuda_mla_balance;  /* 0/1: MLA auto splits by pa_balance_chunk */
+  int dev_cuda_ws_pingpong; /* 0/1: ws prefill consumers take turns issuing GEMMs */
   char dev_opencl_kernel_dir[PA_CFG_STR];
   char dev_opencl_build_options[PA_CFG_STR];
   int dev_opencl_tile_bq, dev_opencl_tile_bkv, dev_opencl_tile_rg, dev_opencl_tile_cg;

@@ -34,6 +34,12 @@ typedef struct bench_shape {
 /* > 0 for a ragged preset (by label): request i's keys drawn from
  * [bench_skv_min, skv] with a fixed seed; 0 otherwise. */
 int bench_skv_min(const bench_shape *s);
+/* A ragged prefill preset ("prefill-ragged": b requests of sq = skv =
+ * 100..4000 tokens, sq and skv in the shape being the longest allowed): the
+ * seed its lengths are drawn from, else 0; bench_ragged_len draws length i
+ * (bench/peers/sdpa.py draws the same). */
+int bench_ragged_seed(const bench_shape *s);
+int bench_ragged_len(int seed, int i);
 
 typedef struct bench_opts {
   pa_backend backend;

@@ -29,6 +29,14 @@ static const bench_shape cuda_presets[] = {
     {BENCH_PREFILL, "prefill", BF16, BF16, 4, 16, 16, 128, 128, 0, 4096, 4096, 0, 1, -1, 0},
     {BENCH_PREFILL, "prefill-gqa", BF16, BF16, 4, 32, 8, 128, 128, 0, 4096, 4096, 0, 1, -1, 0},
     {BENCH_PREFILL, "prefill-gqa-e4m3", BF16, E4M3, 4, 32, 8, 128, 128, 0, 4096, 4096, 0, 1, -1, 0},
+    /* issue 10: long non-causal, d64, d256, MLA prefill 192/128, chunked prefill
+     * (512 new queries over a paged prefix of 8192, page 16) */
+    {BENCH_PREFILL, "prefill-long", BF16, BF16, 1, 16, 16, 128, 128, 0, 16384, 16384, 0, 0, -1, 0},
+    {BENCH_PREFILL, "prefill-d64", BF16, BF16, 8, 16, 16, 64, 64, 0, 2048, 2048, 0, 1, -1, 0},
+    {BENCH_PREFILL, "prefill-d256", BF16, BF16, 2, 16, 16, 256, 256, 0, 8192, 8192, 0, 1, -1, 0},
+    {BENCH_PREFILL, "prefill-mla", BF16, BF16, 1, 128, 128, 192, 128, 0, 4096, 4096, 0, 1, -1, 0},
+    {BENCH_PREFILL, "prefill-chunk", BF16, BF16, 8, 32, 8, 128, 128, 0, 512, 8192, 16, 1, -1, 0},
+    {BENCH_PREFILL, "prefill-ragged", BF16, BF16, 16, 32, 8, 128, 128, 0, 4000, 4000, 0, 1, -1, 0},
     {BENCH_DECODE, "decode", BF16, BF16, 64, 32, 8, 128, 128, 0, 1, 4096, 16, 0, -1, 0},
     {BENCH_DECODE, "decode-long", BF16, BF16, 1, 32, 8, 128, 128, 0, 1, 32768, 16, 0, -1, 0},
     {BENCH_DECODE, "decode-b16", BF16, BF16, 16, 32, 8, 128, 128, 0, 1, 8192, 16, 0, -1, 0},
@@ -115,11 +123,13 @@ void bench_shape_str(const bench_shape *s, char *buf, size_t n, char *key, size_
     if (s->dv != s->d) snprintf(dvs, sizeof dvs, "/%d", s->dv);
     char pg[16] = "";
     if (s->page > 0) snprintf(pg, sizeof pg, " pg%d", s->page);
-    snprintf(buf, n, "%s/%s b%d h%d/%d d%d%s q%d kv%d%s%s%s", dt, kv, s->b, s->hq, s->hkv, s->d,
-             dvs, s->sq, s->skv, pg, s->causal ? " causal" : "", win);
+    char rg[16] = "";
+    if (bench_ragged_seed(s)) snprintf(rg, sizeof rg, " r%d", bench_ragged_seed(s));
+    snprintf(buf, n, "%s/%s b%d h%d/%d d%d%s q%d kv%d%s%s%s%s", dt, kv, s->b, s->hq, s->hkv, s->d,
+             dvs, s->sq, s->skv, pg, s->causal ? " causal" : "", win, rg);
     /* page and splits are not in the key: the math is the same without them */
-    snprintf(key, nkey, "attn %s kv%s b%d hq%d hkv%d d%d dv%d sq%d skv%d c%d w%d", dt, kv, s->b,
-             s->hq, s->hkv, s->d, s->dv, s->sq, s->skv, s->causal, s->window);
+    snprintf(key, nkey, "attn %s kv%s b%d hq%d hkv%d d%d dv%d sq%d skv%d c%d w%d%s", dt, kv, s->b,
+             s->hq, s->hkv, s->d, s->dv, s->sq, s->skv, s->causal, s->window, rg);
     break;
   }
   case BENCH_MLA: {
@@ -407,7 +417,18 @@ static pa_status make_block_table(bench_case *c, bench_result *r, int b, int64_t
   return PA_OK;
 }
 
-/* Every request of a case has sq queries and skv keys; caller frees both. */
+int bench_ragged_seed(const bench_shape *s) {
+  return s->kind == BENCH_PREFILL && s->label && !strcmp(s->label, "prefill-ragged") ? 7 : 0;
+}
+
+int bench_ragged_len(int seed, int i) {
+  uint64_t x = (uint64_t)seed;
+  for (int k = 0; k <= i; k++) x = x * 6364136223846793005ull + 1442695040888963407ull;
+  return 100 + (int)((x >> 33) % 3901u);
+}
+
+/* Every request of a case has sq queries and skv keys (a ragged preset: its
+ * drawn lengths); caller frees both. */
 static bool uniform_lengths(const bench_shape *s, int32_t **lq, int32_t **lk) {
   *lq = malloc((size_t)s->b * sizeof(int32_t));
   *lk = malloc((size_t)s->b * sizeof(int32_t));
@@ -417,10 +438,11 @@ static bool uniform_lengths(const bench_shape *s, int32_t **lq, int32_t **lk) {
     return false;
   }
   const int lo = bench_skv_min(s);
+  const int seed = bench_ragged_seed(s);
   uint32_t x = 12345u; /* ragged: the same lengths in every run */
   for (int i = 0; i < s->b; i++) {
-    (*lq)[i] = s->sq;
-    (*lk)[i] = s->skv;
+    (*lq)[i] = seed ? bench_ragged_len(seed, i) : s->sq;
+    (*lk)[i] = seed ? bench_ragged_len(seed, i) : s->skv;
     if (lo > 0) {
       x = x * 1664525u + 1013904223u;
       (*lk)[i] = lo + (int32_t)((x >> 8) % (uint32_t)(s->skv - lo + 1));
@@ -433,6 +455,11 @@ static pa_status setup_attention(bench_case *c, const bench_opts *o, const bench
                                  bench_result *r) {
   int64_t tq = (int64_t)s->b * s->sq, tk = (int64_t)s->b * s->skv;
   int64_t ppr = s->page > 0 ? (s->skv + s->page - 1) / s->page : 0;
+  const int seed = bench_ragged_seed(s);
+  if (seed) { /* contiguous ragged batch: the drawn lengths' tokens */
+    tq = tk = 0;
+    for (int i = 0; i < s->b; i++) tq = tk += bench_ragged_len(seed, i);
+  }
   c->nt = 4;
   c->spec[T_Q] = (tspec){s->dtype, 3, {tq, s->hq, s->d, 0}, 1, 1.0f};
   if (s->page > 0) {
@@ -468,13 +495,19 @@ static pa_status setup_attention(bench_case *c, const bench_opts *o, const bench
   free(lk);
   if (st != PA_OK) return fail(r, st, "pa_attention_plan", c->ctx);
 
-  double pairs;
-  int64_t lo, hi;
-  visible_pairs(s, s->sq, s->skv, &pairs, &lo, &hi);
-  double keys = hi >= lo ? (double)(hi - lo + 1) : 0;
-  r->flops = (double)s->b * s->hq * pairs * 2.0 * (s->d + s->dv);
+  double pairs = 0, keys = 0;
+  for (int i = 0; i < (seed ? s->b : 1); i++) {
+    int len = seed ? bench_ragged_len(seed, i) : 0;
+    double pr;
+    int64_t lo, hi;
+    visible_pairs(s, len ? len : s->sq, len ? len : s->skv, &pr, &lo, &hi);
+    pairs += pr;
+    keys += hi >= lo ? (double)(hi - lo + 1) : 0;
+  }
+  const double per = seed ? 1.0 : (double)s->b; /* ragged: sums over requests */
+  r->flops = per * s->hq * pairs * 2.0 * (s->d + s->dv);
   r->bytes = (double)tq * s->hq * (s->d + s->dv) * (double)pa_dtype_size(s->dtype) +
-             (double)s->b * keys * s->hkv * (s->d + s->dv) * (double)pa_dtype_size(s->kv_dtype);
+             per * keys * s->hkv * (s->d + s->dv) * (double)pa_dtype_size(s->kv_dtype);
   return PA_OK;
 }
 

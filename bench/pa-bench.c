@@ -153,6 +153,7 @@ static void write_json(const char *path, const bench_opts *o, const pa_device_in
                         s->sq, s->skv, s->page, s->causal, s->window, s->splits};
     for (int k = 0; k < 12; k++) json_int(&j, names[k], vals[k]);
     if (bench_skv_min(s) > 0) json_int(&j, "skv_min", bench_skv_min(s));
+    if (bench_ragged_seed(s)) json_int(&j, "ragged", bench_ragged_seed(s));
     json_str(&j, "status", pa_status_str(r->status));
     if (r->status != PA_OK) {
       json_str(&j, "error", r->error);

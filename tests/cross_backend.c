@@ -57,6 +57,26 @@ static const attn_case prefill_cases[] = {
   {.name = "noncausal_sq_gt_skv", .batch = 1, .lq = {113},   .lk = {7},           .hq = 3, .hkv = 1, .dqk = 80, .dtype = PA_F16, .opts = AO_LSE},
 };
 
+/* Tile edges of the prefill kernels (64/128-row and 128-key tiles): lengths
+ * around 64 and 128, sq > skv under causal, empty requests inside a ragged
+ * batch, GQA groups 1..16, padded/gapped/strided rows, sinks, deterministic. */
+static const attn_case tile_edge_cases[] = {
+  {.name = "e_len1_65",     .batch = 4, .lq = {1, 63, 64, 65},  .lk = {1, 63, 64, 65},   .hq = 8, .hkv = 2, .dqk = 128, .dtype = PA_BF16, .causal = 1, .opts = AO_LSE},
+  {.name = "e_len127_129",  .batch = 3, .lq = {127, 128, 129},  .lk = {127, 129, 300},   .hq = 4, .hkv = 4, .dqk = 64,  .dtype = PA_F16,  .causal = 1, .opts = AO_LSE},
+  {.name = "e_sq_gt_skv",   .batch = 2, .lq = {129, 65},        .lk = {63, 1},           .hq = 4, .hkv = 1, .dqk = 128, .dtype = PA_BF16, .causal = 1, .opts = AO_LSE},
+  {.name = "e_empty",       .batch = 5, .lq = {0, 129, 0, 65, 17}, .lk = {0, 200, 33, 0, 17}, .hq = 4, .hkv = 2, .dqk = 128, .dtype = PA_BF16, .causal = 1, .opts = AO_LSE},
+  {.name = "e_g1",          .batch = 2, .lq = {70, 129},        .lk = {300, 129},        .hq = 2, .hkv = 2, .dqk = 128, .dtype = PA_BF16, .causal = 1},
+  {.name = "e_g5",          .batch = 2, .lq = {70, 129},        .lk = {300, 129},        .hq = 10, .hkv = 2, .dqk = 128, .dtype = PA_F16, .causal = 1},
+  {.name = "e_g8",          .batch = 2, .lq = {70, 129},        .lk = {300, 129},        .hq = 16, .hkv = 2, .dqk = 64,  .dtype = PA_BF16, .causal = 1},
+  {.name = "e_g16",         .batch = 2, .lq = {70, 129},        .lk = {300, 129},        .hq = 16, .hkv = 1, .dqk = 128, .dtype = PA_BF16, .causal = 1, .opts = AO_LSE},
+  {.name = "e_noncausal",   .batch = 2, .lq = {200, 5},         .lk = {1000, 77},        .hq = 4, .hkv = 2, .dqk = 64,  .dtype = PA_BF16, .opts = AO_LSE},
+  {.name = "e_padded",      .batch = 2, .lq = {130, 65},        .lk = {257, 70},         .hq = 4, .hkv = 2, .dqk = 128, .dtype = PA_BF16, .causal = 1, .layout = AL_PADDED, .opts = AO_LSE},
+  {.name = "e_gaps",        .batch = 2, .lq = {100, 64},        .lk = {300, 129},        .hq = 4, .hkv = 1, .dqk = 128, .dtype = PA_F16,  .causal = 1, .layout = AL_GAPS},
+  {.name = "e_strided",     .batch = 2, .lq = {100, 30},        .lk = {300, 129},        .hq = 4, .hkv = 2, .dqk = 128, .dtype = PA_BF16, .causal = 1, .opts = AO_LSE | AO_STRIDED},
+  {.name = "e_sinks",       .batch = 2, .lq = {129, 40},        .lk = {129, 500},        .hq = 4, .hkv = 2, .dqk = 128, .dtype = PA_BF16, .causal = 1, .opts = AO_LSE | AO_SINKS},
+  {.name = "e_det_long",    .batch = 2, .lq = {1000, 513},      .lk = {1000, 2000},      .hq = 8, .hkv = 2, .dqk = 128, .dtype = PA_BF16, .causal = 1, .opts = AO_LSE | AO_DETERMINISTIC},
+};
+
 static const attn_case gqa_cases[] = {
   {.name = "g1",        .batch = 3, .lq = {1, 1, 1}, .lk = {1025, 7, 113}, .hq = 4,  .hkv = 4, .dqk = 128, .dtype = PA_F32, .opts = AO_LSE},
   {.name = "g3",        .batch = 2, .lq = {1, 3},    .lk = {203, 1025},    .hq = 6,  .hkv = 2, .dqk = 128, .dtype = PA_F16, .causal = 1},
@@ -245,6 +265,38 @@ static void run_attn(const char *target, const attn_case *cases, int n) {
   pa_context_destroy(ctx);
 }
 
+/* Bitwise determinism: the same problem run twice gives the same bytes
+ * (O and LSE; the outputs are poisoned again before the second run). */
+static void run_repeat(const char *target, const attn_case *cases, int n) {
+  pa_context *ctx = tu_open_or_skip(target);
+  for (int i = 0; i < n; i++) {
+    attn_problem p;
+    pa_status s = attn_setup(&p, ctx, &cases[i]);
+    if (s == PA_OK) s = attn_execute(&p, NULL, NULL);
+    unsigned char *o0 = NULL, *l0 = NULL;
+    if (s == PA_OK) {
+      o0 = malloc(p.out.bytes);
+      l0 = malloc(p.lse.bytes ? p.lse.bytes : 1);
+      cr_assert(o0 && l0);
+      memcpy(o0, p.out.back, p.out.bytes);
+      if (p.lse.bytes) memcpy(l0, p.lse.back, p.lse.bytes);
+      s = attn_execute(&p, NULL, NULL);
+    }
+    if (s != PA_OK) {
+      cr_expect(0, "[%s] case %s: %s", target, cases[i].name, p.msg);
+    } else {
+      cr_expect(!memcmp(o0, p.out.back, p.out.bytes), "[%s] %s: O differs between two runs", target,
+                cases[i].name);
+      cr_expect(!p.lse.bytes || !memcmp(l0, p.lse.back, p.lse.bytes),
+                "[%s] %s: LSE differs between two runs", target, cases[i].name);
+    }
+    free(o0);
+    free(l0);
+    attn_free(&p);
+  }
+  pa_context_destroy(ctx);
+}
+
 static void run_mla(const char *target, const mla_case *cases, int n) {
   pa_context *ctx = tu_open_or_skip(target);
   for (int i = 0; i < n; i++) {
@@ -318,6 +370,8 @@ GROUP(headdim, run_attn, headdim_cases)
 GROUP(headdim_generic, run_attn, headdim_generic_cases)
 GROUP(prefill, run_attn, prefill_cases)
 GROUP(gqa, run_attn, gqa_cases)
+GROUP(tile_edges, run_attn, tile_edge_cases)
+GROUP(tile_edges_repeat, run_repeat, tile_edge_cases)
 GROUP(paged, run_attn, paged_cases)
 GROUP(layout, run_attn, layout_cases)
 GROUP(mask, run_attn, mask_cases)

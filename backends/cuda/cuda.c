@@ -77,7 +77,10 @@ static pa_status cu_create(pa_context *ctx, int device, const pa_context_desc *d
   /* The sm_90a kernels run on sm_90 only; elsewhere prefill and MLA take
    * their mma.sync kernels whatever the configuration says. */
   const int sm90 = s->sm_major == 9 && s->sm_minor == 0;
-  s->wgmma_prefill = sm90 && ctx->cfg.cuda_prefill == PA_CFG_PREFILL_AUTO;
+  s->wgmma_prefill = sm90 && ctx->cfg.cuda_prefill != PA_CFG_PREFILL_MMA;
+  s->ws_prefill =
+      sm90 && ctx->cfg.cuda_prefill == PA_CFG_PREFILL_WS && pa_cu_prefill_ws_available();
+  s->ws_pingpong = ctx->cfg.dev_cuda_ws_pingpong;
   s->mla_kernel = sm90 && ctx->cfg.cuda_mla != PA_CFG_MLA_MMA ? PA_CU_MLA_SEESAW : PA_CU_MLA_MMA;
   if (e == cudaSuccess && desc && desc->native_queue) {
     s->stream = (cudaStream_t)desc->native_queue;
@@ -90,6 +93,7 @@ static pa_status cu_create(pa_context *ctx, int device, const pa_context_desc *d
   if (e == cudaSuccess && s->sm_major >= 8) e = pa_cu_decode_init(s->smem_optin);
   if (e == cudaSuccess && s->sm_major >= 8) e = pa_cu_prefill_init(s->smem_optin, s->wgmma_prefill);
   if (e == cudaSuccess && s->sm_major >= 8) e = pa_cu_mla_mma_init(s->smem_optin);
+  if (e == cudaSuccess && s->ws_prefill) e = pa_cu_prefill_ws_init();
   if (e == cudaSuccess && s->mla_kernel == PA_CU_MLA_SEESAW) e = pa_cu_mla_seesaw_init();
   if (e != cudaSuccess) {
     if (s->own_stream) cudaStreamDestroy(s->stream);
@@ -184,6 +188,7 @@ static const char *kernel_name(pa_cu_kernel k) {
   case PA_CU_PREFILL_WGMMA: return "cuda.prefill_wgmma";
   case PA_CU_MLA_MMA: return "cuda.mla_decode_mma";
   case PA_CU_MLA_SEESAW: return "cuda.mla_decode_seesaw";
+  case PA_CU_PREFILL_WS: return "cuda.prefill_ws";
   }
   return "cuda.?";
 }
@@ -201,6 +206,17 @@ static pa_status choose(pa_context *ctx, pa_kernel_choice *c, pa_cu_kernel k, in
                           .item_overhead = 64,
                           .variant = v};
   return PA_OK;
+}
+
+/* Why the warp-specialised prefill cannot run a plan (NULL: it can). */
+static const char *ws_refuses(const pa_plan *plan) {
+  const pa_attention_desc *d = &plan->desc;
+  if (!pa_cu_prefill_ws_supported(d->head_dim_qk, d->head_dim_v, d->q_dtype)) return "head dims";
+  if (d->page_size > 0) return "paged k/v";
+  if (d->softcap > 0.f || d->window_left >= 0 || d->window_right >= 0 ||
+      (d->flags & (PA_HAS_ALIBI | PA_HAS_MASK)) || !(plan->scale > 0.f))
+    return "softcap, window, ALiBi, mask or scale <= 0";
+  return NULL;
 }
 
 static pa_status cu_select(pa_context *ctx, const pa_plan *plan, pa_kernel_choice *c) {
@@ -258,6 +274,11 @@ static pa_status cu_select(pa_context *ctx, const pa_plan *plan, pa_kernel_choic
     const int bm = pa_cu_prefill_supported(d->head_dim_qk, d->head_dim_v, d->q_dtype, s->smem_optin);
     /* The wgmma kernel's items are the mma.sync kernel's (BM 128), so the
      * plan is the same whichever of the two runs. */
+    if (bm > 0 && s->ws_prefill) {
+      const char *why = ws_refuses(plan);
+      if (!why) return choose(ctx, c, PA_CU_PREFILL_WS, 128, 64);
+      pa_log(2, "cuda: prefill ws does not take this plan (%s)", why);
+    }
     if (bm == 128 && s->wgmma_prefill &&
         pa_cu_prefill_wgmma_supported(d->head_dim_qk, d->head_dim_v, d->q_dtype))
       return choose(ctx, c, PA_CU_PREFILL_WGMMA, bm, 64);
@@ -421,6 +442,7 @@ static pa_status dispatch(pa_context *ctx, const pa_plan *plan, const pa_cu_attn
     break;
   case PA_CU_PREFILL_MMA: e = pa_cu_prefill_attention(a, s->stream); break;
   case PA_CU_PREFILL_WGMMA: e = pa_cu_prefill_wgmma(a, s->stream); break;
+  case PA_CU_PREFILL_WS: e = pa_cu_prefill_ws(a, s->ws_pingpong, s->stream); break;
   case PA_CU_MLA_MMA: e = pa_cu_mla_mma_decode(a, s->stream); break;
   case PA_CU_MLA_SEESAW:
     e = pa_cu_mla_seesaw_decode(a, ctx->cfg.dev_cuda_mla_pf, ctx->cfg.dev_cuda_mla_early_pb,
@@ -447,6 +469,10 @@ static pa_status cu_attention(pa_context *ctx, const pa_plan *plan,
   a.o = row_view(&args->out, 0);
   a.q2 = a.q;
   a.k2 = a.k;
+  if (!paged) {
+    a.kv_tokens = args->k.ndim == 4 ? args->k.shape[1] : args->k.shape[0];
+    a.kv_batch = args->k.ndim == 4 ? args->k.shape[0] : 1;
+  }
   a.return_lse = (d->flags & PA_RETURN_LSE) != 0 && args->lse.buf;
   if (a.return_lse) a.lse = lse_view(&args->lse);
   if (paged) {

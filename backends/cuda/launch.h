@@ -45,6 +45,9 @@ typedef struct pa_cu_attn {
   int64_t k_scale_s, v_scale_s;
   int pdl;      /* launch with programmatic dependent launch (pdl.cuh) */
   int fp8_regs; /* fp8 decode: operands converted in registers (dev.cuda.fp8_decode) */
+  /* Contiguous k/v extent: tokens per batch slot (all tokens when ragged)
+   * and slots (1 when ragged); the TMA kernel's tensor maps end there. */
+  int64_t kv_tokens, kv_batch;
 } pa_cu_attn;
 
 /* A merge-states operand: up to 4-d strided view. */
@@ -69,6 +72,7 @@ typedef enum pa_cu_kernel {
   PA_CU_PREFILL_WGMMA, /* prefill_wgmma.cu: sm_90 wgmma, D 64/128 */
   PA_CU_MLA_MMA,       /* mla_mma.cu: MLA decode on mma.sync (sm_80+), 64 heads per tile */
   PA_CU_MLA_SEESAW,    /* mla_seesaw.cu: MLA decode on wgmma, seesaw schedule (sm_90) */
+  PA_CU_PREFILL_WS,    /* prefill_ws.cu: sm_90 TMA + warp specialisation */
 } pa_cu_kernel;
 
 /* The variant a plan runs (pa_kernel_choice.variant), chosen once by select:
@@ -121,6 +125,13 @@ cudaError_t pa_cu_prefill_attention(const pa_cu_attn *a, cudaStream_t s);
 int pa_cu_prefill_wgmma_supported(int dqk, int dv, int dtype);
 int pa_cu_prefill_wgmma8_supported(int dqk, int dv, int dtype, int kv_dtype);
 cudaError_t pa_cu_prefill_wgmma(const pa_cu_attn *a, cudaStream_t s);
+/* Warp-specialised TMA prefill (sm_90): (Dqk, Dv) in {64/64, 128/128,
+ * 256/256, 192/128}, f16/bf16, contiguous k/v, 128 packed rows per item; pp:
+ * ping-pong between the consumer warpgroups. */
+int pa_cu_prefill_ws_available(void);
+cudaError_t pa_cu_prefill_ws_init(void);
+int pa_cu_prefill_ws_supported(int dqk, int dv, int dtype);
+cudaError_t pa_cu_prefill_ws(const pa_cu_attn *a, int pp, cudaStream_t s);
 int pa_cu_mla_supported(int dc, int dr, int dtype, int smem_optin);
 
 /* pa_kv_append / pa_mla_append (append.cu). */

@@ -29,6 +29,22 @@ FP8 = ("e4m3", "e5m2")
 DEFAULT_SHAPES = [
     dict(label="prefill", dtype="bf16", kv_dtype="bf16", b=4, hq=16, hkv=16, d=128, dv=128,
          sq=4096, skv=4096, causal=1, window=-1),
+    # issue 10's floors (chunk: paged for polyattn, contiguous K/V here; ragged: 16 requests
+    # of 100..4000 tokens for polyattn, one padded batch of the longest here)
+    dict(label="prefill-gqa", dtype="bf16", kv_dtype="bf16", b=4, hq=32, hkv=8, d=128, dv=128,
+         sq=4096, skv=4096, causal=1, window=-1),
+    dict(label="prefill-long", dtype="bf16", kv_dtype="bf16", b=1, hq=16, hkv=16, d=128, dv=128,
+         sq=16384, skv=16384, causal=0, window=-1),
+    dict(label="prefill-d64", dtype="bf16", kv_dtype="bf16", b=8, hq=16, hkv=16, d=64, dv=64,
+         sq=2048, skv=2048, causal=1, window=-1),
+    dict(label="prefill-d256", dtype="bf16", kv_dtype="bf16", b=2, hq=16, hkv=16, d=256, dv=256,
+         sq=8192, skv=8192, causal=1, window=-1),
+    dict(label="prefill-mla", dtype="bf16", kv_dtype="bf16", b=1, hq=128, hkv=128, d=192, dv=128,
+         sq=4096, skv=4096, causal=1, window=-1),
+    dict(label="prefill-chunk", dtype="bf16", kv_dtype="bf16", b=8, hq=32, hkv=8, d=128, dv=128,
+         sq=512, skv=8192, causal=1, window=-1),
+    dict(label="prefill-ragged", dtype="bf16", kv_dtype="bf16", b=16, hq=32, hkv=8, d=128, dv=128,
+         sq=4000, skv=4000, causal=1, window=-1, ragged=7),
     dict(label="decode", dtype="bf16", kv_dtype="bf16", b=64, hq=32, hkv=8, d=128, dv=128,
          sq=1, skv=4096, causal=0, window=-1),
     dict(label="decode-long", dtype="bf16", kv_dtype="bf16", b=1, hq=32, hkv=8, d=128, dv=128,
@@ -40,8 +56,17 @@ DEFAULT_SHAPES = [
 
 def key_of(s):
     """The join key; must match bench_shape_str() in bench/cases.c."""
+    rg = f" r{s['ragged']}" if s.get("ragged") else ""
     return (f"attn {s['dtype']} kv{s['kv_dtype']} b{s['b']} hq{s['hq']} hkv{s['hkv']} "
-            f"d{s['d']} dv{s['dv']} sq{s['sq']} skv{s['skv']} c{s['causal']} w{s['window']}")
+            f"d{s['d']} dv{s['dv']} sq{s['sq']} skv{s['skv']} c{s['causal']} w{s['window']}{rg}")
+
+
+def ragged_len(seed, i):
+    """Length of request i of a ragged preset; bench_ragged_len() in bench/cases.c."""
+    x = seed
+    for _ in range(i + 1):
+        x = (x * 6364136223846793005 + 1442695040888963407) & (2**64 - 1)
+    return 100 + ((x >> 33) % 3901)
 
 
 def visible_pairs(s):
@@ -59,6 +84,14 @@ def visible_pairs(s):
 
 def flops_bytes(s):
     esz = {"f32": 4, "f16": 2, "bf16": 2, "e4m3": 1, "e5m2": 1}
+    if s.get("ragged"):  # the ragged batch's own work (the peers run it padded)
+        f = b_ = 0
+        for i in range(s["b"]):
+            n = ragged_len(s["ragged"], i)
+            one = dict(s, b=1, sq=n, skv=n, ragged=0)
+            fi, bi = flops_bytes(one)
+            f, b_ = f + fi, b_ + bi
+        return f, b_
     pairs = visible_pairs(s)
     flops = s["b"] * s["hq"] * pairs * 2.0 * (s["d"] + s["dv"])
     # keys read: the union of visible ranges (all keys unless a window cuts them)
@@ -98,6 +131,8 @@ def run_shape(torch, s, iters):
     qdt, kvdt = getattr(torch, DT[s["dtype"]]), getattr(torch, DT[s["kv_dtype"]])
     b, hq, hkv, d, dv, sq, skv = (s[k] for k in ("b", "hq", "hkv", "d", "dv", "sq", "skv"))
     flops, byts = flops_bytes(s)
+    if s.get("ragged"):  # one padded batch of the longest request
+        sq = skv = max(ragged_len(s["ragged"], i) for i in range(b))
     set_bytes = (b * sq * hq * (d + dv) * qdt.itemsize + b * skv * hkv * (d + dv) * kvdt.itemsize)
     nsets = max(1, min(64, math.ceil((256 << 20) / set_bytes)))
     gen = torch.Generator(device=dev).manual_seed(0)
@@ -128,7 +163,7 @@ def run_shape(torch, s, iters):
         else:
             print(f"  {peer:<22} error: {r['error'][:160]}", flush=True)
 
-    if s["window"] < 0 and dv == d:
+    if s["window"] < 0:
         from torch.nn.attention import SDPBackend, sdpa_kernel
         mask, is_causal = None, False
         if s["causal"] and sq == skv:
@@ -142,16 +177,24 @@ def run_shape(torch, s, iters):
         tsets = [(q.transpose(1, 2), k.transpose(1, 2) if fp8 else k.transpose(1, 2).to(qdt),
                   v.transpose(1, 2) if fp8 else v.transpose(1, 2).to(qdt)) for q, k, v in sets]
         gqa = hq != hkv
+        # dv != d (MLA prefill): cuDNN takes it; flash gets V zero-padded to d
+        vpad = [F.pad(v, (0, d - dv)) for _, _, v in tsets] if dv < d else None
         for name, backend in (("sdpa-flash", SDPBackend.FLASH_ATTENTION),
                               ("sdpa-cudnn", SDPBackend.CUDNN_ATTENTION)):
             def fn(i, backend=backend):
                 q, k, v = tsets[i]
+                if vpad is not None and backend == SDPBackend.FLASH_ATTENTION:
+                    v = vpad[i]
                 if fp8:
                     k, v = k.to(qdt) * 1.0, v.to(qdt) * 1.0
                 with sdpa_kernel(backend):
                     return F.scaled_dot_product_attention(q, k, v, attn_mask=mask,
                                                           is_causal=is_causal, enable_gqa=gqa)
             note = "contiguous KV" + (", enable_gqa" if gqa else "")
+            if vpad is not None and backend == SDPBackend.FLASH_ATTENTION:
+                note += f", V padded to {d}"
+            if s.get("ragged"):
+                note += f", one padded batch of {sq} (polyattn: ragged)"
             if fp8:
                 note += f", {s['kv_dtype']} KV dequantised per call (unfused)"
             record(name + ("-dequant" if fp8 else ""), fn, note)
