@@ -11,7 +11,7 @@
 #                       [--pairs 3] [--pa build/bench/pa-bench] [--out DIR]
 #
 # --quick: one shape per floor family (a check that everything runs, a few
-# minutes); the whole table takes 20-40 minutes on a quiet 2-vCPU host. Run
+# minutes); the whole table takes about 12-15 minutes on the 2-vCPU host. Run
 # it alone on the machine: fractions of ceilings mean little beside other
 # work (the table records the load average before and after).
 # fa_drv (ggml) is built into build-ggml/ when missing (about 3 minutes).
