@@ -11,7 +11,7 @@
 #                       [--pairs 3] [--pa build/bench/pa-bench] [--out DIR]
 #
 # --quick: one shape per floor family (a check that everything runs, a few
-# minutes); the whole table takes 20-40 minutes on a quiet 2-vCPU host. Run
+# minutes); the whole table takes about 12-15 minutes on the 2-vCPU host. Run
 # it alone on the machine: fractions of ceilings mean little beside other
 # work (the table records the load average before and after).
 # fa_drv (ggml) is built into build-ggml/ when missing (about 3 minutes).
@@ -187,10 +187,10 @@ def mark(ok):
 
 L = [f"CPU floors, {out['date']}, load average {out['load_before'][0]:.2f} before, "
      f"{out['load_after'][0]:.2f} after (`uptime`); ceilings = the mean of pa-bench's before/after "
-     "measures of each block; ms = median of pa-bench's samples; ggml ratios = median over "
-     f"{a.pairs} interleaved pairs.", ""]
-L.append("| isa | thr | case | ms | GFLOP/s | GB/s | % FMA | % read | floor |")
-L.append("|---|---|---|---|---|---|---|---|---|")
+     "measures of each block; ms = median of pa-bench's samples (fractions and verdicts use it), "
+     f"ms min = the fastest sample; ggml ratios = median over {a.pairs} interleaved pairs.", ""]
+L.append("| isa | thr | case | ms | ms min | GFLOP/s | GB/s | % FMA | % read | floor |")
+L.append("|---|---|---|---|---|---|---|---|---|---|")
 for b in out["blocks"]:
     fl = sum(b["ceil"]["flops"]) / 2
     bw = sum(b["ceil"]["read_bw"]) / 2
@@ -200,20 +200,20 @@ for b in out["blocks"]:
             verdict = f">= 70% FMA: {mark(pf >= 0.70)}"
         else:
             verdict = f">= 75% read: {mark(pb >= 0.75)}"
-        L.append(f"| {b['isa']} | {b['threads']} | {r['name']} | {r['ms']:.3f} | {r['gflops']:.1f} | "
+        L.append(f"| {b['isa']} | {b['threads']} | {r['name']} | {r['ms']:.3f} | {r['ms_min']:.3f} | {r['gflops']:.1f} | "
                  f"{r['gbs']:.2f} | {pct(pf)} | {pct(pb)} | {verdict} |")
     for g in b["ggml"]:
         pf, pb = g["gflops"] * 1e9 / fl, g["gbs"] * 1e9 / bw
         need = 2.0 if g["kind"] == "prefill" else 3.0
         L.append(f"| {b['isa']} | {b['threads']} | {g['name']} beside ggml ({g['ggml_ms']:.3f} ms) | "
-                 f"{g['pa_ms']:.3f} | {g['gflops']:.1f} | {g['gbs']:.2f} | {pct(pf)} | {pct(pb)} | "
+                 f"{g['pa_ms']:.3f} | | {g['gflops']:.1f} | {g['gbs']:.2f} | {pct(pf)} | {pct(pb)} | "
                  f"{g['ratio']:.2f}x ggml, >= {need:.0f}x: {mark(g['ratio'] >= need)} |")
     f8 = b["fp8"]
     L.append(f"| {b['isa']} | {b['threads']} | fp8: decode e4m3 32/8 L8192 pg16 | {f8['e4m3_ms']:.3f} | "
-             f"| {f8['gbs']:.2f} | | {pct(f8['gbs'] * 1e9 / bw)} | >= 70% read: "
+             f"| | {f8['gbs']:.2f} | | {pct(f8['gbs'] * 1e9 / bw)} | >= 70% read: "
              f"{mark(f8['gbs'] * 1e9 / bw >= 0.70)}; {f8['speedup']:.2f}x its bf16 ({f8['bf16_ms']:.3f} ms), "
              f">= 1.5x: {mark(f8['speedup'] >= 1.5)} |")
-    L.append(f"| {b['isa']} | {b['threads']} | ceilings (before, after) | | "
+    L.append(f"| {b['isa']} | {b['threads']} | ceilings (before, after) | | | "
              f"{b['ceil']['flops'][0] * 1e-9:.1f}, {b['ceil']['flops'][1] * 1e-9:.1f} | "
              f"{b['ceil']['read_bw'][0] * 1e-9:.1f}, {b['ceil']['read_bw'][1] * 1e-9:.1f} | | | |")
 L += ["", "bf16 K/V within 5% of f16 K/V (time ratio bf16/f16, same shape, same block):", ""]
