@@ -44,8 +44,9 @@ typedef struct pa_cu_attn {
   const float *k_scale, *v_scale;
   int64_t k_scale_s, v_scale_s;
   int pdl;        /* launch with programmatic dependent launch (pdl.cuh) */
-  /* Contiguous k/v extent: tokens per batch slot (all tokens when ragged)
-   * and slots (1 when ragged); the TMA kernel's tensor maps end there. */
+  /* k/v extent: tokens per batch slot (all tokens when ragged; the page size
+   * when paged) and slots (1 when ragged; pages); the TMA kernel's tensor
+   * maps end there. */
   int64_t kv_tokens, kv_batch;
 } pa_cu_attn;
 
