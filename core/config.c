@@ -63,6 +63,8 @@ static const pa_config_key keys[] = {
    "fp8 ckv/kpe on the seesaw MLA kernel (sm_90, widened in shared memory; 0: generic kernel)"},
   {"dev.cuda.ws_pingpong", PA_CFG_INT, B01, 0, 0, "1", F(dev_cuda_ws_pingpong), 0,
    "ws prefill: the two consumer warpgroups take turns issuing their GEMMs"},
+  {"dev.cuda.ws_paged", PA_CFG_INT, B01, 0, 0, "1", F(dev_cuda_ws_paged), 0,
+   "ws prefill: paged k/v (page sizes that are multiples of 16) on the TMA kernel"},
   {"dev.opencl.kernel_dir", PA_CFG_TEXT, NULL, 0, 0, "", F(dev_opencl_kernel_dir), 0,
    "read kernels/*.cl from this folder instead of the embedded copies"},
   {"dev.opencl.build_options", PA_CFG_TEXT, NULL, 0, 0, "", F(dev_opencl_build_options), 0,

@@ -59,7 +59,8 @@ static const attn_case prefill_cases[] = {
 
 /* Tile edges of the prefill kernels (64/128-row and 128-key tiles): lengths
  * around 64 and 128, sq > skv under causal, empty requests inside a ragged
- * batch, GQA groups 1..16, padded/gapped/strided rows, sinks, deterministic. */
+ * batch, GQA groups 1..16, padded/gapped/strided rows, sinks, pages that
+ * straddle tiles (16, 48, 8, HND 32), deterministic. */
 static const attn_case tile_edge_cases[] = {
   {.name = "e_len1_65",     .batch = 4, .lq = {1, 63, 64, 65},  .lk = {1, 63, 64, 65},   .hq = 8, .hkv = 2, .dqk = 128, .dtype = PA_BF16, .causal = 1, .opts = AO_LSE},
   {.name = "e_len127_129",  .batch = 3, .lq = {127, 128, 129},  .lk = {127, 129, 300},   .hq = 4, .hkv = 4, .dqk = 64,  .dtype = PA_F16,  .causal = 1, .opts = AO_LSE},
@@ -74,6 +75,10 @@ static const attn_case tile_edge_cases[] = {
   {.name = "e_gaps",        .batch = 2, .lq = {100, 64},        .lk = {300, 129},        .hq = 4, .hkv = 1, .dqk = 128, .dtype = PA_F16,  .causal = 1, .layout = AL_GAPS},
   {.name = "e_strided",     .batch = 2, .lq = {100, 30},        .lk = {300, 129},        .hq = 4, .hkv = 2, .dqk = 128, .dtype = PA_BF16, .causal = 1, .opts = AO_LSE | AO_STRIDED},
   {.name = "e_sinks",       .batch = 2, .lq = {129, 40},        .lk = {129, 500},        .hq = 4, .hkv = 2, .dqk = 128, .dtype = PA_BF16, .causal = 1, .opts = AO_LSE | AO_SINKS},
+  {.name = "e_paged16",     .batch = 2, .lq = {129, 70},        .lk = {300, 1000},       .hq = 8, .hkv = 2, .dqk = 128, .dtype = PA_BF16, .causal = 1, .page_size = 16, .opts = AO_LSE},
+  {.name = "e_paged48",     .batch = 2, .lq = {100, 65},        .lk = {250, 129},        .hq = 4, .hkv = 2, .dqk = 64,  .dtype = PA_F16,  .causal = 1, .page_size = 48},
+  {.name = "e_paged8",      .batch = 1, .lq = {70},             .lk = {200},             .hq = 4, .hkv = 1, .dqk = 128, .dtype = PA_BF16, .causal = 1, .page_size = 8},
+  {.name = "e_paged_hnd",   .batch = 2, .lq = {65, 20},         .lk = {500, 33},         .hq = 4, .hkv = 2, .dqk = 128, .dtype = PA_BF16, .causal = 1, .page_size = 32, .opts = AO_LSE | AO_HND},
   {.name = "e_det_long",    .batch = 2, .lq = {1000, 513},      .lk = {1000, 2000},      .hq = 8, .hkv = 2, .dqk = 128, .dtype = PA_BF16, .causal = 1, .opts = AO_LSE | AO_DETERMINISTIC},
 };
 

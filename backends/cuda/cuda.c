@@ -212,7 +212,8 @@ static pa_status choose(pa_context *ctx, pa_kernel_choice *c, pa_cu_kernel k, in
 static const char *ws_refuses(const pa_plan *plan) {
   const pa_attention_desc *d = &plan->desc;
   if (!pa_cu_prefill_ws_supported(d->head_dim_qk, d->head_dim_v, d->q_dtype)) return "head dims";
-  if (d->page_size > 0) return "paged k/v";
+  if (d->page_size > 0 && (d->page_size % 16 || !plan->ctx->cfg.dev_cuda_ws_paged))
+    return "paged k/v with pages not a multiple of 16 keys, or dev.cuda.ws_paged=0";
   if (d->softcap > 0.f || d->window_left >= 0 || d->window_right >= 0 ||
       (d->flags & (PA_HAS_ALIBI | PA_HAS_MASK)) || !(plan->scale > 0.f))
     return "softcap, window, ALiBi, mask or scale <= 0";
@@ -469,10 +470,9 @@ static pa_status cu_attention(pa_context *ctx, const pa_plan *plan,
   a.o = row_view(&args->out, 0);
   a.q2 = a.q;
   a.k2 = a.k;
-  if (!paged) {
-    a.kv_tokens = args->k.ndim == 4 ? args->k.shape[1] : args->k.shape[0];
-    a.kv_batch = args->k.ndim == 4 ? args->k.shape[0] : 1;
-  }
+  /* rows per slot and slots (paged: page size and pages) */
+  a.kv_tokens = args->k.ndim == 4 ? args->k.shape[1] : args->k.shape[0];
+  a.kv_batch = args->k.ndim == 4 ? args->k.shape[0] : 1;
   a.return_lse = (d->flags & PA_RETURN_LSE) != 0 && args->lse.buf;
   if (a.return_lse) a.lse = lse_view(&args->lse);
   if (paged) {

@@ -45,8 +45,9 @@ typedef struct pa_cu_attn {
   int64_t k_scale_s, v_scale_s;
   int pdl;      /* launch with programmatic dependent launch (pdl.cuh) */
   int fp8_regs; /* fp8 decode: operands converted in registers (dev.cuda.fp8_decode) */
-  /* Contiguous k/v extent: tokens per batch slot (all tokens when ragged)
-   * and slots (1 when ragged); the TMA kernel's tensor maps end there. */
+  /* k/v extent: tokens per batch slot (all tokens when ragged; the page size
+   * when paged) and slots (1 when ragged; pages); the TMA kernel's tensor
+   * maps end there. */
   int64_t kv_tokens, kv_batch;
 } pa_cu_attn;
 

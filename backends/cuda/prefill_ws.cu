@@ -41,6 +41,7 @@ namespace {
 
 constexpr int kThreads = 384;
 constexpr int BM = 128;
+constexpr int PR = 16; /* paged K/V: rows per box (page sizes are multiples of it) */
 
 /* Keys per tile and ring depth per head-dim pair: the S and O accumulators
  * (BN / 2 + DV / 2 floats per thread) and the stages must fit the registers
@@ -50,8 +51,10 @@ template <int DQK, int DV> struct scfg {
   static constexpr int STAGES = DQK == 64 ? 4 : 2;
   static constexpr int Q_BYTES = BM * DQK * 2, K_TILE = BN * DQK * 2, V_TILE = BN * DV * 2;
   static constexpr int STAGE = K_TILE + V_TILE; /* K then V */
+  /* Dqk <= 128: two Q buffers, the next item's Q loads during this one */
+  static constexpr int QBUFS = DQK <= 128 ? 2 : 1;
   static constexpr int BARS = 4 * STAGES * 8;
-  static constexpr int SMEM = 1024 + Q_BYTES + STAGES * STAGE + BARS;
+  static constexpr int SMEM = 1024 + QBUFS * Q_BYTES + STAGES * STAGE + BARS;
 };
 
 #if PA_WGMMA
@@ -78,7 +81,7 @@ __global__ void __launch_bounds__(kThreads, 1)
   constexpr int CH = DQK / 8, NT = BN / 8, NO = DV / 8, KCB = DQK / 64, VCB = DV / 64;
   extern __shared__ __align__(16) unsigned char smem_raw[];
   const uint32_t q_addr = (pa::smem_addr(smem_raw) + 1023u) & ~1023u;
-  const uint32_t kv0 = q_addr + C::Q_BYTES;
+  const uint32_t kv0 = q_addr + C::QBUFS * C::Q_BYTES;
   const uint32_t bar0 = kv0 + STAGES * C::STAGE;
   auto full_k = [&](int s) { return bar0 + 8 * s; };
   auto full_v = [&](int s) { return bar0 + 8 * (STAGES + s); };
@@ -111,6 +114,8 @@ __global__ void __launch_bounds__(kThreads, 1)
     pa::tma::regs_down<kProducerRegs>();
     if (tid < 32) {
       const int lane = tid;
+      const bool paged = a.page_size > 0;
+      const int32_t *bt = reinterpret_cast<const int32_t *>(a.bt.ptr);
       int stage = 0;
       uint32_t ph = 0, auxph = 0;
       for (int round = 0, it; (it = item_of(round)) < a.num_work; ++round) {
@@ -122,15 +127,39 @@ __global__ void __launch_bounds__(kThreads, 1)
           pa::tma::wait(empty(stage), ph ^ 1);
           const uint32_t ka = kv0 + stage * C::STAGE, va = ka + C::K_TILE;
           const uint32_t vb = valid < BN ? vaux(stage) : full_v(stage);
-          if (lane == 0) {
-            pa::tma::arrive_tx(full_k(stage), C::K_TILE);
+          if (!paged) {
+            if (lane == 0) {
+              pa::tma::arrive_tx(full_k(stage), C::K_TILE);
 #pragma unroll
-            for (int cb = 0; cb < KCB; ++cb)
-              pa::tma::load_4d(ka + cb * BN * 128, &tk, full_k(stage), cb * 64, w.hk, k0 + j0, bb);
-            pa::tma::arrive_tx(vb, C::V_TILE);
+              for (int cb = 0; cb < KCB; ++cb)
+                pa::tma::load_4d(ka + cb * BN * 128, &tk, full_k(stage), cb * 64, w.hk, k0 + j0,
+                                 bb);
+              pa::tma::arrive_tx(vb, C::V_TILE);
 #pragma unroll
-            for (int cb = 0; cb < VCB; ++cb)
-              pa::tma::load_4d(va + cb * BN * 128, &tv, vb, cb * 64, w.hk, k0 + j0, bb);
+              for (int cb = 0; cb < VCB; ++cb)
+                pa::tma::load_4d(va + cb * BN * 128, &tv, vb, cb * 64, w.hk, k0 + j0, bb);
+            }
+          } else {
+            /* One box of PR rows per (page segment, column block), a lane each;
+             * only the segments that hold keys of the item (the block table is
+             * read no further than the request's pages). */
+            const int nseg = (valid + PR - 1) / PR;
+            if (lane == 0) {
+              pa::tma::arrive_tx(full_k(stage), nseg * KCB * PR * 128);
+              pa::tma::arrive_tx(vb, nseg * VCB * PR * 128);
+            }
+            __syncwarp();
+            for (int e = lane; e < nseg * (KCB + VCB); e += 32) {
+              const int sg = e / (KCB + VCB), cb = e % (KCB + VCB), j = j0 + sg * PR;
+              const int page = bt[(int64_t)w.b * a.bt.sb + (int64_t)(j / a.page_size) * a.bt.st];
+              const int row = j % a.page_size;
+              if (cb < KCB)
+                pa::tma::load_4d(ka + cb * BN * 128 + sg * PR * 128, &tk, full_k(stage), cb * 64,
+                                 w.hk, row, page);
+              else
+                pa::tma::load_4d(va + (cb - KCB) * BN * 128 + sg * PR * 128, &tv, vb,
+                                 (cb - KCB) * 64, w.hk, row, page);
+            }
           }
           if (valid < BN) { /* zero V rows [valid, BN), then hand the stage over */
             pa::tma::wait(vb, (auxph >> stage) & 1u);
@@ -171,11 +200,12 @@ __global__ void __launch_bounds__(kThreads, 1)
       if (PP) pa::tma::named_arrive(2 - c, 256);
     };
 
-    for (int round = 0, it; (it = item_of(round)) < a.num_work; ++round) {
+    const int g = a.group;
+    /* This warpgroup's 64 rows of item it's Q into buffer qb (cp.async: GQA
+     * packing and ragged rows exact; rows past the item zero). */
+    auto load_q = [&](int it, uint32_t qb) {
       const pa_work w = a.work[it];
-      const pa_req rq = a.reqs[w.b];
-      const int g = a.group, off = rq.len_k - rq.len_q;
-      pa::tma::named_sync(3 + c, 128); /* this warpgroup's wgmma reads of Q are done */
+      const int q_start = a.reqs[w.b].q_start;
 #pragma unroll
       for (int u = 0; u < 64 * CH / 128; ++u) {
         const int e = wt + u * 128, r = 64 * c + e / CH, ch = e % CH;
@@ -183,15 +213,28 @@ __global__ void __launch_bounds__(kThreads, 1)
         int64_t qo = 0;
         if (ok) {
           const int pr = w.row0 + r;
-          qo = pa::row_off(a.q, w.b, rq.q_start, pr / g, w.hk * g + pr % g) + ch * 8;
+          qo = pa::row_off(a.q, w.b, q_start, pr / g, w.hk * g + pr % g) + ch * 8;
         }
-        pa::cp_async16(q_addr + pa::sw128<BM>(r, ch), reinterpret_cast<const T *>(a.q.ptr) + qo,
-                       ok);
+        pa::cp_async16(qb + pa::sw128<BM>(r, ch), reinterpret_cast<const T *>(a.q.ptr) + qo, ok);
       }
       pa::cp_commit();
+    };
+    if (C::QBUFS == 2 && item_of(0) < a.num_work) load_q(item_of(0), q_addr);
+
+    for (int round = 0, it; (it = item_of(round)) < a.num_work; ++round) {
+      const pa_work w = a.work[it];
+      const pa_req rq = a.reqs[w.b];
+      const int off = rq.len_k - rq.len_q;
+      const uint32_t qa = q_addr + (C::QBUFS == 2 ? (round & 1) * C::Q_BYTES : 0);
+      if (C::QBUFS == 1) {
+        pa::tma::named_sync(3 + c, 128); /* this warpgroup's wgmma reads of Q are done */
+        load_q(it, qa);
+      }
       pa::cp_wait<0>();
       pa::fence_proxy_async();
-      pa::tma::named_sync(3 + c, 128);
+      pa::tma::named_sync(3 + c, 128); /* Q landed; the other buffer's readers are done */
+      if (C::QBUFS == 2 && item_of(round + 1) < a.num_work)
+        load_q(item_of(round + 1), q_addr + ((round + 1) & 1) * C::Q_BYTES);
 
       const int nt = (w.kv_end - w.kv_begin + BN - 1) / BN;
       const int diag_min = w.row0 / g + off;
@@ -205,8 +248,8 @@ __global__ void __launch_bounds__(kThreads, 1)
         const uint32_t k_addr = kv0 + st * C::STAGE;
 #pragma unroll
         for (int kk = 0; kk < DQK / 16; ++kk) {
-          const uint64_t da = pa::sw128_desc(
-              q_addr + (kk >> 2) * (BM * 128) + c * 64 * 128 + (kk & 3) * 32, 16, 1024);
+          const uint64_t da =
+              pa::sw128_desc(qa + (kk >> 2) * (BM * 128) + c * 64 * 128 + (kk & 3) * 32, 16, 1024);
           const uint64_t db =
               pa::sw128_desc(k_addr + (kk >> 2) * (BN * 128) + (kk & 3) * 32, 16, 1024);
           if constexpr (BN == 64)
@@ -437,8 +480,9 @@ cudaError_t go(const pa_cu_attn *a, int pp, int nsm, cudaStream_t s) {
   /* No key rows at all: every item is empty and no copy is issued. A map the
    * driver refuses (16-byte aligned rows are checked before) leaves D 64/128
    * to the wgmma kernel (same 128-row items); other dims fail the run. */
-  if (a->kv_tokens > 0 && (!make_map(&tk, a->k, DQK, a->hkv, a->kv_tokens, a->kv_batch, C::BN) ||
-                           !make_map(&tv, a->v, DV, a->hkv, a->kv_tokens, a->kv_batch, C::BN)))
+  const int rows = a->page_size > 0 ? PR : C::BN;
+  if (a->kv_tokens > 0 && (!make_map(&tk, a->k, DQK, a->hkv, a->kv_tokens, a->kv_batch, rows) ||
+                           !make_map(&tv, a->v, DV, a->hkv, a->kv_tokens, a->kv_batch, rows)))
     return DQK == DV && DQK <= 128 ? pa_cu_prefill_wgmma(a, s) : cudaErrorNotSupported;
   const int ragged = !a->k.padded, grid = a->num_work < nsm ? a->num_work : nsm;
   if (pp)
@@ -473,7 +517,6 @@ extern "C" int pa_cu_prefill_ws_supported(int dqk, int dv, int dtype) {
 
 extern "C" cudaError_t pa_cu_prefill_ws(const pa_cu_attn *a, int pp, cudaStream_t s) {
   if (a->num_work == 0) return cudaSuccess;
-  if (a->page_size > 0) return pa_cu_prefill_wgmma(a, s);
   int dev = 0, nsm = 0;
   cudaError_t e = cudaGetDevice(&dev);
   if (e == cudaSuccess) e = cudaDeviceGetAttribute(&nsm, cudaDevAttrMultiProcessorCount, dev);

@@ -1,7 +1,9 @@
 /* A planned run captured in a CUDA graph and replayed with new inputs: run
  * must not allocate, synchronise or read host memory, so the replay with new
  * data must match a float64 reference. Split KV (so combine is captured too),
- * on the generic kernel (f32) and the tensor-core decode kernel (bf16). */
+ * on the generic kernel (f32), the tensor-core decode kernel (bf16) and a
+ * prefill (40 queries per request, not causal) with cuda.prefill=ws (the TMA
+ * kernel on sm_90, its tensor maps built while capturing). */
 #include <criterion/criterion.h>
 #include <cuda_runtime.h>
 #include <math.h>
@@ -45,34 +47,37 @@ static void fill(pa_dtype t, double *vals, void *raw, size_t n) {
   }
 }
 
-static void reference(const double *q, const double *k, const double *v, double *o) {
+/* sq queries per request, each seeing every key of its request. */
+static void reference(int sq, const double *q, const double *k, const double *v, double *o) {
   int64_t k0 = 0;
   const double scale = 1.0 / sqrt((double)D);
-  for (int b = 0; b < B; ++b) {
+  for (int bi = 0; bi < B * sq; ++bi) {
+    const int b = bi / sq;
+    if (bi % sq == 0 && b > 0) k0 += kLens[b - 1];
     for (int h = 0; h < HQ; ++h) {
       int hk = h / (HQ / HKV);
       double *s = malloc(sizeof(double) * (size_t)kLens[b]), m = -INFINITY, l = 0;
       for (int j = 0; j < kLens[b]; ++j) {
         double dot = 0;
-        for (int d = 0; d < D; ++d) dot += q[((int64_t)b * HQ + h) * D + d] * k[((k0 + j) * HKV + hk) * D + d];
+        for (int d = 0; d < D; ++d)
+          dot += q[((int64_t)bi * HQ + h) * D + d] * k[((k0 + j) * HKV + hk) * D + d];
         s[j] = dot * scale;
         m = fmax(m, s[j]);
       }
-      for (int d = 0; d < D; ++d) o[((int64_t)b * HQ + h) * D + d] = 0;
+      for (int d = 0; d < D; ++d) o[((int64_t)bi * HQ + h) * D + d] = 0;
       for (int j = 0; j < kLens[b]; ++j) {
         double p = exp(s[j] - m);
         l += p;
         for (int d = 0; d < D; ++d)
-          o[((int64_t)b * HQ + h) * D + d] += p * v[((k0 + j) * HKV + hk) * D + d];
+          o[((int64_t)bi * HQ + h) * D + d] += p * v[((k0 + j) * HKV + hk) * D + d];
       }
-      for (int d = 0; d < D; ++d) o[((int64_t)b * HQ + h) * D + d] /= l;
+      for (int d = 0; d < D; ++d) o[((int64_t)bi * HQ + h) * D + d] /= l;
       free(s);
     }
-    k0 += kLens[b];
   }
 }
 
-static void run_graph_case(pa_dtype t, double tol) {
+static void run_graph_case(pa_dtype t, double tol, int sq, const char *options) {
   int n = 0;
   if (cudaGetDeviceCount(&n) != cudaSuccess || n == 0) {
     (void)cudaGetLastError();
@@ -80,13 +85,13 @@ static void run_graph_case(pa_dtype t, double tol) {
   }
   cudaStream_t stream;
   cr_assert_eq(cudaStreamCreateWithFlags(&stream, cudaStreamNonBlocking), cudaSuccess);
-  pa_context_desc cd = {PA_BACKEND_CUDA, 0, stream, 0, NULL};
+  pa_context_desc cd = {PA_BACKEND_CUDA, 0, stream, 0, NULL, options};
   pa_context *ctx = NULL;
   cr_assert_eq(pa_context_create(&cd, &ctx), PA_OK);
 
   int64_t tk = 0;
   int32_t lq[B];
-  for (int b = 0; b < B; ++b) tk += kLens[b], lq[b] = 1;
+  for (int b = 0; b < B; ++b) tk += kLens[b], lq[b] = sq;
   pa_attention_desc desc;
   pa_attention_desc_init(&desc, HQ, HKV, D, t);
   desc.num_splits = 4;
@@ -96,7 +101,7 @@ static void run_graph_case(pa_dtype t, double tol) {
                pa_context_last_error(ctx));
   cr_assert_gt(pa_plan_num_splits(plan, 1), 1, "the case must split to capture the combine");
 
-  const size_t es = pa_dtype_size(t), nq = (size_t)B * HQ * D, nk = (size_t)tk * HKV * D;
+  const size_t es = pa_dtype_size(t), nq = (size_t)B * sq * HQ * D, nk = (size_t)tk * HKV * D;
   pa_buffer *bq, *bk, *bv, *bo, *ws = NULL;
   cr_assert_eq(pa_buffer_create(ctx, nq * es, &bq), PA_OK);
   cr_assert_eq(pa_buffer_create(ctx, nk * es, &bk), PA_OK);
@@ -107,7 +112,7 @@ static void run_graph_case(pa_dtype t, double tol) {
 
   pa_attention_args args;
   memset(&args, 0, sizeof args);
-  int64_t qs[3] = {B, HQ, D}, ks[3] = {tk, HKV, D};
+  int64_t qs[3] = {B * sq, HQ, D}, ks[3] = {tk, HKV, D};
   pa_tensor_init(&args.q, bq, 0, t, 3, qs);
   pa_tensor_init(&args.out, bo, 0, t, 3, qs);
   pa_tensor_init(&args.k, bk, 0, t, 3, ks);
@@ -136,7 +141,7 @@ static void run_graph_case(pa_dtype t, double tol) {
     cr_assert_eq(cudaGraphLaunch(exec, stream), cudaSuccess);
     cr_assert_eq(cudaStreamSynchronize(stream), cudaSuccess);
     cr_assert_eq(pa_buffer_read(bo, 0, got, nq * es), PA_OK);
-    reference(q, k, v, o);
+    reference(sq, q, k, v, o);
     double num = 0, den = 0;
     for (size_t i = 0; i < nq; ++i) {
       double g = t == PA_BF16 ? from_bf16(((uint16_t *)got)[i]) : ((float *)got)[i];
@@ -156,5 +161,6 @@ static void run_graph_case(pa_dtype t, double tol) {
   cudaStreamDestroy(stream);
 }
 
-Test(cuda_graph, replay_generic_f32) { run_graph_case(PA_F32, 1e-5); }
-Test(cuda_graph, replay_decode_bf16) { run_graph_case(PA_BF16, 1e-2); }
+Test(cuda_graph, replay_generic_f32) { run_graph_case(PA_F32, 1e-5, 1, NULL); }
+Test(cuda_graph, replay_decode_bf16) { run_graph_case(PA_BF16, 1e-2, 1, NULL); }
+Test(cuda_graph, replay_prefill_ws_bf16) { run_graph_case(PA_BF16, 1e-2, 40, "cuda.prefill=ws"); }
