@@ -480,9 +480,10 @@ static pa_status gather_paged(pa_cp_plan *p, const pa_attention_args *args, cp_r
   const pa_attention_desc *d = &p->desc;
   const int B = p->B, ps = p->ps;
   const int64_t maxp = p->hbt_cols;
+  if (!maxp) return PA_OK; /* an empty shard reads no page */
   pa_status st = check_pages(cp, "k", &args->k, d->kv_dtype, ps, p->Hkv, p->Dqk);
   if (st == PA_OK) st = check_pages(cp, "v", &args->v, d->kv_dtype, ps, p->Hkv, p->Dv);
-  if (st != PA_OK || !maxp) return st;
+  if (st != PA_OK) return st;
   const pa_tensor *t = &args->block_table;
   if (!t->buf || t->ndim != 2 || t->dtype != PA_I32 || t->shape[0] != B || t->shape[1] < maxp ||
       t->stride[1] != 1 || t->stride[0] < maxp ||

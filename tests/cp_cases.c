@@ -1,9 +1,9 @@
 /* The context-parallel cases shared by the MPI and NCCL test programs:
  * decode over KV shards (contiguous / interleaved, paged / packed, three
  * combines, windows, sink tokens, several causal queries), MLA decode and
- * ring prefill (zig-zag, causal or not, windows, GQA, 192/128) equal the
- * float64 oracle on the unsharded inputs; bad inputs fail on every rank with
- * a message naming the field. */
+ * ring prefill (zig-zag, causal or not, windows, GQA, 192/128, paged K/V
+ * shards NHD / HND) equal the float64 oracle on the unsharded inputs; bad
+ * inputs fail on every rank with a message naming the field. */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -697,6 +697,7 @@ int cp_cases_run(pa_context *c, pa_cp *cp, bool quick, int *n_checks) {
        0, 16, true},
       {"ring paged win mla 192/128", 1, {70}, 4, 4, 192, 128, PA_F16, true, true, true, -1, 11, -1,
        2, 4, false},
+      {"ring paged empty shard", 2, {2, 1}, 2, 1, 32, 32, PA_F32, true, true, false, -1, 0, 0, 0, 4, true},
       {"ring paged bad table", 1, {30}, 2, 2, 64, 64, PA_F32, true, false, false, 1, 0, 0, 0, 8,
        true},
   };
@@ -743,7 +744,7 @@ int cp_cases_run(pa_context *c, pa_cp *cp, bool quick, int *n_checks) {
    * ring exchange) with few kernel variants (a cold PoCL cache compiles each
    * variant on every rank). */
   static const bool dec_quick[] = {1, 1, 0, 0, 0, 1, 1, 0, 1, 0, 0, 0, 0, 0, 0},
-                    pre_quick[] = {1, 0, 0, 0, 0, 1, 0, 1, 0, 0, 0, 1, 0, 0};
+                    pre_quick[] = {1, 0, 0, 0, 0, 1, 0, 1, 0, 0, 0, 1, 0, 0, 0};
   /* A bad run on one rank leaves NCCL peers waiting (documented): MPI only. */
   bool agree = strcmp(pa_cp_transport(cp), "mpi") == 0;
   for (int i = 0; i < TU_LEN(dec); i++)
