@@ -1,11 +1,13 @@
 /* pa-cp-bench: context parallelism over MPI on CPU contexts (one thread per
  * rank). decode: the three combines, per step (local attention + combine);
  * prefill: the ring, per call. Run: mpirun -np R build/bench/pa-cp-bench
- * decode [B heads kv_heads dim keys iters] | prefill [seq heads dim iters].
+ * decode [B heads kv_heads dim keys iters] | prefill [seq heads dim iters
+ * kv_heads] (or pa-bench cp-decode / cp-prefill --ranks R: bench/cp_cli.c).
  * Prints min and median over the iterations of the slowest rank (rank 0).
  * PA_CP_COMBINE=allgather|heads|heads_gather runs one decode combine;
  * PA_CP_WINDOW=w sets window_left (both; causal decode then), PA_CP_QUERIES=n
- * gives decode n causal queries per request (MTP). */
+ * gives decode n causal queries per request (MTP), PA_CP_PAGE=n pages the
+ * prefill K/V shards (pages of n, reverse order). */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -57,34 +59,51 @@ static void time_runs(run_fn fn, pa_cp_plan *p, const pa_attention_args *a, int 
 static void prefill(pa_context *ctx, pa_cp *cp, int argc, char **argv) {
   int S = argc > 2 ? atoi(argv[2]) : 4096, H = argc > 3 ? atoi(argv[3]) : 8;
   int D = argc > 4 ? atoi(argv[4]) : 128, iters = argc > 5 ? atoi(argv[5]) : 5;
+  int Hk = argc > 6 ? atoi(argv[6]) : H;
   int32_t len[1] = {S}, ll[1];
   pa_cp_zigzag_shard(rank, R, 1, len, ll, NULL, NULL);
   pa_attention_desc d;
-  pa_attention_desc_init(&d, H, H, D, PA_BF16);
+  pa_attention_desc_init(&d, H, Hk, D, PA_BF16);
   d.causal = 1;
   d.window_left = getenv("PA_CP_WINDOW") ? atoi(getenv("PA_CP_WINDOW")) : -1;
+  /* PA_CP_PAGE=n: paged K/V shards, pages of n in reverse pool order. */
+  const int P = getenv("PA_CP_PAGE") ? atoi(getenv("PA_CP_PAGE")) : 0;
+  d.page_size = P > 0 ? P : 0;
   pa_batch gb = {1, len, len, NULL, NULL};
   pa_cp_plan *p;
   if (pa_cp_prefill_plan(cp, &d, &gb, &p) != PA_OK) {
     if (!rank) printf("prefill: %s\n", pa_cp_last_error(cp));
     return;
   }
-  size_t n = (size_t)ll[0] * H * D * 2;
-  pa_buffer *q = zeros(ctx, n), *k = zeros(ctx, n), *v = zeros(ctx, n), *o = zeros(ctx, n);
+  const int64_t np = d.page_size ? (ll[0] + P - 1) / P : 0, rows = np ? np * P : ll[0];
+  size_t n = (size_t)ll[0] * H * D * 2, nk = (size_t)(rows ? rows : 1) * Hk * D * 2;
+  pa_buffer *q = zeros(ctx, n), *k = zeros(ctx, nk), *v = zeros(ctx, nk), *o = zeros(ctx, n);
+  pa_buffer *bt = zeros(ctx, (size_t)(np + 1) * 4);
   pa_attention_args a = {0};
-  int64_t sh[3] = {ll[0], H, D};
+  int64_t sh[3] = {ll[0], H, D}, shk[3] = {ll[0], Hk, D};
   pa_tensor_init(&a.q, q, 0, PA_BF16, 3, sh);
-  pa_tensor_init(&a.k, k, 0, PA_BF16, 3, sh);
-  pa_tensor_init(&a.v, v, 0, PA_BF16, 3, sh);
+  pa_tensor_init(&a.k, k, 0, PA_BF16, 3, shk);
+  pa_tensor_init(&a.v, v, 0, PA_BF16, 3, shk);
+  if (np) {
+    int32_t *tab = malloc(sizeof(int32_t) * (size_t)np);
+    for (int64_t i = 0; i < np; i++) tab[i] = (int32_t)(np - 1 - i);
+    pa_buffer_write(bt, 0, tab, sizeof(int32_t) * (size_t)np);
+    free(tab);
+    int64_t shp[4] = {np, P, Hk, D}, sb[2] = {1, np};
+    pa_tensor_init(&a.k, k, 0, PA_BF16, 4, shp);
+    pa_tensor_init(&a.v, v, 0, PA_BF16, 4, shp);
+    pa_tensor_init(&a.block_table, bt, 0, PA_I32, 2, sb);
+  }
   pa_tensor_init(&a.out, o, 0, PA_BF16, 3, sh);
   double mn, med;
   time_runs(pa_cp_prefill_run, p, &a, iters, &mn, &med);
   if (!rank)
-    printf(
-        "prefill R=%d S=%d H=%d D=%d causal window %d bf16 ring   min %10.1f  median %10.1f us\n",
-        R, S, H, D, d.window_left, mn * 1e6, med * 1e6);
+    printf("prefill R=%d S=%d H=%d/%d D=%d causal window %d page %d bf16 ring   min %10.1f  median "
+           "%10.1f us\n",
+           R, S, H, Hk, D, d.window_left, d.page_size, mn * 1e6, med * 1e6);
   pa_cp_plan_destroy(p);
   pa_buffer_destroy(q), pa_buffer_destroy(k), pa_buffer_destroy(v), pa_buffer_destroy(o);
+  pa_buffer_destroy(bt);
 }
 
 int main(int argc, char **argv) {

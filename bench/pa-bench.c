@@ -15,6 +15,7 @@
 #include <time.h>
 
 #include "bench.h"
+#include "cp_cli.h"
 
 double bench_now(void) {
   struct timespec ts;
@@ -24,6 +25,7 @@ double bench_now(void) {
 
 static void usage(void) {
   fputs("usage: pa-bench [prefill|decode|mla|merge|gemm|append|all ...] [options]\n"
+        "       pa-bench cp-decode|cp-prefill --ranks R ... (context parallelism; --help)\n"
         "  --backend cpu|cuda|opencl|auto   (default auto)\n"
         "  --dtype f32|f16|bf16  --kv-dtype f32|f16|bf16|e4m3|e5m2\n"
         "  -b N  --hq N  --hkv N  -d N  --dv N  --dr N (MLA rope dim)\n"
@@ -186,6 +188,8 @@ static void write_json(const char *path, const bench_opts *o, const pa_device_in
 }
 
 int main(int argc, char **argv) {
+  if (argc > 1 && (!strcmp(argv[1], "cp-decode") || !strcmp(argv[1], "cp-prefill")))
+    return cp_cli_main(argc, argv);
   bench_opts o = {PA_BACKEND_AUTO, -1, 0, 10, 3, 0, NULL, 0, NULL};
   overrides v = {0, 0, 0, PA_F32, PA_F32, -2, -2, -2, -2, -2, -2, -2, -2, -2, -2, -2, -2};
   int want[BENCH_NUM_KINDS] = {0}, any_case = 0, ceilings = 1;

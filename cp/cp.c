@@ -132,6 +132,8 @@ void cp_plan_free(pa_cp_plan *p) {
   free(p->unit);
   free(p->ustep);
   free(p->rows);
+  free(p->plen);
+  free(p->hbt);
   pa_buffer_destroy(p->scratch);
   free(p);
 }

@@ -148,6 +148,10 @@ struct pa_cp_plan {
   int *ustep, nunit, cap;
   int64_t *rows; /* [size]: local rows of each rank */
   int64_t Tr;    /* this rank's rows */
+  int ps;        /* paged K/V shards: the caller's page_size (units plan packed) */
+  int32_t *plen; /* paged: [B] this rank's local length of each request */
+  int32_t *hbt;  /* paged: host copy of the block table rows read at run time */
+  int64_t hbt_cols;
   size_t slot_off[2], slot_v, slot_bytes, acc_off[2], acc_lse, acc_bytes, stepo_off;
 };
 void cp_plan_free(pa_cp_plan *p);

@@ -61,9 +61,8 @@ static pa_status check_prefill(pa_cp *cp, const pa_attention_desc *d, const pa_b
                    "desc.window_left=%d window_right=%d sink_tokens=%d: windows are >= 0 or -1, "
                    "sink_tokens >= 0",
                    d->window_left, d->window_right, d->sink_tokens);
-  if (d->page_size)
-    return cp_fail(cp, PA_ERR_UNSUPPORTED,
-                   "desc.page_size=%d: ring prefill takes packed K/V shards", d->page_size);
+  if (d->page_size < 0)
+    return cp_fail(cp, PA_ERR_INVALID_ARGUMENT, "desc.page_size=%d is negative", d->page_size);
   return PA_OK;
 }
 
@@ -294,6 +293,7 @@ pa_status pa_cp_prefill_plan(pa_cp *cp, const pa_attention_desc *desc, const pa_
                    desc ? desc->window_right : 0,
                    desc ? desc->sink_tokens : 0,
                    desc ? (int64_t)desc->flags : 0,
+                   desc ? desc->page_size : 0,
                    B >= 0 ? cp_hash_i32(batch->seqlens_q, B) : 0};
   static const char *const names[] = {"status",
                                       "batch.batch_size",
@@ -307,6 +307,7 @@ pa_status pa_cp_prefill_plan(pa_cp *cp, const pa_attention_desc *desc, const pa_
                                       "desc.window_right",
                                       "desc.sink_tokens",
                                       "desc.flags",
+                                      "desc.page_size",
                                       "hash of batch.seqlens_q"};
   if ((st = cp_check_same_after(cp, st, rec, names, CP_N(rec))) != PA_OK) return st;
 
@@ -323,6 +324,10 @@ pa_status pa_cp_prefill_plan(pa_cp *cp, const pa_attention_desc *desc, const pa_
   p->cp = cp;
   p->kind = CP_PREFILL;
   p->desc = *desc;
+  if (R > 1) { /* paged shards are gathered into the packed ring slot */
+    p->ps = desc->page_size;
+    p->desc.page_size = 0;
+  }
   p->B = B;
   p->Hq = desc->num_q_heads;
   p->Hkv = desc->num_kv_heads;
@@ -332,6 +337,16 @@ pa_status pa_cp_prefill_plan(pa_cp *cp, const pa_attention_desc *desc, const pa_
              other = {mem + 3 * nb, mem + 4 * nb, mem + 5 * nb, mem + 10 * nb, mem + 12 * nb};
   rows_of(r, R, B, batch->seqlens_q, &me);
   p->Tr = me.cu[B];
+  int64_t maxp = 0;
+  if (p->ps) {
+    for (int b = 0; b < B; b++)
+      if ((me.len[b] + p->ps - 1) / p->ps > maxp) maxp = (me.len[b] + p->ps - 1) / p->ps;
+    p->plen = malloc(sizeof(int32_t) * (size_t)(B + 1));
+    p->hbt = malloc(sizeof(int32_t) * (size_t)(B * maxp + 1));
+    p->hbt_cols = maxp;
+    if (!p->plen || !p->hbt) st = cp_fail(cp, PA_ERR_OUT_OF_MEMORY, "out of host memory");
+    for (int b = 0; p->plen && b < B; b++) p->plen[b] = me.len[b];
+  }
   int64_t lmax = 0;
   for (int s = 0; s < R && st == PA_OK; s++) {
     int src = (r - s + R) % R;
@@ -399,6 +414,101 @@ static pa_status check_rows(pa_cp *cp, const char *name, const pa_tensor *t, pa_
   return PA_OK;
 }
 
+/* ---- paged shards --------------------------------------------------------
+ * A rank's K/V pages are gathered into its ring slot before step 0: the slot
+ * is the packed block that travels anyway (the packed path copies its rows
+ * there too), so paging costs no extra copy, the other ranks need neither
+ * our block table nor our page pool, and every step attends a packed block.
+ * One 2-D copy per run of consecutive pages (NHD rows) or per page and head
+ * (HND, where a token's heads are not adjacent). The block table is read on
+ * the host (a blocking read of B rows; on NCCL a sync of the stream). */
+static pa_status check_pages(pa_cp *cp, const char *name, const pa_tensor *t, pa_dtype dt, int ps,
+                             int64_t heads, int64_t dim) {
+  const size_t es = pa_dtype_size(dt);
+  if (!t->buf || t->ndim != 4 || t->shape[1] != ps || t->shape[2] != heads || t->shape[3] != dim ||
+      t->dtype != dt || t->stride[3] != 1 || t->shape[0] < 1 || t->stride[0] < 0 ||
+      t->stride[1] < 0 || t->stride[2] < 0)
+    return cp_fail(cp, PA_ERR_INVALID_ARGUMENT,
+                   "%s: %s [%lld, %lld, %lld, %lld] stride[3]=%lld (ndim %d), want paged %s "
+                   "[>=1, %d, %lld, %lld] with stride[3] = 1",
+                   name, pa_dtype_name(t->dtype), (long long)t->shape[0], (long long)t->shape[1],
+                   (long long)t->shape[2], (long long)t->shape[3], (long long)t->stride[3], t->ndim,
+                   pa_dtype_name(dt), ps, (long long)heads, (long long)dim);
+  const size_t end = t->offset + ((size_t)((t->shape[0] - 1) * t->stride[0] +
+                                           (ps - 1) * t->stride[1] + (heads - 1) * t->stride[2]) +
+                                  (size_t)dim) *
+                                     es;
+  if (end > pa_buffer_size(t->buf))
+    return cp_fail(cp, PA_ERR_INVALID_ARGUMENT, "%s: pages end at byte %zu past its buffer of %zu",
+                   name, end, pa_buffer_size(t->buf));
+  return PA_OK;
+}
+
+static pa_status gather_one(pa_cp_plan *p, const pa_tensor *t, int64_t dim, cp_region dst) {
+  pa_cp *cp = p->cp;
+  const size_t es = pa_dtype_size(t->dtype), rowb = (size_t)(p->Hkv * dim) * es;
+  const int64_t ps = p->ps, maxp = p->hbt_cols;
+  const bool nhd = t->stride[2] == dim || p->Hkv == 1;
+  int64_t row = 0;
+  pa_status st = PA_OK;
+  for (int b = 0; b < p->B && st == PA_OK; b++) {
+    const int64_t len = p->plen[b], np = (len + ps - 1) / ps;
+    const int32_t *bt = p->hbt + b * maxp;
+    for (int64_t i = 0, e; i < np && st == PA_OK; i = e) {
+      e = i + 1; /* pages i..e-1 adjacent in memory: one copy of their rows */
+      if (nhd && t->stride[0] == ps * t->stride[1])
+        while (e < np && bt[e] == bt[e - 1] + 1) e++;
+      const size_t n = (size_t)(e * ps < len ? e * ps : len) - (size_t)(i * ps);
+      const size_t src = t->offset + (size_t)(bt[i] * t->stride[0]) * es;
+      const cp_region to = {dst.buf, dst.off + (size_t)(row + i * ps) * rowb};
+      if (nhd)
+        st = cp->tp->copy2d(cp, (cp_region){t->buf, src}, (size_t)t->stride[1] * es, to, rowb, n,
+                            rowb);
+      for (int64_t h = 0; !nhd && h < p->Hkv && st == PA_OK; h++)
+        st = cp->tp->copy2d(cp, (cp_region){t->buf, src + (size_t)(h * t->stride[2]) * es},
+                            (size_t)t->stride[1] * es,
+                            (cp_region){to.buf, to.off + (size_t)(h * dim) * es}, rowb, n,
+                            (size_t)dim * es);
+    }
+    row += len;
+  }
+  return st;
+}
+
+static pa_status gather_paged(pa_cp_plan *p, const pa_attention_args *args, cp_region slot) {
+  pa_cp *cp = p->cp;
+  const pa_attention_desc *d = &p->desc;
+  const int B = p->B, ps = p->ps;
+  const int64_t maxp = p->hbt_cols;
+  if (!maxp) return PA_OK; /* an empty shard reads no page */
+  pa_status st = check_pages(cp, "k", &args->k, d->kv_dtype, ps, p->Hkv, p->Dqk);
+  if (st == PA_OK) st = check_pages(cp, "v", &args->v, d->kv_dtype, ps, p->Hkv, p->Dv);
+  if (st != PA_OK) return st;
+  const pa_tensor *t = &args->block_table;
+  if (!t->buf || t->ndim != 2 || t->dtype != PA_I32 || t->shape[0] != B || t->shape[1] < maxp ||
+      t->stride[1] != 1 || t->stride[0] < maxp ||
+      t->offset + ((size_t)((B - 1) * t->stride[0] + maxp)) * 4 > pa_buffer_size(t->buf))
+    return cp_fail(cp, PA_ERR_INVALID_ARGUMENT,
+                   "block_table: %s [%lld, %lld] stride [%lld, %lld] (ndim %d), want i32 [%d, >= "
+                   "%lld] with stride[1] = 1 inside its buffer (this rank's pages)",
+                   pa_dtype_name(t->dtype), (long long)t->shape[0], (long long)t->shape[1],
+                   (long long)t->stride[0], (long long)t->stride[1], t->ndim, B, (long long)maxp);
+  for (int b = 0; b < B && st == PA_OK; b++)
+    if (pa_buffer_read(t->buf, t->offset + (size_t)(b * t->stride[0]) * 4, p->hbt + b * maxp,
+                       (size_t)maxp * 4) != PA_OK)
+      st = cp_ctx_fail(cp, PA_ERR_BACKEND, "block_table read");
+  const int64_t P = args->k.shape[0] < args->v.shape[0] ? args->k.shape[0] : args->v.shape[0];
+  for (int b = 0; b < B && st == PA_OK; b++)
+    for (int64_t i = 0; i < (p->plen[b] + ps - 1) / ps && st == PA_OK; i++)
+      if (p->hbt[b * maxp + i] < 0 || p->hbt[b * maxp + i] >= P)
+        st = cp_fail(cp, PA_ERR_INVALID_ARGUMENT,
+                     "block_table[%d][%lld]=%d: outside the %lld pages of k and v", b, (long long)i,
+                     p->hbt[b * maxp + i], (long long)P);
+  if (st == PA_OK) st = gather_one(p, &args->k, p->Dqk, slot);
+  if (st == PA_OK) st = gather_one(p, &args->v, p->Dv, (cp_region){slot.buf, slot.off + p->slot_v});
+  return st;
+}
+
 pa_status pa_cp_prefill_run(pa_cp_plan *p, const pa_attention_args *args) {
   if (!p || p->kind != CP_PREFILL) return PA_ERR_INVALID_ARGUMENT;
   pa_cp *cp = p->cp;
@@ -409,9 +519,10 @@ pa_status pa_cp_prefill_run(pa_cp_plan *p, const pa_attention_args *args) {
   const pa_attention_desc *d = &p->desc;
   const bool want_lse = d->flags & PA_RETURN_LSE;
   const size_t kes = pa_dtype_size(d->kv_dtype);
+  const bool paged = p->ps || d->page_size; /* d->page_size: one rank, paged plan */
   pa_status st = check_rows(cp, "q", &args->q, d->q_dtype, T, Hq, Dqk, false);
-  if (st == PA_OK) st = check_rows(cp, "k", &args->k, d->kv_dtype, T, Hkv, Dqk, R > 1);
-  if (st == PA_OK) st = check_rows(cp, "v", &args->v, d->kv_dtype, T, Hkv, Dv, R > 1);
+  if (st == PA_OK && !paged) st = check_rows(cp, "k", &args->k, d->kv_dtype, T, Hkv, Dqk, R > 1);
+  if (st == PA_OK && !paged) st = check_rows(cp, "v", &args->v, d->kv_dtype, T, Hkv, Dv, R > 1);
   if (st == PA_OK) st = check_rows(cp, "out", &args->out, d->o_dtype, T, Hq, Dv, false);
   if (st == PA_OK && want_lse &&
       (!args->lse.buf || args->lse.ndim != 2 || args->lse.shape[0] != T ||
@@ -427,7 +538,9 @@ pa_status pa_cp_prefill_run(pa_cp_plan *p, const pa_attention_args *args) {
   }
   /* Our own block into slot 0: it leaves for the next rank at step 0. */
   cp_region slot[2] = {{p->scratch, p->slot_off[0]}, {p->scratch, p->slot_off[1]}};
-  if (st == PA_OK && T) {
+  if (st == PA_OK && p->ps) {
+    st = gather_paged(p, args, slot[0]);
+  } else if (st == PA_OK && T) {
     st = cp->tp->copy2d(cp, (cp_region){args->k.buf, args->k.offset},
                         (size_t)args->k.stride[0] * kes, slot[0], (size_t)(Hkv * Dqk) * kes,
                         (size_t)T, (size_t)(Hkv * Dqk) * kes);
@@ -462,7 +575,8 @@ pa_status pa_cp_prefill_run(pa_cp_plan *p, const pa_attention_args *args) {
                                                   prev)) != PA_OK)
       return st;
     pa_attention_args a = *args;
-    if (s > 0) {
+    if (s > 0 || p->ps) {
+      a.block_table = (pa_tensor){0};
       const int64_t L = p->rows[src];
       a.k = cp_view(p->scratch, slot[s % 2].off, d->kv_dtype, 3, (int64_t[]){L, Hkv, Dqk},
                     (int64_t[]){Hkv * Dqk, Dqk, 1});

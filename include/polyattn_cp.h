@@ -115,8 +115,16 @@ PA_API pa_status pa_cp_mla_decode_run(pa_cp_plan *plan, const pa_mla_args *args)
  * skipped, so every rank does the same work. head_dim_qk may differ from
  * head_dim_v (MLA prefill 192/128). Sliding windows and sink_tokens work
  * over global positions: chunk pairs outside the band are skipped (their
- * K/V still travel the ring), the others are cut to the band. ALiBi, dense
- * masks and paged K/V are refused by name; sinks count once. */
+ * K/V still travel the ring), the others are cut to the band. Paged K/V
+ * (desc.page_size > 0): k, v are this rank's page pools [P, page, Hkv, D]
+ * (NHD or HND strides) and block_table i32 [B, >= pages] maps the pages of
+ * request b's local tokens (its two chunks, in shard order); each rank
+ * gathers its pages into the packed block that travels the ring (the same
+ * one copy the packed path makes; its block table is read on the host).
+ * ALiBi and dense masks are refused by name (ALiBi's bias is taken from
+ * each local call's bottom-right alignment, which a chunk pair or a shard's
+ * pages do not share with the global sequence: it needs a key-position
+ * offset in pa_attention); sinks count once. */
 /* Local lengths and starts of `rank`: local_len[b], chunk_start[2b] and
  * chunk_start[2b+1] the global token index where each held chunk starts,
  * chunk_len[2b], [2b+1] their lengths (any out pointer may be NULL). */

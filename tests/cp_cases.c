@@ -1,9 +1,9 @@
 /* The context-parallel cases shared by the MPI and NCCL test programs:
  * decode over KV shards (contiguous / interleaved, paged / packed, three
  * combines, windows, sink tokens, several causal queries), MLA decode and
- * ring prefill (zig-zag, causal or not, windows, GQA, 192/128) equal the
- * float64 oracle on the unsharded inputs; bad inputs fail on every rank with
- * a message naming the field. */
+ * ring prefill (zig-zag, causal or not, windows, GQA, 192/128, paged K/V
+ * shards NHD / HND) equal the float64 oracle on the unsharded inputs; bad
+ * inputs fail on every rank with a message naming the field. */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -400,6 +400,8 @@ typedef struct pcase {
   bool causal, lse, sinks;
   int bad_k_rank; /* >= 0: this rank passes k one row short */
   int wl, wr, st; /* as in dcase */
+  int page;       /* > 0: K/V shards paged (pages in reverse order, a NaN page unused) */
+  bool hnd;       /* paged HND [P, Hkv, page, D] */
 } pcase;
 
 static void run_prefill(pa_cp *cp, const pcase *c) {
@@ -458,6 +460,7 @@ static void run_prefill(pa_cp *cp, const pcase *c) {
   d.window_right = win_r;
   d.sink_tokens = stk;
   d.flags = (c->lse ? PA_RETURN_LSE : 0) | (c->sinks ? PA_HAS_SINKS : 0);
+  d.page_size = c->page;
   pa_batch gb = {B, c->len, c->len, NULL, NULL};
   pa_cp_plan *plan = NULL;
   pa_status st = pa_cp_prefill_plan(cp, &d, &gb, &plan);
@@ -465,8 +468,41 @@ static void run_prefill(pa_cp *cp, const pcase *c) {
     FAIL("%s: plan %s: %s", c->name, pa_status_str(st), pa_cp_last_error(cp));
     goto out;
   }
-  pa_buffer *bq = upload(c->dt, lq, T * hq * Dq), *bk = upload(c->dt, lk, T * hkv * Dq),
-            *bv = upload(c->dt, lv, T * hkv * Dv), *bs = upload(PA_F32, sinks, hq);
+  /* Paged: request b's local tokens fill pages in reverse pool order (no
+   * run of adjacent pages) after a NaN page no request uses; tails NaN. */
+  const int P = c->page;
+  int64_t npg = 1, maxp = 1;
+  for (int b = 0; P && b < B; b++) {
+    npg += (ll[b] + P - 1) / P;
+    if ((ll[b] + P - 1) / P > maxp) maxp = (ll[b] + P - 1) / P;
+  }
+  double *bt = malloc(sizeof(double) * (size_t)(B * maxp));
+  for (int64_t i = 0; i < B * maxp; i++) bt[i] = -1;
+  if (P) {
+    double *pk = malloc(sizeof(double) * (size_t)(npg * P * hkv * Dq));
+    double *pv = malloc(sizeof(double) * (size_t)(npg * P * hkv * Dv));
+    for (int64_t i = 0; i < npg * P * hkv * Dq; i++) pk[i] = NAN;
+    for (int64_t i = 0; i < npg * P * hkv * Dv; i++) pv[i] = NAN;
+    int64_t r0 = 0, pg = npg - 1;
+    for (int b = 0; b < B; b++) {
+      for (int64_t j = 0; j < ll[b]; j++) {
+        if (j % P == 0) bt[b * maxp + j / P] = (double)pg--;
+        const int64_t page = (int64_t)bt[b * maxp + j / P], o = j % P;
+        for (int h = 0; h < hkv; h++) {
+          const int64_t tk = c->hnd ? (page * hkv + h) * P + o : (page * P + o) * hkv + h;
+          memcpy(pk + tk * Dq, lk + ((r0 + j) * hkv + h) * Dq, sizeof(double) * Dq);
+          memcpy(pv + tk * Dv, lv + ((r0 + j) * hkv + h) * Dv, sizeof(double) * Dv);
+        }
+      }
+      r0 += ll[b];
+    }
+    free(lk), free(lv);
+    lk = pk, lv = pv;
+  }
+  const int64_t krows = P ? npg * P : T;
+  pa_buffer *bq = upload(c->dt, lq, T * hq * Dq), *bk = upload(c->dt, lk, krows * hkv * Dq),
+            *bv = upload(c->dt, lv, krows * hkv * Dv), *bs = upload(PA_F32, sinks, hq),
+            *bb = upload(PA_I32, bt, B * maxp);
   size_t obytes = (size_t)(T * hq * Dv) * pa_dtype_size(c->dt);
   pa_buffer *bo = poisoned(obytes), *bl = poisoned((size_t)(T * hq) * 4);
   pa_attention_args a = {0};
@@ -474,6 +510,15 @@ static void run_prefill(pa_cp *cp, const pcase *c) {
   const int bad_rank = c->bad_k_rank >= 0 ? c->bad_k_rank % size : -1;
   a.k = tensor(bk, c->dt, 3, T - (bad_rank == rank), hkv, Dq);
   a.v = tensor(bv, c->dt, 3, T, hkv, Dv);
+  if (P) {
+    const int64_t shk[4] = {npg, P, hkv, Dq}, shv[4] = {npg, P, hkv, Dv};
+    const int64_t sk[4] = {P * hkv * Dq, hkv * Dq, Dq, 1}, sv[4] = {P * hkv * Dv, hkv * Dv, Dv, 1};
+    const int64_t hk[4] = {P * hkv * Dq, Dq, P * Dq, 1}, hv[4] = {P * hkv * Dv, Dv, P * Dv, 1};
+    pa_tensor_init_strided(&a.k, bk, 0, c->dt, 4, shk, c->hnd ? hk : sk);
+    pa_tensor_init_strided(&a.v, bv, 0, c->dt, 4, shv, c->hnd ? hv : sv);
+    a.block_table = tensor(bb, PA_I32, 2, B, maxp, 0);
+    if (bad_rank == rank) a.block_table.shape[1] = 0; /* one rank's table too narrow */
+  }
   a.out = tensor(bo, c->dt, 3, T, hq, Dv);
   if (c->lse) a.lse = tensor(bl, PA_F32, 2, T, hq, 0);
   if (c->sinks) a.sinks = tensor(bs, PA_F32, 1, hq, 0, 0);
@@ -491,8 +536,9 @@ static void run_prefill(pa_cp *cp, const pcase *c) {
     if (st != PA_ERR_INVALID_ARGUMENT || !untouched)
       FAIL("%s: status %s (want PA_ERR_INVALID_ARGUMENT), out untouched %d", c->name,
            pa_status_str(st), untouched);
-    else if (rank == bad_rank && !strstr(pa_cp_last_error(cp), "k: "))
-      FAIL("%s: message \"%s\" does not name k", c->name, pa_cp_last_error(cp));
+    else if (rank == bad_rank && !strstr(pa_cp_last_error(cp), P ? "block_table" : "k: "))
+      FAIL("%s: message \"%s\" does not name %s", c->name, pa_cp_last_error(cp),
+           P ? "block_table" : "k");
     else if (rank == 0)
       printf("  %-28s refused: %s\n", c->name, pa_cp_last_error(cp));
   } else if (st != PA_OK) {
@@ -513,6 +559,8 @@ static void run_prefill(pa_cp *cp, const pcase *c) {
   pa_buffer_destroy(bs);
   pa_buffer_destroy(bo);
   pa_buffer_destroy(bl);
+  pa_buffer_destroy(bb);
+  free(bt);
   pa_cp_plan_destroy(plan);
 out:
   free(q), free(k), free(v), free(o), free(l), free(lq), free(lk), free(lv), free(wo), free(wl);
@@ -628,19 +676,30 @@ int cp_cases_run(pa_context *c, pa_cp *cp, bool quick, int *n_checks) {
        PA_CP_SHARD_CONTIGUOUS, PA_CP_COMBINE_ALLGATHER, true, false, false, 0, 0, 9, 2, 1},
   };
   static const pcase pre[] = {
-      {"ring causal f32 gqa", 2, {37, 5}, 4, 2, 64, 64, PA_F32, true, true, false, -1, 0, 0, 0},
-      {"ring causal f16 gqa4", 1, {100}, 8, 2, 64, 64, PA_F16, true, true, false, -1, 0, 0, 0},
-      {"ring full bf16", 3, {23, 0, 40}, 4, 1, 64, 64, PA_BF16, false, true, false, -1, 0, 0, 0},
-      {"ring causal mla 192/128", 1, {50}, 4, 4, 192, 128, PA_BF16, true, true, false, -1, 0, 0, 0},
-      {"ring causal sinks f32", 2, {3, 29}, 2, 2, 40, 40, PA_F32, true, true, true, -1, 0, 0, 0},
-      {"ring bad k rows", 1, {30}, 2, 2, 64, 64, PA_F32, true, false, false, 1, 0, 0, 0},
+      {"ring causal f32 gqa", 2, {37, 5}, 4, 2, 64, 64, PA_F32, true, true, false, -1, 0, 0, 0, 0, false},
+      {"ring causal f16 gqa4", 1, {100}, 8, 2, 64, 64, PA_F16, true, true, false, -1, 0, 0, 0, 0, false},
+      {"ring full bf16", 3, {23, 0, 40}, 4, 1, 64, 64, PA_BF16, false, true, false, -1, 0, 0, 0, 0, false},
+      {"ring causal mla 192/128", 1, {50}, 4, 4, 192, 128, PA_BF16, true, true, false, -1, 0, 0, 0, 0, false},
+      {"ring causal sinks f32", 2, {3, 29}, 2, 2, 40, 40, PA_F32, true, true, true, -1, 0, 0, 0, 0, false},
+      {"ring bad k rows", 1, {30}, 2, 2, 64, 64, PA_F32, true, false, false, 1, 0, 0, 0, 0, false},
       /* Windows over global positions: chunk pairs outside the band are
        * skipped, short requests leave ranks with empty chunks. */
-      {"ring win causal gqa", 2, {90, 7}, 4, 2, 64, 64, PA_F32, true, true, false, -1, 10, -1, 0},
+      {"ring win causal gqa", 2, {90, 7}, 4, 2, 64, 64, PA_F32, true, true, false, -1, 10, -1, 0, 0, false},
       {"ring win causal sink tokens", 1, {120}, 4, 1, 64, 64, PA_BF16, true, true, true, -1, 17, -1,
-       4},
-      {"ring win both sides f16", 3, {64, 33, 2}, 4, 2, 64, 64, PA_F16, false, true, false, -1, 9, 5, 0},
-      {"ring win mla 192/128", 1, {80}, 4, 4, 192, 128, PA_BF16, true, true, false, -1, 12, -1, 2},
+       4, 0, false},
+      {"ring win both sides f16", 3, {64, 33, 2}, 4, 2, 64, 64, PA_F16, false, true, false, -1, 9, 5, 0, 0, false},
+      {"ring win mla 192/128", 1, {80}, 4, 4, 192, 128, PA_BF16, true, true, false, -1, 12, -1, 2, 0, false},
+      /* Paged K/V shards (chunked prefill over a paged cache): NHD and HND
+       * pools, partial last pages, empty local requests, windows. */
+      {"ring paged causal nhd", 3, {37, 0, 61}, 4, 2, 64, 64, PA_F32, true, true, false, -1, 0, 0, 0,
+       8, false},
+      {"ring paged full hnd bf16", 2, {50, 9}, 4, 2, 64, 64, PA_BF16, false, true, false, -1, 0, 0,
+       0, 16, true},
+      {"ring paged win mla 192/128", 1, {70}, 4, 4, 192, 128, PA_F16, true, true, true, -1, 11, -1,
+       2, 4, false},
+      {"ring paged empty shard", 2, {2, 1}, 2, 1, 32, 32, PA_F32, true, true, false, -1, 0, 0, 0, 4, true},
+      {"ring paged bad table", 1, {30}, 2, 2, 64, 64, PA_F32, true, false, false, 1, 0, 0, 0, 8,
+       true},
   };
   /* clang-format on */
   static const mcase mla[] = {
@@ -685,7 +744,7 @@ int cp_cases_run(pa_context *c, pa_cp *cp, bool quick, int *n_checks) {
    * ring exchange) with few kernel variants (a cold PoCL cache compiles each
    * variant on every rank). */
   static const bool dec_quick[] = {1, 1, 0, 0, 0, 1, 1, 0, 1, 0, 0, 0, 0, 0, 0},
-                    pre_quick[] = {1, 0, 0, 0, 0, 1, 0, 1, 0, 0};
+                    pre_quick[] = {1, 0, 0, 0, 0, 1, 0, 1, 0, 0, 0, 1, 0, 0, 0};
   /* A bad run on one rank leaves NCCL peers waiting (documented): MPI only. */
   bool agree = strcmp(pa_cp_transport(cp), "mpi") == 0;
   for (int i = 0; i < TU_LEN(dec); i++)
@@ -729,8 +788,10 @@ int cp_cases_run(pa_context *c, pa_cp *cp, bool quick, int *n_checks) {
     }
     run_decode(cp, &dc);
     snprintf(np, sizeof np, "rand ring %d", it);
-    pcase pc = {np, RI(1, 3), {0}, 4, 2, 32, 32, PA_F32, RI(0, 1), true, RI(0, 1), -1, 0, 0, 0};
+    pcase pc = {np,   RI(1, 3), {0}, 4, 2, 32, 32, PA_F32, RI(0, 1),
+                true, RI(0, 1), -1,  0, 0, 0,  0,  false};
     for (int b = 0; b < pc.B; b++) pc.len[b] = RI(0, 90);
+    pc.page = RI(0, 2) * 4, pc.hnd = RI(0, 1);
     if (RI(0, 3)) {
       pc.wl = RI(-1, 30), pc.wr = pc.causal ? -1 : RI(-1, 8), pc.st = RI(0, 6);
       if (pc.wl == 0 && pc.wr == 0) pc.wl = -1;
