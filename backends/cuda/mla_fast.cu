@@ -125,8 +125,8 @@ enum { kScale0 = 1, kScale1 = 2, kPA = 3, kPB = 4 };
  * and widened to T in place (the consumer warpgroup, before its S), with the
  * cache's scale folded into the softmax scale and the output. */
 template <typename T, int KV>
-__global__ void __launch_bounds__(256, 1) mla_decode_fast(const pa_cu_attn a, const int npf,
-                                                           const int early_pb) {
+__global__ void __launch_bounds__(256, 1)
+    mla_decode_fast(const pa_cu_attn a, const int npf, const int early_pb) {
 #if defined(__CUDA_ARCH_FEAT_SM90_ALL)
   using namespace pa::mla;
   extern __shared__ unsigned char smem_raw[];
@@ -160,7 +160,8 @@ __global__ void __launch_bounds__(256, 1) mla_decode_fast(const pa_cu_attn a, co
   const int32_t *bt = reinterpret_cast<const int32_t *>(a.bt.ptr) + (int64_t)w.b * a.bt.sb;
   constexpr bool F8 = KV != 0;
   using KT = typename std::conditional<F8, uint8_t, T>::type; /* a cache element */
-  const KT *ckv = reinterpret_cast<const KT *>(a.k.ptr), *kpe = reinterpret_cast<const KT *>(a.k2.ptr);
+  const KT *ckv = reinterpret_cast<const KT *>(a.k.ptr),
+           *kpe = reinterpret_cast<const KT *>(a.k2.ptr);
   const float kvs = F8 ? __ldg(a.k_scale) : 1.f;
 
   if (tid == 0) {
@@ -597,19 +598,17 @@ static void launch(const pa_cu_attn *a, int pf, int early_pb, cudaStream_t s) {
 
 /* On sm_90 only (the sm_90a code runs nowhere else). */
 extern "C" cudaError_t pa_cu_mla_fast_init(void) {
-  const cudaError_t e[6] = {init_one<__half, 0>(),
-                            init_one<__nv_bfloat16, 0>(),
-                            init_one<__half, PA_FP8_E4M3>(),
-                            init_one<__nv_bfloat16, PA_FP8_E4M3>(),
-                            init_one<__half, PA_FP8_E5M2>(),
-                            init_one<__nv_bfloat16, PA_FP8_E5M2>()};
+  const cudaError_t e[6] = {
+      init_one<__half, 0>(),           init_one<__nv_bfloat16, 0>(),
+      init_one<__half, PA_FP8_E4M3>(), init_one<__nv_bfloat16, PA_FP8_E4M3>(),
+      init_one<__half, PA_FP8_E5M2>(), init_one<__nv_bfloat16, PA_FP8_E5M2>()};
   for (int i = 0; i < 6; ++i)
     if (e[i] != cudaSuccess) return e[i];
   return cudaSuccess;
 }
 
 extern "C" cudaError_t pa_cu_mla_fast_decode(const pa_cu_attn *a, int pf, int early_pb,
-                                               cudaStream_t s) {
+                                             cudaStream_t s) {
   if (a->num_work == 0) return cudaSuccess;
   if (a->q.dtype == PA_F16)
     launch<__half>(a, pf, early_pb, s);
