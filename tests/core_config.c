@@ -139,7 +139,7 @@ Test(config, bad_values_name_the_key) {
   static const struct {
     const char *options, *says;
   } bad[] = {
-      {"cuda.mla=fast", "cuda.mla=fast"},
+      {"cuda.mla=turbo", "cuda.mla=turbo"},
       {"cuda.pdl=2", "cuda.pdl=2"},
       {"dev.cuda.slots=0", "dev.cuda.slots=0"},
       {"dev.cuda.slots=4x", "dev.cuda.slots=4x"},

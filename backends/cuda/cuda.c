@@ -81,7 +81,9 @@ static pa_status cu_create(pa_context *ctx, int device, const pa_context_desc *d
   s->ws_prefill =
       sm90 && ctx->cfg.cuda_prefill == PA_CFG_PREFILL_WS && pa_cu_prefill_ws_available();
   s->ws_pingpong = ctx->cfg.dev_cuda_ws_pingpong;
-  s->mla_kernel = sm90 && ctx->cfg.cuda_mla != PA_CFG_MLA_MMA ? PA_CU_MLA_SEESAW : PA_CU_MLA_MMA;
+  s->mla_kernel = !sm90 || ctx->cfg.cuda_mla == PA_CFG_MLA_MMA ? PA_CU_MLA_MMA
+                  : ctx->cfg.cuda_mla == PA_CFG_MLA_FAST    ? PA_CU_MLA_FAST
+                                                            : PA_CU_MLA_SEESAW;
   if (e == cudaSuccess && desc && desc->native_queue) {
     s->stream = (cudaStream_t)desc->native_queue;
   } else if (e == cudaSuccess) {
@@ -95,6 +97,8 @@ static pa_status cu_create(pa_context *ctx, int device, const pa_context_desc *d
   if (e == cudaSuccess && s->sm_major >= 8) e = pa_cu_mla_mma_init(s->smem_optin);
   if (e == cudaSuccess && s->ws_prefill) e = pa_cu_prefill_ws_init();
   if (e == cudaSuccess && s->mla_kernel == PA_CU_MLA_SEESAW) e = pa_cu_mla_seesaw_init();
+  if (e == cudaSuccess && sm90 && (s->mla_kernel == PA_CU_MLA_FAST || ctx->cfg.dev_cuda_mla_fp8))
+    e = pa_cu_mla_fast_init();
   if (e != cudaSuccess) {
     if (s->own_stream) cudaStreamDestroy(s->stream);
     free(s);
@@ -189,6 +193,7 @@ static const char *kernel_name(pa_cu_kernel k) {
   case PA_CU_MLA_MMA: return "cuda.mla_decode_mma";
   case PA_CU_MLA_SEESAW: return "cuda.mla_decode_seesaw";
   case PA_CU_PREFILL_WS: return "cuda.prefill_ws";
+  case PA_CU_MLA_FAST: return "cuda.mla_decode_fast";
   }
   return "cuda.?";
 }
@@ -228,11 +233,11 @@ static pa_status cu_select(pa_context *ctx, const pa_plan *plan, pa_kernel_choic
     const int tc_mla =
         tc_ok && m->q_dtype == m->o_dtype &&
         pa_cu_mla_supported(m->head_dim_ckv, m->head_dim_kpe, m->q_dtype, s->smem_optin);
-    /* fp8 ckv/kpe on the seesaw kernel: opt-in (dev.cuda.mla_fp8) */
-    const int fp8_seesaw = s->mla_kernel == PA_CU_MLA_SEESAW && ctx->cfg.dev_cuda_mla_fp8 &&
-                           pa_dtype_is_fp8(m->kv_dtype);
-    if (tc_mla && (m->kv_dtype == m->q_dtype || fp8_seesaw)) {
-      const pa_cu_kernel k = fp8_seesaw ? PA_CU_MLA_SEESAW : (pa_cu_kernel)s->mla_kernel;
+    /* fp8 ckv/kpe on mla_fast.cu: opt-in (dev.cuda.mla_fp8), sm_90 */
+    const int fp8_fast = s->mla_kernel != PA_CU_MLA_MMA && ctx->cfg.dev_cuda_mla_fp8 &&
+                         pa_dtype_is_fp8(m->kv_dtype);
+    if (tc_mla && (m->kv_dtype == m->q_dtype || fp8_fast)) {
+      const pa_cu_kernel k = fp8_fast ? PA_CU_MLA_FAST : (pa_cu_kernel)s->mla_kernel;
       pa_status st = choose(ctx, c, k, 64, 64);
       /* one KV chunk for the batch where it balances the SMs better
        * (dev.cuda.mla_balance); a split item also writes 64 x 512 f32
@@ -445,9 +450,10 @@ static pa_status dispatch(pa_context *ctx, const pa_plan *plan, const pa_cu_attn
   case PA_CU_PREFILL_WGMMA: e = pa_cu_prefill_wgmma(a, s->stream); break;
   case PA_CU_PREFILL_WS: e = pa_cu_prefill_ws(a, s->ws_pingpong, s->stream); break;
   case PA_CU_MLA_MMA: e = pa_cu_mla_mma_decode(a, s->stream); break;
-  case PA_CU_MLA_SEESAW:
-    e = pa_cu_mla_seesaw_decode(a, ctx->cfg.dev_cuda_mla_pf, ctx->cfg.dev_cuda_mla_early_pb,
-                                s->stream);
+  case PA_CU_MLA_SEESAW: e = pa_cu_mla_seesaw_decode(a, s->stream); break;
+  case PA_CU_MLA_FAST:
+    e = pa_cu_mla_fast_decode(a, ctx->cfg.dev_cuda_mla_pf, ctx->cfg.dev_cuda_mla_early_pb,
+                              s->stream);
     break;
   case PA_CU_GENERIC: e = pa_cu_generic_attention(a, s->stream); break;
   }

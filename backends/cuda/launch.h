@@ -74,6 +74,7 @@ typedef enum pa_cu_kernel {
   PA_CU_MLA_MMA,       /* mla_mma.cu: MLA decode on mma.sync (sm_80+), 64 heads per tile */
   PA_CU_MLA_SEESAW,    /* mla_seesaw.cu: MLA decode on wgmma, seesaw schedule (sm_90) */
   PA_CU_PREFILL_WS,    /* prefill_ws.cu: sm_90 TMA + warp specialisation */
+  PA_CU_MLA_FAST,      /* mla_fast.cu: the seesaw kernel reworked, fp8 caches too (sm_90) */
 } pa_cu_kernel;
 
 /* The variant a plan runs (pa_kernel_choice.variant), chosen once by select:
@@ -141,9 +142,12 @@ cudaError_t pa_cu_mla_mma_init(int smem_optin);
 cudaError_t pa_cu_mla_mma_decode(const pa_cu_attn *a, cudaStream_t s);
 /* sm_90 only. */
 cudaError_t pa_cu_mla_seesaw_init(void);
-/* pf: 64-key tiles prefetched into L2 ahead of the two in shared memory;
+cudaError_t pa_cu_mla_seesaw_decode(const pa_cu_attn *a, cudaStream_t s);
+/* mla_fast.cu (sm_90 only): f16/bf16 Q/O, ckv/kpe the same or fp8. pf:
+ * 64-key tiles prefetched into L2 ahead of the two in shared memory;
  * early_pb: P_B handed to warpgroup 0 as soon as it is written. */
-cudaError_t pa_cu_mla_seesaw_decode(const pa_cu_attn *a, int pf, int early_pb, cudaStream_t s);
+cudaError_t pa_cu_mla_fast_init(void);
+cudaError_t pa_cu_mla_fast_decode(const pa_cu_attn *a, int pf, int early_pb, cudaStream_t s);
 
 #ifdef __cplusplus
 }

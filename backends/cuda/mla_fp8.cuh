@@ -16,8 +16,8 @@ namespace mla {
 
 /* Two codes (byte 0 the lower element) as an f16x2 or bf16x2 word. */
 template <typename T, int KV> __device__ __forceinline__ uint32_t fp8x2_to(uint32_t two) {
-  const __half2_raw h = __nv_cvt_fp8x2_to_halfraw2(
-      (__nv_fp8x2_storage_t)two, KV == PA_FP8_E4M3 ? __NV_E4M3 : __NV_E5M2);
+  const __half2_raw h = __nv_cvt_fp8x2_to_halfraw2((__nv_fp8x2_storage_t)two,
+                                                   KV == PA_FP8_E4M3 ? __NV_E4M3 : __NV_E5M2);
   if constexpr (dtype_of<T>::value == PA_F16) {
     return (uint32_t)h.x | ((uint32_t)h.y << 16);
   } else {

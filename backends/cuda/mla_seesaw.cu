@@ -1,8 +1,5 @@
 /* MLA decode on Hopper (sm_90a) warpgroup MMAs, f16/bf16, Dc = 512, Dr = 64:
  * the seesaw schedule, one block per work item of 64 packed rows. */
-#include <type_traits>
-
-#include "mla_fp8.cuh"
 #include "mla_wgmma.cuh"
 #include "mma.cuh"
 
@@ -28,7 +25,7 @@ template <typename T, typename MaxOf>
 __device__ __forceinline__ void hopper_epilogue(const pa_cu_attn &a, const pa_req &rq,
                                                 const pa_work &w, int grp, const float (&o)[128],
                                                 const float (&l)[2], MaxOf m_of, float *red, int g,
-                                                int wr, int r0, int tq, float oscale) {
+                                                int wr, int r0, int tq) {
   /* The denominator: this thread's columns, then the quad, then both halves. */
 #pragma unroll
   for (int x = 0; x < 2; ++x) {
@@ -45,7 +42,7 @@ __device__ __forceinline__ void hopper_epilogue(const pa_cu_attn &a, const pa_re
     const float ls = red[r] + red[64 + r];
     const int pr = w.row0 + r, i = pr / grp, h = pr % grp;
     const pa::row_dest dst = pa::dest_of(a, rq, w.b, w.split, i, h);
-    const float inv = ls > 0.f ? oscale / ls : 0.f;
+    const float inv = ls > 0.f ? 1.f / ls : 0.f;
 #pragma unroll
     for (int n = 0; n < 32; ++n) {
       const int d = g * 256 + n * 8 + 2 * tq;
@@ -93,7 +90,7 @@ __device__ __forceinline__ void hopper_epilogue(const pa_cu_attn &a, const pa_re
  * it lands. Q's rope block (64 dims) lives in registers, so its shared space
  * holds P_B.
  * Shared memory: Q 72 KB + 2 x 72 KB K/V + P_A 8 KB + row state, 1024-byte
- * aligned: 227 KB. 238 registers, no spills, no C7519 (see the first S). */
+ * aligned: 227 KB. 238 registers, no spills. */
 namespace ss {
 
 constexpr int CB = 64 * 128;   /* a column block: 64 rows x 64 dims */
@@ -101,9 +98,7 @@ constexpr int TILE = 9 * CB;   /* Q or one K/V tile: 73728 B */
 constexpr int PB_OFF = 8 * CB; /* P_B in Q's rope block */
 constexpr int PA_OFF = 3 * TILE, ST_OFF = PA_OFF + CB;
 constexpr int BAR_OFF = ST_OFF + 3 * 64 * 4; /* after m, l[2] rows */
-/* 18 load mbarriers, the 4 hand-overs, then one per warpgroup (fp8: its
- * converted blocks written before its S reads them) */
-constexpr int NBAR = 18 + 4 + 2;
+constexpr int NBAR = 18 + 4;                 /* 18 load mbarriers, then the 4 hand-overs */
 constexpr int SMEM = BAR_OFF + NBAR * 8 + 1024;
 static_assert(SMEM <= 232448, "sm_90 gives a block at most 227 KB");
 static_assert(PB_OFF + CB == TILE, "P_B takes exactly Q's rope block");
@@ -116,13 +111,8 @@ __device__ __forceinline__ uint32_t chunk_at(int r, int ch) {
 /* Hand-overs (mbarrier 18 + id - 1) */
 enum { kScale0 = 1, kScale1 = 2, kPA = 3, kPB = 4 };
 
-/* KV: 0 when ckv/kpe are T; PA_FP8_E4M3 or PA_FP8_E5M2: fp8 codes, copied
- * by cp.async into the first half of each 128-byte row of their column block
- * and widened to T in place (the consumer warpgroup, before its S), with the
- * cache's scale folded into the softmax scale and the output. */
-template <typename T, int KV>
-__global__ void __launch_bounds__(256, 1) mla_decode_seesaw(const pa_cu_attn a, const int npf,
-                                                           const int early_pb) {
+template <typename T>
+__global__ void __launch_bounds__(256, 1) mla_decode_seesaw(const pa_cu_attn a) {
 #if defined(__CUDA_ARCH_FEAT_SM90_ALL)
   using namespace pa::mla;
   extern __shared__ unsigned char smem_raw[];
@@ -154,10 +144,7 @@ __global__ void __launch_bounds__(256, 1) mla_decode_seesaw(const pa_cu_attn a, 
   const int grp = a.group, off = rq.len_k - rq.len_q;
   const int ntiles = (w.kv_end - w.kv_begin + 63) / 64, npairs = (ntiles + 1) / 2;
   const int32_t *bt = reinterpret_cast<const int32_t *>(a.bt.ptr) + (int64_t)w.b * a.bt.sb;
-  constexpr bool F8 = KV != 0;
-  using KT = typename std::conditional<F8, uint8_t, T>::type; /* a cache element */
-  const KT *ckv = reinterpret_cast<const KT *>(a.k.ptr), *kpe = reinterpret_cast<const KT *>(a.k2.ptr);
-  const float kvs = F8 ? __ldg(a.k_scale) : 1.f;
+  const T *ckv = reinterpret_cast<const T *>(a.k.ptr), *kpe = reinterpret_cast<const T *>(a.k2.ptr);
 
   if (tid == 0) {
 #pragma unroll
@@ -196,23 +183,10 @@ __global__ void __launch_bounds__(256, 1) mla_decode_seesaw(const pa_cu_attn a, 
     const uint32_t dst = base + (1 + b) * TILE;
     const bool ok = page >= 0;
     const int64_t in_page = ok ? (w.kv_begin + t * 64 + lr) % a.page_size : 0;
-    const KT *c = ckv + (ok ? page * a.k.sb + in_page * a.k.st : 0);
-    const KT *p = kpe + (ok ? page * a.k2.sb + in_page * a.k2.st : 0);
+    const T *c = ckv + (ok ? page * a.k.sb + in_page * a.k.st : 0);
+    const T *p = kpe + (ok ? page * a.k2.sb + in_page * a.k2.st : 0);
     /* an arrival covers all of this thread's earlier copies */
-    if constexpr (F8) {
-      /* fp8: a block's row is 64 codes; thread u copies codes 32 lh.. of
-       * row lr into bytes 32 lh.. of the row (unswizzled; widened later) */
-      const int cb0 = g == 0 ? 0 : 4, cb1 = g == 0 ? 4 : 9;
-#pragma unroll
-      for (int cb = 0; cb < 9; ++cb) {
-        if (cb < cb0 || cb >= cb1) continue;
-        const KT *src = cb < 8 ? c + cb * 64 + lh * 32 : p + lh * 32;
-        const uint32_t d = dst + cb * CB + lr * 128 + lh * 32;
-        pa::cp_async16(d, src, ok);
-        pa::cp_async16(d + 16, src + 16, ok);
-        cp_async_arrive(bar(b, cb));
-      }
-    } else if (g == 0) {
+    if (g == 0) {
 #pragma unroll
       for (int i = 0; i < 16; ++i) {
         pa::cp_async16(dst + (i >> 2) * CB + soff[i & 3], c + (2 * i + lh) * 8, ok);
@@ -229,20 +203,6 @@ __global__ void __launch_bounds__(256, 1) mla_decode_seesaw(const pa_cu_attn a, 
     }
     pa::cp_commit();
   };
-  /* L2 prefetch of tile t (cp.async.bulk.prefetch): the ring holds one pair,
-   * so a tile's copy into shared memory starts only as its buffer frees, just
-   * before its S; fetched into L2 npf tiles earlier, that copy waits on L2
-   * instead of DRAM. Thread u takes a quarter of row u / 4 (both warpgroups:
-   * WG0 rows 0-31, WG1 rows 32-63); a hint, so only rows of this item. */
-  const int pr = tid >> 2, pq = tid & 3;
-  auto prefetch = [&](int t) {
-    const int j = w.kv_begin + t * 64 + pr;
-    if (t >= ntiles || j >= w.kv_end) return;
-    const int64_t page = bt[(int64_t)(j / a.page_size) * a.bt.st], in_page = j % a.page_size;
-    l2_prefetch(ckv + page * a.k.sb + in_page * a.k.st + pq * (DC / 4), DC / 4 * sizeof(KT));
-    if (pq == 0) l2_prefetch(kpe + page * a.k2.sb + in_page * a.k2.st, DR * sizeof(KT));
-  };
-  for (int t = 2; t < 2 + npf; ++t) prefetch(t);
   /* The first pair is loaded and multiplied even when the item is empty
    * (rows past the end are zeros, all masked): a branch around the S below
    * makes ptxas serialise every wgmma. */
@@ -260,56 +220,15 @@ __global__ void __launch_bounds__(256, 1) mla_decode_seesaw(const pa_cu_attn a, 
   __syncwarp(); /* the warp's reads of its rope rows before it stores P_B there */
 
   const uint64_t dq = desc_k(q_s);
-  /* fp8: column blocks [cb0, cb1) of buffer b widened in place by this
-   * warpgroup once landed: thread u reads codes 32 h.. of row r (both halves
-   * of a row are read by lanes of one warp before either writes), writes its
-   * 4 swizzled 16-byte chunks; then the warpgroup's barrier (an mbarrier,
-   * which racecheck follows) before any wgmma reads them. */
-  uint32_t conv_ph = 0;
-  auto widen = [&](int b, int cb0, int cb1, uint32_t par) {
-    const int u = tid & 127, r = u >> 1, h = u & 1;
-#pragma unroll
-    for (int cb = 0; cb < 9; ++cb) {
-      if (cb < cb0 || cb >= cb1) continue;
-      mbar_wait(bar(b, cb), par);
-      const uint32_t row = base + (1 + b) * TILE + cb * CB + r * 128;
-      uint32_t v[8];
-      asm volatile("ld.shared.v4.b32 {%0, %1, %2, %3}, [%4];\n"
-                   : "=r"(v[0]), "=r"(v[1]), "=r"(v[2]), "=r"(v[3])
-                   : "r"(row + h * 32)
-                   : "memory");
-      asm volatile("ld.shared.v4.b32 {%0, %1, %2, %3}, [%4];\n"
-                   : "=r"(v[4]), "=r"(v[5]), "=r"(v[6]), "=r"(v[7])
-                   : "r"(row + h * 32 + 16)
-                   : "memory");
-      __syncwarp();
-#pragma unroll
-      for (int k = 0; k < 4; ++k) {
-        const uint4 o8 = fp8x8_to<T, KV>(v[2 * k], v[2 * k + 1]);
-        asm volatile("st.shared.v4.b32 [%0], {%1, %2, %3, %4};\n" ::"r"(
-                         row + (((4 * h + k) ^ (r & 7)) << 4)),
-                     "r"(o8.x), "r"(o8.y), "r"(o8.z), "r"(o8.w)
-                     : "memory");
-      }
-    }
-    fence_proxy_async();
-    const uint32_t cbar = bar0 + 8 * (22 + g);
-    mbar_arrive(cbar);
-    mbar_wait(cbar, conv_ph);
-    conv_ph ^= 1u;
-  };
   /* S (+)= Q K^T over column blocks [cb0, cb1) of buffer b, each block after
    * its loads (phase parity par) landed; the rope block from registers. */
   auto qk = [&](float *s, int b, int cb0, int cb1, bool zero, uint32_t par) {
     const uint64_t dk = desc_k(base + (1 + b) * TILE);
-    if constexpr (F8) widen(b, cb0, cb1, par);
 #pragma unroll
     for (int cb = 0; cb < 9; ++cb) {
       if (cb < cb0 || cb >= cb1) continue;
-      if constexpr (!F8) {
-        mbar_wait(bar(b, cb), par);
-        fence_proxy_async();
-      }
+      mbar_wait(bar(b, cb), par);
+      fence_proxy_async();
       wgmma_fence(); /* after each wait loop, or ptxas inserts its own and serialises */
 #pragma unroll
       for (int kk = 0; kk < 4; ++kk) {
@@ -334,7 +253,7 @@ __global__ void __launch_bounds__(256, 1) mla_decode_seesaw(const pa_cu_attn a, 
     const int r = wr + r0 + 8 * x, i = (w.row0 + r) / grp;
     lim[x] = r < w.rows ? (a.causal ? min(w.kv_end - 1, i + off) : w.kv_end - 1) : -1;
   }
-  const float scale2 = a.scale * kvs * kLog2e;
+  const float scale2 = a.scale * kLog2e;
   uint32_t pf[4][4]; /* P as the A fragments of 4 k-steps (16 keys each) */
   auto pack_p = [&](float mul0, float mul1) {
 #pragma unroll
@@ -405,21 +324,17 @@ __global__ void __launch_bounds__(256, 1) mla_decode_seesaw(const pa_cu_attn a, 
   const uint64_t dv0 = desc_mn(base + TILE + g * 4 * CB, CB),
                  dv1 = desc_mn(base + 2 * TILE + g * 4 * CB, CB);
 
-  /* S of the first pair, each warpgroup its own tile, waited inside its own
-   * branch: accumulators still in flight where the two branches join make
-   * ptxas inject a warpgroup.arrive there (C7519); a straight-line S on
-   * buffer g instead costs 17 registers and spills. */
-  if (g == 0) {
-    qk(s, 0, 0, 4, true, 0);
-    qk(s, 0, 4, 9, false, 0);
+  { /* S of the first pair */
+    if (g == 0) {
+      qk(s, 0, 0, 4, true, 0);
+      qk(s, 0, 4, 9, false, 0);
+    } else {
+      qk(s, 1, 4, 9, true, 0);
+      qk(s, 1, 0, 4, false, 0);
+    }
     wgmma_commit();
-    wgmma_wait<0>();
-  } else {
-    qk(s, 1, 4, 9, true, 0);
-    qk(s, 1, 0, 4, false, 0);
-    wgmma_commit();
-    wgmma_wait<0>();
   }
+  wgmma_wait<0>(); /* outside the branch, or ptxas serialises the wgmmas */
   reg_fence<32>(s);
 
   /* One loop per warpgroup (a shared loop with a branch inside makes ptxas
@@ -428,11 +343,6 @@ __global__ void __launch_bounds__(256, 1) mla_decode_seesaw(const pa_cu_attn a, 
     for (int it = 0; it < npairs; ++it) {
       const bool more = it + 1 < npairs;
       const uint32_t par = (it + 1) & 1; /* phase of the loads issued in this pair */
-      /* the two tiles that enter the prefetch window */
-      if (npf > 0) {
-        prefetch(2 * it + 2 + npf);
-        prefetch(2 * it + 3 + npf);
-      }
       float mx[2], mu[2], c[2], sum[2];
       mask_max(2 * it, mx);
 #pragma unroll
@@ -498,10 +408,6 @@ __global__ void __launch_bounds__(256, 1) mla_decode_seesaw(const pa_cu_attn a, 
     for (int it = 0; it < npairs; ++it) {
       const bool more = it + 1 < npairs;
       const uint32_t par = (it + 1) & 1;
-      if (npf > 0) {
-        prefetch(2 * it + 2 + npf);
-        prefetch(2 * it + 3 + npf);
-      }
       float mx[2], mu[2], c[2], sum[2];
       mask_max(2 * it + 1, mx);
       take(kScale0, it);
@@ -525,10 +431,6 @@ __global__ void __launch_bounds__(256, 1) mla_decode_seesaw(const pa_cu_attn a, 
       pack_p(1.f, 1.f);
       store_p(pb_s);
       fence_proxy_async();
-      /* early_pb: P_B handed over as soon as it is written (its space is
-       * rewritten only after take(kScale0) of the next pair, which WG0 posts
-       * after its last read of P_B) */
-      if (early_pb) post(kPB);
       wgmma_fence();
 #pragma unroll
       for (int kk = 0; kk < 4; ++kk) wgmma_m64n256k16_rs<T>(o, pf[kk], dv1 + kk * 128, 1);
@@ -538,7 +440,7 @@ __global__ void __launch_bounds__(256, 1) mla_decode_seesaw(const pa_cu_attn a, 
 #pragma unroll
       for (int kk = 0; kk < 4; ++kk) wgmma_m64n256k16<T>(o, dpa + kk * 2, dv0 + kk * 128, 1);
       wgmma_commit();
-      if (!early_pb) post(kPB);
+      post(kPB);
       /* waits outside the branches, or ptxas serialises the wgmmas */
       wgmma_wait<1>(); /* buffer 1 read: blocks 4-8 take tile 2 it + 3 */
       if (more) {
@@ -561,7 +463,7 @@ __global__ void __launch_bounds__(256, 1) mla_decode_seesaw(const pa_cu_attn a, 
   }
 
   hopper_epilogue<T>(
-      a, rq, w, grp, o, l, [s_m](int, int r) { return s_m[r]; }, s_l, g, wr, r0, tq, kvs);
+      a, rq, w, grp, o, l, [s_m](int, int r) { return s_m[r]; }, s_l, g, wr, r0, tq);
 #else
   __trap(); /* only launched on sm_90, which runs the sm_90a code above */
 #endif
@@ -571,45 +473,21 @@ __global__ void __launch_bounds__(256, 1) mla_decode_seesaw(const pa_cu_attn a, 
 
 } // namespace
 
-template <typename T, int KV> static cudaError_t init_one() {
-  return cudaFuncSetAttribute(ss::mla_decode_seesaw<T, KV>,
-                              cudaFuncAttributeMaxDynamicSharedMemorySize, ss::SMEM);
-}
-
-template <typename T, int KV>
-static void launch_one(const pa_cu_attn *a, int pf, int early_pb, cudaStream_t s) {
-  ss::mla_decode_seesaw<T, KV><<<a->num_work, 256, ss::SMEM, s>>>(*a, pf, early_pb);
-}
-
-template <typename T>
-static void launch(const pa_cu_attn *a, int pf, int early_pb, cudaStream_t s) {
-  if (a->k.dtype == PA_FP8_E4M3)
-    launch_one<T, PA_FP8_E4M3>(a, pf, early_pb, s);
-  else if (a->k.dtype == PA_FP8_E5M2)
-    launch_one<T, PA_FP8_E5M2>(a, pf, early_pb, s);
-  else
-    launch_one<T, 0>(a, pf, early_pb, s);
-}
-
 /* On sm_90 only (the sm_90a code runs nowhere else). */
 extern "C" cudaError_t pa_cu_mla_seesaw_init(void) {
-  const cudaError_t e[6] = {init_one<__half, 0>(),
-                            init_one<__nv_bfloat16, 0>(),
-                            init_one<__half, PA_FP8_E4M3>(),
-                            init_one<__nv_bfloat16, PA_FP8_E4M3>(),
-                            init_one<__half, PA_FP8_E5M2>(),
-                            init_one<__nv_bfloat16, PA_FP8_E5M2>()};
-  for (int i = 0; i < 6; ++i)
-    if (e[i] != cudaSuccess) return e[i];
-  return cudaSuccess;
+  cudaError_t e = cudaFuncSetAttribute(ss::mla_decode_seesaw<__half>,
+                                       cudaFuncAttributeMaxDynamicSharedMemorySize, ss::SMEM);
+  if (e == cudaSuccess)
+    e = cudaFuncSetAttribute(ss::mla_decode_seesaw<__nv_bfloat16>,
+                             cudaFuncAttributeMaxDynamicSharedMemorySize, ss::SMEM);
+  return e;
 }
 
-extern "C" cudaError_t pa_cu_mla_seesaw_decode(const pa_cu_attn *a, int pf, int early_pb,
-                                               cudaStream_t s) {
+extern "C" cudaError_t pa_cu_mla_seesaw_decode(const pa_cu_attn *a, cudaStream_t s) {
   if (a->num_work == 0) return cudaSuccess;
   if (a->q.dtype == PA_F16)
-    launch<__half>(a, pf, early_pb, s);
+    ss::mla_decode_seesaw<__half><<<a->num_work, 256, ss::SMEM, s>>>(*a);
   else
-    launch<__nv_bfloat16>(a, pf, early_pb, s);
+    ss::mla_decode_seesaw<__nv_bfloat16><<<a->num_work, 256, ss::SMEM, s>>>(*a);
   return cudaGetLastError();
 }
