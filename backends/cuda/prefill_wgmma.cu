@@ -109,6 +109,9 @@ __global__ void __launch_bounds__(kThreads, FULL ? 1 : 2) prefill_wgmma(const pa
   const int lr = tid / CHL, lch = tid % CHL;
   const uint32_t so = KV ? (uint32_t)tid * 16 : pa::sw128<BN>(lr, lch);
   constexpr uint32_t SK_BYTES = C::STAGE / 2;
+  /* RSTEP rows further: fp8 rows are linear (D bytes each); a 16-bit row
+   * lives in 128-byte pieces, one per 64-column block of the swizzle */
+  constexpr uint32_t ROWS_STEP = RSTEP * (KV ? CHL * 16 : 128);
   const int64_t kst = (int64_t)RSTEP * a.k.st, vst = (int64_t)RSTEP * a.v.st;
   const KT *kb = reinterpret_cast<const KT *>(a.k.ptr), *vb = reinterpret_cast<const KT *>(a.v.ptr);
   if (!paged) {
@@ -135,8 +138,8 @@ __global__ void __launch_bounds__(kThreads, FULL ? 1 : 2) prefill_wgmma(const pa
         ks = kp + u * kst;
         vs = vp + u * vst;
       }
-      pa::cp_async16(base + so + u * RSTEP * CHL * 16, ks, ok);
-      pa::cp_async16(base + SK_BYTES + so + u * RSTEP * CHL * 16, vs, ok);
+      pa::cp_async16(base + so + u * ROWS_STEP, ks, ok);
+      pa::cp_async16(base + SK_BYTES + so + u * ROWS_STEP, vs, ok);
     }
   };
   if (ntiles > 0) load_kv(kv_addr, 0);
