@@ -66,6 +66,7 @@ static const attn_case gqa_cases[] = {
   /* decodes that form CPU head groups (several KV heads per thread, attention.c's grouped driver) */
   {.name = "g4_grouped_long", .batch = 1, .lq = {1}, .lk = {8191}, .hq = 32, .hkv = 8, .dqk = 128, .dtype = PA_BF16, .page_size = 16, .opts = AO_LSE},
   {.name = "g4_grouped_b8",   .batch = 8, .lq = {1, 1, 2, 1, 1, 1, 3, 1}, .lk = {1025, 203, 7, 64, 1, 113, 300, 16}, .hq = 32, .hkv = 8, .dqk = 128, .dtype = PA_F16, .causal = 1, .page_size = 64, .opts = AO_LSE | AO_SINKS},
+  {.name = "g4_grouped_bf16_d59", .batch = 4, .lq = {1, 3, 2, 1}, .lk = {517, 1025, 33, 2047}, .hq = 32, .hkv = 8, .dqk = 59, .dtype = PA_BF16, .causal = 1, .page_size = 16, .opts = AO_LSE},
   {.name = "g8_grouped_f32_hnd", .batch = 4, .lq = {1, 1, 1, 1}, .lk = {517, 1025, 33, 2048}, .hq = 64, .hkv = 8, .dqk = 64, .dtype = PA_F32, .page_size = 16, .opts = AO_LSE | AO_HND},
 };
 
