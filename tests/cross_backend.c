@@ -90,6 +90,11 @@ static const attn_case gqa_cases[] = {
   {.name = "g16",       .batch = 2, .lq = {2, 1},    .lk = {113, 1},       .hq = 16, .hkv = 1, .dqk = 96,  .dtype = PA_F32, .causal = 1, .opts = AO_LSE},
   {.name = "g8_prefill",.batch = 1, .lq = {113},     .lk = {113},          .hq = 8,  .hkv = 1, .dqk = 64,  .dtype = PA_F32, .causal = 1, .opts = AO_LSE},
   {.name = "g7_f16_paged", .batch = 2, .lq = {3, 1}, .lk = {203, 7},       .hq = 14, .hkv = 2, .dqk = 128, .dtype = PA_F16, .causal = 1, .page_size = 64, .opts = AO_LSE},
+  /* decodes that form CPU head groups (several KV heads per thread, attention.c's grouped driver) */
+  {.name = "g4_grouped_long", .batch = 1, .lq = {1}, .lk = {8191}, .hq = 32, .hkv = 8, .dqk = 128, .dtype = PA_BF16, .page_size = 16, .opts = AO_LSE},
+  {.name = "g4_grouped_b8",   .batch = 8, .lq = {1, 1, 2, 1, 1, 1, 3, 1}, .lk = {1025, 203, 7, 64, 1, 113, 300, 16}, .hq = 32, .hkv = 8, .dqk = 128, .dtype = PA_F16, .causal = 1, .page_size = 64, .opts = AO_LSE | AO_SINKS},
+  {.name = "g4_grouped_bf16_d59", .batch = 4, .lq = {1, 3, 2, 1}, .lk = {517, 1025, 33, 2047}, .hq = 32, .hkv = 8, .dqk = 59, .dtype = PA_BF16, .causal = 1, .page_size = 16, .opts = AO_LSE},
+  {.name = "g8_grouped_f32_hnd", .batch = 4, .lq = {1, 1, 1, 1}, .lk = {517, 1025, 33, 2048}, .hq = 64, .hkv = 8, .dqk = 64, .dtype = PA_F32, .page_size = 16, .opts = AO_LSE | AO_HND},
 };
 
 static const attn_case paged_cases[] = {
@@ -212,6 +217,9 @@ static const attn_case fp8_cases[] = {
   {.name = "fp8_decode_pg8_win",  .batch = 2, .lq = {1, 1},    .lk = {203, 531},     .hq = 16, .hkv = 4, .dqk = 128, .dtype = PA_BF16, .page_size = 8, .wl = 100, .wr = 0, .kv8 = PA_FP8_E4M3, .opts = AO_LSE | AO_WINDOW | AO_SCALE_HEAD},
   {.name = "fp8_prefill_pg_win",  .batch = 2, .lq = {130, 64}, .lk = {300, 64},      .hq = 4, .hkv = 1, .dqk = 128, .dtype = PA_F16, .causal = 1, .wl = 70, .wr = 0, .page_size = 16, .kv8 = PA_FP8_E5M2, .opts = AO_LSE | AO_WINDOW | AO_SCALE_HEAD},
   {.name = "fp8_ragged_d80",      .batch = 2, .lq = {7, 1},    .lk = {113, 203},     .hq = 4, .hkv = 2, .dqk = 80, .dtype = PA_F32, .causal = 1, .kv8 = PA_FP8_E4M3, .opts = AO_LSE | AO_SCALE_HEAD},
+  /* decodes that form CPU head groups (attention.c's grouped driver) */
+  {.name = "fp8_grouped_long_e4m3", .batch = 1, .lq = {1}, .lk = {3001}, .hq = 32, .hkv = 8, .dqk = 128, .dtype = PA_BF16, .page_size = 16, .kv8 = PA_FP8_E4M3, .opts = AO_LSE | AO_SCALE_HEAD},
+  {.name = "fp8_grouped_b4_e5m2",   .batch = 4, .lq = {1, 1, 1, 2}, .lk = {1025, 203, 517, 64}, .hq = 16, .hkv = 4, .dqk = 128, .dtype = PA_F16, .page_size = 64, .kv8 = PA_FP8_E5M2, .opts = AO_LSE},
 };
 
 static const mla_case fp8_mla_cases[] = {
