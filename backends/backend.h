@@ -115,6 +115,9 @@ typedef struct pa_kernel_choice {
                           * up to head_group_max KV heads (the list in head
                           * groups, core/schedule.c); 0: no grouping */
   int head_group_max;
+  int slots_per_unit;    /* > 0: work items per compute unit in a wave, for the
+                          * split rule, in place of the context's (a memory-bound
+                          * kernel keeps several items per unit busy) */
   int balance_splits;    /* 1: auto splits cut the batch's keys into one chunk
                           * for all requests when that balances the units
                           * better (core/split.h, pa_balance_chunk) */

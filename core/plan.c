@@ -82,7 +82,8 @@ static pa_split_input split_input(const pa_plan *p, int b, int64_t natural, int 
   const pa_req *r = &p->reqs[b];
   return (pa_split_input){
       .compute_units = ctx->props.compute_units,
-      .slots_per_unit = ctx->props.slots_per_unit,
+      .slots_per_unit = p->choice.slots_per_unit > 0 ? p->choice.slots_per_unit
+                                                     : ctx->props.slots_per_unit,
       .min_kv_per_split = ctx->props.min_kv_per_split,
       .max_splits = ctx->props.max_splits,
       .natural_items = natural,
@@ -120,7 +121,9 @@ static int balance_chunk(const pa_plan *p, int64_t natural, int tile, int align)
       .len_k = v,
       .items = v + B,
       .cur_splits = v + 2 * B,
-      .slots = p->ctx->props.compute_units * p->ctx->props.slots_per_unit,
+      .slots = p->ctx->props.compute_units * (p->choice.slots_per_unit > 0
+                                                  ? p->choice.slots_per_unit
+                                                  : p->ctx->props.slots_per_unit),
       .align = align,
       .max_splits = p->ctx->props.max_splits,
       .overhead = p->choice.item_overhead,

@@ -78,8 +78,8 @@ static pa_status cu_create(pa_context *ctx, int device, const pa_context_desc *d
    * their mma.sync kernels whatever the configuration says. */
   const int sm90 = s->sm_major == 9 && s->sm_minor == 0;
   s->wgmma_prefill = sm90 && ctx->cfg.cuda_prefill != PA_CFG_PREFILL_MMA;
-  s->ws_prefill =
-      sm90 && ctx->cfg.cuda_prefill == PA_CFG_PREFILL_WS && pa_cu_prefill_ws_available();
+  s->ws_prefill = sm90 && ctx->cfg.cuda_prefill != PA_CFG_PREFILL_MMA && pa_cu_prefill_ws_available();
+  s->ws_everywhere = ctx->cfg.cuda_prefill == PA_CFG_PREFILL_WS;
   s->ws_pingpong = ctx->cfg.dev_cuda_ws_pingpong;
   s->mla_kernel = !sm90 || ctx->cfg.cuda_mla == PA_CFG_MLA_MMA ? PA_CU_MLA_MMA
                   : ctx->cfg.cuda_mla == PA_CFG_MLA_FAST    ? PA_CU_MLA_FAST
@@ -213,6 +213,24 @@ static pa_status choose(pa_context *ctx, pa_kernel_choice *c, pa_cu_kernel k, in
   return PA_OK;
 }
 
+/* Decode kernels are memory-bound: the split rule counts several blocks per
+ * SM in a wave (dev.cuda.decode_slots), so a batch that fills the SMs once
+ * is still split (GQA 32/8 d128 b16 kv8192: 2 splits 0.136 ms against 1
+ * split 0.203 ms on an H200, bench/RESULTS.md). */
+static pa_status choose_decode(pa_context *ctx, pa_kernel_choice *c) {
+  pa_status st = choose(ctx, c, PA_CU_DECODE, 16, 64);
+  c->slots_per_unit = ctx->cfg.dev_cuda_decode_slots;
+  return st;
+}
+
+/* Under cuda.prefill=auto the warp-specialised kernel runs where it beat the
+ * wgmma kernel on an H200 (bench/RESULTS.md, 2026-12-07): head dims other
+ * than 128/128 (d 256 2.9x, 192/128 2.1x, d 64 1.05x) and paged k/v (1.07x);
+ * contiguous d 128 stays on wgmma (equal causal, 0.93x non-causal). */
+static int ws_preferred(const pa_attention_desc *d) {
+  return d->head_dim_qk != 128 || d->head_dim_v != 128 || d->page_size > 0;
+}
+
 /* Why the warp-specialised prefill cannot run a plan (NULL: it can). */
 static const char *ws_refuses(const pa_plan *plan) {
   const pa_attention_desc *d = &plan->desc;
@@ -262,9 +280,8 @@ static pa_status cu_select(pa_context *ctx, const pa_plan *plan, pa_kernel_choic
   /* fp8 K/V: the tensor-core decode for D = 128 and f16/bf16 Q = O; every
    * other fp8 shape takes the generic kernel */
   if (tc_ok && !det && rows <= 16 && d->q_dtype == d->o_dtype &&
-      pa_cu_decode8_supported(d->head_dim_qk, d->head_dim_v, d->q_dtype, d->kv_dtype, s->smem_optin)) {
-    return choose(ctx, c, PA_CU_DECODE, 16, 64);
-  }
+      pa_cu_decode8_supported(d->head_dim_qk, d->head_dim_v, d->q_dtype, d->kv_dtype, s->smem_optin))
+    return choose_decode(ctx, c);
   const int bm8 = tc_ok && d->q_dtype == d->o_dtype
                       ? pa_cu_prefill8_supported(d->head_dim_qk, d->head_dim_v, d->q_dtype,
                                                  d->kv_dtype, s->smem_optin)
@@ -276,11 +293,11 @@ static pa_status cu_select(pa_context *ctx, const pa_plan *plan, pa_kernel_choic
   if (tc_ok && tc_dtype(d->q_dtype, d->kv_dtype, d->o_dtype)) {
     if (!det && rows <= 16 &&
         pa_cu_decode_supported(d->head_dim_qk, d->head_dim_v, d->q_dtype, s->smem_optin))
-      return choose(ctx, c, PA_CU_DECODE, 16, 64);
+      return choose_decode(ctx, c);
     const int bm = pa_cu_prefill_supported(d->head_dim_qk, d->head_dim_v, d->q_dtype, s->smem_optin);
     /* The wgmma kernel's items are the mma.sync kernel's (BM 128), so the
      * plan is the same whichever of the two runs. */
-    if (bm > 0 && s->ws_prefill) {
+    if (bm > 0 && s->ws_prefill && (s->ws_everywhere || ws_preferred(d))) {
       const char *why = ws_refuses(plan);
       if (!why) return choose(ctx, c, PA_CU_PREFILL_WS, 128, 64);
       pa_log(2, "cuda: prefill ws does not take this plan (%s)", why);

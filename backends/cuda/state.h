@@ -16,7 +16,8 @@ typedef struct pa_cuda_state {
   int smem_optin; /* cudaDevAttrMaxSharedMemoryPerBlockOptin */
   int pdl;        /* cuda.pdl on an sm_90+ device */
   int wgmma_prefill; /* cuda.prefill=auto on sm_90: the wgmma prefill kernel is ready */
-  int ws_prefill;    /* cuda.prefill=ws on sm_90: the warp-specialised prefill is ready */
+  int ws_prefill;    /* sm_90, cuda.prefill auto or ws: the warp-specialised prefill is ready */
+  int ws_everywhere; /* cuda.prefill=ws: it runs every plan it takes (auto: ws_preferred) */
   int ws_pingpong;   /* dev.cuda.ws_pingpong */
   int mla_kernel;    /* pa_cu_kernel: the MLA decode kernel (cuda.mla, sm_90 or not) */
 } pa_cuda_state;
