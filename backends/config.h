@@ -41,6 +41,7 @@ typedef struct pa_config {
   /* developer knobs (dev.*): tuning and testing, no compatibility promise */
   int dev_cuda_slots;      /* work items per SM per wave */
   int dev_cuda_decode_slots; /* the same for the decode kernels */
+  int dev_cuda_window_fast;  /* wgmma prefill: windows on the compact loop */
   int dev_cuda_fuse_loads; /* partials in flight per thread of the decode merge */
   int dev_cuda_mla_pf;     /* seesaw MLA: key tiles prefetched into L2 ahead */
   int dev_cuda_mla_fp8;    /* 0/1: fp8 ckv/kpe on the seesaw MLA kernel */

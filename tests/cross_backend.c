@@ -134,6 +134,10 @@ static const attn_case mask_cases[] = {
   {.name = "window_right_sinktok", .batch = 1, .lq = {8}, .lk = {8},     .hq = 64, .hkv = 1, .dqk = 64, .dtype = PA_F32, .wl = 2, .wr = 0, .sink_tokens = 8, .opts = AO_LSE | AO_WINDOW},
   {.name = "window_bidir_sinktok", .batch = 1, .lq = {113}, .lk = {203}, .hq = 2, .dqk = 64, .dtype = PA_F32, .wl = 16, .wr = 4, .sink_tokens = 150, .opts = AO_LSE | AO_WINDOW},
   {.name = "window_diag",     .batch = 1, .lq = {7},     .lk = {7},         .hq = 2, .dqk = 64, .dtype = PA_F32, .causal = 1, .wl = 0, .wr = 0, .opts = AO_LSE | AO_WINDOW},
+  /* bf16/f16 d 64/128 with many packed rows: the wgmma kernel's compact loop masks windows at tile edges */
+  {.name = "window_tc_causal", .batch = 2, .lq = {200, 40}, .lk = {450, 40}, .hq = 4, .hkv = 1, .dqk = 128, .dtype = PA_BF16, .causal = 1, .wl = 100, .wr = 0, .opts = AO_LSE | AO_WINDOW},
+  {.name = "window_tc_bidir_sinktok", .batch = 1, .lq = {150}, .lk = {230}, .hq = 2, .hkv = 2, .dqk = 64, .dtype = PA_F16, .wl = 50, .wr = 30, .sink_tokens = 70, .opts = AO_LSE | AO_WINDOW},
+  {.name = "window_tc_paged_sinktok", .batch = 2, .lq = {130, 1}, .lk = {300, 77}, .hq = 8, .hkv = 2, .dqk = 128, .dtype = PA_BF16, .causal = 1, .wl = 64, .sink_tokens = 5, .page_size = 16, .opts = AO_LSE | AO_WINDOW},
   {.name = "mask_bcast",      .batch = 2, .lq = {7, 1},  .lk = {113, 203},  .hq = 4, .hkv = 2, .dqk = 64, .dtype = PA_F32, .causal = 1, .opts = AO_LSE | AO_MASK},
   {.name = "mask_heads",      .batch = 1, .lq = {5},     .lk = {33},        .hq = 3, .hkv = 1, .dqk = 80, .dtype = PA_F32, .opts = AO_LSE | AO_MASK_PER_HEAD},
   {.name = "mask_neginf",     .batch = 2, .lq = {7, 3},  .lk = {1, 9},      .hq = 2, .dqk = 64, .dtype = PA_F32, .opts = AO_LSE | AO_MASK | AO_MASK_NEGINF},

@@ -426,6 +426,7 @@ static void fill_schedule(const pa_plan *plan, pa_buffer *ws, pa_cu_attn *a) {
   a->smem_optin = pa_cuda_st(plan->ctx)->smem_optin;
   a->pdl = pa_cuda_st(plan->ctx)->pdl;
   a->fp8_regs = plan->ctx->cfg.dev_cuda_fp8_decode;
+  a->window_fast = plan->ctx->cfg.dev_cuda_window_fast;
   if (ws && plan->ws_size > 0) {
     a->ws_o = (float *)((char *)ws->handle + plan->ws_o_offset);
     a->ws_lse = (float *)((char *)ws->handle + plan->ws_lse_offset);

@@ -45,6 +45,7 @@ typedef struct pa_cu_attn {
   int64_t k_scale_s, v_scale_s;
   int pdl;      /* launch with programmatic dependent launch (pdl.cuh) */
   int fp8_regs; /* fp8 decode: operands converted in registers (dev.cuda.fp8_decode) */
+  int window_fast; /* wgmma prefill: windows on the compact loop (dev.cuda.window_fast) */
   /* k/v extent: tokens per batch slot (all tokens when ragged; the page size
    * when paged) and slots (1 when ragged; pages); the TMA kernel's tensor
    * maps end there. */

@@ -13,8 +13,8 @@
  *   O += P V:   P stays in registers (the S accumulator layout is the A
  *               operand layout), V is a transposed (MN-major) B in shared.
  * Softmax in registers, base 2, the scale folded into one FFMA per score.
- * FULL = false: causal and range end only (the common case, a compact hot
- * loop); FULL = true: softcap, ALiBi, window, dense mask via pa::logit.
+ * FULL = false: causal, sliding windows and range end (the common cases, a
+ * compact hot loop); FULL = true: softcap, ALiBi, dense mask via pa::logit.
  * Shared memory (wgmma.cuh's 128-byte swizzle): Q BM x D + 2 stages of K and
  * V BN x D: 96 KB at D 128, 48 KB at D 64, + 1 KB to align: 2 blocks/SM.
  *
@@ -29,6 +29,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <climits>
 #include <type_traits>
 
 #include "fp8.cuh"
@@ -148,6 +149,12 @@ __global__ void __launch_bounds__(kThreads, FULL ? 1 : 2) prefill_wgmma(const pa
   const int r0 = lane >> 2, tq = lane & 3;
   const int wrow = warp * 16;            /* first row of this warp in the tile */
   const int diag_min = w.row0 / g + off; /* every row sees keys <= this under causal */
+  /* Sliding windows on the compact path: a tile needs the per-key mask only
+   * where it reaches below the last row's left bound or above the first
+   * row's right bound (sink tokens stay visible: the mask checks them). */
+  const int diag_max = (w.row0 + w.rows - 1) / g + off;
+  const int edge_lo = a.window_left >= 0 ? diag_max - a.window_left : INT_MIN;
+  const int edge_hi = a.window_right >= 0 ? diag_min + a.window_right : INT_MAX;
   const float kscale = KV ? a.k_scale[w.hk * a.k_scale_s] : 1.f;
   const float scale2 = a.scale * kscale * kLog2e;
 
@@ -198,7 +205,8 @@ __global__ void __launch_bounds__(kThreads, FULL ? 1 : 2) prefill_wgmma(const pa
     pa::reg_fence<NT * 4>(&s[0][0]);
 
     const int j0 = w.kv_begin + t * BN;
-    const bool edge = j0 + BN > w.kv_end || (a.causal && j0 + BN - 1 > diag_min);
+    const bool edge = j0 + BN > w.kv_end || (a.causal && j0 + BN - 1 > diag_min) ||
+                      j0 < edge_lo || j0 + BN - 1 > edge_hi;
 #pragma unroll
     for (int x = 0; x < 2; ++x) {
       const int r = wrow + r0 + 8 * x;
@@ -215,14 +223,18 @@ __global__ void __launch_bounds__(kThreads, FULL ? 1 : 2) prefill_wgmma(const pa
                                              : -CUDART_INF_F;
           }
         sc = 1.f;
-      } else if (edge) { /* the causal diagonal and the range end; sc > 0 keeps -inf */
-        const int i = (w.row0 + r) / g;
-        const int lim = r < w.rows ? (a.causal ? min(w.kv_end - 1, i + off) : w.kv_end - 1) : -1;
+      } else if (edge) { /* diagonal, range end, window bounds; sc > 0 keeps -inf */
+        const int diag = (w.row0 + r) / g + off;
+        const int lim = r < w.rows ? (a.causal ? min(w.kv_end - 1, diag) : w.kv_end - 1) : -1;
+        const int lo = a.window_left >= 0 ? diag - a.window_left : INT_MIN;
+        const int hi = a.window_right >= 0 ? diag + a.window_right : INT_MAX;
 #pragma unroll
         for (int n = 0; n < NT; ++n)
 #pragma unroll
-          for (int e = 0; e < 2; ++e)
-            if (j0 + n * 8 + 2 * tq + e > lim) s[n][2 * x + e] = -CUDART_INF_F;
+          for (int e = 0; e < 2; ++e) {
+            const int j = j0 + n * 8 + 2 * tq + e;
+            if (j > lim || (j >= a.sink_tokens && (j < lo || j > hi))) s[n][2 * x + e] = -CUDART_INF_F;
+          }
       }
       float mx = -CUDART_INF_F;
 #pragma unroll
@@ -320,8 +332,8 @@ template <typename T, int D, int KV = 0> cudaError_t init_dim() {
 }
 
 template <typename T, int D, int KV = 0> cudaError_t go(const pa_cu_attn *a, cudaStream_t s) {
-  const bool full = a->softcap > 0.f || a->has_alibi || a->has_mask || a->window_left >= 0 ||
-                    a->window_right >= 0 || !(a->scale > 0.f);
+  const bool full = a->softcap > 0.f || a->has_alibi || a->has_mask || !(a->scale > 0.f) ||
+                    (!a->window_fast && (a->window_left >= 0 || a->window_right >= 0));
   if (full)
     prefill_wgmma<T, D, true, KV><<<a->num_work, kThreads, wcfg<D, KV>::SMEM, s>>>(*a);
   else
