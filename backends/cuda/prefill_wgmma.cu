@@ -205,8 +205,8 @@ __global__ void __launch_bounds__(kThreads, FULL ? 1 : 2) prefill_wgmma(const pa
     pa::reg_fence<NT * 4>(&s[0][0]);
 
     const int j0 = w.kv_begin + t * BN;
-    const bool edge = j0 + BN > w.kv_end || (a.causal && j0 + BN - 1 > diag_min) ||
-                      j0 < edge_lo || j0 + BN - 1 > edge_hi;
+    const bool edge = j0 + BN > w.kv_end || (a.causal && j0 + BN - 1 > diag_min) || j0 < edge_lo ||
+                      j0 + BN - 1 > edge_hi;
 #pragma unroll
     for (int x = 0; x < 2; ++x) {
       const int r = wrow + r0 + 8 * x;
