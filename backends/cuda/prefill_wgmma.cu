@@ -233,7 +233,8 @@ __global__ void __launch_bounds__(kThreads, FULL ? 1 : 2) prefill_wgmma(const pa
 #pragma unroll
           for (int e = 0; e < 2; ++e) {
             const int j = j0 + n * 8 + 2 * tq + e;
-            if (j > lim || (j >= a.sink_tokens && (j < lo || j > hi))) s[n][2 * x + e] = -CUDART_INF_F;
+            if (j > lim || (j >= a.sink_tokens && (j < lo || j > hi)))
+              s[n][2 * x + e] = -CUDART_INF_F;
           }
       }
       float mx = -CUDART_INF_F;
