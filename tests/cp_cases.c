@@ -804,6 +804,8 @@ int cp_cases_run(pa_context *c, pa_cp *cp, bool quick, int *n_checks) {
       dc.wl = RI(-1, 40), dc.wr = RI(-1, 6), dc.st = RI(0, 6);
       if (dc.wl == 0 && dc.wr == 0) dc.wl = -1; /* 0, 0 means no window here */
     }
+    static const pa_dtype dts[] = {PA_F32, PA_F16, PA_BF16}; /* the partials' dtype too */
+    dc.dt = dts[RI(0, 2)];
     run_decode(cp, &dc);
     snprintf(np, sizeof np, "rand ring %d", it);
     pcase pc = {np,   RI(1, 3), {0}, 4, 2, 32, 32, PA_F32, RI(0, 1),
@@ -814,6 +816,7 @@ int cp_cases_run(pa_context *c, pa_cp *cp, bool quick, int *n_checks) {
       pc.wl = RI(-1, 30), pc.wr = pc.causal ? -1 : RI(-1, 8), pc.st = RI(0, 6);
       if (pc.wl == 0 && pc.wr == 0) pc.wl = -1;
     }
+    pc.dt = dts[RI(0, 2)];
     run_prefill(cp, &pc);
 #undef RI
   }
