@@ -61,6 +61,7 @@ pa_status cp_agree(pa_cp *cp, pa_status st);
 
 #define CP_N(a) ((int)(sizeof(a) / sizeof((a)[0])))
 static inline size_t cp_align(size_t x) { return (x + 255) / 256 * 256; }
+static inline size_t cp_align16(size_t x) { return (x + 15) / 16 * 16; }
 
 /* A strided view of a buffer. */
 static inline pa_tensor cp_view(pa_buffer *buf, size_t off, pa_dtype dt, int nd,
@@ -71,6 +72,23 @@ static inline pa_tensor cp_view(pa_buffer *buf, size_t off, pa_dtype dt, int nd,
     t.stride[i] = stride[i];
   }
   return t;
+}
+
+/* Partial states: O [T, H, D] in the plan's o_dtype (the dtype the local
+ * attention writes fastest, and half the bytes of f32 for f16/bf16), then
+ * its f32 LSE [T, H] at cp_state_lse, each on 16 bytes so that state blocks
+ * laid end to end keep both aligned. */
+static inline size_t cp_state_lse(int64_t T, int64_t H, int64_t D, size_t es) {
+  return cp_align16((size_t)(T * H * D) * es);
+}
+static inline size_t cp_state_bytes(int64_t T, int64_t H, int64_t D, size_t es) {
+  return cp_state_lse(T, H, D, es) + cp_align16((size_t)(T * H) * 4);
+}
+/* The O and LSE views of the state at off (LSE at off + lse). */
+static inline void cp_state_view(pa_buffer *buf, size_t off, size_t lse, pa_dtype dt, int64_t T,
+                                 int64_t H, int64_t D, pa_tensor *o, pa_tensor *l) {
+  *o = cp_view(buf, off, dt, 3, (int64_t[]){T, H, D}, (int64_t[]){H * D, D, 1});
+  *l = cp_view(buf, off + lse, PA_F32, 2, (int64_t[]){T, H}, (int64_t[]){H, 1});
 }
 
 /* FNV-1a of lengths: ranks compare batches by it. */
@@ -132,7 +150,8 @@ struct pa_cp_plan {
   /* decode */
   cp_sub *sub; /* [nsub]: run in order, states merged into the partial */
   int nsub;
-  size_t alt_off, tmp_off; /* a second partial state and a piece's state */
+  /* nsub > 1: acc_off[2] the f32 running state (ping-pong, LSE at acc_lse),
+   * stepo_off a sub's state in o_dtype (LSE at stepo_lse). */
   /* MLA decode (sub[0] is its plan): requests split into one per query
    * (causal, several queries) read block-table row mrow[e] of the caller's. */
   pa_mla_desc mla;
@@ -152,7 +171,9 @@ struct pa_cp_plan {
   int32_t *plen; /* paged: [B] this rank's local length of each request */
   int32_t *hbt;  /* paged: host copy of the block table rows read at run time */
   int64_t hbt_cols;
-  size_t slot_off[2], slot_v, slot_bytes, acc_off[2], acc_lse, acc_bytes, stepo_off;
+  /* ring slots; the f32 running state (acc_off, LSE at acc_lse) and a
+   * unit's state in o_dtype (stepo_off, LSE at stepo_lse), shared by decode */
+  size_t slot_off[2], slot_v, slot_bytes, acc_off[2], acc_lse, acc_bytes, stepo_off, stepo_lse;
 };
 void cp_plan_free(pa_cp_plan *p);
 
@@ -161,6 +182,8 @@ void cp_plan_free(pa_cp_plan *p);
  * combine, and the combine of the partial state at part_off into out/lse
  * (mine: this rank's status so far). */
 size_t cp_decode_layout(pa_cp_plan *p, size_t base);
+/* Scratch bytes of the partial state at part_off (with its status word). */
+size_t cp_decode_part_bytes(int64_t T, int64_t Hq, int64_t Dv, pa_dtype o_dtype);
 pa_status cp_decode_check_out(pa_cp_plan *p, const pa_tensor *out, const pa_tensor *lse);
 pa_status cp_decode_combine(pa_cp_plan *p, pa_tensor out, pa_tensor lse, pa_status mine);
 

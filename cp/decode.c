@@ -1,6 +1,7 @@
 /* Decode context parallelism: local attention over this rank's KV shard with
- * LSE into f32 partials, then a combine across ranks (all-gather + merge, or
- * all-to-all by heads + merge [+ all-gather of the merged heads]). */
+ * LSE into partials in o_dtype (LSE f32), then a combine across ranks
+ * (all-gather + merge, or all-to-all by heads + merge [+ all-gather of the
+ * merged heads]); merges accumulate in f32. */
 #include <math.h>
 #include <stdint.h>
 #include <stdlib.h>
@@ -114,8 +115,9 @@ static pa_status plan_subs(pa_cp_plan *p, const pa_batch *batch, pa_cp_shard sha
     }
     cu[B] = (int32_t)rows;
     pa_attention_desc in = *d;
+    /* o_dtype stays the caller's: partials in the model dtype take the same
+     * kernels as plain attention (f32 ones would not on tensor cores). */
     in.flags |= PA_RETURN_LSE;
-    in.o_dtype = PA_F32;
     in.causal = 0; /* a piece's keys are all seen (or masked) */
     in.window_left = in.window_right = -1;
     in.sink_tokens = 0;
@@ -159,11 +161,16 @@ static pa_status plan_subs(pa_cp_plan *p, const pa_batch *batch, pa_cp_shard sha
               q->hmask[(b * msq + i) * msk + (j - start[b])] = 0.f;
     }
   }
-  if (p->nsub > 1) { /* a second partial state and one for each sub's output */
-    const size_t state = (size_t)(p->T * p->Hq * (p->Dv + 1)) * 4;
-    p->alt_off = *base;
-    p->tmp_off = p->alt_off + cp_align(state);
-    *base = p->tmp_off + cp_align(state);
+  if (p->nsub > 1) { /* the f32 running state (two) and a sub's state in o_dtype */
+    const int64_t T = p->T, Hq = p->Hq, Dv = p->Dv;
+    const size_t es = pa_dtype_size(d->o_dtype);
+    p->acc_lse = cp_state_lse(T, Hq, Dv, 4);
+    p->acc_bytes = cp_align(cp_state_bytes(T, Hq, Dv, 4));
+    p->acc_off[0] = *base;
+    p->acc_off[1] = p->acc_off[0] + p->acc_bytes;
+    p->stepo_off = p->acc_off[1] + p->acc_bytes;
+    p->stepo_lse = cp_state_lse(T, Hq, Dv, es);
+    *base = p->stepo_off + cp_align(cp_state_bytes(T, Hq, Dv, es));
   }
 done:
   for (int b = 0; pcs && b < B; b++) free(pcs[b]);
@@ -171,21 +178,24 @@ done:
   return st;
 }
 
+size_t cp_decode_part_bytes(int64_t T, int64_t Hq, int64_t Dv, pa_dtype o_dtype) {
+  return cp_align(cp_state_bytes(T, Hq, Dv, pa_dtype_size(o_dtype)) + CP_STATUS_BYTES);
+}
+
 size_t cp_decode_layout(pa_cp_plan *p, size_t base) {
   const int64_t R = p->cp->size, T = p->T, Hq = p->Hq, Hs = p->Hs, Dv = p->Dv;
   const size_t es = pa_dtype_size(p->desc.o_dtype);
-  const size_t part = (size_t)(T * Hq * (Dv + 1)) * 4 + CP_STATUS_BYTES;
   p->part_off = 0;
-  if (p->combine == PA_CP_COMBINE_ALLGATHER) {
-    p->blk = part;
+  if (p->combine == PA_CP_COMBINE_ALLGATHER) { /* the partial state itself travels */
+    p->blk = cp_state_bytes(T, Hq, Dv, es) + CP_STATUS_BYTES;
     p->gath_off = base;
     return p->gath_off + (size_t)R * p->blk;
   }
-  p->blk = (size_t)(T * Hs * (Dv + 1)) * 4 + CP_STATUS_BYTES;
+  p->blk = cp_state_bytes(T, Hs, Dv, es) + CP_STATUS_BYTES;
   p->send_off = base;
   p->gath_off = p->send_off + cp_align((size_t)R * p->blk);
   p->mo_off = p->gath_off + cp_align((size_t)R * p->blk);
-  p->blk2 = cp_align((size_t)(T * Hs * Dv) * es) + (size_t)(T * Hs) * 4;
+  p->blk2 = cp_state_bytes(T, Hs, Dv, es);
   p->gath2_off = p->mo_off + cp_align(p->blk2);
   return p->combine == PA_CP_COMBINE_HEADS ? p->mo_off : p->gath2_off + (size_t)R * p->blk2;
 }
@@ -248,7 +258,7 @@ pa_status pa_cp_decode_plan(pa_cp *cp, const pa_attention_desc *desc, const pa_b
   for (int b = 0; b < B; b++) p->T += batch->seqlens_q[b];
   /* The partial state; each block ends with the sender's run status: ranks
    * agree on success inside the collective they make anyway. */
-  size_t base = cp_align((size_t)(p->T * p->Hq * (p->Dv + 1)) * 4 + CP_STATUS_BYTES);
+  size_t base = cp_decode_part_bytes(p->T, p->Hq, p->Dv, desc->o_dtype);
   st = plan_subs(p, batch, shard, &base);
   const size_t total = cp_decode_layout(p, base);
   if (st == PA_OK && (st = pa_buffer_create(cp->ctx, total ? total : 256, &p->scratch)) != PA_OK)
@@ -327,14 +337,16 @@ static pa_status check_status(pa_cp_plan *p, size_t first_end, pa_status mine) {
   return mine;
 }
 
+/* The R gathered blocks at off, blk bytes apart (a multiple of 16). */
 static pa_status merge(pa_cp_plan *p, size_t off, size_t blk, pa_tensor *out, pa_tensor *lse) {
   pa_cp *cp = p->cp;
   const int64_t T = p->T, R = cp->size, H = p->Hs, D = p->Dv;
-  const int64_t bs = (int64_t)blk / 4;
-  pa_tensor v =
-      cp_view(p->scratch, off, PA_F32, 4, (int64_t[]){T, R, H, D}, (int64_t[]){H * D, bs, D, 1});
-  pa_tensor s = cp_view(p->scratch, off + (size_t)(T * H * D) * 4, PA_F32, 3, (int64_t[]){T, R, H},
-                        (int64_t[]){H, bs, 1});
+  const pa_dtype dt = p->desc.o_dtype;
+  const size_t es = pa_dtype_size(dt);
+  pa_tensor v = cp_view(p->scratch, off, dt, 4, (int64_t[]){T, R, H, D},
+                        (int64_t[]){H * D, (int64_t)(blk / es), D, 1});
+  pa_tensor s = cp_view(p->scratch, off + cp_state_lse(T, H, D, es), PA_F32, 3,
+                        (int64_t[]){T, R, H}, (int64_t[]){H, (int64_t)(blk / 4), 1});
   pa_status st = pa_merge_states(cp->ctx, &v, &s, out, lse);
   return st == PA_OK ? st : cp_ctx_fail(cp, st, "merge of the ranks' states");
 }
@@ -361,21 +373,25 @@ static pa_status check_table(pa_cp_plan *p, const pa_tensor *t) {
 }
 
 /* This rank's partial state [T, Hq, Dv] + LSE at part_off: the subs run in
- * order, each merged into the state so far (alt/part ping-pong ending on
- * part). */
+ * order, each merged into the state so far. One sub writes part; several
+ * write o_dtype states (the first into acc 0, the others into stepo) merged
+ * into an f32 running state (acc ping-pong), the last merge into part. */
 static pa_status local_step(pa_cp_plan *p, const pa_attention_args *args) {
   pa_cp *cp = p->cp;
   const int64_t T = p->T, Hq = p->Hq, D = p->Dv, B = p->B;
+  const pa_dtype dt = p->desc.o_dtype;
   const int n = p->nsub;
   pa_status st = check_table(p, &args->block_table);
   if (st != PA_OK) return st;
-  const size_t st_off[2] = {p->part_off, p->alt_off};
-  pa_tensor o[3], l[3];
-  for (int i = 0; i < 3; i++) {
-    size_t off = i < 2 ? st_off[i] : p->tmp_off;
-    o[i] = cp_view(p->scratch, off, PA_F32, 3, (int64_t[]){T, Hq, D}, (int64_t[]){Hq * D, D, 1});
-    l[i] = cp_view(p->scratch, off + (size_t)(T * Hq * D) * 4, PA_F32, 2, (int64_t[]){T, Hq},
-                   (int64_t[]){Hq, 1});
+  /* part, acc 0 / 1 (f32), acc 0 as o_dtype, stepo */
+  pa_tensor o[5], l[5];
+  cp_state_view(p->scratch, p->part_off, cp_state_lse(T, Hq, D, pa_dtype_size(dt)), dt, T, Hq, D,
+                &o[0], &l[0]);
+  for (int i = 0; n > 1 && i < 2; i++)
+    cp_state_view(p->scratch, p->acc_off[i], p->acc_lse, PA_F32, T, Hq, D, &o[1 + i], &l[1 + i]);
+  if (n > 1) {
+    cp_state_view(p->scratch, p->acc_off[0], p->acc_lse, dt, T, Hq, D, &o[3], &l[3]);
+    cp_state_view(p->scratch, p->stepo_off, p->stepo_lse, dt, T, Hq, D, &o[4], &l[4]);
   }
   for (int u = 0; u < n; u++) {
     const cp_sub *q = &p->sub[u];
@@ -401,13 +417,14 @@ static pa_status local_step(pa_cp_plan *p, const pa_attention_args *args) {
       a.block_table = cp_view(p->scratch, q->bt_off, PA_I32, 2, (int64_t[]){B, q->bt_cols},
                               (int64_t[]){q->bt_cols, 1});
     }
-    const int dst = u == 0 ? (n - 1) & 1 : 2;
+    const int dst = n == 1 ? 0 : u == 0 ? 3 : 4;
     a.out = o[dst];
     a.lse = l[dst];
     if ((st = pa_attention_run(q->plan, &a, NULL)) != PA_OK)
       return cp_ctx_fail(cp, st, "local attention");
-    if (u > 0 && (st = pa_merge_state_pair(cp->ctx, &o[(n - u) & 1], &l[(n - u) & 1], &o[2], &l[2],
-                                           &o[(n - 1 - u) & 1], &l[(n - 1 - u) & 1])) != PA_OK)
+    const int prev = u == 1 ? 3 : 1 + ((u - 1) & 1), next = u == n - 1 ? 0 : 1 + (u & 1);
+    if (u > 0 && (st = pa_merge_state_pair(cp->ctx, &o[prev], &l[prev], &o[4], &l[4], &o[next],
+                                           &l[next])) != PA_OK)
       return cp_ctx_fail(cp, st, "merge of the pieces' states");
   }
   return PA_OK;
@@ -430,14 +447,14 @@ pa_status cp_decode_combine(pa_cp_plan *p, pa_tensor out, pa_tensor lse, pa_stat
     return merge(p, p->gath_off, p->blk, &out, lse_out);
   }
   /* By heads: pack [T, Hq] rows into one [T, Hs] block per destination. */
-  const size_t lse0 = p->part_off + (size_t)(T * Hq * D) * 4;
+  const size_t lse0 = p->part_off + cp_state_lse(T, Hq, D, es);
   for (int64_t r = 0; r < R; r++) {
     cp_region dst = {p->scratch, p->send_off + (size_t)r * p->blk};
-    if ((st = cp->tp->copy2d(cp, (cp_region){p->scratch, p->part_off + (size_t)(r * Hs * D) * 4},
-                             (size_t)(Hq * D) * 4, dst, (size_t)(Hs * D) * 4, (size_t)T,
-                             (size_t)(Hs * D) * 4)) != PA_OK)
+    if ((st = cp->tp->copy2d(cp, (cp_region){p->scratch, p->part_off + (size_t)(r * Hs * D) * es},
+                             (size_t)(Hq * D) * es, dst, (size_t)(Hs * D) * es, (size_t)T,
+                             (size_t)(Hs * D) * es)) != PA_OK)
       return st;
-    dst.off += (size_t)(T * Hs * D) * 4;
+    dst.off += cp_state_lse(T, Hs, D, es);
     if ((st = cp->tp->copy2d(cp, (cp_region){p->scratch, lse0 + (size_t)(r * Hs) * 4},
                              (size_t)Hq * 4, dst, (size_t)Hs * 4, (size_t)T, (size_t)Hs * 4)) !=
             PA_OK ||
@@ -451,7 +468,7 @@ pa_status cp_decode_combine(pa_cp_plan *p, pa_tensor out, pa_tensor lse, pa_stat
 
   /* HEADS_GATHER: merge our heads into a block, gather every rank's block,
    * scatter the blocks into the caller's [T, Hq] rows. */
-  const size_t mlse = p->mo_off + cp_align((size_t)(T * Hs * D) * es);
+  const size_t mlse = p->mo_off + cp_state_lse(T, Hs, D, es);
   pa_tensor mo = cp_view(p->scratch, p->mo_off, p->desc.o_dtype, 3, (int64_t[]){T, Hs, D},
                          (int64_t[]){Hs * D, D, 1});
   pa_tensor ml = cp_view(p->scratch, mlse, PA_F32, 2, (int64_t[]){T, Hs}, (int64_t[]){Hs, 1});

@@ -1,6 +1,6 @@
 /* MLA decode context parallelism: pa_mla over this rank's pages of the
- * latent cache with LSE into f32 partials, then the decode combine
- * (decode.c). */
+ * latent cache with LSE into partials in o_dtype (LSE f32), then the decode
+ * combine (decode.c). */
 #include <stdlib.h>
 
 #include "cp.h"
@@ -75,9 +75,8 @@ static pa_status plan_local(pa_cp_plan *p, const pa_batch *batch, pa_cp_shard sh
     if ((g.nl + ps - 1) / ps > cols) cols = (g.nl + ps - 1) / ps;
   }
   pa_mla_desc in = *d;
-  in.flags |= PA_RETURN_LSE;
-  in.o_dtype = PA_F32;
-  in.causal = 0; /* every key of a (split) request is seen */
+  in.flags |= PA_RETURN_LSE; /* o_dtype stays the caller's: the fast MLA kernels want q's */
+  in.causal = 0;             /* every key of a (split) request is seen */
   pa_batch lb = {m, lq, lk, NULL, NULL};
   if ((st = pa_mla_plan(cp->ctx, &in, &lb, &p->sub[0].plan)) != PA_OK) {
     st = cp_ctx_fail(cp, st, "local MLA plan");
@@ -155,7 +154,7 @@ pa_status pa_cp_mla_decode_plan(pa_cp *cp, const pa_mla_desc *desc, const pa_bat
   p->Dv = desc->head_dim_ckv;
   p->Hs = combine == PA_CP_COMBINE_ALLGATHER ? p->Hq : p->Hq / cp->size;
   for (int b = 0; b < B; b++) p->T += batch->seqlens_q[b];
-  size_t base = cp_align((size_t)(p->T * p->Hq * (p->Dv + 1)) * 4 + CP_STATUS_BYTES);
+  size_t base = cp_decode_part_bytes(p->T, p->Hq, p->Dv, desc->o_dtype);
   st = plan_local(p, batch, shard, &base);
   const size_t total = cp_decode_layout(p, base);
   if (st == PA_OK && (st = pa_buffer_create(cp->ctx, total ? total : 256, &p->scratch)) != PA_OK)
@@ -195,10 +194,9 @@ static pa_status local_mla(pa_cp_plan *p, const pa_mla_args *args) {
     a.block_table = cp_view(p->scratch, p->mbt_off, PA_I32, 2, (int64_t[]){p->mn, p->mcols},
                             (int64_t[]){p->mcols, 1});
   }
-  a.out =
-      cp_view(p->scratch, p->part_off, PA_F32, 3, (int64_t[]){T, H, D}, (int64_t[]){H * D, D, 1});
-  a.lse = cp_view(p->scratch, p->part_off + (size_t)(T * H * D) * 4, PA_F32, 2, (int64_t[]){T, H},
-                  (int64_t[]){H, 1});
+  const pa_dtype dt = p->desc.o_dtype;
+  cp_state_view(p->scratch, p->part_off, cp_state_lse(T, H, D, pa_dtype_size(dt)), dt, T, H, D,
+                &a.out, &a.lse);
   if ((st = pa_mla_run(p->sub[0].plan, &a, NULL)) != PA_OK) return cp_ctx_fail(cp, st, "local MLA");
   return PA_OK;
 }

@@ -11,7 +11,9 @@
  *   src > r: A sees nothing, B sees all of kA and kB.
  * Each step is one non-causal attention over a batch whose requests are the
  * ranges above (a request with no keys gives O = 0, LSE = -inf), so every
- * rank does about the same work at every step. */
+ * rank does about the same work at every step. Each unit writes its state in
+ * o_dtype (the kernels of plain attention) with an f32 LSE; the running
+ * state the units merge into is f32, the last merge writes out. */
 #include <stdlib.h>
 #include <string.h>
 
@@ -72,10 +74,7 @@ static pa_status plan_step(pa_cp_plan *p, int s, const shard_rows *me, const sha
   pa_cp *cp = p->cp;
   const int B = p->B, R = cp->size, r = cp->rank;
   pa_attention_desc d = p->desc;
-  if (R > 1) { /* partial states: f32 with LSE */
-    d.flags |= PA_RETURN_LSE;
-    d.o_dtype = PA_F32;
-  }
+  if (R > 1) d.flags |= PA_RETURN_LSE; /* partial states, in o_dtype */
   if (s > 0) {
     d.causal = 0;
     d.flags &= ~(unsigned)PA_HAS_SINKS; /* the sink term counts once */
@@ -200,7 +199,6 @@ static pa_status plan_window_group(pa_cp_plan *p, int s, const cp_rpiece *const 
   ck[m] = (int32_t)imax(krows, cur_k);
   pa_attention_desc d = p->desc;
   d.flags |= PA_RETURN_LSE;
-  d.o_dtype = PA_F32;
   d.causal = n ? pcs[0]->causal : 0;
   d.window_left = n ? pcs[0]->wl : -1;
   d.window_right = n ? pcs[0]->wr : -1;
@@ -367,18 +365,19 @@ pa_status pa_cp_prefill_plan(pa_cp *cp, const pa_attention_desc *desc, const pa_
   if (st == PA_OK && R > 1 && p->nunit == 1) st = plan_window_group(p, R - 1, NULL, 0, 0);
   free(mem);
 
-  const size_t kes = pa_dtype_size(desc->kv_dtype);
+  const size_t kes = pa_dtype_size(desc->kv_dtype), oes = pa_dtype_size(desc->o_dtype);
   const int64_t Hq = p->Hq, Hkv = p->Hkv, Dv = p->Dv;
   p->slot_v = cp_align((size_t)(lmax * Hkv * p->Dqk) * kes);
   p->slot_bytes = cp_align(p->slot_v + (size_t)(lmax * Hkv * Dv) * kes);
-  p->acc_lse = cp_align((size_t)(p->Tr * Hq * Dv) * 4);
-  p->acc_bytes = cp_align(p->acc_lse + (size_t)(p->Tr * Hq) * 4);
+  p->acc_lse = cp_state_lse(p->Tr, Hq, Dv, 4);
+  p->acc_bytes = cp_align(cp_state_bytes(p->Tr, Hq, Dv, 4));
+  p->stepo_lse = cp_state_lse(p->Tr, Hq, Dv, oes);
   p->slot_off[0] = 0;
   p->slot_off[1] = p->slot_bytes;
   p->acc_off[0] = 2 * p->slot_bytes;
   p->acc_off[1] = p->acc_off[0] + p->acc_bytes;
   p->stepo_off = p->acc_off[1] + p->acc_bytes;
-  size_t total = R > 1 ? p->stepo_off + p->acc_bytes : 0;
+  size_t total = R > 1 ? p->stepo_off + cp_state_bytes(p->Tr, Hq, Dv, oes) : 0;
   if (st == PA_OK && total && (st = pa_buffer_create(cp->ctx, total, &p->scratch)) != PA_OK)
     st = cp_ctx_fail(cp, st, "scratch buffer");
   st = cp_agree(cp, st);
@@ -554,17 +553,12 @@ pa_status pa_cp_prefill_run(pa_cp_plan *p, const pa_attention_args *args) {
   if (st != PA_OK) return st;
 
   const int next = (r + 1) % R, prev = (r - 1 + R) % R;
-  pa_tensor acc_o[2], acc_l[2], so, sl;
-  for (int i = 0; i < 2; i++) {
-    acc_o[i] = cp_view(p->scratch, p->acc_off[i], PA_F32, 3, (int64_t[]){T, Hq, Dv},
-                       (int64_t[]){Hq * Dv, Dv, 1});
-    acc_l[i] = cp_view(p->scratch, p->acc_off[i] + p->acc_lse, PA_F32, 2, (int64_t[]){T, Hq},
-                       (int64_t[]){Hq, 1});
-  }
-  so = cp_view(p->scratch, p->stepo_off, PA_F32, 3, (int64_t[]){T, Hq, Dv},
-               (int64_t[]){Hq * Dv, Dv, 1});
-  sl = cp_view(p->scratch, p->stepo_off + p->acc_lse, PA_F32, 2, (int64_t[]){T, Hq},
-               (int64_t[]){Hq, 1});
+  /* Unit 0 writes acc 0 in o_dtype (first0); merges: f32 acc ping-pong. */
+  pa_tensor acc_o[2], acc_l[2], first0, first0_l, so, sl;
+  for (int i = 0; i < 2; i++)
+    cp_state_view(p->scratch, p->acc_off[i], p->acc_lse, PA_F32, T, Hq, Dv, &acc_o[i], &acc_l[i]);
+  cp_state_view(p->scratch, p->acc_off[0], p->acc_lse, d->o_dtype, T, Hq, Dv, &first0, &first0_l);
+  cp_state_view(p->scratch, p->stepo_off, p->stepo_lse, d->o_dtype, T, Hq, Dv, &so, &sl);
   /* A block's bytes as sent: K rows, then V rows at slot_v. */
 #define BLOCK_BYTES(rows) (p->slot_v + (size_t)((rows)*Hkv * Dv) * kes)
   int u = 0;
@@ -584,16 +578,16 @@ pa_status pa_cp_prefill_run(pa_cp_plan *p, const pa_attention_args *args) {
                     (int64_t[]){L, Hkv, Dv}, (int64_t[]){Hkv * Dv, Dv, 1});
     }
     for (; u < p->nunit && p->ustep[u] == s; u++) {
-      a.out = u == 0 ? acc_o[0] : so;
-      a.lse = u == 0 ? acc_l[0] : sl;
+      a.out = u == 0 ? first0 : so;
+      a.lse = u == 0 ? first0_l : sl;
       if ((st = pa_attention_run(p->unit[u], &a, NULL)) != PA_OK)
         return cp_ctx_fail(cp, st, "step attention");
       if (u == 0) continue;
       pa_tensor out = args->out, lse = args->lse, none = {0};
       const bool last = u == p->nunit - 1;
-      st = pa_merge_state_pair(cp->ctx, &acc_o[(u - 1) % 2], &acc_l[(u - 1) % 2], &so, &sl,
-                               last ? &out : &acc_o[u % 2],
-                               last ? (want_lse ? &lse : &none) : &acc_l[u % 2]);
+      st = pa_merge_state_pair(
+          cp->ctx, u == 1 ? &first0 : &acc_o[(u - 1) % 2], u == 1 ? &first0_l : &acc_l[(u - 1) % 2],
+          &so, &sl, last ? &out : &acc_o[u % 2], last ? (want_lse ? &lse : &none) : &acc_l[u % 2]);
       if (st != PA_OK) return cp_ctx_fail(cp, st, "merge of a step's state");
     }
     if (s + 1 < R && (st = cp->tp->exchange_wait(cp)) != PA_OK) return st;

@@ -45,8 +45,9 @@ PA_API const char *pa_cp_last_error(const pa_cp *cp);
  *   PA_CP_SHARD_INTERLEAVED  rank r holds units r, r+R, r+2R, ...
  * in their global order (local page i of a request is its i-th owned unit;
  * only the last global unit may be partial). Each rank attends over its
- * shard with LSE, then the ranks combine:
- *   PA_CP_COMBINE_ALLGATHER  all-gather of partial O/LSE (f32), merge of R
+ * shard with LSE (partial O in o_dtype, LSE f32: the kernels of plain
+ * attention; merges accumulate in f32), then the ranks combine:
+ *   PA_CP_COMBINE_ALLGATHER  all-gather of partial O/LSE, merge of R
  *                            states on every rank: out [T, Hq, Dv]
  *   PA_CP_COMBINE_HEADS      all-to-all by heads (reduce-scatter of the
  *                            states), each rank merges Hq/R heads:

@@ -69,7 +69,14 @@ static void random_fill(double *x, int64_t n, pa_dtype t, tu_rng *r) {
   for (int64_t i = 0; i < n; i++) x[i] = tu_round(t, tu_rng_nonzero(r, 1.0));
 }
 
-/* got [n] (rows of `row` values) vs want; LSE relative to max(1, |lse|). */
+/* got [n] (rows of `row` values) vs want; LSE relative to max(1, |lse|).
+ * The dtype's usual bounds also hold CP: with f16/bf16 o_dtype the ranks'
+ * partials are rounded to it before the f32 merge, one more rounding per
+ * partial of at most the unit roundoff (bf16 2^-8, f16 2^-11) relative, so
+ * the merged error grows by at most 2^-8 * max |partial| <= 3.9e-3 absolute
+ * for bf16 (values in [-1, 1]; bound 5e-2), 4.9e-4 for f16 (bound 1e-2);
+ * rel_l2 rose from 2.1e-3 to 2.7e-3 at worst on 2-3 ranks (bf16 bound 1e-2).
+ * f32 partials are as before. */
 static void compare(const char *name, const char *what, pa_dtype t, const double *got,
                     const double *want, int64_t n, bool is_lse) {
   tu_tol tol = tu_tolerance(t);
@@ -674,6 +681,12 @@ int cp_cases_run(pa_context *c, pa_cp *cp, bool quick, int *n_checks) {
        PA_CP_SHARD_INTERLEAVED, PA_CP_COMBINE_ALLGATHER, true, true, true, 0, 0, 11, -1, 3},
       {"dec mtp win both sides", 2, {4, 2}, {61, 24}, 4, 4, 64, PA_F32, 16,
        PA_CP_SHARD_CONTIGUOUS, PA_CP_COMBINE_ALLGATHER, true, false, false, 0, 0, 9, 2, 1},
+      /* bf16 partials through the all-gather (the GPU case: 4/1 GQA, d128),
+       * and bf16 pieces merged into the f32 running state (MTP + window). */
+      {"dec paged allgather bf16", 2, {1, 1}, {300, 45}, 8, 2, 128, PA_BF16, 16,
+       PA_CP_SHARD_CONTIGUOUS, PA_CP_COMBINE_ALLGATHER, true, false, true, 0, 0, 0, 0, 0},
+      {"dec mtp win allgather bf16", 2, {3, 1}, {140, 60}, 8, 2, 128, PA_BF16, 16,
+       PA_CP_SHARD_INTERLEAVED, PA_CP_COMBINE_ALLGATHER, true, true, true, 0, 0, 24, -1, 2},
   };
   static const pcase pre[] = {
       {"ring causal f32 gqa", 2, {37, 5}, 4, 2, 64, 64, PA_F32, true, true, false, -1, 0, 0, 0, 0, false},
@@ -700,6 +713,9 @@ int cp_cases_run(pa_context *c, pa_cp *cp, bool quick, int *n_checks) {
       {"ring paged empty shard", 2, {2, 1}, 2, 1, 32, 32, PA_F32, true, true, false, -1, 0, 0, 0, 4, true},
       {"ring paged bad table", 1, {30}, 2, 2, 64, 64, PA_F32, true, false, false, 1, 0, 0, 0, 8,
        true},
+      /* bf16 step states merged into the f32 running state, GQA d128 */
+      {"ring causal bf16 gqa d128", 2, {96, 21}, 8, 2, 128, 128, PA_BF16, true, true, false, -1, 0,
+       0, 0, 0, false},
   };
   /* clang-format on */
   static const mcase mla[] = {
@@ -743,8 +759,10 @@ int cp_cases_run(pa_context *c, pa_cp *cp, bool quick, int *n_checks) {
   /* quick: every transport operation (all-gather, all-to-all, 2-D copies,
    * ring exchange) with few kernel variants (a cold PoCL cache compiles each
    * variant on every rank). */
-  static const bool dec_quick[] = {1, 1, 0, 0, 0, 1, 1, 0, 1, 0, 0, 0, 0, 0, 0},
-                    pre_quick[] = {1, 0, 0, 0, 0, 1, 0, 1, 0, 0, 0, 1, 0, 0, 0};
+  static const bool dec_quick[] = {1, 1, 0, 0, 0, 1, 1, 0, 1, 0, 0, 0, 0, 0, 0, 1, 0},
+                    pre_quick[] = {1, 0, 0, 0, 0, 1, 0, 1, 0, 0, 0, 1, 0, 0, 0, 0};
+  _Static_assert(TU_LEN(dec_quick) == TU_LEN(dec) && TU_LEN(pre_quick) == TU_LEN(pre),
+                 "one quick flag per case");
   /* A bad run on one rank leaves NCCL peers waiting (documented): MPI only. */
   bool agree = strcmp(pa_cp_transport(cp), "mpi") == 0;
   for (int i = 0; i < TU_LEN(dec); i++)
@@ -786,6 +804,8 @@ int cp_cases_run(pa_context *c, pa_cp *cp, bool quick, int *n_checks) {
       dc.wl = RI(-1, 40), dc.wr = RI(-1, 6), dc.st = RI(0, 6);
       if (dc.wl == 0 && dc.wr == 0) dc.wl = -1; /* 0, 0 means no window here */
     }
+    static const pa_dtype dts[] = {PA_F32, PA_F16, PA_BF16}; /* the partials' dtype too */
+    dc.dt = dts[RI(0, 2)];
     run_decode(cp, &dc);
     snprintf(np, sizeof np, "rand ring %d", it);
     pcase pc = {np,   RI(1, 3), {0}, 4, 2, 32, 32, PA_F32, RI(0, 1),
@@ -796,6 +816,7 @@ int cp_cases_run(pa_context *c, pa_cp *cp, bool quick, int *n_checks) {
       pc.wl = RI(-1, 30), pc.wr = pc.causal ? -1 : RI(-1, 8), pc.st = RI(0, 6);
       if (pc.wl == 0 && pc.wr == 0) pc.wl = -1;
     }
+    pc.dt = dts[RI(0, 2)];
     run_prefill(cp, &pc);
 #undef RI
   }

@@ -1,6 +1,7 @@
 /* Merge states (pair, fixed N, varlen) on every target, against the float64
  * oracle, including empty (-inf) states and rows where every state is empty
- * (O = 0, LSE = -inf). Outputs are poisoned and guarded. */
+ * (O = 0, LSE = -inf), and pairs of mixed dtypes. Outputs are poisoned and
+ * guarded. */
 #include <criterion/criterion.h>
 #include <math.h>
 #include <stdio.h>
@@ -33,16 +34,17 @@ static void check_merge(const char *what, const tu_tensor *out, const tu_tensor 
   }
   double rel = tu_err_rel_l2(&e);
   bool guards = tu_guards_intact(out) && (!lse || tu_guards_intact(lse));
-  bool ok = rel <= tol.rel_l2 && e.max_abs <= tol.max_abs && e.nonfinite == 0 && lse_bad == 0 &&
-            guards;
+  bool ok =
+      rel <= tol.rel_l2 && e.max_abs <= tol.max_abs && e.nonfinite == 0 && lse_bad == 0 && guards;
   cr_expect(ok,
             "%s (%s): rel_l2 %.3g (tol %.1g) max_abs %.3g at row %lld head %lld, nonfinite %lld, "
             "lse err %.3g (%lld bad), guards %s",
             what, pa_dtype_name(out->t.dtype), rel, tol.rel_l2, e.max_abs,
             (long long)(e.worst / D / H), (long long)(e.worst / D % H), (long long)e.nonfinite,
             lse_err, (long long)lse_bad, guards ? "intact" : "OVERWRITTEN");
-  if (ok) cr_log_info("%s (%s): rel_l2 %.3g max_abs %.3g lse %.3g", what,
-                      pa_dtype_name(out->t.dtype), rel, e.max_abs, lse_err);
+  if (ok)
+    cr_log_info("%s (%s): rel_l2 %.3g max_abs %.3g lse %.3g", what, pa_dtype_name(out->t.dtype),
+                rel, e.max_abs, lse_err);
 }
 
 static void alloc_or_fail(pa_context *ctx, tu_tensor *x, pa_dtype dt, int nd, int64_t a, int64_t b,
@@ -52,15 +54,21 @@ static void alloc_or_fail(pa_context *ctx, tu_tensor *x, pa_dtype dt, int nd, in
   cr_assert(s == PA_OK, "alloc: %s", pa_status_str(s));
 }
 
-static void merge_pair(const char *target, pa_dtype dt, int T, int H, int D, bool want_lse) {
+/* a in da, b in db, out in dout: mixed dtypes are what context parallelism
+ * does (f32 running state + an f16/bf16 step state). */
+static void merge_pair_dt(const char *target, pa_dtype da, pa_dtype db, pa_dtype dout, int T, int H,
+                          int D, bool want_lse) {
   pa_context *ctx = tu_open_or_skip(target);
-  char what[128];
-  snprintf(what, sizeof what, "[%s] pair T%d H%d D%d%s", target, T, H, D, want_lse ? "" : " no-lse");
+  char what[128], mixed[48] = "";
+  if (da != dout || db != dout)
+    snprintf(mixed, sizeof mixed, " %s+%s", pa_dtype_name(da), pa_dtype_name(db));
+  snprintf(what, sizeof what, "[%s] pair%s T%d H%d D%d%s", target, mixed, T, H, D,
+           want_lse ? "" : " no-lse");
   tu_rng rng = tu_rng_seed(tu_hash_str(what));
   tu_tensor a, b, la, lb, out, lo;
-  alloc_or_fail(ctx, &a, dt, 3, T, H, D, 0);
-  alloc_or_fail(ctx, &b, dt, 3, T, H, D, 0);
-  alloc_or_fail(ctx, &out, dt, 3, T, H, D, 0);
+  alloc_or_fail(ctx, &a, da, 3, T, H, D, 0);
+  alloc_or_fail(ctx, &b, db, 3, T, H, D, 0);
+  alloc_or_fail(ctx, &out, dout, 3, T, H, D, 0);
   alloc_or_fail(ctx, &la, PA_F32, 2, T, H, 0, 0);
   alloc_or_fail(ctx, &lb, PA_F32, 2, T, H, 0, 0);
   alloc_or_fail(ctx, &lo, PA_F32, 2, T, H, 0, 0);
@@ -89,7 +97,8 @@ static void merge_pair(const char *target, pa_dtype dt, int T, int H, int D, boo
   cr_assert(pa_context_synchronize(ctx) == PA_OK, "sync");
   cr_assert(tu_tensor_download(&out) == PA_OK && tu_tensor_download(&lo) == PA_OK, "download");
 
-  double *o_ref = malloc(sizeof(double) * (size_t)T * H * D), *l_ref = malloc(sizeof(double) * (size_t)T * H);
+  double *o_ref = malloc(sizeof(double) * (size_t)T * H * D),
+         *l_ref = malloc(sizeof(double) * (size_t)T * H);
   double *st = malloc(sizeof(double) * 2 * (size_t)D);
   for (int64_t r = 0; r < (int64_t)T * H; r++) {
     for (int x = 0; x < D; x++) st[x] = tu_get(&a, r * D + x), st[D + x] = tu_get(&b, r * D + x);
@@ -97,12 +106,17 @@ static void merge_pair(const char *target, pa_dtype dt, int T, int H, int D, boo
     oracle_merge(2, D, ls, st, D, o_ref + r * D, l_ref + r);
   }
   check_merge(what, &out, want_lse ? &lo : NULL, o_ref, l_ref, T, H, D);
-  if (!want_lse) cr_expect(tu_unchanged(&lo), "%s: lse_out written although its buf was NULL", what);
+  if (!want_lse)
+    cr_expect(tu_unchanged(&lo), "%s: lse_out written although its buf was NULL", what);
   free(o_ref);
   free(l_ref);
   free(st);
   for (int i = 0; i < TU_LEN(all); i++) tu_tensor_free(all[i]);
   pa_context_destroy(ctx);
+}
+
+static void merge_pair(const char *target, pa_dtype dt, int T, int H, int D, bool want_lse) {
+  merge_pair_dt(target, dt, dt, dt, T, H, D, want_lse);
 }
 
 static void merge_fixed(const char *target, pa_dtype dt, int T, int N, int H, int D) {
@@ -128,7 +142,8 @@ static void merge_fixed(const char *target, pa_dtype dt, int T, int N, int H, in
             pa_context_last_error(ctx));
   cr_assert(pa_context_synchronize(ctx) == PA_OK, "sync");
   cr_assert(tu_tensor_download(&out) == PA_OK && tu_tensor_download(&lo) == PA_OK, "download");
-  double *o_ref = malloc(sizeof(double) * (size_t)T * H * D), *l_ref = malloc(sizeof(double) * (size_t)T * H);
+  double *o_ref = malloc(sizeof(double) * (size_t)T * H * D),
+         *l_ref = malloc(sizeof(double) * (size_t)T * H);
   double *states = malloc(sizeof(double) * (size_t)N * D), *ls = malloc(sizeof(double) * (size_t)N);
   for (int t = 0; t < T; t++)
     for (int h = 0; h < H; h++) {
@@ -178,8 +193,10 @@ static void merge_varlen(const char *target, pa_dtype dt, int H, int D) {
             pa_context_last_error(ctx));
   cr_assert(pa_context_synchronize(ctx) == PA_OK, "sync");
   cr_assert(tu_tensor_download(&out) == PA_OK && tu_tensor_download(&lo) == PA_OK, "download");
-  double *o_ref = malloc(sizeof(double) * (size_t)R * H * D), *l_ref = malloc(sizeof(double) * (size_t)R * H);
-  double *states = malloc(sizeof(double) * (size_t)(P + 1) * D), *ls = malloc(sizeof(double) * (size_t)(P + 1));
+  double *o_ref = malloc(sizeof(double) * (size_t)R * H * D),
+         *l_ref = malloc(sizeof(double) * (size_t)R * H);
+  double *states = malloc(sizeof(double) * (size_t)(P + 1) * D),
+         *ls = malloc(sizeof(double) * (size_t)(P + 1));
   for (int r = 0; r < R; r++)
     for (int h = 0; h < H; h++) {
       int n = counts[r];
@@ -200,13 +217,19 @@ static void merge_varlen(const char *target, pa_dtype dt, int H, int D) {
   pa_context_destroy(ctx);
 }
 
-#define MERGE_TESTS(tgt)                                                                          \
-  Test(tgt, pair_f32) { merge_pair(#tgt, PA_F32, 7, 3, 128, true); }                              \
-  Test(tgt, pair_f16_d59) { merge_pair(#tgt, PA_F16, 5, 4, 59, true); }                           \
-  Test(tgt, pair_bf16_no_lse) { merge_pair(#tgt, PA_BF16, 9, 2, 512, false); }                    \
-  Test(tgt, fixed_f32) { merge_fixed(#tgt, PA_F32, 5, 7, 3, 128); }                               \
-  Test(tgt, fixed_bf16) { merge_fixed(#tgt, PA_BF16, 3, 2, 8, 64); }                              \
-  Test(tgt, varlen_f32) { merge_varlen(#tgt, PA_F32, 4, 128); }                                   \
+#define MERGE_TESTS(tgt)                                                                           \
+  Test(tgt, pair_f32) { merge_pair(#tgt, PA_F32, 7, 3, 128, true); }                               \
+  Test(tgt, pair_f16_d59) { merge_pair(#tgt, PA_F16, 5, 4, 59, true); }                            \
+  Test(tgt, pair_bf16_no_lse) { merge_pair(#tgt, PA_BF16, 9, 2, 512, false); }                     \
+  Test(tgt, pair_bf16_into_f32) {                                                                  \
+    merge_pair_dt(#tgt, PA_BF16, PA_BF16, PA_F32, 6, 4, 128, true);                                \
+  }                                                                                                \
+  Test(tgt, pair_f32_f16_into_f16) {                                                               \
+    merge_pair_dt(#tgt, PA_F32, PA_F16, PA_F16, 5, 3, 96, true);                                   \
+  }                                                                                                \
+  Test(tgt, fixed_f32) { merge_fixed(#tgt, PA_F32, 5, 7, 3, 128); }                                \
+  Test(tgt, fixed_bf16) { merge_fixed(#tgt, PA_BF16, 3, 2, 8, 64); }                               \
+  Test(tgt, varlen_f32) { merge_varlen(#tgt, PA_F32, 4, 128); }                                    \
   Test(tgt, varlen_f16_d80) { merge_varlen(#tgt, PA_F16, 3, 80); }
 
 MERGE_TESTS(cpu_scalar)
