@@ -12,6 +12,8 @@ B=build-verify; PB=$B/bench/pa-bench; XB=$B/tests/test_cross_backend
 el() { echo "[t=${SECONDS}s]"; }
 nvidia-smi --query-gpu=name,driver_version,clocks.max.sm --format=csv,noheader; date -u; git log --oneline -1 2>/dev/null
 export NVCC_APPEND_FLAGS="${NVCC_APPEND_FLAGS:-} --threads 3"
+mkdir -p "$O/cp"; (OUT=$O/cp timeout 240 bash bench/devq/cp14b.build.sh >"$O/cp_build.txt" 2>&1) &
+cp_pid=$!
 [ -f $B/build.ninja ] || meson setup $B -Dcuda=enabled -Dopencl=enabled -Dtests=enabled -Dexamples=false \
   -Dmpi=disabled -Dnccl=disabled --buildtype=release >"$O/setup.log" 2>&1 || { tail -30 "$O/setup.log"; exit 1; }
 ninja -C $B -j16 >"$O/build.log" 2>&1 || { grep -E "error|FAILED" -A3 "$O/build.log" | head -30; exit 1; }
@@ -34,6 +36,16 @@ for v in "-1|" "4096|" "4096|dev.cuda.window_fast=0" "4096|cuda.prefill=mma"; do
     --causal 1 --window "$w" --iters 5 --warmup 1 ${opt:+--options $opt} 2>&1)
   echo "window $w ${opt:-defaults}: $(echo "$r" | grep -oE "kernel=[a-z_.0-9]*" | sort -u | tr '\n' ' ') $(echo "$r" | grep -E "^custom" | cut -c60-120)"
 done
+echo "== context parallelism over NCCL, one rank $(el)"
+wait $cp_pid; tail -1 "$O/cp_build.txt"
+if [ -x build-cp/tests/test_cp_nccl ]; then
+  export NCCL_NVLS_ENABLE=0 PA_CP_RANKS=1
+  timeout 60 build-cp/tests/test_cp_nccl >"$O/cp_test.txt" 2>&1; echo "test_cp_nccl rc=$? $(grep -E "checks" "$O/cp_test.txt" | tail -1)"
+  timeout 25 build-cp/bench/pa-cp-bench-nccl decode 1 1048576 1 32 8 128 50 2>&1 | grep -E "^plain|allgather" | head -2 | cut -c1-150
+  PA_CP_WINDOW=4096 timeout 15 build-cp/bench/pa-cp-bench-nccl decode 1 1048576 1 32 8 128 50 2>&1 | grep -E "^plain" | cut -c1-150
+  timeout 25 build-cp/bench/pa-cp-bench-nccl prefill 1 32768 32 8 128 5 2>&1 | grep -E "^plain" | cut -c1-150
+  PA_CP_WINDOW=4096 timeout 25 build-cp/bench/pa-cp-bench-nccl prefill 1 32768 32 8 128 5 2>&1 | grep -E "^plain" | cut -c1-150
+fi
 echo "== opencl decode (NVIDIA) $(el)"
 timeout 25 $PB decode --backend opencl --iters 10 >"$O/pa_ocl.txt" 2>&1; echo "rc=$?"
 echo "== peers $(el)"
