@@ -19,7 +19,7 @@ cp_pid=$!
 ninja -C $B -j16 >"$O/build.log" 2>&1 || { grep -E "error|FAILED" -A3 "$O/build.log" | head -30; exit 1; }
 echo "== build ok $(el)"
 export PA_TEST_CACHE_DIR=/tmp/verify-kc PA_OPENCL_DEVICE=NVIDIA
-timeout 150 meson test -C $B --suite cuda --num-processes 6 --no-rebuild -t 0.5 >"$O/mt_cuda.log" 2>&1
+timeout 120 meson test -C $B --suite cuda --num-processes 6 --no-rebuild -t 0.5 >"$O/mt_cuda.log" 2>&1
 echo "meson test --suite cuda rc=$? $(el)"; grep -E "^(Ok|Fail|Skipped|Timeout):" "$O/mt_cuda.log" | tr '\n' ' '; echo
 grep -E " FAIL | TIMEOUT " "$O/mt_cuda.log" | head -10
 timeout 40 $XB --filter='opencl/fp8*' --jobs=2 >"$O/t_ocl.log" 2>&1; echo "opencl/fp8* (NVIDIA) rc=$? $(grep Synthesis "$O/t_ocl.log")"
@@ -28,6 +28,11 @@ grep -E "\[cuda\] case window_tc" "$O/t_mask.log" | cut -c1-120
 echo "== pa-bench cuda $(el)"
 timeout 70 $PB prefill decode append --backend cuda --json "$O/pa.json" >"$O/pa.txt" 2>&1; echo "rc=$?"
 timeout 25 $PB mla --backend cuda --no-ceilings --json "$O/mla.json" >"$O/mla.txt" 2>&1; echo "mla rc=$?"
+echo "== peers $(el)"
+timeout 60 python3 bench/peers/sdpa.py --from "$O/pa.json" --out "$O/peers.json" >"$O/peers.txt" 2>&1; echo "sdpa rc=$?"
+FM=.peers/flashmla/bench_flashmla.prebuilt
+[ -x $FM ] && timeout 30 python3 bench/peers/flashmla.py --from "$O/mla.json" --bin $FM --peers "$O/peers.json" --iters 20 >"$O/flashmla.txt" 2>&1
+echo "flashmla rc=$?"
 timeout 25 $PB decode --backend cuda --no-ceilings --options dev.cuda.decode_slots=1 >"$O/dec_s1.txt" 2>&1
 echo "== windowed prefill, 32/8 d128 s32768 causal $(el)"
 for v in "-1|" "4096|" "4096|dev.cuda.window_fast=0" "4096|cuda.prefill=mma"; do
@@ -48,11 +53,6 @@ if [ -x build-cp/tests/test_cp_nccl ]; then
 fi
 echo "== opencl decode (NVIDIA) $(el)"
 timeout 25 $PB decode --backend opencl --iters 10 >"$O/pa_ocl.txt" 2>&1; echo "rc=$?"
-echo "== peers $(el)"
-timeout 60 python3 bench/peers/sdpa.py --from "$O/pa.json" --out "$O/peers.json" >"$O/peers.txt" 2>&1; echo "sdpa rc=$?"
-FM=.peers/flashmla/bench_flashmla.prebuilt
-[ -x $FM ] && timeout 30 python3 bench/peers/flashmla.py --from "$O/mla.json" --bin $FM --peers "$O/peers.json" --iters 20 >"$O/flashmla.txt" 2>&1
-echo "flashmla rc=$?"
 python3 bench/peers/compare.py "$O/pa.json" "$O/mla.json" --peers "$O/peers.json" --md "$O/ratios.md" >"$O/compare.txt" 2>&1
 echo "== decode with the old split rule (decode_slots=1)"; grep -E "^(decode|custom)" "$O/dec_s1.txt" | cut -c1-125
 echo "== opencl"; grep -E "^(decode)" "$O/pa_ocl.txt" | cut -c1-140
