@@ -36,6 +36,12 @@ pa_cuda_option() {
   if command -v nvcc >/dev/null 2>&1; then echo enabled; else echo disabled; fi
 }
 
+# true where an NVIDIA GPU answers: the compute_90 PTX pass is then worth its
+# build time; without one CUDA code is only compile-checked (sm_80, sm_90a).
+pa_cuda_ptx_option() {
+  if nvidia-smi -L >/dev/null 2>&1; then echo true; else echo false; fi
+}
+
 # meson setup that also works on an existing build folder.
 pa_meson_setup() {
   local dir=$1

@@ -107,7 +107,7 @@ step() {
 }
 
 step plain "$PLAIN" 2 "--no-suite long" \
-  -Dcuda="$(pa_cuda_option)" -Dopencl=auto -Dbuildtype=release
+  -Dcuda="$(pa_cuda_option)" -Dnvidia_ptx="$(pa_cuda_ptx_option)" -Dopencl=auto -Dbuildtype=release
 
 # Arm: the CPU suites cross-built for aarch64 and run under qemu-user
 # (scripts/test_arm.sh, NEON kernels); its meson summary joins the totals.
@@ -146,10 +146,10 @@ step tsan "${PA_TEST_TSAN_BUILD:-build-tsan}" 4 "threads_tsan" \
   -Db_lundef=false -Dbench=false -Dexamples=false
 
 # libFuzzer harnesses (tests/fuzz: attention, MLA, merges, head GEMM,
-# appends) through scripts/fuzz.sh, each for PA_TEST_FUZZ_SECS (default 12)
+# appends) through scripts/fuzz.sh, each for PA_TEST_FUZZ_SECS (default 8)
 # on its seed corpus; each harness is one test of the totals. A visible skip
 # where clang with libFuzzer is missing; PA_TEST_FUZZ_SECS=0 leaves it out.
-fsecs=${PA_TEST_FUZZ_SECS:-12}
+fsecs=${PA_TEST_FUZZ_SECS:-8}
 if [ "$fsecs" -gt 0 ]; then
   echo "== fuzz: scripts/fuzz.sh $fsecs (seconds per harness)"
   fuzz_t0=$(date +%s)
