@@ -18,7 +18,7 @@ cp_pid=$!
   -Dmpi=disabled -Dnccl=disabled --buildtype=release >"$O/setup.log" 2>&1 || { tail -30 "$O/setup.log"; exit 1; }
 ninja -C $B -j16 >"$O/build.log" 2>&1 || { grep -E "error|FAILED" -A3 "$O/build.log" | head -30; exit 1; }
 echo "== build ok $(el)"
-timeout 100 meson test -C $B --suite cuda --num-processes 8 --no-rebuild -t 0.4 >"$O/mt_cuda.log" 2>&1
+timeout 80 meson test -C $B --suite cuda --num-processes 8 --no-rebuild -t 0.4 >"$O/mt_cuda.log" 2>&1
 echo "meson test --suite cuda rc=$? $(el)"; grep -E "^(Ok|Fail|Skipped|Timeout):" "$O/mt_cuda.log" | tr '\n' ' '; echo
 grep -E " FAIL | TIMEOUT " "$O/mt_cuda.log" | head -10
 grep -hE "\[cuda\] case window_tc" $B/meson-logs/testlog.txt | head -3 | cut -c1-110
@@ -26,6 +26,11 @@ echo "== pa-bench cuda $(el)"
 timeout 45 $PB prefill decode --backend cuda --json "$O/pa.json" >"$O/pa.txt" 2>&1; echo "rc=$?"
 timeout 20 $PB mla --backend cuda --no-ceilings --iters 10 --json "$O/mla.json" >"$O/mla.txt" 2>&1; echo "mla rc=$?"
 grep -E "^(prefill|decode|mla)" "$O/pa.txt" "$O/mla.txt" | cut -d: -f2- | cut -c1-125
+echo "== peers $(el)"
+timeout 50 python3 bench/peers/sdpa.py --from "$O/pa.json" --out "$O/peers.json" --iters 5 >"$O/peers.txt" 2>&1; echo "sdpa rc=$?"
+FM=.peers/flashmla/bench_flashmla.prebuilt
+[ -x $FM ] && timeout 25 python3 bench/peers/flashmla.py --from "$O/mla.json" --bin $FM --peers "$O/peers.json" --iters 10 >"$O/flashmla.txt" 2>&1
+echo "flashmla rc=$?"
 echo "== windowed prefill, 32/8 d128 s32768 causal $(el)"
 for v in "-1|" "4096|" "4096|dev.cuda.window_fast=0"; do
   w=${v%%|*}; opt=${v#*|}
@@ -43,10 +48,5 @@ if [ -x build-cp/tests/test_cp_nccl ]; then
   timeout 15 build-cp/bench/pa-cp-bench-nccl decode 1 1048576 1 32 8 128 20 2>&1 | grep -E "^plain" | cut -c1-150
   PA_CP_WINDOW=4096 timeout 15 build-cp/bench/pa-cp-bench-nccl prefill 1 32768 32 8 128 3 2>&1 | grep -E "^plain" | cut -c1-150
 fi
-echo "== peers $(el)"
-timeout 50 python3 bench/peers/sdpa.py --from "$O/pa.json" --out "$O/peers.json" --iters 5 >"$O/peers.txt" 2>&1; echo "sdpa rc=$?"
-FM=.peers/flashmla/bench_flashmla.prebuilt
-[ -x $FM ] && timeout 25 python3 bench/peers/flashmla.py --from "$O/mla.json" --bin $FM --peers "$O/peers.json" --iters 10 >"$O/flashmla.txt" 2>&1
-echo "flashmla rc=$?"
 python3 bench/peers/compare.py "$O/pa.json" "$O/mla.json" --peers "$O/peers.json" --md "$O/ratios.md" >"$O/compare.txt" 2>&1
 echo "== compare $(el)"; cut -c1-175 "$O/compare.txt" | tail -24
