@@ -47,9 +47,9 @@ static const pa_config_key keys[] = {
   {"dev.cuda.decode_slots", PA_CFG_INT, NULL, 1, 64, "2", F(dev_cuda_decode_slots), 0,
    "decode kernels: work items per SM per wave in the split policy (memory-bound, so more "
    "than one block per SM)"},
-  {"dev.cuda.window_fast", PA_CFG_INT, B01, 0, 0, "1", F(dev_cuda_window_fast), 0,
+  {"dev.cuda.window_fast", PA_CFG_INT, B01, 0, 0, "0", F(dev_cuda_window_fast), 0,
    "wgmma prefill: sliding windows on the compact loop, masking only the tiles at the window's "
-   "bounds (0: the per-key logit loop)"},
+   "bounds (0: the per-key logit loop; opt-in until a GPU run checks it)"},
   {"dev.cuda.fuse_loads", PA_CFG_INT, "8|32", 0, 0, "32", F(dev_cuda_fuse_loads), 0,
    "partials in flight per thread of the in-kernel decode merge"},
   {"dev.cuda.fp8_decode", PA_CFG_INT, B01, 0, 0, "1", F(dev_cuda_fp8_decode), 0,
