@@ -76,14 +76,19 @@ static void visible_range(const pa_attention_desc *d, int64_t i0, int64_t i1, in
   *hi = h;
 }
 
+/* Work items per compute unit in a wave: the kernel's own count where its
+ * choice gives one, else the context's. */
+static int slots_per_unit(const pa_plan *p) {
+  return p->choice.slots_per_unit > 0 ? p->choice.slots_per_unit : p->ctx->props.slots_per_unit;
+}
+
 /* The split inputs of request b (the rule in core/split.h). */
 static pa_split_input split_input(const pa_plan *p, int b, int64_t natural, int align) {
   const pa_context *ctx = p->ctx;
   const pa_req *r = &p->reqs[b];
   return (pa_split_input){
       .compute_units = ctx->props.compute_units,
-      .slots_per_unit = p->choice.slots_per_unit > 0 ? p->choice.slots_per_unit
-                                                     : ctx->props.slots_per_unit,
+      .slots_per_unit = slots_per_unit(p),
       .min_kv_per_split = ctx->props.min_kv_per_split,
       .max_splits = ctx->props.max_splits,
       .natural_items = natural,
@@ -121,9 +126,7 @@ static int balance_chunk(const pa_plan *p, int64_t natural, int tile, int align)
       .len_k = v,
       .items = v + B,
       .cur_splits = v + 2 * B,
-      .slots = p->ctx->props.compute_units * (p->choice.slots_per_unit > 0
-                                                  ? p->choice.slots_per_unit
-                                                  : p->ctx->props.slots_per_unit),
+      .slots = p->ctx->props.compute_units * slots_per_unit(p),
       .align = align,
       .max_splits = p->ctx->props.max_splits,
       .overhead = p->choice.item_overhead,

@@ -10,6 +10,7 @@ O=${OUT:-/tmp/verify}; mkdir -p "$O"
 source .device/remote-setup.sh >/dev/null 2>&1
 B=build-verify; PB=$B/bench/pa-bench
 el() { echo "[t=${SECONDS}s]"; }
+source bench/devq/checks.sh
 nvidia-smi --query-gpu=name,driver_version,clocks.max.sm --format=csv,noheader; date -u
 export NVCC_APPEND_FLAGS="${NVCC_APPEND_FLAGS:-} --threads 3"
 mkdir -p "$O/cp"; (OUT=$O/cp timeout 200 bash bench/devq/cp14b.build.sh >"$O/cp_build.txt" 2>&1) &
@@ -31,22 +32,10 @@ timeout 50 python3 bench/peers/sdpa.py --from "$O/pa.json" --out "$O/peers.json"
 FM=.peers/flashmla/bench_flashmla.prebuilt
 [ -x $FM ] && timeout 25 python3 bench/peers/flashmla.py --from "$O/mla.json" --bin $FM --peers "$O/peers.json" --iters 10 >"$O/flashmla.txt" 2>&1
 echo "flashmla rc=$?"
-echo "== windowed prefill, 32/8 d128 s32768 causal $(el)"
-for v in "-1|" "4096|" "4096|dev.cuda.window_fast=0"; do
-  w=${v%%|*}; opt=${v#*|}
-  r=$(PA_LOG=2 timeout 15 $PB prefill --backend cuda --no-ceilings -b 1 --hq 32 --hkv 8 -d 128 --sq 32768 --skv 32768 \
-    --causal 1 --window "$w" --iters 3 --warmup 1 ${opt:+--options $opt} 2>&1)
-  echo "window $w ${opt:-defaults}: $(echo "$r" | grep -oE "kernel=[a-z_.0-9]*" | sort -u | tr '\n' ' ') $(echo "$r" | grep -E "^custom" | cut -c60-125)"
-done
+window_ab
 echo "== decode, old split rule (decode_slots=1) $(el)"
 timeout 15 $PB decode --backend cuda --no-ceilings --iters 10 --options dev.cuda.decode_slots=1 2>&1 | grep -E "^decode" | cut -c1-125
-echo "== context parallelism over NCCL, one rank $(el)"
 wait $cp_pid; tail -1 "$O/cp_build.txt"
-if [ -x build-cp/tests/test_cp_nccl ]; then
-  export NCCL_NVLS_ENABLE=0 PA_CP_RANKS=1
-  timeout 40 build-cp/tests/test_cp_nccl >"$O/cp_test.txt" 2>&1; echo "test_cp_nccl rc=$? $(grep -E "checks" "$O/cp_test.txt" | tail -1)"
-  timeout 15 build-cp/bench/pa-cp-bench-nccl decode 1 1048576 1 32 8 128 20 2>&1 | grep -E "^plain" | cut -c1-150
-  PA_CP_WINDOW=4096 timeout 15 build-cp/bench/pa-cp-bench-nccl prefill 1 32768 32 8 128 3 2>&1 | grep -E "^plain" | cut -c1-150
-fi
+cp_one_rank "$O"
 python3 bench/peers/compare.py "$O/pa.json" "$O/mla.json" --peers "$O/peers.json" --md "$O/ratios.md" >"$O/compare.txt" 2>&1
 echo "== compare $(el)"; cut -c1-175 "$O/compare.txt" | tail -24
