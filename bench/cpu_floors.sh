@@ -34,9 +34,11 @@ ap.add_argument("--drv", default=os.path.join(ROOT, "build-ggml", "fa_drv"))
 ap.add_argument("--drv-avx2", default=os.path.join(ROOT, "build-ggml-avx2", "fa_drv"),
                 help="ggml built for AVX2 only, the peer of the avx2 rows")
 ap.add_argument("--out", default=os.path.join(ROOT, "build", "cpu-floors"))
+ap.add_argument("--render", metavar="JSON",
+                help="only write the tables again from an earlier run's floors.json")
 a = ap.parse_args(sys.argv[2:])
 os.makedirs(a.out, exist_ok=True)
-if not os.path.exists(a.drv):
+if not a.render and not os.path.exists(a.drv):
     print(f"building ggml's fa_drv into {os.path.dirname(a.drv)} (about 3 minutes)", flush=True)
     ggml.run(["sh", os.path.join(ggml.PEER, "build.sh"), os.path.dirname(os.path.abspath(a.drv))])
 
@@ -62,7 +64,7 @@ def build_ggml_avx2(drv):
               "-Wl,-rpath," + lib, "-lm"])
 
 
-if "avx2" in a.isas.split() and not os.path.exists(a.drv_avx2):
+if not a.render and "avx2" in a.isas.split() and not os.path.exists(a.drv_avx2):
     print(f"building an AVX2-only fa_drv into {os.path.dirname(a.drv_avx2)} (about 3 minutes)", flush=True)
     build_ggml_avx2(a.drv_avx2)
 
@@ -95,6 +97,7 @@ for kv in (["f32", "f16", "bf16"] if not a.quick else ["f16", "bf16"]):
                                   "-d", dq, "--dv", dv, "--sq", "1024", "--skv", "1024",
                                   "--causal", str(causal)]))
 FP8 = D + ["--hq", "32", "--hkv", "8", "--skv", "8192", "--page", "16"]
+FP8_GFLOP = 32 * 8192 * 128 * 4 * 1e-9  # QK and PV of that shape, 2 flops per FMA
 GG = ["prefill-f16", "prefill-bf16", "decode-f16", "decode-bf16"] if a.quick else list(ggml.CASES)
 
 
@@ -121,60 +124,70 @@ def ceilings(threads):
     return doc["ceilings"]["flops"], doc["ceilings"]["read_bw"]
 
 
-out = {"load_before": os.getloadavg(), "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
-       "blocks": []}
-print(f"cpu_floors: load average {out['load_before'][0]:.2f}, {out['date']}", flush=True)
-for isa in a.isas.split():
-    env_isa = {} if isa == "native" else {"PA_CPU_ISA": isa, "PA_BENCH_ISA": isa}
-    for k in ("PA_CPU_ISA", "PA_BENCH_ISA"):
-        os.environ.pop(k, None)
-    os.environ.update(env_isa)
-    for t in [int(x) for x in a.threads.split()]:
-        blk = {"isa": isa, "threads": t, "rows": [], "ggml": [], "fp8": None}
-        fl0, bw0 = ceilings(t)
-        print(f"[{isa} t{t}] ceilings {fl0 * 1e-9:.1f} GFLOP/s, read {bw0 * 1e-9:.1f} GB/s", flush=True)
-        for fam, name, args in rows_def:
-            _, r = bench(args, t)
-            row = {"family": fam, "name": name, "ms": r["ms_median"], "ms_min": r["ms_min"],
-                   "kernel": r.get("kernel", ""), "gflops": r["flops"] / r["ms_median"] * 1e-6,
-                   "gbs": r["bytes"] / r["ms_median"] * 1e-6}
-            blk["rows"].append(row)
-            print(f"  {name:40s} {row['ms']:9.3f} ms {row['gflops']:7.1f} GFLOP/s {row['gbs']:6.2f} GB/s",
-                  flush=True)
-        ga = argparse.Namespace(pa=a.pa, drv=a.drv_avx2 if isa == "avx2" else a.drv)
-        for name in GG:
-            c = ggml.CASES[name]
-            pa_ms, gg_ms, ratios = [], [], []
+def measure():
+    out = {"load_before": os.getloadavg(), "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
+           "blocks": []}
+    print(f"cpu_floors: load average {out['load_before'][0]:.2f}, {out['date']}", flush=True)
+    for isa in a.isas.split():
+        env_isa = {} if isa == "native" else {"PA_CPU_ISA": isa, "PA_BENCH_ISA": isa}
+        for k in ("PA_CPU_ISA", "PA_BENCH_ISA"):
+            os.environ.pop(k, None)
+        os.environ.update(env_isa)
+        for t in [int(x) for x in a.threads.split()]:
+            blk = {"isa": isa, "threads": t, "rows": [], "ggml": [], "fp8": None}
+            fl0, bw0 = ceilings(t)
+            print(f"[{isa} t{t}] ceilings {fl0 * 1e-9:.1f} GFLOP/s, read {bw0 * 1e-9:.1f} GB/s", flush=True)
+            for fam, name, args in rows_def:
+                _, r = bench(args, t)
+                row = {"family": fam, "name": name, "ms": r["ms_median"], "ms_min": r["ms_min"],
+                       "kernel": r.get("kernel", ""), "gflops": r["flops"] / r["ms_median"] * 1e-6,
+                       "gbs": r["bytes"] / r["ms_median"] * 1e-6}
+                blk["rows"].append(row)
+                print(f"  {name:40s} {row['ms']:9.3f} ms {row['gflops']:7.1f} GFLOP/s {row['gbs']:6.2f} GB/s",
+                      flush=True)
+            ga = argparse.Namespace(pa=a.pa, drv=a.drv_avx2 if isa == "avx2" else a.drv)
+            for name in GG:
+                c = ggml.CASES[name]
+                pa_ms, gg_ms, ratios = [], [], []
+                for _ in range(a.pairs):
+                    _, r = ggml.pa_once(ga, c, t)
+                    g, _e = ggml.ggml_once(ga, c, t)
+                    pa_ms.append(r["ms_median"])
+                    gg_ms.append(g)
+                    ratios.append(g / r["ms_median"])
+                pm = statistics.median(pa_ms)
+                blk["ggml"].append({"name": name, "kind": c[0], "pa_ms": pm, "ggml_ms": statistics.median(gg_ms),
+                                    "ratio": statistics.median(ratios), "gflops": r["flops"] / pm * 1e-6,
+                                    "gbs": r["bytes"] / pm * 1e-6, "pairs": ratios})
+                print(f"  ggml {name:18s} pa {pm:8.3f} ms ggml {statistics.median(gg_ms):8.3f} ms "
+                      f"ratio {statistics.median(ratios):5.2f}x", flush=True)
+            e8, b16 = [], []
             for _ in range(a.pairs):
-                _, r = ggml.pa_once(ga, c, t)
-                g, _e = ggml.ggml_once(ga, c, t)
-                pa_ms.append(r["ms_median"])
-                gg_ms.append(g)
-                ratios.append(g / r["ms_median"])
-            pm = statistics.median(pa_ms)
-            blk["ggml"].append({"name": name, "kind": c[0], "pa_ms": pm, "ggml_ms": statistics.median(gg_ms),
-                                "ratio": statistics.median(ratios), "gflops": r["flops"] / pm * 1e-6,
-                                "gbs": r["bytes"] / pm * 1e-6, "pairs": ratios})
-            print(f"  ggml {name:18s} pa {pm:8.3f} ms ggml {statistics.median(gg_ms):8.3f} ms "
-                  f"ratio {statistics.median(ratios):5.2f}x", flush=True)
-        e8, b16 = [], []
-        for _ in range(a.pairs):
-            _, r8 = bench(FP8 + ["--kv-dtype", "e4m3"], t)
-            _, rb = bench(FP8 + ["--kv-dtype", "bf16"], t)
-            e8.append(r8)
-            b16.append(rb)
-        m8 = statistics.median(x["ms_median"] for x in e8)
-        mb = statistics.median(x["ms_median"] for x in b16)
-        blk["fp8"] = {"e4m3_ms": m8, "bf16_ms": mb, "speedup": mb / m8,
-                      "gbs": e8[0]["bytes"] / m8 * 1e-6,
-                      "pairs": [y["ms_median"] / x["ms_median"] for x, y in zip(e8, b16)]}
-        print(f"  fp8 e4m3 {m8:.3f} ms vs bf16 {mb:.3f} ms: {mb / m8:.2f}x", flush=True)
-        fl1, bw1 = ceilings(t)
-        blk["ceil"] = {"flops": (fl0, fl1), "read_bw": (bw0, bw1)}
-        out["blocks"].append(blk)
-out["load_after"] = os.getloadavg()
-with open(os.path.join(a.out, "floors.json"), "w") as f:
-    json.dump(out, f, indent=1)
+                _, r8 = bench(FP8 + ["--kv-dtype", "e4m3"], t)
+                _, rb = bench(FP8 + ["--kv-dtype", "bf16"], t)
+                e8.append(r8)
+                b16.append(rb)
+            m8 = statistics.median(x["ms_median"] for x in e8)
+            mb = statistics.median(x["ms_median"] for x in b16)
+            blk["fp8"] = {"e4m3_ms": m8, "bf16_ms": mb, "speedup": mb / m8,
+                          "gflops": e8[0]["flops"] / m8 * 1e-6,
+                          "gbs": e8[0]["bytes"] / m8 * 1e-6,
+                          "pairs": [y["ms_median"] / x["ms_median"] for x, y in zip(e8, b16)]}
+            print(f"  fp8 e4m3 {m8:.3f} ms vs bf16 {mb:.3f} ms: {mb / m8:.2f}x", flush=True)
+            fl1, bw1 = ceilings(t)
+            blk["ceil"] = {"flops": (fl0, fl1), "read_bw": (bw0, bw1)}
+            out["blocks"].append(blk)
+    out["load_after"] = os.getloadavg()
+    with open(os.path.join(a.out, "floors.json"), "w") as f:
+        json.dump(out, f, indent=1)
+    return out
+
+
+if a.render:
+    with open(a.render) as f:
+        out = json.load(f)
+else:
+    out = measure()
 
 
 def pct(x):
@@ -189,33 +202,51 @@ L = [f"CPU floors, {out['date']}, load average {out['load_before'][0]:.2f} befor
      f"{out['load_after'][0]:.2f} after (`uptime`); ceilings = the mean of pa-bench's before/after "
      "measures of each block; ms = median of pa-bench's samples (fractions and verdicts use it), "
      f"ms min = the fastest sample; ggml ratios = median over {a.pairs} interleaved pairs.", ""]
-L.append("| isa | thr | case | ms | ms min | GFLOP/s | GB/s | % FMA | % read | floor |")
-L.append("|---|---|---|---|---|---|---|---|---|---|")
+L += ["% roofline = max(% FMA, % read): the share of the binding limit reached. For decode, "
+      "\"read at most\" is the share of the read ceiling that the FMA peak allows at all "
+      "(flops / FMA peak against bytes / read bandwidth): grouped heads make decode FMA-bound "
+      "on a host whose f32 FMA rate per byte read is low, and there the 75% read floor cannot be "
+      "met by any schedule of f32 FMAs.", ""]
+L.append("| isa | thr | case | ms | ms min | GFLOP/s | GB/s | % FMA | % read | % roofline | floor |")
+L.append("|---|---|---|---|---|---|---|---|---|---|---|")
+
+
+def roof(pf, pb, decode):
+    """'% roofline' cell, and for decode the read share the FMA peak allows."""
+    cap = min(1.0, pb / pf) if pf > 0 else 1.0
+    note = f" (read at most {pct(cap)})" if decode and cap < 0.75 else ""
+    return pct(max(pf, pb)), note
 for b in out["blocks"]:
     fl = sum(b["ceil"]["flops"]) / 2
     bw = sum(b["ceil"]["read_bw"]) / 2
     for r in b["rows"]:
         pf, pb = r["gflops"] * 1e9 / fl, r["gbs"] * 1e9 / bw
+        rf, note = roof(pf, pb, r["family"] != "prefill")
         if r["family"] == "prefill":
             verdict = f">= 70% FMA: {mark(pf >= 0.70)}"
         else:
-            verdict = f">= 75% read: {mark(pb >= 0.75)}"
+            verdict = f">= 75% read: {mark(pb >= 0.75)}{note}"
         L.append(f"| {b['isa']} | {b['threads']} | {r['name']} | {r['ms']:.3f} | {r['ms_min']:.3f} | {r['gflops']:.1f} | "
-                 f"{r['gbs']:.2f} | {pct(pf)} | {pct(pb)} | {verdict} |")
+                 f"{r['gbs']:.2f} | {pct(pf)} | {pct(pb)} | {rf} | {verdict} |")
     for g in b["ggml"]:
         pf, pb = g["gflops"] * 1e9 / fl, g["gbs"] * 1e9 / bw
         need = 2.0 if g["kind"] == "prefill" else 3.0
         L.append(f"| {b['isa']} | {b['threads']} | {g['name']} beside ggml ({g['ggml_ms']:.3f} ms) | "
                  f"{g['pa_ms']:.3f} | | {g['gflops']:.1f} | {g['gbs']:.2f} | {pct(pf)} | {pct(pb)} | "
+                 f"{pct(max(pf, pb))} | "
                  f"{g['ratio']:.2f}x ggml, >= {need:.0f}x: {mark(g['ratio'] >= need)} |")
     f8 = b["fp8"]
+    # same arithmetic as the bf16 decode of the shape (older runs did not record it)
+    gf8 = f8.get("gflops") or FP8_GFLOP / f8["e4m3_ms"] * 1e3
+    pf8, pb8 = gf8 * 1e9 / fl, f8["gbs"] * 1e9 / bw
+    rf8, note8 = roof(pf8, pb8, True)
     L.append(f"| {b['isa']} | {b['threads']} | fp8: decode e4m3 32/8 L8192 pg16 | {f8['e4m3_ms']:.3f} | "
-             f"| | {f8['gbs']:.2f} | | {pct(f8['gbs'] * 1e9 / bw)} | >= 70% read: "
-             f"{mark(f8['gbs'] * 1e9 / bw >= 0.70)}; {f8['speedup']:.2f}x its bf16 ({f8['bf16_ms']:.3f} ms), "
+             f"| {gf8:.1f} | {f8['gbs']:.2f} | {pct(pf8)} | {pct(pb8)} | {rf8} | >= 70% read: "
+             f"{mark(pb8 >= 0.70)}{note8}; {f8['speedup']:.2f}x its bf16 ({f8['bf16_ms']:.3f} ms), "
              f">= 1.5x: {mark(f8['speedup'] >= 1.5)} |")
     L.append(f"| {b['isa']} | {b['threads']} | ceilings (before, after) | | | "
              f"{b['ceil']['flops'][0] * 1e-9:.1f}, {b['ceil']['flops'][1] * 1e-9:.1f} | "
-             f"{b['ceil']['read_bw'][0] * 1e-9:.1f}, {b['ceil']['read_bw'][1] * 1e-9:.1f} | | | |")
+             f"{b['ceil']['read_bw'][0] * 1e-9:.1f}, {b['ceil']['read_bw'][1] * 1e-9:.1f} | | | | |")
 L += ["", "bf16 K/V within 5% of f16 K/V (time ratio bf16/f16, same shape, same block):", ""]
 L.append("| isa | thr | case | bf16 / f16 | floor |")
 L.append("|---|---|---|---|---|")

@@ -42,6 +42,12 @@ pa_cuda_ptx_option() {
   if nvidia-smi -L >/dev/null 2>&1; then echo true; else echo false; fi
 }
 
+# "sass" where an NVIDIA GPU answers, else "ptx": without one the sm_80 code
+# is only compile-checked, and its PTX needs no ptxas pass.
+pa_cuda_sm80_option() {
+  if nvidia-smi -L >/dev/null 2>&1; then echo sass; else echo ptx; fi
+}
+
 # meson setup that also works on an existing build folder.
 pa_meson_setup() {
   local dir=$1

@@ -107,7 +107,8 @@ step() {
 }
 
 step plain "$PLAIN" 2 "--no-suite long" \
-  -Dcuda="$(pa_cuda_option)" -Dnvidia_ptx="$(pa_cuda_ptx_option)" -Dopencl=auto -Dbuildtype=release
+  -Dcuda="$(pa_cuda_option)" -Dnvidia_ptx="$(pa_cuda_ptx_option)" \
+  -Dnvidia_sm80="$(pa_cuda_sm80_option)" -Dopencl=auto -Dbuildtype=release
 
 # Arm: the CPU suites cross-built for aarch64 and run under qemu-user
 # (scripts/test_arm.sh, NEON kernels); its meson summary joins the totals.
