@@ -28,6 +28,7 @@ typedef struct att_scratch {
   const char **vfp;
   uint32_t *qp, *pvw; /* bf16 path: Q^T as bf16 pairs, pv_tb's packing space */
   uint16_t *qb;       /* grouped bf16 decode: Q rows as given */
+  float qk_scale;     /* ... and the scale of its scores (K's fp8 scale included) */
 } att_scratch;
 
 static int round16(int n) { return (n + 15) & ~15; }
@@ -556,15 +557,21 @@ static void run_group(void *arg, int64_t gi, int tid) {
   const size_t per = carve(NULL, PA_CPU_GROUP_ROWS, dqk, dv, 0, NULL);
   char *base = pa_cpu_scratch(jb->st, tid);
   const int lo_k = e4m3_lo(kern, io->k[0]), lo_v = e4m3_lo(kern, io->v);
-  /* bf16 Q and K with vdpbf16ps: half the f32 FMAs of QK, exact products */
-  const int db =
-      kern->bf16 && kern->bf16->qk_db && io->q[0]->dtype == PA_BF16 && io->k[0]->dtype == PA_BF16;
+  /* bf16 Q and K (or e4m3 K, converted to bf16 exactly) with vdpbf16ps:
+   * half the f32 FMAs of QK, exact products. 2: e4m3 K. */
+  const pa_cpu_bf16_kernels *bk = io->q[0]->dtype == PA_BF16 ? kern->bf16 : NULL;
+  int db = 0;
+  if (bk && bk->qk_db && io->k[0]->dtype == PA_BF16) db = 1;
+  if (bk && bk->qk_db8 && io->k[0]->dtype == PA_FP8_E4M3) db = 2;
   const int64_t turn = (int64_t)GROUP_CHUNK * (kbytes > vbytes ? kbytes : vbytes);
   int pf_turns = (int)((PF_AHEAD + turn - 1) / turn);
   for (int h = 0; h < nh; h++) {
     carve(base + (size_t)h * per, PA_CPU_GROUP_ROWS, dqk, dv, 0, &sc[h]);
     item_begin(jb, &pl->work[items[h]], &sc[h], 0, lo_k ? E4M3_LO_SCALE : 1.0f);
-    if (db) item_q_bf16(jb, &pl->work[items[h]], &sc[h]);
+    if (db) {
+      item_q_bf16(jb, &pl->work[items[h]], &sc[h]);
+      sc[h].qk_scale = pl->scale * kv_scale(jb->k_scale, jb->k_scale_s, pl->work[items[h]].hk);
+    }
   }
   const int64_t imin = sc[0].tok[0], imax = sc[0].tok[R - 1];
   const int terms = d->softcap != 0.0f || jb->alibi || jb->mask;
@@ -596,8 +603,8 @@ static void run_group(void *arg, int64_t gi, int tid) {
       for (int h = 0; h < nh; h++) {
         pf_next(sc, h, nh, cur, 0, c, pf_turns, n, n1, kbytes, vbytes);
         if (db)
-          kern->bf16->qk_db(R, nc, dqk, sc[h].qb, dqk, sc[h].kp[cur][0] + c, sc[h].s + c, BK,
-                            pl->scale);
+          (db == 2 ? bk->qk_db8 : bk->qk_db)(R, nc, dqk, sc[h].qb, dqk, sc[h].kp[cur][0] + c,
+                                             sc[h].s + c, BK, sc[h].qk_scale);
         else
           qk_chunk(kern, lo_k, R, nc, dqk, sc[h].q, dqk, sc[h].kp[cur][0] + c, io->k[0]->dtype,
                    sc[h].s + c, BK);

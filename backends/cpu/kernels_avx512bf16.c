@@ -203,16 +203,44 @@ INLINE __m512i ld32(const uint16_t *p, int d, int D) {
                      : _mm512_maskz_loadu_epi16((__mmask32)((1ull << (D - d)) - 1), p + d);
 }
 
-static void qk_4x4_db(int D, const uint16_t *q, int64_t ldq, const char *const *kp, float *s,
-                      int64_t lds, float scale) {
-  const uint16_t *k[4];
-  for (int c = 0; c < 4; c++) k[c] = (const uint16_t *)(const void *)kp[c];
+/* 32 e4m3 codes as bf16, exactly: bf16 holds every e4m3 value as a normal
+ * number (the smallest, 2^-9, too), so vdpbf16ps, which reads denormals as
+ * zero, loses nothing. Normal codes (exponent field E >= 1) are the code's
+ * seven magnitude bits moved under bf16's exponent, plus 120 (bias 127 - 7);
+ * E = 0 codes (zero and M x 2^-9) come from an 8-entry table indexed by the
+ * mantissa; NaN codes (magnitude 0x7f) give a NaN. 7 operations for 32
+ * values, where the f32 path spends 8 (two of PA_CPU_E4M3_LO's 4) before
+ * its FMAs. */
+INLINE __m512i e4m3_bf16(__m256i b) {
+  const __m512i w = _mm512_cvtepi8_epi16(b); /* sign in bit 15, magnitude in bits 6..0 */
+  const __m512i t = _mm512_and_si512(_mm512_slli_epi16(w, 4), _mm512_set1_epi16(0x07f0));
+  __m512i r = _mm512_add_epi16(t, _mm512_set1_epi16(0x3c00));
+  const __m512i sub =
+      _mm512_set_epi16(0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+                       0x3c60, 0x3c40, 0x3c20, 0x3c00, 0x3bc0, 0x3b80, 0x3b00, 0);
+  r = _mm512_mask_permutexvar_epi16(r, _mm512_testn_epi16_mask(w, _mm512_set1_epi16(0x0078)), w,
+                                    sub);
+  r = _mm512_ternarylogic_epi32(r, w, _mm512_set1_epi16((short)0x8000), 0xf8); /* r | (w & C) */
+  return _mm512_mask_mov_epi16(r, _mm512_cmpeq_epi16_mask(t, _mm512_set1_epi16(0x07f0)),
+                               _mm512_set1_epi16(0x7fc0));
+}
+
+/* K's 32 dims from d on, bf16 as stored or e4m3 converted (zero past D). */
+INLINE __m512i ldk(const char *p, int d, int D, int e4m3) {
+  if (!e4m3) return ld32((const uint16_t *)(const void *)p, d, D);
+  return e4m3_bf16(D - d >= 32
+                       ? _mm256_loadu_si256((const __m256i *)(const void *)(p + d))
+                       : _mm256_maskz_loadu_epi8((__mmask32)((1ull << (D - d)) - 1), p + d));
+}
+
+INLINE void qk_4x4_db(int D, const uint16_t *q, int64_t ldq, const char *const *kp, float *s,
+                      int64_t lds, float scale, int e4m3) {
   __m512 a[4][4]; /* [key][row] */
   for (int c = 0; c < 4; c++)
     for (int r = 0; r < 4; r++) a[c][r] = _mm512_setzero_ps();
   for (int d = 0; d < D; d += 32) {
-    const __m512i x0 = ld32(k[0], d, D), x1 = ld32(k[1], d, D), x2 = ld32(k[2], d, D),
-                  x3 = ld32(k[3], d, D);
+    const __m512i x0 = ldk(kp[0], d, D, e4m3), x1 = ldk(kp[1], d, D, e4m3),
+                  x2 = ldk(kp[2], d, D, e4m3), x3 = ldk(kp[3], d, D, e4m3);
     _Pragma("GCC unroll 4") for (int r = 0; r < 4; r++) {
       const __m512bh y = as_bh(ld32(q + r * ldq, d, D));
       a[0][r] = _mm512_dpbf16_ps(a[0][r], y, as_bh(x0));
@@ -234,25 +262,36 @@ static void qk_4x4_db(int D, const uint16_t *q, int64_t ldq, const char *const *
   _mm_storeu_ps(s + 3 * lds, _mm512_extractf32x4_ps(f, 3));
 }
 
-static float dot1_db(int D, const uint16_t *q, const char *kp) {
-  const uint16_t *k = (const uint16_t *)(const void *)kp;
+INLINE float dot1_db(int D, const uint16_t *q, const char *kp, int e4m3) {
   __m512 a = _mm512_setzero_ps();
   for (int d = 0; d < D; d += 32)
-    a = _mm512_dpbf16_ps(a, as_bh(ld32(q, d, D)), as_bh(ld32(k, d, D)));
+    a = _mm512_dpbf16_ps(a, as_bh(ld32(q, d, D)), as_bh(ldk(kp, d, D, e4m3)));
   return red1(a);
+}
+
+INLINE void qk_db_body(int R, int N, int D, const uint16_t *q, int64_t ldq, const char *const *kp,
+                       float *s, int64_t lds, float scale, int e4m3) {
+  int r = 0;
+  for (; r + 4 <= R; r += 4) {
+    int j = 0;
+    for (; j + 4 <= N; j += 4)
+      qk_4x4_db(D, q + r * ldq, ldq, kp + j, s + r * lds + j, lds, scale, e4m3);
+    for (; j < N; j++)
+      for (int rr = r; rr < r + 4; rr++)
+        s[rr * lds + j] = dot1_db(D, q + rr * ldq, kp[j], e4m3) * scale;
+  }
+  for (; r < R; r++)
+    for (int j = 0; j < N; j++) s[r * lds + j] = dot1_db(D, q + r * ldq, kp[j], e4m3) * scale;
 }
 
 static void qk_db(int R, int N, int D, const uint16_t *q, int64_t ldq, const char *const *kp,
                   float *s, int64_t lds, float scale) {
-  int r = 0;
-  for (; r + 4 <= R; r += 4) {
-    int j = 0;
-    for (; j + 4 <= N; j += 4) qk_4x4_db(D, q + r * ldq, ldq, kp + j, s + r * lds + j, lds, scale);
-    for (; j < N; j++)
-      for (int rr = r; rr < r + 4; rr++) s[rr * lds + j] = dot1_db(D, q + rr * ldq, kp[j]) * scale;
-  }
-  for (; r < R; r++)
-    for (int j = 0; j < N; j++) s[r * lds + j] = dot1_db(D, q + r * ldq, kp[j]) * scale;
+  qk_db_body(R, N, D, q, ldq, kp, s, lds, scale, 0);
 }
 
-const pa_cpu_bf16_kernels pa_cpu_bf16_avx512 = {qk_tb, pv_tb, qk_db};
+static void qk_db8(int R, int N, int D, const uint16_t *q, int64_t ldq, const char *const *kp,
+                   float *s, int64_t lds, float scale) {
+  qk_db_body(R, N, D, q, ldq, kp, s, lds, scale, 1);
+}
+
+const pa_cpu_bf16_kernels pa_cpu_bf16_avx512 = {qk_tb, pv_tb, qk_db, qk_db8};
