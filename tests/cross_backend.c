@@ -224,6 +224,7 @@ static const attn_case fp8_cases[] = {
   /* decodes that form CPU head groups (attention.c's grouped driver) */
   {.name = "fp8_grouped_long_e4m3", .batch = 1, .lq = {1}, .lk = {3001}, .hq = 32, .hkv = 8, .dqk = 128, .dtype = PA_BF16, .page_size = 16, .kv8 = PA_FP8_E4M3, .opts = AO_LSE | AO_SCALE_HEAD},
   {.name = "fp8_grouped_b4_e5m2",   .batch = 4, .lq = {1, 1, 1, 2}, .lk = {1025, 203, 517, 64}, .hq = 16, .hkv = 4, .dqk = 128, .dtype = PA_F16, .page_size = 64, .kv8 = PA_FP8_E5M2, .opts = AO_LSE},
+  {.name = "fp8_grouped_bf16_e5m2", .batch = 1, .lq = {1}, .lk = {2500}, .hq = 32, .hkv = 8, .dqk = 128, .dtype = PA_BF16, .page_size = 16, .kv8 = PA_FP8_E5M2, .opts = AO_LSE | AO_SCALE_HEAD},
 };
 
 static const mla_case fp8_mla_cases[] = {

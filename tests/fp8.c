@@ -198,12 +198,12 @@ Test(fp8, cpu_vector_encode) {
   }
 }
 
-/* The bf16 dot-product decode's e4m3 keys (kern->bf16->qk_db8: codes turned
+/* The bf16 dot-product decode's fp8 keys (kern->bf16->qk_db8: codes turned
  * into bf16 in registers, where the host has AVX512-BF16): with one-hot bf16
  * query rows each score is one key element, exact, so every finite code must
  * come out as its value bit for bit (-0 as a zero: the sum starts at +0),
- * in 4x4 tiles, leftover keys and a masked tail of dims; a NaN code makes
- * its key's scores NaN. */
+ * in 4x4 tiles, leftover keys and a masked tail of dims; an all-ones row
+ * turns an inf code into an inf score and a NaN code into a NaN. */
 Test(fp8, cpu_bf16_decode_all_codes) {
   enum { D = 256, N = 5 };
   static uint16_t q[D * D];
@@ -214,32 +214,42 @@ Test(fp8, cpu_bf16_decode_all_codes) {
     const pa_cpu_kernels *kt = pa_cpu_isa_kernels((pa_cpu_isa)isa);
     if (!kt || !kt->bf16 || !kt->bf16->qk_db8 || !pa_cpu_isa_host((pa_cpu_isa)isa)) continue;
     ran = 1;
-    memset(q, 0, sizeof q);
-    for (int r = 0; r < D; r++) q[r * D + r] = 0x3f80; /* bf16 1.0 */
-    const char *kp[N];
-    for (int c = 0; c < N; c++) {
-      for (int d = 0; d < D; d++) {
-        k[c][d] = (uint8_t)(d + 37 * c);
-        if (is_nan_code(PA_FP8_E4M3, k[c][d])) k[c][d] = 0x38; /* 1.0; NaN below */
+    for (int f = 0; f < 2; f++) {
+      const pa_dtype t = formats[f];
+      const char *kp[N];
+      memset(q, 0, sizeof q);
+      for (int r = 0; r < D; r++) q[r * D + r] = 0x3f80; /* bf16 1.0 */
+      for (int c = 0; c < N; c++) {
+        for (int d = 0; d < D; d++) {
+          k[c][d] = (uint8_t)(d + 37 * c);
+          if (!isfinite(pa_fp8_decode(t, k[c][d]))) k[c][d] = 0x30; /* finite; inf, NaN below */
+        }
+        kp[c] = (const char *)k[c];
       }
-      kp[c] = (const char *)k[c];
+      for (int dims = D; dims >= D - 45; dims -= 45) { /* 256: full 32-dim steps; 211: a tail */
+        for (int i = 0; i < D * N; i++) s[i] = -1.0f;
+        kt->bf16->qk_db8(t, dims, N, dims, q, D, kp, s, N, 1.0f);
+        for (int r = 0; r < dims; r++)
+          for (int c = 0; c < N; c++)
+            cr_assert(same_value(t, k[c][r], s[r * N + c]) ||
+                          (k[c][r] == 0x80 && s[r * N + c] == 0.0f),
+                      "%s: %s code 0x%02x scores %a (dims %d, row %d, key %d)", kt->name,
+                      pa_dtype_name(t), k[c][r], (double)s[r * N + c], dims, r, c);
+      }
+      /* one row of ones against keys of zeros but one code each */
+      for (int d = 0; d < D; d++) q[d] = 0x3f80;
+      const uint8_t odd[N] = {0x7f, 0xff, 0x7c, 0xfc, 0x38};
+      for (int c = 0; c < N; c++) {
+        memset(k[c], 0, D);
+        k[c][3 + 40 * c] = odd[c];
+      }
+      kt->bf16->qk_db8(t, 1, N, D, q, D, kp, s, N, 1.0f);
+      for (int c = 0; c < N; c++) {
+        const float want = pa_fp8_decode(t, odd[c]);
+        cr_assert(isnan(want) ? isnan(s[c]) : s[c] == want, "%s: %s code 0x%02x alone scores %a",
+                  kt->name, pa_dtype_name(t), odd[c], (double)s[c]);
+      }
     }
-    for (int dims = D; dims >= D - 45; dims -= 45) { /* 256: full 32-dim steps; 211: a tail */
-      for (int i = 0; i < D * N; i++) s[i] = -1.0f;
-      kt->bf16->qk_db8(dims, N, dims, q, D, kp, s, N, 1.0f);
-      for (int r = 0; r < dims; r++)
-        for (int c = 0; c < N; c++)
-          cr_assert(same_value(PA_FP8_E4M3, k[c][r], s[r * N + c]) ||
-                        (k[c][r] == 0x80 && s[r * N + c] == 0.0f),
-                    "%s: e4m3 code 0x%02x scores %a (dims %d, row %d, key %d)", kt->name, k[c][r],
-                    (double)s[r * N + c], dims, r, c);
-    }
-    k[1][200] = 0x7f;
-    k[4][3] = 0xff;
-    kt->bf16->qk_db8(D, N, D, q, D, kp, s, N, 1.0f);
-    for (int r = 0; r < D; r++)
-      cr_assert(isnan(s[r * N + 1]) && isnan(s[r * N + 4]) && !isnan(s[r * N]),
-                "%s: a NaN code must make its key's scores NaN (row %d)", kt->name, r);
   }
   if (!ran) cr_skip_test("no CPU ISA with bf16 dot products on this host");
 }

@@ -557,12 +557,12 @@ static void run_group(void *arg, int64_t gi, int tid) {
   const size_t per = carve(NULL, PA_CPU_GROUP_ROWS, dqk, dv, 0, NULL);
   char *base = pa_cpu_scratch(jb->st, tid);
   const int lo_k = e4m3_lo(kern, io->k[0]), lo_v = e4m3_lo(kern, io->v);
-  /* bf16 Q and K (or e4m3 K, converted to bf16 exactly) with vdpbf16ps:
-   * half the f32 FMAs of QK, exact products. 2: e4m3 K. */
+  /* bf16 Q and K (or fp8 K, converted to bf16 exactly) with vdpbf16ps:
+   * half the f32 FMAs of QK, exact products. 2: fp8 K. */
   const pa_cpu_bf16_kernels *bk = io->q[0]->dtype == PA_BF16 ? kern->bf16 : NULL;
   int db = 0;
   if (bk && bk->qk_db && io->k[0]->dtype == PA_BF16) db = 1;
-  if (bk && bk->qk_db8 && io->k[0]->dtype == PA_FP8_E4M3) db = 2;
+  if (bk && bk->qk_db8 && pa_dtype_is_fp8(io->k[0]->dtype)) db = 2;
   const int64_t turn = (int64_t)GROUP_CHUNK * (kbytes > vbytes ? kbytes : vbytes);
   int pf_turns = (int)((PF_AHEAD + turn - 1) / turn);
   for (int h = 0; h < nh; h++) {
@@ -602,9 +602,12 @@ static void run_group(void *arg, int64_t gi, int tid) {
       const int nc = n - c < GROUP_CHUNK ? n - c : GROUP_CHUNK;
       for (int h = 0; h < nh; h++) {
         pf_next(sc, h, nh, cur, 0, c, pf_turns, n, n1, kbytes, vbytes);
-        if (db)
-          (db == 2 ? bk->qk_db8 : bk->qk_db)(R, nc, dqk, sc[h].qb, dqk, sc[h].kp[cur][0] + c,
-                                             sc[h].s + c, BK, sc[h].qk_scale);
+        if (db == 2)
+          bk->qk_db8(io->k[0]->dtype, R, nc, dqk, sc[h].qb, dqk, sc[h].kp[cur][0] + c,
+                     sc[h].s + c, BK, sc[h].qk_scale);
+        else if (db)
+          bk->qk_db(R, nc, dqk, sc[h].qb, dqk, sc[h].kp[cur][0] + c, sc[h].s + c, BK,
+                    sc[h].qk_scale);
         else
           qk_chunk(kern, lo_k, R, nc, dqk, sc[h].q, dqk, sc[h].kp[cur][0] + c, io->k[0]->dtype,
                    sc[h].s + c, BK);

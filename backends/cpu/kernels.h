@@ -31,10 +31,10 @@ typedef struct pa_cpu_bf16_kernels {
    * bf16 at kp[j]. */
   void (*qk_db)(int R, int N, int D, const uint16_t *q, int64_t ldq, const char *const *kp,
                 float *s, int64_t lds, float scale);
-  /* qk_db with e4m3 key codes (raw, no scale), each converted to bf16 on
-   * load: exact, NaN codes give NaN. */
-  void (*qk_db8)(int R, int N, int D, const uint16_t *q, int64_t ldq, const char *const *kp,
-                 float *s, int64_t lds, float scale);
+  /* qk_db with fp8 key codes (kt e4m3 or e5m2, raw, no scale), each
+   * converted to bf16 on load: exact, inf and NaN codes kept. */
+  void (*qk_db8)(pa_dtype kt, int R, int N, int D, const uint16_t *q, int64_t ldq,
+                 const char *const *kp, float *s, int64_t lds, float scale);
 } pa_cpu_bf16_kernels;
 
 typedef struct pa_cpu_kernels {

@@ -225,22 +225,40 @@ INLINE __m512i e4m3_bf16(__m256i b) {
                                _mm512_set1_epi16(0x7fc0));
 }
 
-/* K's 32 dims from d on, bf16 as stored or e4m3 converted (zero past D). */
-INLINE __m512i ldk(const char *p, int d, int D, int e4m3) {
-  if (!e4m3) return ld32((const uint16_t *)(const void *)p, d, D);
-  return e4m3_bf16(D - d >= 32
-                       ? _mm256_loadu_si256((const __m256i *)(const void *)(p + d))
-                       : _mm256_maskz_loadu_epi8((__mmask32)((1ull << (D - d)) - 1), p + d));
+/* 32 e5m2 codes as bf16, exactly, as e4m3_bf16: normal codes move under
+ * bf16's exponent plus 112 (127 - 15), E = 31 (inf, NaN) plus 112 more (to
+ * bf16's 255, the mantissa kept: inf stays inf, NaN stays NaN), E = 0 codes
+ * (zero, M x 2^-16) from a 4-entry table. */
+INLINE __m512i e5m2_bf16(__m256i b) {
+  const __m512i w = _mm512_cvtepi8_epi16(b);
+  const __m512i t = _mm512_and_si512(_mm512_slli_epi16(w, 5), _mm512_set1_epi16(0x0fe0));
+  __m512i r = _mm512_add_epi16(t, _mm512_set1_epi16(0x3800));
+  r = _mm512_mask_add_epi16(r, _mm512_cmpge_epu16_mask(t, _mm512_set1_epi16(0x0f80)), r,
+                            _mm512_set1_epi16(0x3800));
+  const __m512i sub = _mm512_set_epi16(0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+                                       0, 0, 0, 0, 0, 0, 0, 0, 0x3840, 0x3800, 0x3780, 0);
+  r = _mm512_mask_permutexvar_epi16(r, _mm512_testn_epi16_mask(w, _mm512_set1_epi16(0x007c)), w,
+                                    sub);
+  return _mm512_ternarylogic_epi32(r, w, _mm512_set1_epi16((short)0x8000), 0xf8);
+}
+
+/* K's 32 dims from d on, bf16 as stored or fp8 converted (zero past D). */
+INLINE __m512i ldk(const char *p, int d, int D, pa_dtype kt) {
+  if (kt == PA_BF16) return ld32((const uint16_t *)(const void *)p, d, D);
+  const __m256i b = D - d >= 32
+                        ? _mm256_loadu_si256((const __m256i *)(const void *)(p + d))
+                        : _mm256_maskz_loadu_epi8((__mmask32)((1ull << (D - d)) - 1), p + d);
+  return kt == PA_FP8_E4M3 ? e4m3_bf16(b) : e5m2_bf16(b);
 }
 
 INLINE void qk_4x4_db(int D, const uint16_t *q, int64_t ldq, const char *const *kp, float *s,
-                      int64_t lds, float scale, int e4m3) {
+                      int64_t lds, float scale, pa_dtype kt) {
   __m512 a[4][4]; /* [key][row] */
   for (int c = 0; c < 4; c++)
     for (int r = 0; r < 4; r++) a[c][r] = _mm512_setzero_ps();
   for (int d = 0; d < D; d += 32) {
-    const __m512i x0 = ldk(kp[0], d, D, e4m3), x1 = ldk(kp[1], d, D, e4m3),
-                  x2 = ldk(kp[2], d, D, e4m3), x3 = ldk(kp[3], d, D, e4m3);
+    const __m512i x0 = ldk(kp[0], d, D, kt), x1 = ldk(kp[1], d, D, kt), x2 = ldk(kp[2], d, D, kt),
+                  x3 = ldk(kp[3], d, D, kt);
     _Pragma("GCC unroll 4") for (int r = 0; r < 4; r++) {
       const __m512bh y = as_bh(ld32(q + r * ldq, d, D));
       a[0][r] = _mm512_dpbf16_ps(a[0][r], y, as_bh(x0));
@@ -262,36 +280,39 @@ INLINE void qk_4x4_db(int D, const uint16_t *q, int64_t ldq, const char *const *
   _mm_storeu_ps(s + 3 * lds, _mm512_extractf32x4_ps(f, 3));
 }
 
-INLINE float dot1_db(int D, const uint16_t *q, const char *kp, int e4m3) {
+INLINE float dot1_db(int D, const uint16_t *q, const char *kp, pa_dtype kt) {
   __m512 a = _mm512_setzero_ps();
   for (int d = 0; d < D; d += 32)
-    a = _mm512_dpbf16_ps(a, as_bh(ld32(q, d, D)), as_bh(ldk(kp, d, D, e4m3)));
+    a = _mm512_dpbf16_ps(a, as_bh(ld32(q, d, D)), as_bh(ldk(kp, d, D, kt)));
   return red1(a);
 }
 
 INLINE void qk_db_body(int R, int N, int D, const uint16_t *q, int64_t ldq, const char *const *kp,
-                       float *s, int64_t lds, float scale, int e4m3) {
+                       float *s, int64_t lds, float scale, pa_dtype kt) {
   int r = 0;
   for (; r + 4 <= R; r += 4) {
     int j = 0;
     for (; j + 4 <= N; j += 4)
-      qk_4x4_db(D, q + r * ldq, ldq, kp + j, s + r * lds + j, lds, scale, e4m3);
+      qk_4x4_db(D, q + r * ldq, ldq, kp + j, s + r * lds + j, lds, scale, kt);
     for (; j < N; j++)
       for (int rr = r; rr < r + 4; rr++)
-        s[rr * lds + j] = dot1_db(D, q + rr * ldq, kp[j], e4m3) * scale;
+        s[rr * lds + j] = dot1_db(D, q + rr * ldq, kp[j], kt) * scale;
   }
   for (; r < R; r++)
-    for (int j = 0; j < N; j++) s[r * lds + j] = dot1_db(D, q + r * ldq, kp[j], e4m3) * scale;
+    for (int j = 0; j < N; j++) s[r * lds + j] = dot1_db(D, q + r * ldq, kp[j], kt) * scale;
 }
 
 static void qk_db(int R, int N, int D, const uint16_t *q, int64_t ldq, const char *const *kp,
                   float *s, int64_t lds, float scale) {
-  qk_db_body(R, N, D, q, ldq, kp, s, lds, scale, 0);
+  qk_db_body(R, N, D, q, ldq, kp, s, lds, scale, PA_BF16);
 }
 
-static void qk_db8(int R, int N, int D, const uint16_t *q, int64_t ldq, const char *const *kp,
-                   float *s, int64_t lds, float scale) {
-  qk_db_body(R, N, D, q, ldq, kp, s, lds, scale, 1);
+static void qk_db8(pa_dtype kt, int R, int N, int D, const uint16_t *q, int64_t ldq,
+                   const char *const *kp, float *s, int64_t lds, float scale) {
+  if (kt == PA_FP8_E4M3)
+    qk_db_body(R, N, D, q, ldq, kp, s, lds, scale, PA_FP8_E4M3);
+  else
+    qk_db_body(R, N, D, q, ldq, kp, s, lds, scale, PA_FP8_E5M2);
 }
 
 const pa_cpu_bf16_kernels pa_cpu_bf16_avx512 = {qk_tb, pv_tb, qk_db, qk_db8};
