@@ -39,6 +39,7 @@ typedef struct pa_config {
   int opencl_decode;              /* PA_CFG_DECODE_* */
   int opencl_mla;                 /* PA_CFG_CLMLA_* */
   /* developer knobs (dev.*): tuning and testing, no compatibility promise */
+  int dev_cpu_prefetch;     /* grouped CPU decode: K/V bytes prefetched ahead */
   int dev_cuda_slots;      /* work items per SM per wave */
   int dev_cuda_decode_slots; /* the same for the decode kernels */
   int dev_cuda_window_fast;  /* wgmma prefill: windows on the compact loop */

@@ -93,6 +93,7 @@ typedef struct att_job {
   float *ws_o, *ws_lse;
   const float *k_scale, *v_scale; /* fp8: dequantisation scales, [1] or [Hkv] */
   int64_t k_scale_s, v_scale_s;   /* 0 for one scale per tensor */
+  int prefetch;                   /* dev.cpu.prefetch: bytes ahead in run_group */
 } att_job;
 
 /* fp8 K/V: K's scale multiplies Q (s = q . (c k) = (c q) . k), V's the
@@ -519,11 +520,10 @@ static inline __attribute__((always_inline)) void pf_stream(const att_scratch *s
 /* The prefetches issued before head h reads keys [c, c + nc) of a phase:
  * what the head turn pf_turns turns later will read (a turn: one head's
  * GROUP_CHUNK keys; the turns go head by head, then to the next chunk).
- * The distance is a byte count, PF_AHEAD of K/V rows in flight, so the
- * cheap-to-compute dtypes (fp8, bf16) keep enough misses outstanding: one
- * turn (2 KB of bf16 d128) left the memory latency exposed (bench/RESULTS.md,
- * issue 16). */
-#define PF_AHEAD 8192
+ * The distance is a byte count, dev.cpu.prefetch (8 KB) of K/V rows in
+ * flight, so the cheap-to-compute dtypes (fp8, bf16) keep enough misses
+ * outstanding: one turn (2 KB of bf16 d128) left the memory latency exposed
+ * (bench/RESULTS.md, issue 16). */
 
 static inline __attribute__((always_inline)) void pf_next(const att_scratch *sc, int h, int nh,
                                                           int cur, int phase, int c, int pf_turns,
@@ -564,7 +564,7 @@ static void run_group(void *arg, int64_t gi, int tid) {
   if (bk && bk->qk_db && io->k[0]->dtype == PA_BF16) db = 1;
   if (bk && bk->qk_db8 && pa_dtype_is_fp8(io->k[0]->dtype)) db = 2;
   const int64_t turn = (int64_t)GROUP_CHUNK * (kbytes > vbytes ? kbytes : vbytes);
-  int pf_turns = (int)((PF_AHEAD + turn - 1) / turn);
+  int pf_turns = (int)((jb->prefetch + turn - 1) / turn);
   for (int h = 0; h < nh; h++) {
     carve(base + (size_t)h * per, PA_CPU_GROUP_ROWS, dqk, dv, 0, &sc[h]);
     item_begin(jb, &pl->work[items[h]], &sc[h], 0, lo_k ? E4M3_LO_SCALE : 1.0f);
@@ -717,6 +717,7 @@ pa_status pa_cpu_run_attention(pa_context *ctx, const pa_plan *plan, const pa_cp
   jb.kern = st->kern;
   jb.st = st;
   jb.io = io;
+  jb.prefetch = ctx->cfg.dev_cpu_prefetch;
   for (int sg = 0; sg < io->nseg; sg++) jb.dq[sg] = (int)io->q[sg]->shape[io->q[sg]->ndim - 1];
   if (io->nseg == 1) jb.dq[0] = plan->desc.head_dim_qk;
   if (io->block_table && io->block_table->buf) {
