@@ -524,7 +524,6 @@ static inline __attribute__((always_inline)) void pf_stream(const att_scratch *s
  * flight, so the cheap-to-compute dtypes (fp8, bf16) keep enough misses
  * outstanding: one turn (2 KB of bf16 d128) left the memory latency exposed
  * (bench/RESULTS.md, issue 16). */
-
 static inline __attribute__((always_inline)) void pf_next(const att_scratch *sc, int h, int nh,
                                                           int cur, int phase, int c, int pf_turns,
                                                           int n, int n1, int64_t kbytes,

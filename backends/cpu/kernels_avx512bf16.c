@@ -203,43 +203,36 @@ INLINE __m512i ld32(const uint16_t *p, int d, int D) {
                      : _mm512_maskz_loadu_epi16((__mmask32)((1ull << (D - d)) - 1), p + d);
 }
 
-/* 32 e4m3 codes as bf16, exactly: bf16 holds every e4m3 value as a normal
- * number (the smallest, 2^-9, too), so vdpbf16ps, which reads denormals as
- * zero, loses nothing. Normal codes (exponent field E >= 1) are the code's
- * seven magnitude bits moved under bf16's exponent, plus 120 (bias 127 - 7);
- * E = 0 codes (zero and M x 2^-9) come from an 8-entry table indexed by the
- * mantissa; NaN codes (magnitude 0x7f) give a NaN. 7 operations for 32
- * values, where the f32 path spends 8 (two of PA_CPU_E4M3_LO's 4) before
- * its FMAs. */
-INLINE __m512i e4m3_bf16(__m256i b) {
+/* 32 fp8 codes as bf16, exactly: bf16 holds every e4m3 and e5m2 value as
+ * a normal number (the smallest, 2^-9 and 2^-16, too), so vdpbf16ps, which
+ * reads denormals as zero, loses nothing. Normal codes (exponent field
+ * E >= 1) are the code's magnitude bits moved under bf16's exponent plus
+ * the difference of the biases (127 - 7 for e4m3, 127 - 15 for e5m2); E = 0
+ * codes (zero, M x 2^-9 or M x 2^-16) come from a table indexed by the
+ * mantissa; e4m3's NaN codes (magnitude 0x7f) give a NaN, e5m2's E = 31
+ * (inf, NaN) get 112 more (bf16's 255, the mantissa kept). 7 (e4m3) or 9
+ * (e5m2) operations for 32 values, where the f32 path spends 8 (two of
+ * PA_CPU_E4M3_LO's 4) before its FMAs. */
+INLINE __m512i fp8_bf16(__m256i b, int e4m3) {
   const __m512i w = _mm512_cvtepi8_epi16(b); /* sign in bit 15, magnitude in bits 6..0 */
-  const __m512i t = _mm512_and_si512(_mm512_slli_epi16(w, 4), _mm512_set1_epi16(0x07f0));
-  __m512i r = _mm512_add_epi16(t, _mm512_set1_epi16(0x3c00));
+  const __m512i t = e4m3 ? _mm512_and_si512(_mm512_slli_epi16(w, 4), _mm512_set1_epi16(0x07f0))
+                         : _mm512_and_si512(_mm512_slli_epi16(w, 5), _mm512_set1_epi16(0x0fe0));
+  __m512i r = _mm512_add_epi16(t, _mm512_set1_epi16(e4m3 ? 0x3c00 : 0x3800));
+  if (!e4m3)
+    r = _mm512_mask_add_epi16(r, _mm512_cmpge_epu16_mask(t, _mm512_set1_epi16(0x0f80)), r,
+                              _mm512_set1_epi16(0x3800));
   const __m512i sub =
-      _mm512_set_epi16(0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
-                       0x3c60, 0x3c40, 0x3c20, 0x3c00, 0x3bc0, 0x3b80, 0x3b00, 0);
-  r = _mm512_mask_permutexvar_epi16(r, _mm512_testn_epi16_mask(w, _mm512_set1_epi16(0x0078)), w,
-                                    sub);
+      e4m3 ? _mm512_set_epi16(0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+                              0, 0x3c60, 0x3c40, 0x3c20, 0x3c00, 0x3bc0, 0x3b80, 0x3b00, 0)
+           : _mm512_set_epi16(0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+                              0, 0, 0, 0, 0, 0x3840, 0x3800, 0x3780, 0);
+  const __mmask32 e0 = _mm512_testn_epi16_mask(w, _mm512_set1_epi16(e4m3 ? 0x0078 : 0x007c));
+  r = _mm512_mask_permutexvar_epi16(r, e0, w, sub);
   r = _mm512_ternarylogic_epi32(r, w, _mm512_set1_epi16((short)0x8000), 0xf8); /* r | (w & C) */
-  return _mm512_mask_mov_epi16(r, _mm512_cmpeq_epi16_mask(t, _mm512_set1_epi16(0x07f0)),
-                               _mm512_set1_epi16(0x7fc0));
-}
-
-/* 32 e5m2 codes as bf16, exactly, as e4m3_bf16: normal codes move under
- * bf16's exponent plus 112 (127 - 15), E = 31 (inf, NaN) plus 112 more (to
- * bf16's 255, the mantissa kept: inf stays inf, NaN stays NaN), E = 0 codes
- * (zero, M x 2^-16) from a 4-entry table. */
-INLINE __m512i e5m2_bf16(__m256i b) {
-  const __m512i w = _mm512_cvtepi8_epi16(b);
-  const __m512i t = _mm512_and_si512(_mm512_slli_epi16(w, 5), _mm512_set1_epi16(0x0fe0));
-  __m512i r = _mm512_add_epi16(t, _mm512_set1_epi16(0x3800));
-  r = _mm512_mask_add_epi16(r, _mm512_cmpge_epu16_mask(t, _mm512_set1_epi16(0x0f80)), r,
-                            _mm512_set1_epi16(0x3800));
-  const __m512i sub = _mm512_set_epi16(0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
-                                       0, 0, 0, 0, 0, 0, 0, 0, 0x3840, 0x3800, 0x3780, 0);
-  r = _mm512_mask_permutexvar_epi16(r, _mm512_testn_epi16_mask(w, _mm512_set1_epi16(0x007c)), w,
-                                    sub);
-  return _mm512_ternarylogic_epi32(r, w, _mm512_set1_epi16((short)0x8000), 0xf8);
+  if (e4m3)
+    r = _mm512_mask_mov_epi16(r, _mm512_cmpeq_epi16_mask(t, _mm512_set1_epi16(0x07f0)),
+                              _mm512_set1_epi16(0x7fc0));
+  return r;
 }
 
 /* K's 32 dims from d on, bf16 as stored or fp8 converted (zero past D). */
@@ -248,7 +241,7 @@ INLINE __m512i ldk(const char *p, int d, int D, pa_dtype kt) {
   const __m256i b = D - d >= 32
                         ? _mm256_loadu_si256((const __m256i *)(const void *)(p + d))
                         : _mm256_maskz_loadu_epi8((__mmask32)((1ull << (D - d)) - 1), p + d);
-  return kt == PA_FP8_E4M3 ? e4m3_bf16(b) : e5m2_bf16(b);
+  return fp8_bf16(b, kt == PA_FP8_E4M3);
 }
 
 INLINE void qk_4x4_db(int D, const uint16_t *q, int64_t ldq, const char *const *kp, float *s,
