@@ -19,6 +19,9 @@ static const attn_case long_decode = {.name = "threads_long_decode", .batch = 1,
  * are too small to reach. */
 static const attn_case long_decode_e4m3 = {.name = "threads_long_decode_e4m3", .batch = 1, .lq = {1}, .lk = {5003},
   .hq = 32, .hkv = 8, .dqk = 128, .dtype = PA_BF16, .page_size = 16, .kv8 = PA_FP8_E4M3, .opts = AO_LSE | AO_SCALE_HEAD};
+/* MHA: one row per KV head, the 1 x 8 QK and 1 x 64 PV tiles (odd key tail) */
+static const attn_case mha_decode = {.name = "threads_mha_decode", .batch = 1, .lq = {1}, .lk = {5003},
+  .hq = 8, .hkv = 8, .dqk = 128, .dtype = PA_F16, .page_size = 16, .opts = AO_LSE};
 static const attn_case batch_decode = {.name = "threads_batch_decode", .batch = 3, .lq = {1, 1, 2}, .lk = {1025, 2050, 700},
   .hq = 8, .hkv = 2, .dqk = 64, .dtype = PA_F16, .page_size = 64, .causal = 1, .opts = AO_LSE | AO_SINKS};
 static const attn_case prefill = {.name = "threads_prefill", .batch = 2, .lq = {203, 113}, .lk = {1025, 113},
@@ -113,6 +116,7 @@ static void mla_threads(const char *target, const mla_case *c) {
 
 #define THREAD_TESTS(target)                                                                       \
   Test(target, long_decode) { attn_threads(#target, &long_decode); }                               \
+  Test(target, mha_decode) { attn_threads(#target, &mha_decode); }                                 \
   Test(target, batch_decode) { attn_threads(#target, &batch_decode); }                             \
   Test(target, prefill) { attn_threads(#target, &prefill); }                                       \
   Test(target, prefill_bf16_odd) { attn_threads(#target, &prefill_bf16_odd); }                     \

@@ -1,8 +1,9 @@
 /* AVX2 + FMA + F16C kernels. Built with its own flags and only called after
  * isa.c saw the CPU and OS support them. 16 ymm registers set the tiles:
- * QK 2 rows x 4 keys (8 accumulators + 4 K vectors), transposed QK for
- * prefill tiles 24 rows x 4 keys (12 accumulators), PV 4 rows x 16 dims
- * (8 accumulators, 2 V vectors). Partial vectors at the end of d go
+ * QK 2 rows x 4 keys (8 accumulators + 4 K vectors), 4 x 2 for GQA
+ * groups, 1 x 8 for a row of its own, transposed QK for prefill tiles
+ * 24 rows x 4 keys (12 accumulators), PV 4 rows x 16 dims (8 accumulators,
+ * 2 V vectors) or 1 row x 64 dims. Partial vectors at the end of d go
  * through small stack buffers (AVX2 has no 16-bit masked loads). */
 #include <immintrin.h>
 #include <math.h>
@@ -146,6 +147,41 @@ INLINE float dot1(int D, const float *q, const char *k, pa_dtype t) {
   return red1(a);
 }
 
+/* One row x 8 keys (a row of its own: MHA decode, the odd row of a tile):
+ * 8 independent chains where dot1 has one, so the FMA latency is hidden.
+ * Inputs in the order k0 k4 k1 k5 k2 k6 k3 k7 put key j in lane j of the
+ * tree of qk_2x4, whose every sum is red1()'s: scores equal dot1's bit for bit. */
+INLINE void qk_1x8(int D, const float *q, const char *const *kp, pa_dtype t, float *s,
+                   int accumulate) {
+  __m256 a0 = _mm256_setzero_ps(), a1 = a0, a2 = a0, a3 = a0, a4 = a0, a5 = a0, a6 = a0, a7 = a0;
+#define QK18(LK, LQ)                                                                               \
+  do {                                                                                             \
+    const __m256 y = LQ;                                                                           \
+    a0 = _mm256_fmadd_ps(y, LK(0), a0);                                                            \
+    a1 = _mm256_fmadd_ps(y, LK(1), a1);                                                            \
+    a2 = _mm256_fmadd_ps(y, LK(2), a2);                                                            \
+    a3 = _mm256_fmadd_ps(y, LK(3), a3);                                                            \
+    a4 = _mm256_fmadd_ps(y, LK(4), a4);                                                            \
+    a5 = _mm256_fmadd_ps(y, LK(5), a5);                                                            \
+    a6 = _mm256_fmadd_ps(y, LK(6), a6);                                                            \
+    a7 = _mm256_fmadd_ps(y, LK(7), a7);                                                            \
+  } while (0)
+  int d = 0;
+#define LK(j) ldv(kp[j], d, t)
+  for (; d + 8 <= D; d += 8) QK18(LK, _mm256_loadu_ps(q + d));
+#undef LK
+  if (d < D) {
+    const int n = D - d;
+#define LK(j) ldv_tail(kp[j], d, t, n)
+    QK18(LK, ldv_tail((const char *)q, d, PA_F32, n));
+#undef LK
+  }
+#undef QK18
+  __m256 f = red_c(red_b(red_a(a0, a4), red_a(a1, a5)), red_b(red_a(a2, a6), red_a(a3, a7)));
+  if (accumulate) f = _mm256_add_ps(f, _mm256_loadu_ps(s));
+  _mm256_storeu_ps(s, f);
+}
+
 /* 4 rows x 2 keys: each K vector converted once for 4 rows (decode with a
  * GQA group of 4 or 8 rows). b<r><c>: row r, key c; the tree of qk_2x4,
  * inputs reordered, leaves S[r][c] in lane 2r + c, each sum in red1()'s
@@ -222,11 +258,14 @@ INLINE void qk_body(int R, int N, int D, const float *q, int64_t ldq, const char
         s[rr * lds + j] = accumulate ? s[rr * lds + j] + v : v;
       }
   }
-  for (; r < R; r++)
-    for (int j = 0; j < N; j++) {
+  for (; r < R; r++) {
+    int j = 0;
+    for (; j + 8 <= N; j += 8) qk_1x8(D, q + r * ldq, kp + j, t, s + r * lds + j, accumulate);
+    for (; j < N; j++) {
       float v = dot1(D, q + r * ldq, kp[j], t);
       s[r * lds + j] = accumulate ? s[r * lds + j] + v : v;
     }
+  }
 }
 
 static void qk(int R, int N, int D, const float *q, int64_t ldq, const char *const *kp, pa_dtype kt,
@@ -259,6 +298,21 @@ INLINE void pv_rows_x8(int R, int N, int d, int n, const float *p, int64_t ldp, 
     for (int r = 0; r < R; r++) c[r] = _mm256_fmadd_ps(_mm256_set1_ps(p[r * ldp + j * pjs]), x, c[r]);
   }
   for (int r = 0; r < R; r++) _mm256_maskstore_ps(o + r * ldo + d, m, c[r]);
+}
+
+/* One row x 64 dims (8 accumulators): a row of its own would otherwise wait
+ * on one accumulator's FMA latency per key. Same order per element. */
+INLINE void pv_1x64(int N, int d, const float *p, int64_t pjs, const char *const *vp, pa_dtype t,
+                    float alpha, float *o) {
+  __m256 c[8];
+  const __m256 al = _mm256_set1_ps(alpha);
+  for (int v = 0; v < 8; v++) c[v] = _mm256_mul_ps(_mm256_loadu_ps(o + d + 8 * v), al);
+  for (int j = 0; j < N; j++) {
+    const __m256 b = _mm256_set1_ps(p[j * pjs]);
+    _Pragma("GCC unroll 8") for (int v = 0; v < 8; v++) c[v] =
+        _mm256_fmadd_ps(b, ldv(vp[j], d + 8 * v, t), c[v]);
+  }
+  for (int v = 0; v < 8; v++) _mm256_storeu_ps(o + d + 8 * v, c[v]);
 }
 
 #define PV_ROW(r)                                                                                  \
@@ -305,10 +359,14 @@ INLINE void pv_body(int R, int N, int D, const float *p, int64_t ldp, int64_t pj
     for (; d < D; d += 8)
       pv_rows_x8(4, N, d, D - d < 8 ? D - d : 8, p0, ldp, pjs, vp, t, alpha ? alpha + r : NULL, or0, ldo);
   }
-  for (; r < R; r++)
-    for (int d = 0; d < D; d += 8)
+  for (; r < R; r++) {
+    int d = 0;
+    for (; d + 64 <= D; d += 64)
+      pv_1x64(N, d, p + r * ldp, pjs, vp, t, alpha ? alpha[r] : 1.0f, o + r * ldo);
+    for (; d < D; d += 8)
       pv_rows_x8(1, N, d, D - d < 8 ? D - d : 8, p + r * ldp, ldp, pjs, vp, t, alpha ? alpha + r : NULL,
                  o + r * ldo, ldo);
+  }
 }
 
 static void pv(int R, int N, int D, const float *p, int64_t prs, int64_t pjs, const char *const *vp,
