@@ -340,9 +340,55 @@ INLINE void pv_1x64(int N, int d, const float *p, int64_t pjs, const char *const
   _mm256_storeu_ps(or##r + d, o##r##0);                                                            \
   _mm256_storeu_ps(or##r + d + 8, o##r##1)
 
+/* 6 rows x 16 dims (12 accumulators) for tiles of many rows: the 8 chains
+ * of 4 x 16 only just cover the FMA latency (4 cycles x 2 pipes), so each
+ * late V load stalled them (prefill, a quarter of its PV time in one FMA). */
+INLINE void pv_6x16(int N, int D, const float *p, int64_t ldp, int64_t pjs, const char *const *vp,
+                    pa_dtype t, const float *alpha, float *o, int64_t ldo) {
+  const float *p0 = p, *p1 = p0 + ldp, *p2 = p1 + ldp, *p3 = p2 + ldp, *p4 = p3 + ldp,
+              *p5 = p4 + ldp;
+  float *or0 = o, *or1 = or0 + ldo, *or2 = or1 + ldo, *or3 = or2 + ldo, *or4 = or3 + ldo,
+        *or5 = or4 + ldo;
+#define AL(r) _mm256_set1_ps(alpha ? alpha[r] : 1.0f)
+  int d = 0;
+  for (; d + 16 <= D; d += 16) {
+    const __m256 al0 = AL(0), al1 = AL(1), al2 = AL(2), al3 = AL(3), al4 = AL(4), al5 = AL(5);
+    PV_LOAD(0);
+    PV_LOAD(1);
+    PV_LOAD(2);
+    PV_LOAD(3);
+    PV_LOAD(4);
+    PV_LOAD(5);
+    for (int j = 0; j < N; j++) {
+      __m256 x0 = ldv(vp[j], d, t), x1 = ldv(vp[j], d + 8, t);
+      PV_ROW(0);
+      PV_ROW(1);
+      PV_ROW(2);
+      PV_ROW(3);
+      PV_ROW(4);
+      PV_ROW(5);
+    }
+    PV_STORE(0);
+    PV_STORE(1);
+    PV_STORE(2);
+    PV_STORE(3);
+    PV_STORE(4);
+    PV_STORE(5);
+  }
+#undef AL
+  for (; d < D; d += 8) {
+    const int n = D - d < 8 ? D - d : 8;
+    pv_rows_x8(4, N, d, n, p, ldp, pjs, vp, t, alpha, o, ldo);
+    pv_rows_x8(2, N, d, n, p4, ldp, pjs, vp, t, alpha ? alpha + 4 : NULL, or4, ldo);
+  }
+}
+
 INLINE void pv_body(int R, int N, int D, const float *p, int64_t ldp, int64_t pjs,
                     const char *const *vp, pa_dtype t, const float *alpha, float *o, int64_t ldo) {
   int r = 0;
+  if (R >= 12)
+    for (; r + 6 <= R; r += 6)
+      pv_6x16(N, D, p + r * ldp, ldp, pjs, vp, t, alpha ? alpha + r : NULL, o + r * ldo, ldo);
   for (; r + 4 <= R; r += 4) {
     const float *p0 = p + r * ldp, *p1 = p0 + ldp, *p2 = p1 + ldp, *p3 = p2 + ldp;
     float *or0 = o + r * ldo, *or1 = or0 + ldo, *or2 = or1 + ldo, *or3 = or2 + ldo;
