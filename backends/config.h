@@ -20,6 +20,7 @@ enum {
   PA_CFG_ISA_AVX512BF16
 };
 enum { PA_CFG_PREFILL_AUTO = 0, PA_CFG_PREFILL_MMA, PA_CFG_PREFILL_WS };
+enum { PA_CFG_PF_ADDRESS = 0, PA_CFG_PF_TURN };
 enum { PA_CFG_MLA_AUTO = 0, PA_CFG_MLA_MMA, PA_CFG_MLA_SEESAW, PA_CFG_MLA_FAST };
 enum { PA_CFG_DECODE_AUTO = 0, PA_CFG_DECODE_PORTABLE, PA_CFG_DECODE_EMU, PA_CFG_DECODE_OFF };
 enum { PA_CFG_CLMLA_AUTO = 0, PA_CFG_CLMLA_PORTABLE, PA_CFG_CLMLA_EMU };
@@ -40,6 +41,7 @@ typedef struct pa_config {
   int opencl_mla;                 /* PA_CFG_CLMLA_* */
   /* developer knobs (dev.*): tuning and testing, no compatibility promise */
   int dev_cpu_prefetch;     /* grouped CPU decode: K/V bytes prefetched ahead */
+  int dev_cpu_prefetch_order; /* PA_CFG_PF_*: the order of those prefetches */
   int dev_cuda_slots;      /* work items per SM per wave */
   int dev_cuda_decode_slots; /* the same for the decode kernels */
   int dev_cuda_window_fast;  /* wgmma prefill: windows on the compact loop */

@@ -22,7 +22,12 @@ static const pa_config_key keys[] = {
   {"cpu.isa", PA_CFG_ENUM, "auto|scalar|avx2|avx512|neon|avx512bf16", 0, 0, "auto", F(cpu_isa), 0,
    "CPU kernels for this ISA instead of the best the host runs"},
   {"dev.cpu.prefetch", PA_CFG_INT, NULL, 0, 1 << 20, "8192", F(dev_cpu_prefetch), 0,
-   "grouped CPU decode: bytes of K/V rows prefetched ahead of the head turn being read"},
+   "grouped CPU decode: bytes of K/V rows prefetched ahead of the head turn being read (by "
+   "address: ahead of the chunk being read)"},
+  {"dev.cpu.prefetch_order", PA_CFG_ENUM, "address|turn", 0, 0, "address",
+   F(dev_cpu_prefetch_order), 0,
+   "grouped CPU decode: prefetch the rows key by key over the heads, in address order (address), "
+   "or head turn by head turn as they are read (turn)"},
   {"cuda.device", PA_CFG_INT, NULL, 0, 1023, "0", F(cuda_device), 0,
    "CUDA device when desc.device is -1"},
   {"cuda.prefill", PA_CFG_ENUM, "auto|mma|ws", 0, 0, "auto", F(cuda_prefill), 0,

@@ -94,6 +94,7 @@ typedef struct att_job {
   const float *k_scale, *v_scale; /* fp8: dequantisation scales, [1] or [Hkv] */
   int64_t k_scale_s, v_scale_s;   /* 0 for one scale per tensor */
   int prefetch;                   /* dev.cpu.prefetch: bytes ahead in run_group */
+  int pf_address;                 /* dev.cpu.prefetch_order=address */
 } att_job;
 
 /* fp8 K/V: K's scale multiplies Q (s = q . (c k) = (c q) . k), V's the
@@ -526,12 +527,23 @@ static inline __attribute__((always_inline)) void pf_stream(const att_scratch *s
  * The distance is a byte count, dev.cpu.prefetch (8 KB) of K/V rows in
  * flight, so the cheap-to-compute dtypes (fp8, bf16) keep enough misses
  * outstanding: one turn (2 KB of bf16 d128) left the memory latency exposed
- * (bench/RESULTS.md, issue 16). */
+ * (bench/RESULTS.md, issue 16). by_address (dev.cpu.prefetch_order, the
+ * default): the same rows, but key by key over the heads, i.e. in address
+ * order (NHD), which the L2 stream prefetcher follows; on a Zen 3 (whose
+ * software prefetches all fill L1) decode of 16-bit K/V at groups 1 and 4
+ * ran 1.13-1.43x faster so (median of 6 interleaved rounds), 64/8 and f32
+ * K/V the same (bench/RESULTS.md). */
 static inline __attribute__((always_inline)) void pf_next(const att_scratch *sc, int h, int nh,
-                                                          int cur, int phase, int c, int pf_turns,
+                                                          int by_address, int cur, int phase,
+                                                          int c, int pf_turns,
                                                           int n, int n1, int64_t kbytes,
                                                           int64_t vbytes) {
   const int t = (c / GROUP_CHUNK) * nh + h + pf_turns;
+  if (by_address) { /* turn t's share of rows, key by key over the heads */
+    for (int r = t * GROUP_CHUNK; r < (t + 1) * GROUP_CHUNK; r++)
+      pf_stream(&sc[r % nh], cur, phase, r / nh, 1, n, n1, kbytes, vbytes);
+    return;
+  }
   pf_stream(&sc[t % nh], cur, phase, (t / nh) * GROUP_CHUNK, GROUP_CHUNK, n, n1, kbytes, vbytes);
 }
 
@@ -566,7 +578,9 @@ static void run_group(void *arg, int64_t gi, int tid) {
   if (bk && bk->qk_db && io->k[0]->dtype == PA_BF16) db = 1;
   if (bk && bk->qk_db8 && pa_dtype_is_fp8(io->k[0]->dtype)) db = 2;
   const int64_t turn = (int64_t)GROUP_CHUNK * (kbytes > vbytes ? kbytes : vbytes);
-  int pf_turns = (int)((jb->prefetch + turn - 1) / turn);
+  /* by address, the rows a head turn reads are prefetched a whole chunk
+   * (nh turns) later than by turn: the distance counts from there */
+  int pf_turns = (int)((jb->prefetch + turn - 1) / turn) + (jb->pf_address ? nh : 0);
   for (int h = 0; h < nh; h++) {
     carve(base + (size_t)h * per, PA_CPU_GROUP_ROWS, dqk, dv, 0, &sc[h]);
     item_begin(jb, &pl->work[items[h]], &sc[h], 0, lo_k ? E4M3_LO_SCALE : 1.0f);
@@ -592,8 +606,13 @@ static void run_group(void *arg, int64_t gi, int tid) {
       if (!have) {
         key_ptrs(jb, io->k[0], rq, w->b, j0, n, hk, sc[h].kp[cur][0]);
         key_ptrs(jb, io->v, rq, w->b, j0, n, hk, sc[h].vp[cur]);
-        for (int t = h; t < pf_turns; t += nh) /* the turns before the first prefetch distance */
-          pf_stream(&sc[h], cur, 0, (t / nh) * GROUP_CHUNK, GROUP_CHUNK, n, 0, kbytes, vbytes);
+        /* what pf_next would have asked for before the first distance */
+        if (jb->pf_address)
+          for (int r = h; r < pf_turns * GROUP_CHUNK; r += nh)
+            pf_stream(&sc[h], cur, 0, r / nh, 1, n, 0, kbytes, vbytes);
+        else
+          for (int t = h; t < pf_turns; t += nh)
+            pf_stream(&sc[h], cur, 0, (t / nh) * GROUP_CHUNK, GROUP_CHUNK, n, 0, kbytes, vbytes);
       }
       if (n1 > 0) {
         key_ptrs(jb, io->k[0], rq, w->b, j1, n1, hk, sc[h].kp[cur ^ 1][0]);
@@ -603,7 +622,7 @@ static void run_group(void *arg, int64_t gi, int tid) {
     for (int c = 0; c < n; c += GROUP_CHUNK) {
       const int nc = n - c < GROUP_CHUNK ? n - c : GROUP_CHUNK;
       for (int h = 0; h < nh; h++) {
-        pf_next(sc, h, nh, cur, 0, c, pf_turns, n, n1, kbytes, vbytes);
+        pf_next(sc, h, nh, jb->pf_address, cur, 0, c, pf_turns, n, n1, kbytes, vbytes);
         if (db == 2)
           bk->qk_db8(io->k[0]->dtype, R, nc, dqk, sc[h].qb, dqk, sc[h].kp[cur][0] + c,
                      sc[h].s + c, BK, sc[h].qk_scale);
@@ -623,7 +642,7 @@ static void run_group(void *arg, int64_t gi, int tid) {
     for (int c = 0; c < n; c += GROUP_CHUNK) {
       const int nc = n - c < GROUP_CHUNK ? n - c : GROUP_CHUNK;
       for (int h = 0; h < nh; h++) {
-        pf_next(sc, h, nh, cur, 1, c, pf_turns, n, n1, kbytes, vbytes);
+        pf_next(sc, h, nh, jb->pf_address, cur, 1, c, pf_turns, n, n1, kbytes, vbytes);
         pv_chunk(kern, lo_v, R, nc, dv, sc[h].s + c, BK, sc[h].vp[cur] + c, io->v->dtype,
                  c == 0 ? sc[h].alpha : NULL, sc[h].o, dv);
       }
@@ -720,6 +739,7 @@ pa_status pa_cpu_run_attention(pa_context *ctx, const pa_plan *plan, const pa_cp
   jb.st = st;
   jb.io = io;
   jb.prefetch = ctx->cfg.dev_cpu_prefetch;
+  jb.pf_address = ctx->cfg.dev_cpu_prefetch_order == PA_CFG_PF_ADDRESS;
   for (int sg = 0; sg < io->nseg; sg++) jb.dq[sg] = (int)io->q[sg]->shape[io->q[sg]->ndim - 1];
   if (io->nseg == 1) jb.dq[0] = plan->desc.head_dim_qk;
   if (io->block_table && io->block_table->buf) {
