@@ -534,10 +534,9 @@ static inline __attribute__((always_inline)) void pf_stream(const att_scratch *s
  * ran 1.13-1.43x faster so (median of 6 interleaved rounds), 64/8 and f32
  * K/V the same (bench/RESULTS.md). */
 static inline __attribute__((always_inline)) void pf_next(const att_scratch *sc, int h, int nh,
-                                                          int by_address, int cur, int phase,
-                                                          int c, int pf_turns,
-                                                          int n, int n1, int64_t kbytes,
-                                                          int64_t vbytes) {
+                                                          int by_address, int cur, int phase, int c,
+                                                          int pf_turns, int n, int n1,
+                                                          int64_t kbytes, int64_t vbytes) {
   const int t = (c / GROUP_CHUNK) * nh + h + pf_turns;
   if (by_address) { /* turn t's share of rows, key by key over the heads */
     for (int r = t * GROUP_CHUNK; r < (t + 1) * GROUP_CHUNK; r++)
