@@ -22,7 +22,10 @@
  *       overlap); P stays in registers as the A operand.
  *     PP: ping-pong, the two consumers take turns issuing their GEMMs
  *     (named barriers 1 and 2), so one's softmax overlaps the other's GEMMs.
- *     A stage is released (empty mbarrier, 256 arrivals) after its PV.
+ *     A stage is released (empty mbarrier, 256 arrivals) after its PV;
+ *     dev.cuda.ws_release 1/2 release its K after S instead and its V after
+ *     PV, and the producer loads V(t-1) after K(t), the order of use, so
+ *     K(t + 1) need not wait for PV(t - 1) (FlashAttention-3's split).
  * Tensor maps (host, cuTensorMapEncodeTiled through the runtime's driver
  * entry point) view K and V as 4-d (d, head, token, batch); a ragged batch
  * is one batch of all tokens. Rows past the tensor's end read as zeros. */
@@ -53,7 +56,7 @@ template <int DQK, int DV> struct scfg {
   static constexpr int STAGE = K_TILE + V_TILE; /* K then V */
   /* Dqk <= 128: two Q buffers, the next item's Q loads during this one */
   static constexpr int QBUFS = DQK <= 128 ? 2 : 1;
-  static constexpr int BARS = 4 * STAGES * 8;
+  static constexpr int BARS = 5 * STAGES * 8;
   static constexpr int SMEM = 1024 + QBUFS * Q_BYTES + STAGES * STAGE + BARS;
 };
 
@@ -74,7 +77,7 @@ __device__ __forceinline__ float ex2(float x) {
 template <typename T, int DQK, int DV, bool PP>
 __global__ void __launch_bounds__(kThreads, 1)
     prefill_ws(const pa_cu_attn a, const __grid_constant__ CUtensorMap tk,
-               const __grid_constant__ CUtensorMap tv, const int ragged) {
+               const __grid_constant__ CUtensorMap tv, const int ragged, const int rel) {
 #if PA_WGMMA
   using C = scfg<DQK, DV>;
   constexpr int BN = C::BN, STAGES = C::STAGES;
@@ -85,15 +88,18 @@ __global__ void __launch_bounds__(kThreads, 1)
   const uint32_t bar0 = kv0 + STAGES * C::STAGE;
   auto full_k = [&](int s) { return bar0 + 8 * s; };
   auto full_v = [&](int s) { return bar0 + 8 * (STAGES + s); };
-  auto empty = [&](int s) { return bar0 + 8 * (2 * STAGES + s); };
+  /* rel 0: empty_k frees K and V together; 1, 2: empty_v frees V */
+  auto empty_k = [&](int s) { return bar0 + 8 * (2 * STAGES + s); };
   auto vaux = [&](int s) { return bar0 + 8 * (3 * STAGES + s); };
+  auto empty_v = [&](int s) { return bar0 + 8 * (4 * STAGES + s); };
   const int tid = threadIdx.x;
   if (tid == 0) {
     for (int s = 0; s < STAGES; ++s) {
       pa::tma::bar_init(full_k(s), 1);
       pa::tma::bar_init(full_v(s), 1);
-      pa::tma::bar_init(empty(s), 256);
+      pa::tma::bar_init(empty_k(s), rel == 1 ? 2 : 256);
       pa::tma::bar_init(vaux(s), 1);
+      pa::tma::bar_init(empty_v(s), rel == 1 ? 2 : 256);
     }
     pa::tma::bar_init_fence();
     pa::tma::prefetch_map(&tk);
@@ -118,61 +124,68 @@ __global__ void __launch_bounds__(kThreads, 1)
       const int32_t *bt = reinterpret_cast<const int32_t *>(a.bt.ptr);
       int stage = 0;
       uint32_t ph = 0, auxph = 0;
+      /* K (or V) of the keys [j0, j0 + valid) of item w into a stage. */
+      auto load_kv = [&](const pa_work &w, bool is_v, int st, int j0, int valid) {
+        const int k0 = ragged ? a.reqs[w.b].k_start : 0, bb = ragged ? 0 : w.b;
+        const int CB = is_v ? VCB : KCB, TILE = is_v ? C::V_TILE : C::K_TILE;
+        const uint32_t dst = kv0 + st * C::STAGE + (is_v ? C::K_TILE : 0);
+        const CUtensorMap *map = is_v ? &tv : &tk;
+        const uint32_t bar = !is_v ? full_k(st) : valid < BN ? vaux(st) : full_v(st);
+        if (!paged) {
+          if (lane == 0) {
+            pa::tma::arrive_tx(bar, TILE);
+            for (int cb = 0; cb < CB; ++cb)
+              pa::tma::load_4d(dst + cb * BN * 128, map, bar, cb * 64, w.hk, k0 + j0, bb);
+          }
+        } else {
+          /* One box of PR rows per (page segment, column block), a lane each;
+           * only the segments that hold keys of the item (the block table is
+           * read no further than the request's pages). */
+          const int nseg = (valid + PR - 1) / PR;
+          if (lane == 0) pa::tma::arrive_tx(bar, nseg * CB * PR * 128);
+          __syncwarp();
+          for (int e = lane; e < nseg * CB; e += 32) {
+            const int sg = e / CB, cb = e % CB, j = j0 + sg * PR;
+            const int page = bt[(int64_t)w.b * a.bt.sb + (int64_t)(j / a.page_size) * a.bt.st];
+            pa::tma::load_4d(dst + cb * BN * 128 + sg * PR * 128, map, bar, cb * 64, w.hk,
+                             j % a.page_size, page);
+          }
+        }
+        if (is_v && valid < BN) { /* zero V rows [valid, BN), then hand the stage over */
+          pa::tma::wait(bar, (auxph >> st) & 1u);
+          auxph ^= 1u << st;
+          for (int e = lane; e < (BN - valid) * 8 * VCB; e += 32) {
+            const int r = valid + e / (8 * VCB), rest = e % (8 * VCB);
+            pa::tma::st_zero16(dst + (rest / 8) * BN * 128 + r * 128 + (rest % 8) * 16);
+          }
+          pa::fence_proxy_async();
+          __syncwarp();
+          if (lane == 0) pa::tma::arrive(full_v(st));
+        }
+      };
       for (int round = 0, it; (it = item_of(round)) < a.num_work; ++round) {
         const pa_work w = a.work[it];
-        const int k0 = ragged ? a.reqs[w.b].k_start : 0, bb = ragged ? 0 : w.b;
         const int nt = (w.kv_end - w.kv_begin + BN - 1) / BN;
-        for (int t = 0; t < nt; ++t) {
-          const int j0 = w.kv_begin + t * BN, valid = min(BN, w.kv_end - j0);
-          pa::tma::wait(empty(stage), ph ^ 1);
-          const uint32_t ka = kv0 + stage * C::STAGE, va = ka + C::K_TILE;
-          const uint32_t vb = valid < BN ? vaux(stage) : full_v(stage);
-          if (!paged) {
-            if (lane == 0) {
-              pa::tma::arrive_tx(full_k(stage), C::K_TILE);
-#pragma unroll
-              for (int cb = 0; cb < KCB; ++cb)
-                pa::tma::load_4d(ka + cb * BN * 128, &tk, full_k(stage), cb * 64, w.hk, k0 + j0,
-                                 bb);
-              pa::tma::arrive_tx(vb, C::V_TILE);
-#pragma unroll
-              for (int cb = 0; cb < VCB; ++cb)
-                pa::tma::load_4d(va + cb * BN * 128, &tv, vb, cb * 64, w.hk, k0 + j0, bb);
-            }
-          } else {
-            /* One box of PR rows per (page segment, column block), a lane each;
-             * only the segments that hold keys of the item (the block table is
-             * read no further than the request's pages). */
-            const int nseg = (valid + PR - 1) / PR;
-            if (lane == 0) {
-              pa::tma::arrive_tx(full_k(stage), nseg * KCB * PR * 128);
-              pa::tma::arrive_tx(vb, nseg * VCB * PR * 128);
-            }
-            __syncwarp();
-            for (int e = lane; e < nseg * (KCB + VCB); e += 32) {
-              const int sg = e / (KCB + VCB), cb = e % (KCB + VCB), j = j0 + sg * PR;
-              const int page = bt[(int64_t)w.b * a.bt.sb + (int64_t)(j / a.page_size) * a.bt.st];
-              const int row = j % a.page_size;
-              if (cb < KCB)
-                pa::tma::load_4d(ka + cb * BN * 128 + sg * PR * 128, &tk, full_k(stage), cb * 64,
-                                 w.hk, row, page);
-              else
-                pa::tma::load_4d(va + (cb - KCB) * BN * 128 + sg * PR * 128, &tv, vb,
-                                 (cb - KCB) * 64, w.hk, row, page);
-            }
+        /* V(t) is loaded in step t, or with rel in step t + 1, after K(t + 1):
+         * S(t + 1) is issued before P(t)V(t). */
+        int vst = 0;
+        uint32_t vph = 0;
+        for (int t = 0; t < nt + (rel != 0); ++t) {
+          const int jk = w.kv_begin + t * BN;
+          const int kst = stage;
+          if (t < nt) {
+            pa::tma::wait(empty_k(stage), ph ^ 1);
+            load_kv(w, false, stage, jk, min(BN, w.kv_end - jk));
           }
-          if (valid < BN) { /* zero V rows [valid, BN), then hand the stage over */
-            pa::tma::wait(vb, (auxph >> stage) & 1u);
-            auxph ^= 1u << stage;
-            for (int e = lane; e < (BN - valid) * 8 * VCB; e += 32) {
-              const int r = valid + e / (8 * VCB), rest = e % (8 * VCB);
-              pa::tma::st_zero16(va + (rest / 8) * BN * 128 + r * 128 + (rest % 8) * 16);
-            }
-            pa::fence_proxy_async();
-            __syncwarp();
-            if (lane == 0) pa::tma::arrive(full_v(stage));
+          const int tv = rel ? t - 1 : t;
+          if (tv >= 0) {
+            const int jv = w.kv_begin + tv * BN, st = rel ? vst : kst;
+            if (rel) pa::tma::wait(empty_v(st), vph ^ 1);
+            load_kv(w, true, st, jv, min(BN, w.kv_end - jv));
           }
-          if (++stage == STAGES) {
+          vst = stage;
+          vph = ph;
+          if (t < nt && ++stage == STAGES) {
             stage = 0;
             ph ^= 1;
           }
@@ -192,6 +205,12 @@ __global__ void __launch_bounds__(kThreads, 1)
         (reinterpret_cast<uintptr_t>(a.o.ptr) & 3) == 0;
     int stage = 0;
     uint32_t ph = 0;
+    /* A stage's K is read by S, its V by PV: with rel, each is handed back
+     * as soon as its GEMM completes (one thread per warpgroup with rel 1). */
+    const int rel_on = rel == 2 || (rel == 1 && wt == 0);
+    const uint32_t v_bars = rel ? empty_v(0) : empty_k(0);
+    auto free_k = [&](int st) { pa::tma::arrive_if(empty_k(st), rel_on); };
+    auto free_v = [&](int st) { pa::tma::arrive_if(v_bars + 8 * st, rel == 0 || rel_on); };
     if (PP && c == 1) pa::tma::named_arrive(1, 256); /* consumer 0 issues first */
     auto turn = [&]() {
       if (PP) pa::tma::named_sync(1 + c, 256);
@@ -338,6 +357,7 @@ __global__ void __launch_bounds__(kThreads, 1)
         pass();
         pa::wg_wait<0>();
         pa::reg_fence<NT * 4>(&s[0][0]);
+        free_k(stage);
         softmax(0, cf, sum);
         rescale_pack(cf, sum);
         int pst = stage;
@@ -356,10 +376,11 @@ __global__ void __launch_bounds__(kThreads, 1)
           pass();
           pa::wg_wait<1>();
           pa::reg_fence<NT * 4>(&s[0][0]);
+          free_k(stage);
           softmax(t, cf, sum);
           pa::wg_wait<0>();
           pa::reg_fence<NO * 4>(&o[0][0]);
-          pa::tma::arrive(empty(pst));
+          free_v(pst);
           rescale_pack(cf, sum);
           pst = stage;
           pph = ph;
@@ -375,7 +396,7 @@ __global__ void __launch_bounds__(kThreads, 1)
         pass();
         pa::wg_wait<0>();
         pa::reg_fence<NO * 4>(&o[0][0]);
-        pa::tma::arrive(empty(pst));
+        free_v(pst);
       }
 
 #pragma unroll
@@ -472,7 +493,7 @@ bool make_map(CUtensorMap *m, const pa_cu_view &v, int d, int heads, int64_t tok
 }
 
 template <typename T, int DQK, int DV>
-cudaError_t go(const pa_cu_attn *a, int pp, int nsm, cudaStream_t s) {
+cudaError_t go(const pa_cu_attn *a, int pp, int rel, int nsm, cudaStream_t s) {
   using C = scfg<DQK, DV>;
   CUtensorMap tk, tv;
   memset(&tk, 0, sizeof tk);
@@ -486,17 +507,18 @@ cudaError_t go(const pa_cu_attn *a, int pp, int nsm, cudaStream_t s) {
     return DQK == DV && DQK <= 128 ? pa_cu_prefill_wgmma(a, s) : cudaErrorNotSupported;
   const int ragged = !a->k.padded, grid = a->num_work < nsm ? a->num_work : nsm;
   if (pp)
-    prefill_ws<T, DQK, DV, true><<<grid, kThreads, C::SMEM, s>>>(*a, tk, tv, ragged);
+    prefill_ws<T, DQK, DV, true><<<grid, kThreads, C::SMEM, s>>>(*a, tk, tv, ragged, rel);
   else
-    prefill_ws<T, DQK, DV, false><<<grid, kThreads, C::SMEM, s>>>(*a, tk, tv, ragged);
+    prefill_ws<T, DQK, DV, false><<<grid, kThreads, C::SMEM, s>>>(*a, tk, tv, ragged, rel);
   return cudaGetLastError();
 }
 
-template <typename T> cudaError_t launch(const pa_cu_attn *a, int pp, int nsm, cudaStream_t s) {
-  if (a->dqk == 64 && a->dv == 64) return go<T, 64, 64>(a, pp, nsm, s);
-  if (a->dqk == 128 && a->dv == 128) return go<T, 128, 128>(a, pp, nsm, s);
-  if (a->dqk == 256 && a->dv == 256) return go<T, 256, 256>(a, pp, nsm, s);
-  if (a->dqk == 192 && a->dv == 128) return go<T, 192, 128>(a, pp, nsm, s);
+template <typename T>
+cudaError_t launch(const pa_cu_attn *a, int pp, int rel, int nsm, cudaStream_t s) {
+  if (a->dqk == 64 && a->dv == 64) return go<T, 64, 64>(a, pp, rel, nsm, s);
+  if (a->dqk == 128 && a->dv == 128) return go<T, 128, 128>(a, pp, rel, nsm, s);
+  if (a->dqk == 256 && a->dv == 256) return go<T, 256, 256>(a, pp, rel, nsm, s);
+  if (a->dqk == 192 && a->dv == 128) return go<T, 192, 128>(a, pp, rel, nsm, s);
   return cudaErrorInvalidValue;
 }
 
@@ -515,12 +537,12 @@ extern "C" int pa_cu_prefill_ws_supported(int dqk, int dv, int dtype) {
          (dtype == PA_F16 || dtype == PA_BF16);
 }
 
-extern "C" cudaError_t pa_cu_prefill_ws(const pa_cu_attn *a, int pp, cudaStream_t s) {
+extern "C" cudaError_t pa_cu_prefill_ws(const pa_cu_attn *a, int pp, int rel, cudaStream_t s) {
   if (a->num_work == 0) return cudaSuccess;
   int dev = 0, nsm = 0;
   cudaError_t e = cudaGetDevice(&dev);
   if (e == cudaSuccess) e = cudaDeviceGetAttribute(&nsm, cudaDevAttrMultiProcessorCount, dev);
   if (e != cudaSuccess) return e;
-  return a->q.dtype == PA_F16 ? launch<__half>(a, pp, nsm, s)
-                              : launch<__nv_bfloat16>(a, pp, nsm, s);
+  return a->q.dtype == PA_F16 ? launch<__half>(a, pp, rel, nsm, s)
+                              : launch<__nv_bfloat16>(a, pp, rel, nsm, s);
 }

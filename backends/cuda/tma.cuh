@@ -29,6 +29,14 @@ __device__ __forceinline__ void arrive(uint32_t bar) {
   asm volatile("{\n.reg .b64 st;\nmbarrier.arrive.shared::cta.b64 st, [%0];\n}\n" ::"r"(bar)
                : "memory");
 }
+/* arrive() where on is nonzero, as one predicated instruction (no branch
+ * to split the caller's code). */
+__device__ __forceinline__ void arrive_if(uint32_t bar, int on) {
+  asm volatile("{\n.reg .pred p;\n.reg .b64 st;\nsetp.ne.b32 p, %1, 0;\n"
+               "@p mbarrier.arrive.shared::cta.b64 st, [%0];\n}\n" ::"r"(bar),
+               "r"(on)
+               : "memory");
+}
 /* This thread's arrival, and `bytes` more that the copies on bar must deliver. */
 __device__ __forceinline__ void arrive_tx(uint32_t bar, uint32_t bytes) {
   asm volatile(
