@@ -52,6 +52,7 @@ typedef struct pa_config {
   int dev_cuda_mla_balance;  /* 0/1: MLA auto splits by pa_balance_chunk */
   int dev_cuda_ws_pingpong; /* 0/1: ws prefill consumers take turns issuing GEMMs */
   int dev_cuda_ws_release;  /* 0/1/2: ws prefill K/V stage release (0 together after PV) */
+  int dev_cuda_ws_lazy;     /* 0/1: ws prefill skips O's rescale where no row max grew */
   int dev_cuda_ws_paged;    /* 0/1: ws prefill takes paged k/v */
   char dev_opencl_kernel_dir[PA_CFG_STR];
   char dev_opencl_build_options[PA_CFG_STR];

@@ -80,6 +80,8 @@ static const pa_config_key keys[] = {
   {"dev.cuda.ws_release", PA_CFG_INT, "0|1|2", 0, 0, "0", F(dev_cuda_ws_release), 0,
    "ws prefill: 0 K and V of a stage released together after PV; 1 K after S and V after PV, one "
    "arrival per warpgroup, V loaded a tile behind K; 2 the same with every thread arriving"},
+  {"dev.cuda.ws_lazy", PA_CFG_INT, B01, 0, 0, "0", F(dev_cuda_ws_lazy), 0,
+   "ws prefill, head dims up to 128: 1 skips O's rescale in a warp where no row max grew (the factor is exactly 1)"},
   {"dev.cuda.ws_paged", PA_CFG_INT, B01, 0, 0, "1", F(dev_cuda_ws_paged), 0,
    "ws prefill: paged k/v (page sizes that are multiples of 16) on the TMA kernel"},
   {"dev.opencl.kernel_dir", PA_CFG_TEXT, NULL, 0, 0, "", F(dev_opencl_kernel_dir), 0,

@@ -82,6 +82,7 @@ static pa_status cu_create(pa_context *ctx, int device, const pa_context_desc *d
   s->ws_everywhere = ctx->cfg.cuda_prefill == PA_CFG_PREFILL_WS;
   s->ws_pingpong = ctx->cfg.dev_cuda_ws_pingpong;
   s->ws_release = ctx->cfg.dev_cuda_ws_release;
+  s->ws_lazy = ctx->cfg.dev_cuda_ws_lazy;
   s->mla_kernel = !sm90 || ctx->cfg.cuda_mla == PA_CFG_MLA_MMA ? PA_CU_MLA_MMA
                   : ctx->cfg.cuda_mla == PA_CFG_MLA_FAST    ? PA_CU_MLA_FAST
                                                             : PA_CU_MLA_SEESAW;
@@ -467,7 +468,7 @@ static pa_status dispatch(pa_context *ctx, const pa_plan *plan, const pa_cu_attn
     break;
   case PA_CU_PREFILL_MMA: e = pa_cu_prefill_attention(a, s->stream); break;
   case PA_CU_PREFILL_WGMMA: e = pa_cu_prefill_wgmma(a, s->stream); break;
-  case PA_CU_PREFILL_WS: e = pa_cu_prefill_ws(a, s->ws_pingpong, s->ws_release, s->stream); break;
+  case PA_CU_PREFILL_WS: e = pa_cu_prefill_ws(a, s->ws_pingpong, s->ws_release | s->ws_lazy << 2, s->stream); break;
   case PA_CU_MLA_MMA: e = pa_cu_mla_mma_decode(a, s->stream); break;
   case PA_CU_MLA_SEESAW: e = pa_cu_mla_seesaw_decode(a, s->stream); break;
   case PA_CU_MLA_FAST:

@@ -134,7 +134,8 @@ cudaError_t pa_cu_prefill_wgmma(const pa_cu_attn *a, cudaStream_t s);
 int pa_cu_prefill_ws_available(void);
 cudaError_t pa_cu_prefill_ws_init(void);
 int pa_cu_prefill_ws_supported(int dqk, int dv, int dtype);
-cudaError_t pa_cu_prefill_ws(const pa_cu_attn *a, int pp, int rel, cudaStream_t s);
+/* opt: dev.cuda.ws_release (0..2) | dev.cuda.ws_lazy << 2 */
+cudaError_t pa_cu_prefill_ws(const pa_cu_attn *a, int pp, int opt, cudaStream_t s);
 int pa_cu_mla_supported(int dc, int dr, int dtype, int smem_optin);
 
 /* pa_kv_append / pa_mla_append (append.cu). */

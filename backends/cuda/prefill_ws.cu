@@ -77,10 +77,11 @@ __device__ __forceinline__ float ex2(float x) {
 template <typename T, int DQK, int DV, bool PP>
 __global__ void __launch_bounds__(kThreads, 1)
     prefill_ws(const pa_cu_attn a, const __grid_constant__ CUtensorMap tk,
-               const __grid_constant__ CUtensorMap tv, const int ragged, const int rel) {
+               const __grid_constant__ CUtensorMap tv, const int ragged, const int opt) {
 #if PA_WGMMA
   using C = scfg<DQK, DV>;
   constexpr int BN = C::BN, STAGES = C::STAGES;
+  const int rel = opt & 3; /* dev.cuda.ws_release; bit 2: dev.cuda.ws_lazy */
   constexpr int CH = DQK / 8, NT = BN / 8, NO = DV / 8, KCB = DQK / 64, VCB = DV / 64;
   extern __shared__ __align__(16) unsigned char smem_raw[];
   const uint32_t q_addr = (pa::smem_addr(smem_raw) + 1023u) & ~1023u;
@@ -330,13 +331,20 @@ __global__ void __launch_bounds__(kThreads, 1)
         }
       };
       auto rescale_pack = [&](const float *cf, const float *sum) {
+        /* ws_lazy: where no row max of the warp grew, every cf is exactly
+         * ex2(0) = 1 and O is left as it is (the same bits). Dqk <= 128
+         * only: the larger dims have no register to spare for it. */
+        const bool scale_o = DQK > 128 || !(opt & 4) ||
+                             __any_sync(0xffffffffu, cf[0] != 1.f || cf[1] != 1.f);
 #pragma unroll
         for (int x = 0; x < 2; ++x) {
           l[x] = l[x] * cf[x] + sum[x];
+          if (scale_o) {
 #pragma unroll
-          for (int n = 0; n < NO; ++n) {
-            o[n][2 * x] *= cf[x];
-            o[n][2 * x + 1] *= cf[x];
+            for (int n = 0; n < NO; ++n) {
+              o[n][2 * x] *= cf[x];
+              o[n][2 * x + 1] *= cf[x];
+            }
           }
         }
 #pragma unroll
@@ -493,7 +501,7 @@ bool make_map(CUtensorMap *m, const pa_cu_view &v, int d, int heads, int64_t tok
 }
 
 template <typename T, int DQK, int DV>
-cudaError_t go(const pa_cu_attn *a, int pp, int rel, int nsm, cudaStream_t s) {
+cudaError_t go(const pa_cu_attn *a, int pp, int opt, int nsm, cudaStream_t s) {
   using C = scfg<DQK, DV>;
   CUtensorMap tk, tv;
   memset(&tk, 0, sizeof tk);
@@ -507,18 +515,18 @@ cudaError_t go(const pa_cu_attn *a, int pp, int rel, int nsm, cudaStream_t s) {
     return DQK == DV && DQK <= 128 ? pa_cu_prefill_wgmma(a, s) : cudaErrorNotSupported;
   const int ragged = !a->k.padded, grid = a->num_work < nsm ? a->num_work : nsm;
   if (pp)
-    prefill_ws<T, DQK, DV, true><<<grid, kThreads, C::SMEM, s>>>(*a, tk, tv, ragged, rel);
+    prefill_ws<T, DQK, DV, true><<<grid, kThreads, C::SMEM, s>>>(*a, tk, tv, ragged, opt);
   else
-    prefill_ws<T, DQK, DV, false><<<grid, kThreads, C::SMEM, s>>>(*a, tk, tv, ragged, rel);
+    prefill_ws<T, DQK, DV, false><<<grid, kThreads, C::SMEM, s>>>(*a, tk, tv, ragged, opt);
   return cudaGetLastError();
 }
 
 template <typename T>
-cudaError_t launch(const pa_cu_attn *a, int pp, int rel, int nsm, cudaStream_t s) {
-  if (a->dqk == 64 && a->dv == 64) return go<T, 64, 64>(a, pp, rel, nsm, s);
-  if (a->dqk == 128 && a->dv == 128) return go<T, 128, 128>(a, pp, rel, nsm, s);
-  if (a->dqk == 256 && a->dv == 256) return go<T, 256, 256>(a, pp, rel, nsm, s);
-  if (a->dqk == 192 && a->dv == 128) return go<T, 192, 128>(a, pp, rel, nsm, s);
+cudaError_t launch(const pa_cu_attn *a, int pp, int opt, int nsm, cudaStream_t s) {
+  if (a->dqk == 64 && a->dv == 64) return go<T, 64, 64>(a, pp, opt, nsm, s);
+  if (a->dqk == 128 && a->dv == 128) return go<T, 128, 128>(a, pp, opt, nsm, s);
+  if (a->dqk == 256 && a->dv == 256) return go<T, 256, 256>(a, pp, opt, nsm, s);
+  if (a->dqk == 192 && a->dv == 128) return go<T, 192, 128>(a, pp, opt, nsm, s);
   return cudaErrorInvalidValue;
 }
 
@@ -537,12 +545,12 @@ extern "C" int pa_cu_prefill_ws_supported(int dqk, int dv, int dtype) {
          (dtype == PA_F16 || dtype == PA_BF16);
 }
 
-extern "C" cudaError_t pa_cu_prefill_ws(const pa_cu_attn *a, int pp, int rel, cudaStream_t s) {
+extern "C" cudaError_t pa_cu_prefill_ws(const pa_cu_attn *a, int pp, int opt, cudaStream_t s) {
   if (a->num_work == 0) return cudaSuccess;
   int dev = 0, nsm = 0;
   cudaError_t e = cudaGetDevice(&dev);
   if (e == cudaSuccess) e = cudaDeviceGetAttribute(&nsm, cudaDevAttrMultiProcessorCount, dev);
   if (e != cudaSuccess) return e;
-  return a->q.dtype == PA_F16 ? launch<__half>(a, pp, rel, nsm, s)
-                              : launch<__nv_bfloat16>(a, pp, rel, nsm, s);
+  return a->q.dtype == PA_F16 ? launch<__half>(a, pp, opt, nsm, s)
+                              : launch<__nv_bfloat16>(a, pp, opt, nsm, s);
 }

@@ -20,6 +20,7 @@ typedef struct pa_cuda_state {
   int ws_everywhere; /* cuda.prefill=ws: it runs every plan it takes (auto: ws_preferred) */
   int ws_pingpong;   /* dev.cuda.ws_pingpong */
   int ws_release;    /* dev.cuda.ws_release */
+  int ws_lazy;       /* dev.cuda.ws_lazy */
   int mla_kernel;    /* pa_cu_kernel: the MLA decode kernel (cuda.mla, sm_90 or not) */
 } pa_cuda_state;
 

@@ -61,6 +61,7 @@ CONFIGS=(
   "kst3|d128|$WS,$D.ws_release=1,$D.ws_kstages=3"
   "stackB|d128|$STACK,$D.ws_kstages=3"
   "lazy1|d128|$WS,$D.ws_lazy=1"
+  "rel1lazy|d128|$WS,$D.ws_release=1,$D.ws_lazy=1"
   "lazy2|d128|$WS,$D.ws_lazy=2"
   "hint|d128|$WS,$D.ws_l2hint=1"
   "order|d128|$WS,$D.ws_order=1"
