@@ -228,9 +228,11 @@ static pa_status choose_decode(pa_context *ctx, pa_kernel_choice *c) {
 /* Under cuda.prefill=auto the warp-specialised kernel runs where it beat the
  * wgmma kernel on an H200 (bench/RESULTS.md, 2026-12-07): head dims other
  * than 128/128 (d 256 2.9x, 192/128 2.1x, d 64 1.05x) and paged k/v (1.07x);
- * contiguous d 128 stays on wgmma (equal causal, 0.93x non-causal). */
-static int ws_preferred(const pa_attention_desc *d) {
-  return d->head_dim_qk != 128 || d->head_dim_v != 128 || d->page_size > 0;
+ * contiguous d 128 stays on wgmma (equal causal, 0.93x non-causal) unless
+ * K and V are released apart (dev.cuda.ws_release: 1.22-1.30x over the
+ * release after PV on an H100, 2026-12-08). */
+static int ws_preferred(const pa_cuda_state *s, const pa_attention_desc *d) {
+  return s->ws_release != 0 || d->head_dim_qk != 128 || d->head_dim_v != 128 || d->page_size > 0;
 }
 
 /* Why the warp-specialised prefill cannot run a plan (NULL: it can). */
@@ -299,7 +301,7 @@ static pa_status cu_select(pa_context *ctx, const pa_plan *plan, pa_kernel_choic
     const int bm = pa_cu_prefill_supported(d->head_dim_qk, d->head_dim_v, d->q_dtype, s->smem_optin);
     /* The wgmma kernel's items are the mma.sync kernel's (BM 128), so the
      * plan is the same whichever of the two runs. */
-    if (bm > 0 && s->ws_prefill && (s->ws_everywhere || ws_preferred(d))) {
+    if (bm > 0 && s->ws_prefill && (s->ws_everywhere || ws_preferred(s, d))) {
       const char *why = ws_refuses(plan);
       if (!why) return choose(ctx, c, PA_CU_PREFILL_WS, 128, 64);
       pa_log(2, "cuda: prefill ws does not take this plan (%s)", why);

@@ -102,7 +102,7 @@ for c in "${CONFIGS[@]}"; do
     PA_LOG=2 timeout 25 "$PB" prefill --backend cuda --no-ceilings ${SH[$s]} --iters 8 --warmup 2 \
       ${opt:+--options "$opt"} --json "$W/pb_${name}_${s}.json" >"$W/pb_${name}_${s}.txt" 2>&1
     rc=$?; [ $rc = 124 ] && HANG=1
-    printf "%-10s %-6s rc=%s %s\n" "$name" "$s" "$rc" "$(grep -E '^prefill' "$W/pb_${name}_${s}.txt" | tail -1 | cut -c1-120)"
+    printf "%-10s %-6s rc=%s %s\n" "$name" "$s" "$rc" "$(grep -E '^(prefill|custom)' "$W/pb_${name}_${s}.txt" | tail -1 | cut -c1-120)"
   done
   echo "$name ok" >>"$W/status.txt"
   # peers right after the baseline has all shapes (the same inputs shape-for-shape)
@@ -111,7 +111,7 @@ for c in "${CONFIGS[@]}"; do
 import glob, json, sys
 w = sys.argv[1]; rows = []
 for f in sorted(glob.glob(f"{w}/pb_base_*.json")):
-    try: rows += [r for r in json.load(open(f)).get("results", []) if r.get("status") == "ok"]
+    try: rows += [r for r in json.load(open(f)).get("results", []) if r.get("status") in ("ok", "PA_OK")]
     except Exception: pass
 json.dump({"results": rows}, open(f"{w}/shapes.json", "w"))
 PY
@@ -145,7 +145,7 @@ for f in glob.glob(f"{w}/pb_*_*.json"):
     try: rows = json.load(open(f)).get("results", [])
     except Exception: continue
     for r in rows:
-        if r.get("status") == "ok":
+        if r.get("status") in ("ok", "PA_OK"):
             res[(cfg, shape)] = r["tflops"]; kern[(cfg, shape)] = r.get("kernel", "")
             res.setdefault(("key", shape), r["key"])
 peers = {}
