@@ -45,6 +45,8 @@ for round in 1 2; do
   done
 done
 grep -E "^(prefill|custom)" "$W/pb_new_1.txt" | cut -c1-125
+source bench/devq/checks.sh
+[ $SECONDS -lt 330 ] && window_ab
 echo "== peers $(el)"
 timeout $((480 - SECONDS > 40 ? 480 - SECONDS : 40)) python3 bench/peers/sdpa.py --from "$W/pb_new_1.json" \
   --out "$W/peers.json" --iters 10 >"$W/peers.txt" 2>&1; echo "peers rc=$?"
