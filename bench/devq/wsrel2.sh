@@ -28,8 +28,8 @@ done
 grep -E "\[cuda\] case (window|tile_edge)" "$W/xb_$(echo "" | md5sum | cut -c1-6).log" | cut -c1-110 | head -12
 echo "== sanitizer $(el)"
 for tool in racecheck synccheck; do
-  [ $SECONDS -gt 200 ] && { echo "$tool skipped (time)"; continue; }
-  PA_TEST_OPTIONS=cuda.prefill=ws timeout 80 compute-sanitizer --tool $tool \
+  [ $SECONDS -gt 170 ] && { echo "$tool skipped (time)"; continue; }
+  PA_TEST_OPTIONS=cuda.prefill=ws timeout 60 compute-sanitizer --tool $tool \
     --target-processes all $XB --filter='cuda/tile_edges*' -j1 >"$W/san_$tool.log" 2>&1
   echo "$tool rc=$? $(grep -E "ERROR SUMMARY|RACECHECK SUMMARY" "$W/san_$tool.log" | sort | uniq -c | tr '\n' ' ')"
 done
@@ -46,9 +46,9 @@ for round in 1 2; do
 done
 grep -E "^(prefill|custom)" "$W/pb_new_1.txt" | cut -c1-125
 source bench/devq/checks.sh
-[ $SECONDS -lt 330 ] && window_ab
+[ $SECONDS -lt 300 ] && window_ab
 echo "== peers $(el)"
-timeout $((480 - SECONDS > 40 ? 480 - SECONDS : 40)) python3 bench/peers/sdpa.py --from "$W/pb_new_1.json" \
+timeout $((440 - SECONDS > 40 ? 440 - SECONDS : 40)) python3 bench/peers/sdpa.py --from "$W/pb_new_1.json" \
   --out "$W/peers.json" --iters 10 >"$W/peers.txt" 2>&1; echo "peers rc=$?"
 python3 - "$W" <<'PY'
 import json, glob, sys, statistics
