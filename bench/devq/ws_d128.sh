@@ -4,7 +4,7 @@
 # (wgmma at d128) and SDPA flash/cuDNN, in ONE device call. Sketch: the keys
 # do not exist yet; a key the build does not know is probed, reported "n/a" and
 # skipped, so the script runs before, during and after the work.
-#   copy to bench/devq/ws_d128.sh; device call: carry [".device"],
+#   device call: carry [".device"],
 #   command: bash bench/devq/ws_d128.sh       (timeout_s 600)
 #   env: PA_BUILD (build dir, default build-wsd128: kept on a warm machine),
 #        WSD_TESTS=0 (skip the per-knob tile_edges check), WSD_BUDGET (s, 560),
