@@ -521,9 +521,10 @@ static inline __attribute__((always_inline)) void pf_stream(const att_scratch *s
   }
 }
 
-/* The prefetches issued before head h reads keys [c, c + nc) of a phase:
- * what the head turn pf_turns turns later will read (a turn: one head's
- * GROUP_CHUNK keys; the turns go head by head, then to the next chunk).
+/* The prefetches for head turn t of a phase (a turn: one head's
+ * GROUP_CHUNK keys; the turns go head by head, then to the next chunk),
+ * issued pf_turns turns before it: as head h reads keys [c, c + nc),
+ * t = (c / GROUP_CHUNK) * nh + h + pf_turns.
  * The distance is a byte count, dev.cpu.prefetch (8 KB) of K/V rows in
  * flight, so the cheap-to-compute dtypes (fp8, bf16) keep enough misses
  * outstanding: one turn (2 KB of bf16 d128) left the memory latency exposed
@@ -533,11 +534,10 @@ static inline __attribute__((always_inline)) void pf_stream(const att_scratch *s
  * software prefetches all fill L1) decode of 16-bit K/V at groups 1 and 4
  * ran 1.13-1.43x faster so (median of 6 interleaved rounds), 64/8 and f32
  * K/V the same (bench/RESULTS.md). */
-static inline __attribute__((always_inline)) void pf_next(const att_scratch *sc, int h, int nh,
-                                                          int by_address, int cur, int phase, int c,
-                                                          int pf_turns, int n, int n1,
-                                                          int64_t kbytes, int64_t vbytes) {
-  const int t = (c / GROUP_CHUNK) * nh + h + pf_turns;
+static inline __attribute__((always_inline)) void pf_turn(const att_scratch *sc, int nh,
+                                                          int by_address, int cur, int phase, int t,
+                                                          int n, int n1, int64_t kbytes,
+                                                          int64_t vbytes) {
   if (by_address) { /* turn t's share of rows, key by key over the heads */
     for (int r = t * GROUP_CHUNK; r < (t + 1) * GROUP_CHUNK; r++)
       pf_stream(&sc[r % nh], cur, phase, r / nh, 1, n, n1, kbytes, vbytes);
@@ -605,23 +605,20 @@ static void run_group(void *arg, int64_t gi, int tid) {
       if (!have) {
         key_ptrs(jb, io->k[0], rq, w->b, j0, n, hk, sc[h].kp[cur][0]);
         key_ptrs(jb, io->v, rq, w->b, j0, n, hk, sc[h].vp[cur]);
-        /* what pf_next would have asked for before the first distance */
-        if (jb->pf_address)
-          for (int r = h; r < pf_turns * GROUP_CHUNK; r += nh)
-            pf_stream(&sc[h], cur, 0, r / nh, 1, n, 0, kbytes, vbytes);
-        else
-          for (int t = h; t < pf_turns; t += nh)
-            pf_stream(&sc[h], cur, 0, (t / nh) * GROUP_CHUNK, GROUP_CHUNK, n, 0, kbytes, vbytes);
       }
       if (n1 > 0) {
         key_ptrs(jb, io->k[0], rq, w->b, j1, n1, hk, sc[h].kp[cur ^ 1][0]);
         key_ptrs(jb, io->v, rq, w->b, j1, n1, hk, sc[h].vp[cur ^ 1]);
       }
     }
+    if (!have) /* the turns before the first prefetch distance */
+      for (int t = 0; t < pf_turns; t++)
+        pf_turn(sc, nh, jb->pf_address, cur, 0, t, n, n1, kbytes, vbytes);
     for (int c = 0; c < n; c += GROUP_CHUNK) {
       const int nc = n - c < GROUP_CHUNK ? n - c : GROUP_CHUNK;
       for (int h = 0; h < nh; h++) {
-        pf_next(sc, h, nh, jb->pf_address, cur, 0, c, pf_turns, n, n1, kbytes, vbytes);
+        pf_turn(sc, nh, jb->pf_address, cur, 0, (c / GROUP_CHUNK) * nh + h + pf_turns, n, n1,
+                kbytes, vbytes);
         if (db == 2)
           bk->qk_db8(io->k[0]->dtype, R, nc, dqk, sc[h].qb, dqk, sc[h].kp[cur][0] + c,
                      sc[h].s + c, BK, sc[h].qk_scale);
@@ -641,7 +638,8 @@ static void run_group(void *arg, int64_t gi, int tid) {
     for (int c = 0; c < n; c += GROUP_CHUNK) {
       const int nc = n - c < GROUP_CHUNK ? n - c : GROUP_CHUNK;
       for (int h = 0; h < nh; h++) {
-        pf_next(sc, h, nh, jb->pf_address, cur, 1, c, pf_turns, n, n1, kbytes, vbytes);
+        pf_turn(sc, nh, jb->pf_address, cur, 1, (c / GROUP_CHUNK) * nh + h + pf_turns, n, n1,
+                kbytes, vbytes);
         pv_chunk(kern, lo_v, R, nc, dv, sc[h].s + c, BK, sc[h].vp[cur] + c, io->v->dtype,
                  c == 0 ? sc[h].alpha : NULL, sc[h].o, dv);
       }

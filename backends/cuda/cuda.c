@@ -470,7 +470,9 @@ static pa_status dispatch(pa_context *ctx, const pa_plan *plan, const pa_cu_attn
     break;
   case PA_CU_PREFILL_MMA: e = pa_cu_prefill_attention(a, s->stream); break;
   case PA_CU_PREFILL_WGMMA: e = pa_cu_prefill_wgmma(a, s->stream); break;
-  case PA_CU_PREFILL_WS: e = pa_cu_prefill_ws(a, s->ws_pingpong, s->ws_release | s->ws_lazy << 2, s->stream); break;
+  case PA_CU_PREFILL_WS:
+    e = pa_cu_prefill_ws(a, s->ws_pingpong, s->ws_release | s->ws_lazy << 2, s->stream);
+    break;
   case PA_CU_MLA_MMA: e = pa_cu_mla_mma_decode(a, s->stream); break;
   case PA_CU_MLA_SEESAW: e = pa_cu_mla_seesaw_decode(a, s->stream); break;
   case PA_CU_MLA_FAST:
